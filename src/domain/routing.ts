@@ -1,0 +1,22 @@
+/**
+ * The seam between the lifecycle (workflows and their node activities) and the
+ * gateway. Node activities publish what they start; the gateway routes to it.
+ */
+export interface UpstreamTarget {
+  instanceId: string;
+  server: string;
+  transport: 'stdio' | 'http' | 'sse';
+  containerId: string;
+  /** For http/sse: the loopback port the container listens on, and the endpoint path. */
+  port?: number;
+  path?: string;
+}
+
+export interface InstanceRouting {
+  /** A container is up for this instance: connect to it (idempotent for the same containerId). */
+  attach(target: UpstreamTarget): Promise<void>;
+  /** Health decides routing: only ready instances receive client traffic and appear in /mcp. */
+  setReady(instanceId: string, ready: boolean): void;
+  /** The instance stopped or its container is gone: fail in-flight calls promptly and forget it. */
+  detach(instanceId: string, reason: string): Promise<void>;
+}
