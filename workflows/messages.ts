@@ -1,0 +1,98 @@
+/**
+ * Signals, queries and updates of mcpd's workflows. Clients (the API, mcpctl via
+ * the API, tests) import these constants; operators can also use the names
+ * directly with the Temporal CLI, e.g.
+ *   temporal workflow signal --workflow-id mcp-instance:gitea:0 --name forceRetry
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { McpServerSpec, McpServerSpecInput } from '../src/config/spec';
+import type { HealthStatus, InstanceView } from '../src/domain/instance';
+
+// ---- instanceWorkflow -------------------------------------------------------
+
+/** Ends a retry wait at once. */
+export const forceRetrySignal = defineSignal('forceRetry');
+/** Stops and removes the container, then ends the workflow. */
+export const stopSignal = defineSignal('stop');
+/** Stop the current container and start a fresh one (same backoff bookkeeping). */
+export const restartSignal = defineSignal('restart');
+/** Sent by the node's Docker event watcher when an instance's container dies. */
+export const containerExitedSignal = defineSignal<[ContainerExit]>('containerExited');
+/** Sent by the probe child only when health changes. */
+export const healthChangedSignal = defineSignal<[HealthTransition]>('healthChanged');
+/** Sent by the server workflow when the spec changes; the instance rolls onto it. */
+export const specChangedSignal = defineSignal<[McpServerSpec]>('specChanged');
+export const statusQuery = defineQuery<InstanceView>('status');
+
+export interface ContainerExit {
+  containerId: string;
+  exitCode: number | null;
+  /** e.g. "container exited with code 137 (killed)". */
+  reason: string;
+}
+
+export interface HealthTransition {
+  health: HealthStatus;
+  /** The probe's reason, e.g. "token is required" or "timeout after 10 s". */
+  reason: string | null;
+  /** True when the failing probe was liveness (tools/list): the instance is restarted. */
+  liveness: boolean;
+  consecutiveFailures: number;
+}
+
+export interface InstanceWorkflowInput {
+  server: string;
+  ordinal: number;
+  spec: McpServerSpec;
+  /** Node whose task queue runs this instance's container activities. */
+  node: string;
+  /** State carried across continue-as-new. */
+  carried?: CarriedInstanceState;
+}
+
+export interface CarriedInstanceState {
+  attemptCount: number;
+  lastAttemptAt: string | null;
+  nextRetryAt: string | null;
+  error: string | null;
+  containerId: string | null;
+  runningSince: string | null;
+  /** Bumped on every container start; labels the container so a retried start finds its own. */
+  generation: number;
+  events: InstanceView['events'];
+  status: InstanceView['status'];
+  health: HealthStatus;
+  healthReason: string | null;
+  retryRequested: boolean;
+}
+
+// ---- serverWorkflow ---------------------------------------------------------
+
+/** Validated by the workflow's update validator: an invalid spec is rejected whole. */
+export const applySpecUpdate = defineUpdate<ServerView, [McpServerSpecInput]>('apply');
+/** Starts (or reconciles) the instance workflows for `replicas`; returns their ids. */
+export const startServerUpdate = defineUpdate<string[]>('start');
+/** Stops every instance; returns their ids. */
+export const stopServerUpdate = defineUpdate<string[]>('stop');
+export const scaleServerUpdate = defineUpdate<ServerView, [number]>('scale');
+/** Stops every instance, removes their containers and ends the server workflow. */
+export const deleteServerUpdate = defineUpdate<string[]>('delete');
+export const serverQuery = defineQuery<ServerView>('server');
+
+export interface ServerWorkflowInput {
+  spec: McpServerSpec;
+  node: string;
+  /** Whether the instances should be running (start) or not (stop). */
+  running: boolean;
+}
+
+export interface ServerView {
+  name: string;
+  spec: McpServerSpec;
+  running: boolean;
+  /** Instance workflow ids the server currently wants. */
+  instances: string[];
+  /** Bumped on every applied spec change. */
+  specVersion: number;
+  rollout: { inProgress: boolean; updated: number; total: number } | null;
+}
