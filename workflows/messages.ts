@@ -96,3 +96,17 @@ export interface ServerView {
   specVersion: number;
   rollout: { inProgress: boolean; updated: number; total: number } | null;
 }
+
+// ---- probeWorkflow ------------------------------------------------------------
+
+export interface ProbeWorkflowInput {
+  instanceId: string;
+  node: string;
+  /** Readiness probe (tools/call of this tool) when set; otherwise liveness (tools/list). */
+  healthCheck?: import('../src/config/spec').HealthCheck;
+  /** Liveness defaults when no healthCheck is set. */
+  intervalSeconds?: number;
+  timeoutSeconds?: number;
+  failureThreshold?: number;
+  carried?: { health: HealthStatus; consecutiveFailures: number; probesInRun?: number };
+}

@@ -20,3 +20,24 @@ export interface InstanceRouting {
   /** The instance stopped or its container is gone: fail in-flight calls promptly and forget it. */
   detach(instanceId: string, reason: string): Promise<void>;
 }
+
+export interface McpRequest {
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+export interface ExecuteOptions {
+  /** A hard deadline: the call fails with "timeout after N s" whatever the upstream does. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The single proxy path: client traffic and health probes both go through it, so
+ * a probe fails exactly when a user's call would. Resolves with the JSON-RPC
+ * `result`; rejects (Error with a clear message) on a JSON-RPC error, a broken
+ * connection, an unknown or unready instance, or the deadline.
+ */
+export interface ProxyExecutor {
+  execute(instanceId: string, request: McpRequest, options: ExecuteOptions): Promise<Record<string, unknown>>;
+}
