@@ -84,6 +84,27 @@ export interface ServerWorkflowInput {
   node: string;
   /** Whether the instances should be running (start) or not (stop). */
   running: boolean;
+  /** State carried across continue-as-new. */
+  carried?: CarriedServerState;
+}
+
+export interface CarriedServerState {
+  specVersion: number;
+  /** The instances the server workflow started or adopted, with the spec version each runs. */
+  instances: ServerInstanceRecord[];
+  /** A rollout that timed out waiting for an instance stays halted for this spec version. */
+  haltedVersion: number | null;
+  rolloutError: string | null;
+}
+
+export interface ServerInstanceRecord {
+  ordinal: number;
+  /** Spec version last sent to the instance (at start or by specChanged). */
+  signalledVersion: number;
+  /** Spec version the instance was seen ready on; below specVersion means it still has to roll. */
+  readyVersion: number;
+  /** The container before the spec change, to recognise the new one. */
+  containerBefore: string | null;
 }
 
 export interface ServerView {
@@ -94,7 +115,13 @@ export interface ServerView {
   instances: string[];
   /** Bumped on every applied spec change. */
   specVersion: number;
-  rollout: { inProgress: boolean; updated: number; total: number } | null;
+  rollout: {
+    inProgress: boolean;
+    updated: number;
+    total: number;
+    /** Why a rollout halted, e.g. an instance that did not become ready in time. */
+    error?: string | null;
+  } | null;
 }
 
 // ---- probeWorkflow ------------------------------------------------------------

@@ -1,0 +1,3 @@
+export * from './types';
+export { createControlActivities, type ControlActivities } from './control';
+export { createNodeActivities, type NodeActivities } from './node';

@@ -1,0 +1,89 @@
+/**
+ * Node activities (task queue `mcpd-node-<node>`): they run next to a Docker
+ * engine and the gateway that owns the containers' upstream connections.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type Dockerode from 'dockerode';
+import { ContainerStartError, DockerContainers, type ContainerRuntimeOptions } from '../src/docker/containers';
+import type { InstanceRouting, UpstreamTarget } from '../src/domain/routing';
+import type { SecretStore } from '../src/secrets/types';
+import { secretFailure } from './control';
+import {
+  FAILURE_TYPES,
+  type AttachUpstreamInput,
+  type InspectContainerResult,
+  type StartContainerInput,
+  type StartContainerResult,
+  type StopContainerInput,
+} from './types';
+
+export interface NodeActivityDeps {
+  docker: Dockerode;
+  secrets: SecretStore;
+  routing: InstanceRouting;
+  /** node and owner labels, base image, start grace. */
+  runtime: ContainerRuntimeOptions;
+}
+
+export function createNodeActivities({ docker, secrets, routing, runtime }: NodeActivityDeps) {
+  const containers = new DockerContainers(docker, runtime);
+  return {
+    /** Reads the pinned secret versions only here, only to build the container's Env. */
+    async startContainer(input: StartContainerInput): Promise<StartContainerResult> {
+      const env: Record<string, string> = {};
+      const secretValues: string[] = [];
+      for (const entry of input.env) {
+        if ('value' in entry) {
+          env[entry.name] = entry.value;
+          continue;
+        }
+        try {
+          const value = await secrets.readPinned(entry.secret);
+          env[entry.name] = value;
+          secretValues.push(value);
+        } catch (err) {
+          throw secretFailure(err, entry.name);
+        }
+      }
+      try {
+        const started = await containers.start({ instanceId: input.instanceId, generation: input.generation, spec: input.spec, env, secretValues });
+        return { containerId: started.containerId, port: started.port, reused: started.reused };
+      } catch (err) {
+        if (err instanceof ContainerStartError) {
+          throw ApplicationFailure.create({ message: err.message, type: FAILURE_TYPES.containerStart, nonRetryable: err.userError });
+        }
+        throw ApplicationFailure.create({ message: `docker error: ${(err as Error)?.message ?? String(err)}`, type: 'DockerError' });
+      }
+    },
+
+    /** Idempotent: stopping a stopped or missing container is fine. The gateway forgets the upstream first. */
+    async stopContainer(input: StopContainerInput): Promise<string | null> {
+      await routing.detach(input.instanceId, input.reason);
+      return containers.stop(input.instanceId, { remove: input.remove });
+    },
+
+    async attachUpstream(input: AttachUpstreamInput): Promise<UpstreamTarget> {
+      const { spec } = input;
+      const target: UpstreamTarget = {
+        instanceId: input.instanceId,
+        server: spec.name,
+        transport: spec.transport,
+        containerId: input.containerId,
+        ...(spec.transport !== 'stdio' ? { port: input.port, path: spec.path ?? (spec.transport === 'sse' ? '/sse' : '/mcp') } : {}),
+      };
+      await routing.attach(target);
+      return target;
+    },
+
+    async setReady(input: { instanceId: string; ready: boolean }): Promise<void> {
+      routing.setReady(input.instanceId, input.ready);
+    },
+
+    async inspectContainer(instanceId: string): Promise<InspectContainerResult | null> {
+      const state = await containers.inspect(instanceId);
+      return state && { containerId: state.containerId, running: state.running, exitCode: state.exitCode };
+    },
+  };
+}
+
+export type NodeActivities = ReturnType<typeof createNodeActivities>;

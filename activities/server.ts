@@ -1,0 +1,29 @@
+/**
+ * Control activities of the server workflow (task queue TASK_QUEUE): it reads
+ * its instances' state through the Temporal client, because instance workflows
+ * do not push status to their server workflow.
+ */
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { InstanceView } from '../src/domain/instance';
+import { statusQuery } from '../workflows/messages';
+
+export function createServerActivities({ client }: { client: Client }) {
+  return {
+    /** The instance's status view, or null when no instance workflow with that id is running. */
+    async instanceStatus(instanceId: string): Promise<InstanceView | null> {
+      const handle = client.workflow.getHandle(instanceId);
+      try {
+        const description = await handle.describe();
+        if (description.status.name !== 'RUNNING') return null;
+        return await handle.query(statusQuery);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return null;
+        // A query racing the workflow's completion: the next describe says it ended.
+        if (err instanceof Error && /workflow.*(completed|closed|terminated)/i.test(err.message)) return null;
+        throw err;
+      }
+    },
+  };
+}
+
+export type ServerActivities = ReturnType<typeof createServerActivities>;

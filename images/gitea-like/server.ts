@@ -1,0 +1,150 @@
+/**
+ * A small MCP server that fails the way gitea-mcp-server fails: `tools/list` works
+ * with any token, but `get_me` answers with an MCP tool error when GITEA_TOKEN is
+ * empty or malformed. mcpd's tests use it to prove that health probes see real
+ * tool failures, that secrets reach containers, and that cancellation, progress and
+ * unanswered requests pass through the gateway.
+ *
+ * stdio by default; `--transport http --port N` serves Streamable HTTP on
+ * 127.0.0.1:N/mcp (stateful sessions).
+ */
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+
+const TOKEN_PATTERN = /^[0-9a-f]{40}$/i;
+
+function toolError(text: string) {
+  return { isError: true, content: [{ type: 'text' as const, text }] };
+}
+
+export function buildServer(env: NodeJS.ProcessEnv = process.env): McpServer {
+  const server = new McpServer({ name: 'gitea-like', version: '1.0.0' });
+
+  server.registerTool(
+    'get_me',
+    { description: 'Get the user that owns the configured GITEA_TOKEN.' },
+    async () => {
+      const token = env.GITEA_TOKEN ?? '';
+      if (token === '') return toolError('token is required');
+      if (!TOKEN_PATTERN.test(token)) return toolError('invalid token');
+      const user = { id: 1, login: 'mcpd-test', full_name: 'mcpd test user', email: 'mcpd-test@example.invalid' };
+      return { content: [{ type: 'text' as const, text: JSON.stringify(user) }] };
+    },
+  );
+
+  server.registerTool(
+    'echo',
+    { description: 'Answer with the given message.', inputSchema: { message: z.string() } },
+    async ({ message }) => ({ content: [{ type: 'text' as const, text: message }] }),
+  );
+
+  server.registerTool(
+    'sleep',
+    {
+      description: 'Wait ms milliseconds, reporting progress every 100 ms when asked; stops early when cancelled.',
+      inputSchema: { ms: z.number().int().min(0).max(3_600_000) },
+    },
+    async ({ ms }, extra) => {
+      const progressToken = extra._meta?.progressToken;
+      const started = Date.now();
+      while (Date.now() - started < ms) {
+        if (extra.signal.aborted) return toolError('cancelled');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100, ms - (Date.now() - started))));
+        if (progressToken !== undefined) {
+          await extra.sendNotification({
+            method: 'notifications/progress',
+            params: { progressToken, progress: Math.min(Date.now() - started, ms), total: ms },
+          });
+        }
+      }
+      return { content: [{ type: 'text' as const, text: `slept ${ms} ms` }] };
+    },
+  );
+
+  server.registerTool(
+    'hang',
+    { description: 'Never answers (until cancelled); for timeout tests.' },
+    (extra) =>
+      new Promise<CallToolResult>((resolve) => {
+        extra.signal.addEventListener('abort', () => resolve(toolError('cancelled')));
+      }),
+  );
+
+  return server;
+}
+
+function parseArgs(argv: string[]): { transport: 'stdio' | 'http'; port: number } {
+  let transport: 'stdio' | 'http' = 'stdio';
+  let port = 8080;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--transport') {
+      const value = argv[++i];
+      if (value !== 'stdio' && value !== 'http') throw new Error(`--transport must be stdio or http, got ${value}`);
+      transport = value;
+    } else if (arg === '--port') {
+      port = Number(argv[++i]);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port must be 1-65535, got ${argv[i]}`);
+    } else {
+      throw new Error(`unknown argument ${arg} (use --transport stdio|http --port N)`);
+    }
+  }
+  return { transport, port };
+}
+
+async function serveHttp(port: number): Promise<void> {
+  const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const httpServer = http.createServer(async (req, res) => {
+    if (!req.url?.startsWith('/mcp')) {
+      res.writeHead(404).end();
+      return;
+    }
+    const sessionId = req.headers['mcp-session-id'];
+    let transport = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined;
+    if (!transport) {
+      if (sessionId !== undefined) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }));
+        return;
+      }
+      const created: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id: string) => {
+          sessions.set(id, created);
+        },
+      });
+      created.onclose = () => {
+        if (created.sessionId) sessions.delete(created.sessionId);
+      };
+      await buildServer().connect(created);
+      transport = created;
+    }
+    await transport.handleRequest(req, res);
+  });
+  await new Promise<void>((resolve) => httpServer.listen(port, '127.0.0.1', resolve));
+  console.error(`gitea-like MCP server on http://127.0.0.1:${port}/mcp`);
+}
+
+async function main(): Promise<void> {
+  const { transport, port } = parseArgs(process.argv.slice(2));
+  if (transport === 'http') {
+    await serveHttp(port);
+  } else {
+    await buildServer().connect(new StdioServerTransport());
+  }
+  const stop = () => process.exit(0);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,233 @@
+#!/usr/bin/env node
+/**
+ * Builds the images mcpd runs here, locally and without any registry:
+ *   mcpd/node-base:20          the host's node binary + the shared libraries it links,
+ *                              CA certificates and /tmp, made with `docker import`
+ *   mcpd/gitea-like:dev        images/gitea-like/server.ts bundled with esbuild
+ *   mcpd/server-everything:dev @modelcontextprotocol/server-everything bundled with esbuild
+ *
+ * Idempotent: every image carries the hash of what it was made from in the label
+ * io.mcpd.source-hash; an image whose hash is unchanged is not rebuilt.
+ *
+ * Usage: node scripts/images.mjs [--force]
+ */
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const HASH_LABEL = 'io.mcpd.source-hash';
+export const IMAGES = {
+  nodeBase: 'mcpd/node-base:20',
+  giteaLike: 'mcpd/gitea-like:dev',
+  serverEverything: 'mcpd/server-everything:dev',
+};
+
+function run(cmd, args, { input, cwd } = {}) {
+  const result = spawnSync(cmd, args, {
+    cwd,
+    input,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    // The classic builder uses local images as they are; BuildKit on an old engine may
+    // try to resolve FROM against a registry, and there is none here.
+    env: { ...process.env, DOCKER_BUILDKIT: '0' },
+  });
+  if (result.error) throw new Error(`${cmd} ${args.join(' ')}: ${result.error.message}`);
+  if (result.status !== 0) {
+    throw new Error(`${cmd} ${args.slice(0, 3).join(' ')} failed (exit ${result.status}): ${(result.stderr || result.stdout).trim()}`);
+  }
+  return result.stdout;
+}
+
+function imageHash(image) {
+  const result = spawnSync('docker', ['image', 'inspect', '--format', `{{ index .Config.Labels "${HASH_LABEL}" }}`, image], {
+    encoding: 'utf8',
+  });
+  return result.status === 0 ? result.stdout.trim() : null;
+}
+
+function imageId(image) {
+  return run('docker', ['image', 'inspect', '--format', '{{.Id}}', image]).trim();
+}
+
+function sha256(...parts) {
+  const hash = crypto.createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return hash.digest('hex');
+}
+
+/** The node binary and every shared library `ldd` lists, as absolute paths. */
+function nodeRuntimeFiles(nodePath) {
+  const files = [nodePath];
+  for (const line of run('ldd', [nodePath]).split('\n')) {
+    const match = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
+    if (match) files.push(match[1]);
+  }
+  return files;
+}
+
+function buildNodeBase({ force, log }) {
+  const nodePath = fs.realpathSync(process.execPath);
+  const files = nodeRuntimeFiles(nodePath);
+  const certs = fs.existsSync('/etc/ssl/certs') ? '/etc/ssl/certs' : null;
+  // Size and mtime of every file stand for its content: hashing 100 MB of node each time is slow.
+  const fingerprint = [...files, ...(certs ? [certs] : [])]
+    .map((f) => {
+      const st = fs.statSync(f);
+      return `${f}:${st.size}:${st.mtimeMs}`;
+    })
+    .join('\n');
+  const hash = sha256('node-base/v1\n', process.version, '\n', fingerprint);
+  if (!force && imageHash(IMAGES.nodeBase) === hash) return false;
+
+  log(`building ${IMAGES.nodeBase} from ${nodePath} (${process.version})`);
+  const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-node-base-'));
+  try {
+    const rootfs = path.join(staging, 'rootfs');
+    for (const file of files) {
+      const target = path.join(rootfs, file);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.copyFileSync(file, target); // follows symlinks: the loader path gets the real file
+      fs.chmodSync(target, fs.statSync(file).mode & 0o777);
+    }
+    // node is found on PATH inside the image whatever the host path was.
+    if (nodePath !== '/usr/bin/node') {
+      fs.mkdirSync(path.join(rootfs, 'usr/bin'), { recursive: true });
+      fs.copyFileSync(nodePath, path.join(rootfs, 'usr/bin/node'));
+      fs.chmodSync(path.join(rootfs, 'usr/bin/node'), 0o755);
+    }
+    if (certs) fs.cpSync(certs, path.join(rootfs, 'etc/ssl/certs'), { recursive: true, dereference: true });
+    fs.mkdirSync(path.join(rootfs, 'etc'), { recursive: true });
+    fs.writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n');
+    fs.writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+    for (const dir of ['tmp', 'root', 'app']) fs.mkdirSync(path.join(rootfs, dir), { recursive: true });
+    fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777);
+
+    const tarball = path.join(staging, 'rootfs.tar');
+    run('tar', ['-C', rootfs, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.']);
+    run('docker', [
+      'import',
+      '--change', `LABEL ${HASH_LABEL}=${hash}`,
+      '--change', 'ENV PATH=/usr/local/bin:/usr/bin:/bin',
+      '--change', 'WORKDIR /app',
+      '--change', 'CMD ["node"]',
+      tarball,
+      IMAGES.nodeBase,
+    ]);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+  return true;
+}
+
+async function bundle(esbuild, options) {
+  const result = await esbuild.build({
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    write: false,
+    legalComments: 'none',
+    logLevel: 'error',
+    ...options,
+  });
+  return result.outputFiles[0].contents;
+}
+
+/**
+ * Builds `image` FROM node-base with the given files COPYed into /app. The hash covers
+ * the files, the Dockerfile and the base image, so a new base rebuilds its children.
+ */
+function buildAppImage(image, { files, dirs = [], entrypoint, force, log }) {
+  const baseId = imageId(IMAGES.nodeBase);
+  const dockerfileLines = [`FROM ${IMAGES.nodeBase}`];
+  for (const name of Object.keys(files).sort()) dockerfileLines.push(`COPY ${name} /app/${name}`);
+  for (const { name, target } of dirs) dockerfileLines.push(`COPY ${name} ${target}`);
+  dockerfileLines.push(`ENTRYPOINT ${JSON.stringify(entrypoint)}`);
+  const hashParts = ['app/v1\n', baseId, dockerfileLines.join('\n')];
+  for (const name of Object.keys(files).sort()) hashParts.push(name, files[name]);
+  for (const { name, source } of dirs) {
+    for (const file of fs.readdirSync(source, { recursive: true }).map(String).sort()) {
+      const full = path.join(source, file);
+      if (fs.statSync(full).isFile()) hashParts.push(`${name}/${file}`, fs.readFileSync(full));
+    }
+  }
+  const hash = sha256(...hashParts);
+  if (!force && imageHash(image) === hash) return false;
+
+  log(`building ${image}`);
+  dockerfileLines.push(`LABEL ${HASH_LABEL}=${hash}`);
+  const context = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-image-'));
+  try {
+    for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(context, name), content);
+    for (const { name, source } of dirs) fs.cpSync(source, path.join(context, name), { recursive: true });
+    fs.writeFileSync(path.join(context, 'Dockerfile'), dockerfileLines.join('\n') + '\n');
+    run('docker', ['build', '--quiet', '--tag', image, context]);
+  } finally {
+    fs.rmSync(context, { recursive: true, force: true });
+  }
+  return true;
+}
+
+/**
+ * Ensures all three images exist and are current. Returns the names of the images it
+ * (re)built. Needs a working `docker` CLI and node_modules (esbuild, the MCP SDK).
+ */
+export async function buildImages({ force = false, log = (msg) => console.log(`[images] ${msg}`) } = {}) {
+  const started = Date.now();
+  const { default: esbuild } = await import(path.join(ROOT, 'node_modules/esbuild/lib/main.js')).catch(() => {
+    throw new Error('esbuild is missing: run `npm install` first');
+  });
+  const built = [];
+  if (buildNodeBase({ force, log })) built.push(IMAGES.nodeBase);
+
+  const giteaLike = await bundle(esbuild, {
+    entryPoints: [path.join(ROOT, 'images/gitea-like/server.ts')],
+    format: 'cjs',
+    absWorkingDir: ROOT,
+  });
+  if (
+    buildAppImage(IMAGES.giteaLike, {
+      files: { 'server.js': giteaLike },
+      entrypoint: ['node', '/app/server.js'],
+      force,
+      log,
+    })
+  ) {
+    built.push(IMAGES.giteaLike);
+  }
+
+  const everythingDist = path.join(ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist');
+  const everything = await bundle(esbuild, {
+    entryPoints: [path.join(ROOT, 'images/server-everything/entry.mjs')],
+    format: 'esm',
+    absWorkingDir: ROOT,
+    // Bundled CommonJS dependencies (express...) call require() for node built-ins.
+    banner: { js: "import { createRequire as __mcpdCreateRequire } from 'node:module'; const require = __mcpdCreateRequire(import.meta.url);" },
+  });
+  if (
+    buildAppImage(IMAGES.serverEverything, {
+      files: { 'index.js': everything, 'package.json': '{"type":"module"}\n' },
+      // Upstream reads its docs from <dir of its module>/../docs at runtime: /app/index.js -> /docs.
+      dirs: [{ name: 'docs', source: path.join(everythingDist, 'docs'), target: '/docs' }],
+      entrypoint: ['node', '/app/index.js'],
+      force,
+      log,
+    })
+  ) {
+    built.push(IMAGES.serverEverything);
+  }
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  log(built.length ? `built ${built.join(', ')} in ${seconds}s` : `images up to date (${seconds}s)`);
+  return built;
+}
+
+if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  buildImages({ force: process.argv.includes('--force') }).catch((err) => {
+    console.error(`[images] ${err.message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,96 @@
+/**
+ * What `npm start` and `npm test` do before anything runs: install node_modules when
+ * missing or older than package-lock.json, compile with tsc, then get the pinned
+ * toolchain, a Docker engine and the local images.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const require = createRequire(import.meta.url);
+
+export function say(prefix, msg) {
+  console.log(`[${prefix}] ${msg}`);
+}
+
+function seconds(since) {
+  return `${((Date.now() - since) / 1000).toFixed(1)}s`;
+}
+
+function npmDependenciesStale() {
+  const installed = path.join(ROOT, 'node_modules', '.package-lock.json');
+  const lock = path.join(ROOT, 'package-lock.json');
+  if (!fs.existsSync(installed)) return 'node_modules is missing';
+  const manifest = path.join(ROOT, 'package.json');
+  const newest = Math.max(fs.statSync(manifest).mtimeMs, fs.existsSync(lock) ? fs.statSync(lock).mtimeMs : 0);
+  return newest > fs.statSync(installed).mtimeMs + 1000 ? 'package.json or package-lock.json changed since the last install' : null;
+}
+
+function runOrFail(what, command, args) {
+  const result = spawnSync(command, args, { cwd: ROOT, stdio: 'inherit' });
+  if (result.status !== 0) throw new Error(`${what} failed (exit ${result.status ?? result.signal})`);
+}
+
+/** npm ci/install when needed, then tsc. Returns nothing; throws a one-line error on failure. */
+export function buildProject(prefix) {
+  const stale = npmDependenciesStale();
+  if (stale) {
+    const started = Date.now();
+    const ci = fs.existsSync(path.join(ROOT, 'package-lock.json'));
+    say(prefix, `${stale}: running npm ${ci ? 'ci' : 'install'}`);
+    runOrFail(`npm ${ci ? 'ci' : 'install'}`, 'npm', [ci ? 'ci' : 'install', '--no-audit', '--no-fund']);
+    say(prefix, `dependencies installed in ${seconds(started)}`);
+  }
+  const started = Date.now();
+  const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', ROOT], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  const output = `${tsc.stdout}${tsc.stderr}`.trim();
+  if (tsc.status !== 0) {
+    // tsc still emits JavaScript for files with type errors; show them and go on, so
+    // one unfinished file does not block running everything else.
+    const errors = output.split('\n').filter((line) => /error TS\d+/.test(line));
+    console.log(output);
+    say(prefix, `tsc reported ${errors.length} type error(s) (listed above); continuing with what it emitted`);
+  }
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'embedded', 'toolchain.js'))) {
+    throw new Error('tsc emitted nothing usable (dist/src/embedded/toolchain.js is missing)');
+  }
+  say(prefix, `compiled in ${seconds(started)}`);
+}
+
+/** The compiled embedded-stack modules (CommonJS under dist/). */
+export function embedded() {
+  return {
+    toolchain: require(path.join(ROOT, 'dist/src/embedded/toolchain.js')),
+    stack: require(path.join(ROOT, 'dist/src/embedded/stack.js')),
+    process: require(path.join(ROOT, 'dist/src/embedded/process.js')),
+  };
+}
+
+/** Toolchain, Docker engine and images; prints what it did and how long it took. */
+export async function prepareInfrastructure(prefix, dataDir) {
+  const { toolchain } = embedded();
+  const log = (msg) => say(prefix, msg);
+  let started = Date.now();
+  const tools = await toolchain.ensureToolchain({ root: ROOT, log });
+  log(
+    tools.installed
+      ? `toolchain installed in ${seconds(started)}`
+      : `toolchain ready (temporal: ${tools.source.temporal}, bao: ${tools.source.bao}, test server: ${tools.source.temporalTestServer})`,
+  );
+  started = Date.now();
+  const docker = await toolchain.ensureDockerEngine({ dataDir, log });
+  log(
+    docker.started
+      ? `started dockerd (pid ${docker.pid}) in ${seconds(started)}; it stays running after mcpd stops, since containers live in it (log ${docker.logFile})`
+      : 'Docker engine answers',
+  );
+  const { buildImages } = await import('../images.mjs');
+  await buildImages({ log: (msg) => say(prefix, msg) });
+  return { tools, docker };
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+/**
+ * `npm test`: builds what is needed, starts a TEST STACK on its own ports (so it can run
+ * next to `npm start`): an in-memory Temporal dev server with mcpd's search attributes
+ * and a dev-mode OpenBao with a random root token; runs mocha over dist/tests; stops the
+ * stack; removes leftover test containers (io.mcpd.managed=true, io.mcpd.server t-*,
+ * created during this run);
+ * exits with mocha's code.
+ *
+ *   npm test                                  every dist/tests/**\/*.test.js
+ *   npm test -- tests/embedded/*.test.ts      only these (.ts paths map to dist .js)
+ *   npm test -- --grep "OpenBao"              any mocha option
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT, buildProject, embedded, prepareInfrastructure, say } from './lib/bootstrap.mjs';
+
+const P = 'test';
+const log = (msg) => say(P, msg);
+
+const DEFAULT_PORTS = { temporal: 17233, temporalUi: 18233, openbao: 18200 };
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The default port, or a free one when another test run already holds it. */
+async function portFor(name) {
+  const wanted = DEFAULT_PORTS[name];
+  const inUse = await embedded().process.isPortOpen('127.0.0.1', wanted);
+  if (!inUse) return wanted;
+  const port = await freePort();
+  log(`port ${wanted} (${name}) is in use (another npm test?); using ${port}`);
+  return port;
+}
+
+/** `npm test -- <args>`: paths/globs under tests/ become dist/tests/*.js; options pass through. */
+function mochaArgs(userArgs) {
+  const specs = [];
+  const options = [];
+  for (let i = 0; i < userArgs.length; i++) {
+    const arg = userArgs[i];
+    if (arg.startsWith('-')) {
+      options.push(arg);
+      // options with a value: --grep x, -g x, --fgrep x, --timeout n ...
+      if (!arg.includes('=') && i + 1 < userArgs.length && !userArgs[i + 1].startsWith('-') && /^(-g|--grep|--fgrep|-f|--timeout|-t|--reporter|-R|--slow|-s|--retries|--jobs|-j)$/.test(arg)) {
+        options.push(userArgs[++i]);
+      }
+    } else {
+      let spec = arg.replace(/^\.\//, '');
+      if (!spec.startsWith('dist/')) spec = path.join('dist', spec);
+      specs.push(spec.replace(/\.ts$/, '.js'));
+    }
+  }
+  if (specs.length === 0) specs.push('dist/tests/**/*.test.js');
+  return ['--timeout', '120000', '--exit', ...options, ...specs];
+}
+
+/**
+ * Removes test containers (io.mcpd.server t-*) this run left behind. Only those created
+ * since the run began: on a shared engine, older ones belong to someone else's run.
+ */
+function removeTestContainers(since) {
+  const list = spawnSync('docker', ['ps', '-a', '-q', '--filter', 'label=io.mcpd.managed=true'], { encoding: 'utf8' });
+  const ids = list.status === 0 ? list.stdout.split('\n').filter(Boolean) : [];
+  if (ids.length === 0) return;
+  const inspected = spawnSync('docker', ['inspect', '--format', '{{.Id}}\t{{index .Config.Labels "io.mcpd.server"}}\t{{.Created}}', ...ids], {
+    encoding: 'utf8',
+  });
+  const leftovers = (inspected.stdout ?? '')
+    .split('\n')
+    .map((line) => line.split('\t'))
+    .filter(([id, server, created]) => id && server?.startsWith('t-') && Date.parse(created) >= since - 1000)
+    .map(([id]) => id);
+  if (leftovers.length > 0) {
+    spawnSync('docker', ['rm', '-f', ...leftovers], { stdio: 'ignore' });
+    log(`removed ${leftovers.length} leftover test container(s)`);
+  }
+}
+
+async function main() {
+  const userArgs = process.argv.slice(2);
+  const runStartedAt = Date.now();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-test-'));
+  buildProject(P);
+  const { tools } = await prepareInfrastructure(P, dataDir);
+
+  const started = Date.now();
+  const ports = { temporal: await portFor('temporal'), temporalUi: await portFor('temporalUi'), openbao: await portFor('openbao') };
+  const stack = await embedded().stack.startStack(
+    {
+      dataDir,
+      temporal: { port: ports.temporal, uiPort: ports.temporalUi, persistent: false },
+      openbao: { port: ports.openbao, persistent: false },
+      env: {}, // the test stack is always its own, whatever the shell points at
+    },
+    tools,
+    log,
+  );
+  log(`test stack up in ${((Date.now() - started) / 1000).toFixed(1)}s: Temporal ${stack.temporalAddress} (UI ${stack.temporalUiUrl}), OpenBao ${stack.baoAddress}; logs in ${dataDir}/logs`);
+
+  let mocha = null;
+  let cleaning = false;
+  const cleanup = async () => {
+    if (cleaning) return;
+    cleaning = true;
+    await stack.stop();
+    removeTestContainers(runStartedAt);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  const onSignal = (signal) => {
+    log(`${signal}: stopping tests and the test stack`);
+    if (mocha && mocha.exitCode === null) mocha.kill(signal);
+    cleanup().then(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: stack.temporalAddress,
+    BAO_ADDR: stack.baoAddress,
+    BAO_TOKEN: stack.baoToken,
+    MCPD_TEMPORAL_TEST_SERVER: tools.temporalTestServer,
+    MCPD_TEMPORAL_CLI: tools.temporal,
+    MCPD_BAO_CLI: tools.bao,
+    MCPD_TEST_STACK: '1',
+  };
+  delete env.MCPD_DATA_DIR; // each test's mcpd gets its own (tests/support/stack.ts)
+  const args = mochaArgs(userArgs);
+  log(`mocha ${args.join(' ')}`);
+  const code = await new Promise((resolve) => {
+    mocha = spawn(process.execPath, [path.join(ROOT, 'node_modules/mocha/bin/mocha.js'), ...args], { cwd: ROOT, env, stdio: 'inherit' });
+    mocha.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+  });
+  await cleanup();
+  process.exit(code);
+}
+
+main().catch((err) => {
+  console.error(`[${P}] ${err instanceof Error ? err.message : err}`);
+  process.exit(1);
+});

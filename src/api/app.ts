@@ -1,0 +1,165 @@
+/**
+ * The REST API (express): users, mcpctl and tests drive mcpd through it without
+ * knowing Temporal. Routes are thin: validate, call ServerControl /
+ * InstanceControl / the SecretStore / Docker, answer JSON. Errors are JSON
+ * `{ error, details }` (see errors.ts).
+ */
+import express, { type Request, type Response } from 'express';
+import type { Client } from '@temporalio/client';
+import type Dockerode from 'dockerode';
+import type { Settings } from '../config/settings';
+import type { Logger } from '../logger';
+import type { SecretStore } from '../secrets/types';
+import { bearerAuth } from './auth';
+import { badRequest, errorHandler, notFound } from './errors';
+import { InstanceControl } from './instances';
+import { parseLogOptions, pipeInstanceLogs } from './logs';
+import { buildOpenApiDocument } from './openapi';
+import { checkSecretName, parseSecretBody } from './secrets';
+import { parseSpecBody, ServerControl } from './servers';
+import { parseInstanceFilters } from './visibility';
+
+export const API_PREFIX = '/api/v1';
+export const JSON_BODY_LIMIT = '1mb';
+
+export interface ApiDependencies {
+  client: Client;
+  secrets: SecretStore;
+  docker: Dockerode;
+  settings: Settings;
+  /** The bearer token every /api/v1 request must carry (see ensureApiToken). */
+  token: string;
+  /** This process's Docker node; new server workflows schedule their containers on it. */
+  node: string;
+  /** /readyz answers 200 only when this returns true (worker and gateway up). */
+  ready: () => boolean;
+  /** When the gateway runs in this process: what it routes to, for GET /api/v1/gateway. */
+  gateway?: { instances(): unknown };
+  logger?: Logger;
+}
+
+/** Express 5 hands a param as string; an array only for wildcard routes, which we do not use. */
+function param(req: Request, name: string): string {
+  const value = req.params[name];
+  return Array.isArray(value) ? value.join('/') : String(value);
+}
+
+function requireBody(req: Request): unknown {
+  if (req.body === undefined) throw badRequest('send a JSON body with "Content-Type: application/json"');
+  return req.body;
+}
+
+export function createApi(deps: ApiDependencies): express.Express {
+  const servers = new ServerControl(deps.client, deps.node);
+  const instances = new InstanceControl(deps.client);
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_req, res) => {
+    if (deps.ready()) res.json({ status: 'ready' });
+    else res.status(503).json({ error: 'not ready' });
+  });
+
+  const api = express.Router();
+  // The document describes the API; it holds nothing secret, so clients can read it before they have a token.
+  api.get('/openapi.json', (_req, res) => {
+    res.json(buildOpenApiDocument());
+  });
+  api.use(bearerAuth(deps.token));
+  api.use(express.json({ limit: JSON_BODY_LIMIT }));
+
+  // ---- servers --------------------------------------------------------------
+  api.get('/servers', async (_req, res) => {
+    res.json({ items: await servers.list() });
+  });
+  api.get('/servers/:name', async (req, res) => {
+    res.json(await servers.get(param(req, 'name')));
+  });
+  api.put('/servers/:name', async (req, res) => {
+    const spec = parseSpecBody(param(req, 'name'), requireBody(req));
+    const { server, outcome } = await servers.apply(spec);
+    res.status(outcome === 'created' ? 201 : 200).json({ ...server, outcome });
+  });
+  api.delete('/servers/:name', async (req, res) => {
+    const name = param(req, 'name');
+    res.json({ name, deleted: true, instances: await servers.delete(name) });
+  });
+  api.post('/servers/:name/start', async (req, res) => {
+    const name = param(req, 'name');
+    res.json({ name, running: true, instances: await servers.start(name) });
+  });
+  api.post('/servers/:name/stop', async (req, res) => {
+    const name = param(req, 'name');
+    res.json({ name, running: false, instances: await servers.stop(name) });
+  });
+  api.post('/servers/:name/scale', async (req, res) => {
+    const body = requireBody(req) as { replicas?: unknown } | null;
+    res.json(await servers.scale(param(req, 'name'), body?.replicas));
+  });
+
+  // ---- instances ------------------------------------------------------------
+  api.get('/instances', async (req, res) => {
+    res.json({ items: await instances.list(parseInstanceFilters(req.query as Record<string, unknown>)) });
+  });
+  api.get('/instances/:id', async (req, res) => {
+    res.json(await instances.describe(param(req, 'id')));
+  });
+  api.get('/instances/:id/events', async (req, res) => {
+    const view = await instances.describe(param(req, 'id'));
+    res.json({ id: view.id, items: view.events });
+  });
+  api.get('/instances/:id/logs', async (req, res) => {
+    const options = parseLogOptions(req.query as Record<string, unknown>);
+    const closed = new AbortController();
+    res.on('close', () => closed.abort());
+    await pipeInstanceLogs(deps.docker, param(req, 'id'), options, res, closed.signal);
+  });
+  api.post('/instances/:id/retry', async (req, res) => {
+    res.status(202).json({ id: await instances.retry(param(req, 'id')), signal: 'forceRetry' });
+  });
+  api.post('/instances/:id/restart', async (req, res) => {
+    res.status(202).json({ id: await instances.restart(param(req, 'id')), signal: 'restart' });
+  });
+
+  // ---- secrets (write-only values) ----------------------------------------------
+  api.get('/secrets', async (_req, res) => {
+    const items = await deps.secrets.list();
+    res.json({ items: items.map(({ name, keys, version, updatedAt }) => ({ name, keys, version, updatedAt })) });
+  });
+  api.get('/secrets/:name', async (req, res) => {
+    const name = param(req, 'name');
+    checkSecretName(name);
+    const summary = await deps.secrets.describe(name);
+    if (!summary) throw notFound(`secret "${name}" not found`);
+    res.json({ name: summary.name, keys: summary.keys, version: summary.version, updatedAt: summary.updatedAt });
+  });
+  api.put('/secrets/:name', async (req, res) => {
+    const name = param(req, 'name');
+    checkSecretName(name);
+    const data = parseSecretBody(requireBody(req));
+    const { keys, version, updatedAt } = await deps.secrets.put(name, data);
+    res.json({ name, keys, version, updatedAt });
+  });
+  api.delete('/secrets/:name', async (req, res) => {
+    const name = param(req, 'name');
+    checkSecretName(name);
+    if (!(await deps.secrets.delete(name))) throw notFound(`secret "${name}" not found`);
+    res.json({ name, deleted: true });
+  });
+
+  // ---- gateway --------------------------------------------------------------
+  api.get('/gateway', (_req, res) => {
+    if (!deps.gateway) throw notFound('the gateway does not run in this process');
+    res.json({ instances: deps.gateway.instances() });
+  });
+
+  api.use((req: Request, _res: Response) => {
+    throw notFound(`no route ${req.method} ${API_PREFIX}${req.path}`);
+  });
+  api.use(errorHandler(deps.logger));
+  app.use(API_PREFIX, api);
+  return app;
+}

@@ -1,0 +1,66 @@
+/**
+ * One bearer token guards the API and the gateway. It is generated on first
+ * start and kept in the data dir with mode 0600, where mcpctl finds it.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { RequestHandler } from 'express';
+
+export const API_TOKEN_FILE = 'api-token';
+const TOKEN_PATTERN = /^[A-Za-z0-9._~+/=-]{16,}$/;
+
+export function apiTokenPath(dataDir: string): string {
+  return path.join(dataDir, API_TOKEN_FILE);
+}
+
+/**
+ * Returns the token in `<dataDir>/api-token`, creating it (32 random bytes, hex)
+ * when absent. The file is created exclusively, so two processes starting
+ * together agree on one token; its mode is tightened to 0600 if it was loosened.
+ */
+export function ensureApiToken(dataDir: string): string {
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = apiTokenPath(dataDir);
+  const generated = randomBytes(32).toString('hex');
+  try {
+    fs.writeFileSync(file, `${generated}\n`, { mode: 0o600, flag: 'wx' });
+    return generated;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  if ((fs.statSync(file).mode & 0o077) !== 0) fs.chmodSync(file, 0o600);
+  const existing = fs.readFileSync(file, 'utf8').trim();
+  if (!TOKEN_PATTERN.test(existing)) {
+    throw new Error(`${file} does not hold a valid API token; delete it to generate a new one`);
+  }
+  return existing;
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Compares digests, so neither the length nor the content of the token leaks through timing. */
+export function tokenMatches(presented: string, expected: string): boolean {
+  return timingSafeEqual(digest(presented), digest(expected));
+}
+
+/** 401 without a bearer token (with WWW-Authenticate), 403 with a wrong one. */
+export function bearerAuth(token: string): RequestHandler {
+  return (req, res, next) => {
+    const header = req.headers.authorization;
+    const match = header ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header) : null;
+    if (!match) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="mcpd"');
+      res.status(401).json({ error: 'missing bearer token', details: { hint: 'send "Authorization: Bearer <token>"; the token is in <data dir>/api-token' } });
+      return;
+    }
+    if (!tokenMatches(match[1], token)) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="mcpd", error="invalid_token"');
+      res.status(403).json({ error: 'invalid bearer token' });
+      return;
+    }
+    next();
+  };
+}

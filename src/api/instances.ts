@@ -1,0 +1,105 @@
+/**
+ * Instance operations: visibility finds the instance workflows (filtered by
+ * their search attributes), the `status` query gives each one's full view, and
+ * signals carry the operator's retry and restart.
+ */
+import { Client } from '@temporalio/client';
+import type { WorkflowExecutionInfo } from '@temporalio/client';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { forceRetrySignal, restartSignal, statusQuery } from '../../workflows/messages';
+import { instanceId, parseInstanceId, SEARCH_ATTRIBUTES, type HealthStatus, type InstanceStatus, type InstanceView } from '../domain/instance';
+import { badRequest, conflict, toApiError } from './errors';
+import { instanceListQuery, mapLimit, type InstanceFilters } from './visibility';
+
+const serverKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.server, SearchAttributeType.KEYWORD);
+const statusKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.status, SearchAttributeType.KEYWORD);
+const healthKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.health, SearchAttributeType.KEYWORD);
+
+/**
+ * Accepts the full id (`mcp-instance:gitea:0`) or the short form people type
+ * (`gitea:0`); 400 for anything else.
+ */
+export function normalizeInstanceId(raw: string): string {
+  if (parseInstanceId(raw)) return raw;
+  const short = /^([a-z0-9-]+):(\d+)$/.exec(raw);
+  if (short) return instanceId(short[1], Number(short[2]));
+  throw badRequest(`invalid instance id "${raw}": expected mcp-instance:<server>:<ordinal> or <server>:<ordinal>`, [
+    { field: 'id', message: 'must be an instance id' },
+  ]);
+}
+
+/** The view visibility alone can give, for an instance whose query did not answer. */
+export function viewFromVisibility(info: Pick<WorkflowExecutionInfo, 'workflowId' | 'typedSearchAttributes'>, reason: string): InstanceView {
+  const parsed = parseInstanceId(info.workflowId);
+  return {
+    id: info.workflowId,
+    server: info.typedSearchAttributes.get(serverKey) ?? parsed?.server ?? '',
+    ordinal: parsed?.ordinal ?? 0,
+    status: (info.typedSearchAttributes.get(statusKey) as InstanceStatus | undefined) ?? 'PENDING',
+    health: (info.typedSearchAttributes.get(healthKey) as HealthStatus | undefined) ?? 'unknown',
+    containerId: null,
+    attemptCount: 0,
+    lastAttemptAt: null,
+    nextRetryAt: null,
+    error: null,
+    healthReason: reason,
+    runningSince: null,
+    events: [],
+  };
+}
+
+export class InstanceControl {
+  constructor(private readonly client: Client) {}
+
+  async list(filters: InstanceFilters = {}): Promise<InstanceView[]> {
+    const infos: WorkflowExecutionInfo[] = [];
+    try {
+      for await (const info of this.client.workflow.list({ query: instanceListQuery(filters) })) infos.push(info);
+    } catch (err) {
+      throw toApiError(err);
+    }
+    const views = await mapLimit(infos, 8, async (info) => {
+      try {
+        return await this.client.workflow.getHandle(info.workflowId, info.runId).query(statusQuery);
+      } catch (err) {
+        return viewFromVisibility(info, `status query failed: ${(err as Error).message}`);
+      }
+    });
+    // Search attributes can lag the workflow's state; the query's answer is the truth.
+    return views
+      .filter((v) => (filters.status === undefined || v.status === filters.status) && (filters.health === undefined || v.health === filters.health))
+      .sort((a, b) => a.server.localeCompare(b.server) || a.ordinal - b.ordinal);
+  }
+
+  /** Works on ended instance workflows too: their last state stays queryable. */
+  async describe(rawId: string): Promise<InstanceView> {
+    const id = normalizeInstanceId(rawId);
+    try {
+      return await this.client.workflow.getHandle(id).query(statusQuery);
+    } catch (err) {
+      throw toApiError(err, `instance "${id}"`);
+    }
+  }
+
+  async retry(rawId: string): Promise<string> {
+    return this.signalRunning(rawId, (h) => h.signal(forceRetrySignal));
+  }
+
+  async restart(rawId: string): Promise<string> {
+    return this.signalRunning(rawId, (h) => h.signal(restartSignal));
+  }
+
+  private async signalRunning(rawId: string, send: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<void>): Promise<string> {
+    const id = normalizeInstanceId(rawId);
+    const handle = this.client.workflow.getHandle(id);
+    try {
+      const description = await handle.describe();
+      if (description.status.name !== 'RUNNING') throw conflict(`instance "${id}" has ended (${description.status.name.toLowerCase()})`);
+      await send(handle);
+      return id;
+    } catch (err) {
+      throw toApiError(err, `instance "${id}"`);
+    }
+  }
+}
+

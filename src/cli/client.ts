@@ -1,0 +1,162 @@
+/**
+ * A small REST client for mcpd's API. It reads the server URL from --server /
+ * MCPD_URL and the token from --token / MCPD_TOKEN / <data dir>/api-token, and
+ * turns every failure into an McpdError carrying the exit code mcpctl uses.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { McpServerSpec } from '../config/spec';
+import type { InstanceEvent, InstanceView } from '../domain/instance';
+import type { ServerResource, ApplyOutcome } from '../api/servers';
+import type { SecretSummary } from '../secrets/types';
+
+export const DEFAULT_URL = 'http://127.0.0.1:7400';
+
+/** mcpctl's exit codes. */
+export const EXIT = { ok: 0, error: 1, usage: 2, notFound: 3, auth: 4 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+export class McpdError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+    readonly status?: number,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'McpdError';
+  }
+}
+
+export function exitCodeForStatus(status: number): ExitCode {
+  if (status === 401 || status === 403) return EXIT.auth;
+  if (status === 404) return EXIT.notFound;
+  if (status === 400 || status === 413 || status === 415) return EXIT.usage;
+  return EXIT.error;
+}
+
+export interface ConnectionOptions {
+  server?: string;
+  token?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Connection {
+  url: string;
+  token: string | undefined;
+  /** Where the token came from, for error hints. */
+  tokenSource: string;
+}
+
+/** Resolves URL and token: flags win over the environment, which wins over the token file. */
+export function resolveConnection(options: ConnectionOptions = {}): Connection {
+  const env = options.env ?? process.env;
+  const url = (options.server ?? env.MCPD_URL ?? DEFAULT_URL).replace(/\/+$/, '');
+  if (options.token) return { url, token: options.token, tokenSource: '--token' };
+  if (env.MCPD_TOKEN) return { url, token: env.MCPD_TOKEN, tokenSource: 'MCPD_TOKEN' };
+  const file = path.join(path.resolve(env.MCPD_DATA_DIR ?? '.data'), 'api-token');
+  try {
+    return { url, token: fs.readFileSync(file, 'utf8').trim(), tokenSource: file };
+  } catch {
+    return { url, token: undefined, tokenSource: `none (no --token, no MCPD_TOKEN, no ${file})` };
+  }
+}
+
+export type AppliedServer = ServerResource & { outcome: ApplyOutcome };
+export interface SecretInfo extends Omit<SecretSummary, 'updatedAt'> {
+  updatedAt: string | null;
+}
+export interface InstanceFilter {
+  server?: string;
+  status?: string;
+  health?: string;
+  all?: boolean;
+}
+
+export class McpdClient {
+  constructor(readonly connection: Connection) {}
+
+  static fromOptions(options: ConnectionOptions = {}): McpdClient {
+    return new McpdClient(resolveConnection(options));
+  }
+
+  // ---- servers
+  listServers = () => this.request<{ items: ServerResource[] }>('GET', '/servers').then((r) => r.items);
+  getServer = (name: string) => this.request<ServerResource>('GET', `/servers/${enc(name)}`);
+  applyServer = (spec: unknown) => this.request<AppliedServer>('PUT', `/servers/${enc(specName(spec))}`, spec);
+  deleteServer = (name: string) => this.request<{ name: string; instances: string[] }>('DELETE', `/servers/${enc(name)}`);
+  startServer = (name: string) => this.request<{ name: string; instances: string[] }>('POST', `/servers/${enc(name)}/start`);
+  stopServer = (name: string) => this.request<{ name: string; instances: string[] }>('POST', `/servers/${enc(name)}/stop`);
+  scaleServer = (name: string, replicas: number) => this.request<ServerResource>('POST', `/servers/${enc(name)}/scale`, { replicas });
+
+  // ---- instances
+  listInstances = (filter: InstanceFilter = {}) => {
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== false) query.set(k, String(v));
+    const qs = query.toString();
+    return this.request<{ items: InstanceView[] }>('GET', `/instances${qs ? `?${qs}` : ''}`).then((r) => r.items);
+  };
+  getInstance = (id: string) => this.request<InstanceView>('GET', `/instances/${enc(id)}`);
+  instanceEvents = (id: string) => this.request<{ id: string; items: InstanceEvent[] }>('GET', `/instances/${enc(id)}/events`).then((r) => r.items);
+  retryInstance = (id: string) => this.request<{ id: string }>('POST', `/instances/${enc(id)}/retry`);
+  restartInstance = (id: string) => this.request<{ id: string }>('POST', `/instances/${enc(id)}/restart`);
+  /** The container's stderr as a byte stream (follow keeps it open). */
+  instanceLogs = async (id: string, options: { follow?: boolean; tail?: number | 'all'; signal?: AbortSignal }) => {
+    const query = new URLSearchParams();
+    if (options.follow) query.set('follow', 'true');
+    if (options.tail !== undefined) query.set('tail', String(options.tail));
+    const res = await this.fetch('GET', `/instances/${enc(id)}/logs?${query}`, undefined, options.signal);
+    if (!res.body) throw new McpdError('mcpd sent no log body', EXIT.error);
+    return res.body;
+  };
+
+  // ---- secrets
+  listSecrets = () => this.request<{ items: SecretInfo[] }>('GET', '/secrets').then((r) => r.items);
+  getSecret = (name: string) => this.request<SecretInfo>('GET', `/secrets/${enc(name)}`);
+  putSecret = (name: string, data: Record<string, string>) => this.request<SecretInfo>('PUT', `/secrets/${enc(name)}`, { data });
+  deleteSecret = (name: string) => this.request<{ name: string }>('DELETE', `/secrets/${enc(name)}`);
+
+  async request<T>(method: string, apiPath: string, body?: unknown): Promise<T> {
+    const res = await this.fetch(method, apiPath, body);
+    return (await res.json()) as T;
+  }
+
+  private async fetch(method: string, apiPath: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.connection.token) headers.authorization = `Bearer ${this.connection.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(`${this.connection.url}/api/v1${apiPath}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new McpdError(`cannot reach mcpd at ${this.connection.url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.error);
+    }
+    if (res.ok) return res;
+    let payload: { error?: string; details?: unknown } = {};
+    try {
+      payload = (await res.json()) as typeof payload;
+    } catch {
+      // Not JSON (a proxy, or not mcpd at all): fall back to the status line.
+    }
+    let message = payload.error ?? `HTTP ${res.status} ${res.statusText}`;
+    if (res.status === 401) message = `unauthorized: ${message} (token from ${this.connection.tokenSource})`;
+    if (res.status === 403) message = `forbidden: ${message} (token from ${this.connection.tokenSource})`;
+    throw new McpdError(message, exitCodeForStatus(res.status), res.status, payload.details);
+  }
+}
+
+function enc(segment: string): string {
+  return encodeURIComponent(segment);
+}
+
+function specName(spec: unknown): string {
+  const name = (spec as Partial<McpServerSpec> | null)?.name;
+  if (typeof name !== 'string' || name === '') throw new McpdError('the spec has no "name"', EXIT.usage);
+  return name;
+}

@@ -1,0 +1,496 @@
+#!/usr/bin/env node
+/**
+ * mcpctl: mcpd's kubectl-like command line. Talks to the REST API only.
+ * Exit codes: 0 ok, 1 server/API error, 2 usage or invalid input, 3 not found,
+ * 4 authentication. Errors are one line on stderr.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import YAML from 'yaml';
+import { describeFieldErrors, validateSpec } from '../config/spec';
+import { EXIT, McpdClient, McpdError, exitCodeForStatus, resolveConnection, type ExitCode } from './client';
+import { DocumentError, editBuffer, parseDocuments, splitKeyValue, stripComments } from './documents';
+import {
+  OUTPUT_FORMATS,
+  describeInstance,
+  describeServer,
+  instanceColumns,
+  renderItems,
+  renderObject,
+  renderTable,
+  secretColumns,
+  serverColumns,
+  type Columns,
+  type OutputFormat,
+} from './format';
+
+const WATCH_INTERVAL_MS = 2000;
+
+type Kind = 'server' | 'instance' | 'secret';
+const KIND_ALIASES: Record<string, Kind> = {
+  server: 'server',
+  servers: 'server',
+  srv: 'server',
+  instance: 'instance',
+  instances: 'instance',
+  inst: 'instance',
+  secret: 'secret',
+  secrets: 'secret',
+};
+
+function usage(message: string): McpdError {
+  return new McpdError(message, EXIT.usage);
+}
+
+function kindOf(word: string, allowed: Kind[]): Kind {
+  const kind = KIND_ALIASES[word.toLowerCase()];
+  if (!kind || !allowed.includes(kind)) {
+    throw usage(`unknown resource type "${word}" (expected ${allowed.map((k) => k).join(' or ')})`);
+  }
+  return kind;
+}
+
+function outputFormat(opts: { output?: string }): OutputFormat {
+  return (opts.output as OutputFormat | undefined) ?? 'table';
+}
+
+const outputOption = () => new Option('-o, --output <format>', 'output format').choices([...OUTPUT_FORMATS]);
+
+function print(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Builds the program; `client` is created lazily so `--help` works without a server. */
+export function buildProgram(): Command {
+  const program = new Command('mcpctl');
+  program
+    .description('Command line for mcpd: run MCP servers as Docker containers.')
+    .option('--server <url>', 'mcpd API URL (env MCPD_URL)', undefined)
+    .option('--token <token>', 'API bearer token (env MCPD_TOKEN; default <MCPD_DATA_DIR or ./.data>/api-token)')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok, 1 server or API error, 2 usage or invalid input, 3 not found, 4 authentication failed.',
+    )
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text.trimEnd().split('\n')[0] + '\n') })
+    .showSuggestionAfterError(true);
+
+  const client = () => McpdClient.fromOptions(program.opts<{ server?: string; token?: string }>());
+
+  // ---- get --------------------------------------------------------------------
+  program
+    .command('get')
+    .description('List servers, instances or secrets (NAME narrows to one; for instances a server name filters)')
+    .argument('<resource>', 'servers | instances | secrets')
+    .argument('[name]', 'a server name, an instance id, or a secret name')
+    .addOption(outputOption())
+    .option('-w, --watch', 'keep watching and print rows that change')
+    .option('--status <status>', 'instances: only this status (PENDING, STARTING, RUNNING, ERROR, STOPPING, STOPPED)')
+    .option('--health <health>', 'instances: only this health (unknown, healthy, degraded, unhealthy)')
+    .option('--all', 'instances: include ended ones')
+    .action(async (resource: string, name: string | undefined, opts: { output?: string; watch?: boolean; status?: string; health?: string; all?: boolean }) => {
+      const kind = kindOf(resource, ['server', 'instance', 'secret']);
+      const format = outputFormat(opts);
+      const c = client();
+      const wide = format === 'wide';
+      let fetchItems: () => Promise<unknown[]>;
+      let columns: Columns<never>;
+      if (kind === 'server') {
+        fetchItems = async () => (name ? [await c.getServer(name)] : c.listServers());
+        columns = serverColumns(wide) as Columns<never>;
+      } else if (kind === 'instance') {
+        const single = name?.includes(':');
+        fetchItems = async () =>
+          single ? [await c.getInstance(name!)] : c.listInstances({ server: name, status: opts.status, health: opts.health, all: opts.all });
+        columns = instanceColumns(wide) as Columns<never>;
+      } else {
+        fetchItems = async () => (name ? [await c.getSecret(name)] : c.listSecrets());
+        columns = secretColumns(wide) as Columns<never>;
+      }
+      const items = (await fetchItems()) as never[];
+      if (!opts.watch) {
+        if (items.length === 0 && (format === 'table' || format === 'wide')) {
+          process.stderr.write(`No ${kind}s found.\n`);
+          return;
+        }
+        print(name && kind !== 'instance' && (format === 'json' || format === 'yaml') ? renderObject(items[0], format) : renderItems(items, columns, format, new Date()));
+        return;
+      }
+      await watch(items, fetchItems as () => Promise<never[]>, columns, format);
+    });
+
+  // ---- describe -------------------------------------------------------------------
+  program
+    .command('describe')
+    .description('Show a server or an instance in detail (instances: status, health, attempts, retry times, error, events)')
+    .argument('<resource>', 'server | instance')
+    .argument('<name>', 'server name or instance id')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['json', 'yaml']))
+    .action(async (resource: string, name: string, opts: { output?: 'json' | 'yaml' }) => {
+      const kind = kindOf(resource, ['server', 'instance']);
+      const c = client();
+      const now = new Date();
+      if (kind === 'server') {
+        const server = await c.getServer(name);
+        const instances = await c.listInstances({ server: name });
+        print(opts.output ? renderObject({ ...server, instanceViews: instances }, opts.output) : describeServer(server, instances, now));
+      } else {
+        const instance = await c.getInstance(name);
+        print(opts.output ? renderObject(instance, opts.output) : describeInstance(instance, now));
+      }
+    });
+
+  // ---- apply ----------------------------------------------------------------------
+  program
+    .command('apply')
+    .description('Create or update servers from spec files (YAML or JSON, several documents) and start them')
+    .requiredOption('-f, --filename <file...>', 'spec file(s); "-" reads stdin')
+    .option('--no-start', 'only store the spec; do not start instances')
+    .action(async (opts: { filename: string[]; start: boolean }) => {
+      const specs: { spec: unknown; where: string }[] = [];
+      for (const file of opts.filename) {
+        let text: string;
+        try {
+          text = file === '-' ? fs.readFileSync(0, 'utf8') : fs.readFileSync(file, 'utf8');
+        } catch (err) {
+          throw usage(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+        const docs = parseDocuments(text, file);
+        if (docs.length === 0) throw usage(`${file}: no documents`);
+        docs.forEach((spec, i) => specs.push({ spec, where: docs.length > 1 ? `${file} (document ${i + 1})` : file }));
+      }
+      // Check everything before changing anything, so a bad document applies nothing.
+      for (const { spec, where } of specs) {
+        const validation = validateSpec(spec);
+        if (!validation.ok) throw usage(`${where}: invalid spec: ${describeFieldErrors(validation.errors)}`);
+      }
+      const c = client();
+      for (const { spec } of specs) {
+        const applied = await c.applyServer(spec);
+        if (opts.start && !applied.running) await c.startServer(applied.name);
+        print(`server/${applied.name} ${applied.outcome}`);
+      }
+    });
+
+  // ---- edit -----------------------------------------------------------------------
+  program
+    .command('edit')
+    .description('Edit a server spec in $EDITOR (reopened with the error until it is valid), then apply it')
+    .argument('<resource>', 'server')
+    .argument('<name>', 'server name')
+    .action(async (resource: string, name: string) => {
+      kindOf(resource, ['server']);
+      await editServer(client(), name);
+    });
+
+  // ---- delete ---------------------------------------------------------------------
+  program
+    .command('delete')
+    .description('Delete a server (stops its instances and removes their containers) or a secret')
+    .argument('<resource>', 'server | secret')
+    .argument('<name>', 'name')
+    .action(async (resource: string, name: string) => {
+      const kind = kindOf(resource, ['server', 'secret']);
+      const c = client();
+      if (kind === 'server') await c.deleteServer(name);
+      else await c.deleteSecret(name);
+      print(`${kind}/${name} deleted`);
+    });
+
+  // ---- create secret ------------------------------------------------------------------
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
+  program
+    .command('create')
+    .description('Create or replace a secret in OpenBao (values are write-only)')
+    .argument('<resource>', 'secret')
+    .argument('<name>', 'secret name')
+    .option('--from-literal <key=value>', 'a key and its value (repeatable)', collect)
+    .option('--from-file <key=path>', 'a key and a file holding its value (repeatable)', collect)
+    .action(async (resource: string, name: string, opts: { fromLiteral?: string[]; fromFile?: string[] }) => {
+      kindOf(resource, ['secret']);
+      const data: Record<string, string> = {};
+      for (const pair of opts.fromLiteral ?? []) {
+        const [key, value] = splitKeyValue(pair, '--from-literal');
+        data[key] = value;
+      }
+      for (const pair of opts.fromFile ?? []) {
+        const [key, file] = splitKeyValue(pair, '--from-file');
+        try {
+          data[key] = fs.readFileSync(file, 'utf8');
+        } catch (err) {
+          throw usage(`--from-file ${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+      }
+      if (Object.keys(data).length === 0) throw usage('create secret needs at least one --from-literal KEY=VALUE or --from-file KEY=PATH');
+      const written = await client().putSecret(name, data);
+      print(`secret/${name} ${written.version > 1 ? 'configured' : 'created'} (keys: ${written.keys.join(', ')}; version ${written.version})`);
+    });
+
+  // ---- instance actions ---------------------------------------------------------------
+  program
+    .command('retry')
+    .description('Cut an instance\'s retry wait short (the forceRetry signal)')
+    .argument('<resource>', 'instance')
+    .argument('<id>', 'instance id (mcp-instance:<server>:<n> or <server>:<n>)')
+    .action(async (resource: string, id: string) => {
+      kindOf(resource, ['instance']);
+      const { id: full } = await client().retryInstance(id);
+      print(`instance/${full} retry requested`);
+    });
+  program
+    .command('restart')
+    .description('Replace an instance\'s container with a fresh one')
+    .argument('<resource>', 'instance')
+    .argument('<id>', 'instance id')
+    .action(async (resource: string, id: string) => {
+      kindOf(resource, ['instance']);
+      const { id: full } = await client().restartInstance(id);
+      print(`instance/${full} restart requested`);
+    });
+
+  // ---- server actions -----------------------------------------------------------------
+  program
+    .command('scale')
+    .description('Set a server\'s number of replicas')
+    .argument('<resource>', 'server')
+    .argument('<name>', 'server name')
+    .requiredOption('--replicas <n>', 'number of replicas (0-100)')
+    .action(async (resource: string, name: string, opts: { replicas: string }) => {
+      kindOf(resource, ['server']);
+      const replicas = Number(opts.replicas);
+      if (!/^\d+$/.test(opts.replicas) || replicas > 100) throw usage(`--replicas must be an integer from 0 to 100, got "${opts.replicas}"`);
+      await client().scaleServer(name, replicas);
+      print(`server/${name} scaled to ${replicas}`);
+    });
+  for (const [verb, description] of [
+    ['start', 'Start a server\'s instances'],
+    ['stop', 'Stop a server\'s instances (the spec is kept)'],
+  ] as const) {
+    program
+      .command(verb)
+      .description(description)
+      .argument('<resource>', 'server')
+      .argument('<name>', 'server name')
+      .action(async (resource: string, name: string) => {
+        kindOf(resource, ['server']);
+        const c = client();
+        const result = verb === 'start' ? await c.startServer(name) : await c.stopServer(name);
+        print(`server/${name} ${verb === 'start' ? 'started' : 'stopped'} (${result.instances.length} instance${result.instances.length === 1 ? '' : 's'})`);
+      });
+  }
+
+  // ---- logs -------------------------------------------------------------------------------
+  program
+    .command('logs')
+    .description('Print an instance\'s container stderr (stdout carries the MCP protocol)')
+    .argument('<resource>', 'instance')
+    .argument('<id>', 'instance id')
+    .option('-f, --follow', 'keep streaming')
+    .option('--tail <n>', 'lines from the end ("all" for everything)', '200')
+    .action(async (resource: string, id: string, opts: { follow?: boolean; tail: string }) => {
+      kindOf(resource, ['instance']);
+      if (opts.tail !== 'all' && !/^\d+$/.test(opts.tail)) throw usage(`--tail must be a number or "all", got "${opts.tail}"`);
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
+      const body = await client().instanceLogs(id, { follow: opts.follow, tail: opts.tail === 'all' ? 'all' : Number(opts.tail), signal: abort.signal });
+      try {
+        for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+      } catch (err) {
+        if (!abort.signal.aborted) throw new McpdError(`log stream broke: ${(err as Error).message}`, EXIT.error);
+      }
+    });
+
+  // ---- call -------------------------------------------------------------------------------
+  program
+    .command('call')
+    .description('Call a tool of a server through the gateway')
+    .argument('<server>', 'server name')
+    .argument('<tool>', 'tool name')
+    .option('--args <json>', 'tool arguments as a JSON object', '{}')
+    .addOption(new Option('-o, --output <format>', 'print the whole result').choices(['json', 'yaml']))
+    .action(async (server: string, tool: string, opts: { args: string; output?: 'json' | 'yaml' }) => {
+      let args: unknown;
+      try {
+        args = JSON.parse(opts.args);
+      } catch (err) {
+        throw usage(`--args is not valid JSON: ${(err as Error).message}`);
+      }
+      if (args === null || typeof args !== 'object' || Array.isArray(args)) throw usage('--args must be a JSON object');
+      const connection = resolveConnection(program.opts());
+      const result = await callTool(connection, server, tool, args as Record<string, unknown>);
+      if (opts.output) {
+        print(renderObject(result, opts.output));
+      } else {
+        const content = Array.isArray(result.content) ? (result.content as { type: string; text?: string }[]) : [];
+        const text = content.map((c) => (c.type === 'text' ? (c.text ?? '') : JSON.stringify(c))).join('\n');
+        if (result.isError) throw new McpdError(`tool ${tool} failed: ${text.replace(/\s+/g, ' ').trim() || 'isError without a message'}`, EXIT.error);
+        if (text) print(text);
+        else if (result.structuredContent !== undefined) print(JSON.stringify(result.structuredContent, null, 2));
+      }
+      if (result.isError) process.exitCode = EXIT.error;
+    });
+
+  // ---- config -------------------------------------------------------------------------------
+  program
+    .command('config')
+    .description('Print the snippet that points an MCP client at the gateway')
+    .action(() => {
+      const { url, token } = resolveConnection(program.opts());
+      if (!token) throw new McpdError('no API token: pass --token, set MCPD_TOKEN, or run where the data dir holds api-token', EXIT.auth);
+      print(JSON.stringify({ mcpServers: { mcpd: { type: 'http', url: `${url}/mcp`, headers: { Authorization: `Bearer ${token}` } } } }, null, 2));
+    });
+
+  return program;
+}
+
+/** Prints the table once, then only rows whose content changed (or that are new). */
+async function watch<T>(initial: T[], fetchItems: () => Promise<T[]>, columns: Columns<T>, format: OutputFormat): Promise<void> {
+  const structured = format === 'json' || format === 'yaml';
+  const lastSeen = new Map<string, string>();
+  let widths: number[] = [];
+  const emit = (items: T[], first: boolean) => {
+    const now = new Date();
+    const changed: T[] = [];
+    for (const item of items) {
+      const fingerprint = JSON.stringify(item);
+      if (lastSeen.get(columns.key(item)) !== fingerprint) changed.push(item);
+      lastSeen.set(columns.key(item), fingerprint);
+    }
+    if (structured) {
+      for (const item of changed) print(format === 'json' ? JSON.stringify(item) : `---\n${YAML.stringify(item).trimEnd()}`);
+      return;
+    }
+    const rows = changed.map((i) => columns.row(i, now));
+    if (first) {
+      const table = renderTable(columns.headers, rows);
+      widths = table.split('\n')[0].split(/(?<=\S)(?=\s{3}\S)/).map((c) => c.length);
+      print(table);
+    } else if (rows.length) {
+      print(rows.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i] ?? c.length) : c)).join('   ').trimEnd()).join('\n'));
+    }
+  };
+  emit(initial, true);
+  for (;;) {
+    await sleep(WATCH_INTERVAL_MS);
+    emit(await fetchItems(), false);
+  }
+}
+
+async function editServer(c: McpdClient, name: string): Promise<void> {
+  const current = await c.getServer(name);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpctl-edit-'));
+  const file = path.join(dir, `${name}.yaml`);
+  const editor = process.env.MCPCTL_EDITOR ?? process.env.EDITOR ?? process.env.VISUAL ?? 'vi';
+  let buffer = editBuffer(YAML.stringify(current.spec));
+  let lastError: string | undefined;
+  try {
+    for (;;) {
+      fs.writeFileSync(file, buffer, { mode: 0o600 });
+      const run = spawnSync(`${editor} '${file.replace(/'/g, `'\\''`)}'`, { shell: true, stdio: 'inherit' });
+      if (run.error) throw new McpdError(`cannot run editor "${editor}": ${run.error.message}`, EXIT.error);
+      if (run.status !== 0) throw new McpdError(`editor "${editor}" exited with ${run.status ?? run.signal}; nothing applied`, EXIT.error);
+      const edited = fs.readFileSync(file, 'utf8');
+      const content = stripComments(edited);
+      if (content === '') {
+        if (lastError) throw new McpdError(`edit cancelled (empty file); last error: ${lastError}`, EXIT.usage);
+        print('Edit cancelled, empty file.');
+        return;
+      }
+      if (content === stripComments(buffer)) {
+        if (lastError) throw new McpdError(`edit cancelled, no valid changes were saved: ${lastError}`, EXIT.usage);
+        print('Edit cancelled, no changes made.');
+        return;
+      }
+      const problem = await tryApplyEdited(c, name, content);
+      if (problem === null) {
+        print(`server/${name} edited`);
+        return;
+      }
+      lastError = problem;
+      process.stderr.write(`error: ${problem}\n`);
+      buffer = editBuffer(content + '\n', problem);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** null when applied; otherwise the problem, to show at the top of the reopened file. */
+async function tryApplyEdited(c: McpdClient, name: string, content: string): Promise<string | null> {
+  let docs: unknown[];
+  try {
+    docs = parseDocuments(content, 'edited spec');
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (docs.length !== 1) return `edited spec: expected one document, found ${docs.length}`;
+  const validation = validateSpec(docs[0]);
+  if (!validation.ok) return `invalid spec: ${describeFieldErrors(validation.errors)}`;
+  if (validation.spec.name !== name) return `name: cannot be changed (was "${name}", now "${validation.spec.name}")`;
+  try {
+    await c.applyServer(docs[0]);
+    return null;
+  } catch (err) {
+    if (err instanceof McpdError && (err.status === 400 || err.status === 409)) return err.message;
+    throw err;
+  }
+}
+
+/** One tool call through the gateway's per-server endpoint, with the API token. */
+async function callTool(connection: { url: string; token: string | undefined }, server: string, tool: string, args: Record<string, unknown>) {
+  const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+  const { StreamableHTTPClientTransport, StreamableHTTPError } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
+  const headers: Record<string, string> = connection.token ? { Authorization: `Bearer ${connection.token}` } : {};
+  const transport = new StreamableHTTPClientTransport(new URL(`${connection.url}/mcp/servers/${encodeURIComponent(server)}`), { requestInit: { headers } });
+  const mcp = new Client({ name: 'mcpctl', version: '0.1.0' });
+  try {
+    await mcp.connect(transport);
+    return await mcp.callTool({ name: tool, arguments: args });
+  } catch (err) {
+    if (err instanceof StreamableHTTPError && err.code !== undefined && err.code >= 400) {
+      const code = exitCodeForStatus(err.code);
+      const what = code === EXIT.notFound ? `server "${server}" not found at the gateway` : code === EXIT.auth ? 'gateway refused the token' : `gateway error`;
+      throw new McpdError(`${what} (HTTP ${err.code})`, code, err.code);
+    }
+    const cause = (err as { cause?: { code?: string } }).cause;
+    if (cause?.code === 'ECONNREFUSED') throw new McpdError(`cannot reach mcpd at ${connection.url}: ECONNREFUSED`, EXIT.error);
+    throw new McpdError(`call ${server}/${tool} failed: ${(err as Error).message.replace(/\s+/g, ' ')}`, EXIT.error);
+  } finally {
+    await mcp.close().catch(() => undefined);
+  }
+}
+
+export async function main(argv: string[] = process.argv): Promise<ExitCode> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return (process.exitCode as ExitCode | undefined) ?? EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed its one-line message; help and version are not errors.
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (err instanceof McpdError) {
+      process.stderr.write(`error: ${err.message.replace(/\s*\n\s*/g, ' ')}\n`);
+      return err.exitCode;
+    }
+    if (err instanceof DocumentError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    process.stderr.write(`error: ${(err as Error)?.message?.replace(/\s*\n\s*/g, ' ') ?? String(err)}\n`);
+    return EXIT.error;
+  }
+}
+
+if (require.main === module) {
+  // Exit explicitly: an idle keep-alive socket must not hold a finished command open.
+  void main().then((code) => process.exit(code));
+}

@@ -1,0 +1,73 @@
+/**
+ * An MCP transport over a container's attach stream: stdin carries requests,
+ * stdout newline-delimited JSON-RPC, stderr logs (kept in a ring). Docker
+ * multiplexes stdout and stderr on one hijacked connection when Tty is false.
+ * There must be exactly one of these per container (see Gateway).
+ */
+import type { Duplex } from 'node:stream';
+import type Dockerode from 'dockerode';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { LineDecoder, LineRing } from './lineDecoder';
+
+export class DockerAttachTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: <T extends JSONRPCMessage>(message: T) => void;
+
+  /** Why the stream ended, for the errors of calls that were in flight. */
+  closeReason?: string;
+  private stream?: Duplex;
+  private closed = false;
+
+  constructor(
+    private readonly docker: Dockerode,
+    private readonly containerId: string,
+    readonly stderr: LineRing = new LineRing(),
+  ) {}
+
+  async start(): Promise<void> {
+    const stream = (await this.docker.getContainer(this.containerId).attach({
+      stream: true,
+      stdin: true,
+      stdout: true,
+      stderr: true,
+      hijack: true,
+    })) as unknown as Duplex;
+    this.stream = stream;
+    const decoder = new LineDecoder(
+      (message) => this.onmessage?.(message as JSONRPCMessage),
+      (line) => this.stderr.push(`[stdout, not JSON-RPC] ${line.slice(0, 500)}\n`),
+    );
+    this.docker.modem.demuxStream(
+      stream,
+      { write: (chunk: Buffer) => decoder.push(chunk) } as unknown as NodeJS.WritableStream,
+      { write: (chunk: Buffer) => this.stderr.push(chunk) } as unknown as NodeJS.WritableStream,
+    );
+    stream.on('error', (error) => this.onerror?.(error));
+    const ended = () => {
+      this.closeReason ??= "the server's stdio stream ended (its process exited or the container stopped)";
+      this.finish();
+    };
+    stream.on('end', ended);
+    stream.on('close', ended);
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    if (this.closed || !this.stream) throw new Error('attach stream is closed');
+    this.stream.write(JSON.stringify(message) + '\n');
+  }
+
+  async close(): Promise<void> {
+    // Ending only our side of the hijacked connection: the container keeps its
+    // stdin open (StdinOnce false), so a later owner can attach again.
+    this.stream?.destroy();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onclose?.();
+  }
+}

@@ -1,0 +1,402 @@
+/**
+ * The gateway owns one upstream connection per instance (the only owner of a
+ * STDIO container's attach stream), routes client sessions to ready replicas,
+ * caches discovery, and is the single proxy path for client traffic and health
+ * probes alike (execute).
+ */
+import type Dockerode from 'dockerode';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { ExecuteOptions, InstanceRouting, McpRequest, ProxyExecutor, UpstreamTarget } from '../domain/routing';
+import { DiscoveryCache } from './discoveryCache';
+import { DockerAttachTransport } from './dockerAttachTransport';
+import { LineRing } from './lineDecoder';
+import { ReplicaRouter } from './replicas';
+import { GatewayErrorCode, UpstreamConnection, UpstreamError, type CallHooks, type Params, type Result } from './upstream';
+
+export interface GatewayLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+const silentLogger: GatewayLogger = { info() {}, warn() {}, error() {}, debug() {} };
+
+export interface GatewayOptions {
+  docker: Dockerode;
+  logger?: GatewayLogger;
+  /** How long attach waits for the MCP handshake (an HTTP server may still be starting). */
+  connectTimeoutMs?: number;
+  /** The deadline of a client's call through the gateway. */
+  callTimeoutMs?: number;
+  discovery?: { positiveTtlMs?: number; negativeTtlMs?: number; timeoutMs?: number };
+}
+
+export type ListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts';
+
+const LIST_METHOD: Record<ListKind, string> = {
+  tools: 'tools/list',
+  resources: 'resources/list',
+  resourceTemplates: 'resources/templates/list',
+  prompts: 'prompts/list',
+};
+const LIST_CAPABILITY: Record<ListKind, string> = {
+  tools: 'tools',
+  resources: 'resources',
+  resourceTemplates: 'resources',
+  prompts: 'prompts',
+};
+const LIST_CHANGED: Record<string, ListKind[]> = {
+  'notifications/tools/list_changed': ['tools'],
+  'notifications/resources/list_changed': ['resources', 'resourceTemplates'],
+  'notifications/prompts/list_changed': ['prompts'],
+};
+const ALL_KINDS: ListKind[] = ['tools', 'resources', 'resourceTemplates', 'prompts'];
+
+export interface GatewayInstanceInfo {
+  id: string;
+  server: string;
+  transport: UpstreamTarget['transport'];
+  containerId: string;
+  ready: boolean;
+  connected: boolean;
+  inFlight: number;
+  lastError: string | null;
+}
+
+/** Extra options of the internal call path: the public execute plus relaying hooks. */
+export interface CallOptions extends ExecuteOptions {
+  hooks?: CallHooks;
+}
+
+export type ListChange = { servers: Set<string>; kinds: Set<ListKind> };
+export type UpstreamNotification = { instanceId: string; server: string; method: string; params?: Params };
+
+interface InstanceEntry {
+  target: UpstreamTarget;
+  ready: boolean;
+  connection?: UpstreamConnection;
+  connecting?: Promise<void>;
+  lastError?: string;
+  stderr: LineRing;
+  detached: boolean;
+  watch: AbortController;
+}
+
+export class Gateway implements InstanceRouting, ProxyExecutor {
+  readonly router = new ReplicaRouter();
+  readonly callTimeoutMs: number;
+  private readonly docker: Dockerode;
+  private readonly log: GatewayLogger;
+  private readonly connectTimeoutMs: number;
+  private readonly discoveryTimeoutMs: number;
+  private readonly cache: DiscoveryCache<unknown[]>;
+  private readonly entries = new Map<string, InstanceEntry>();
+  private readonly listListeners = new Set<(change: ListChange) => void>();
+  private readonly notificationListeners = new Set<(n: UpstreamNotification) => void>();
+  private pendingChange?: ListChange;
+
+  constructor(options: GatewayOptions) {
+    this.docker = options.docker;
+    this.log = options.logger ?? silentLogger;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+    this.callTimeoutMs = options.callTimeoutMs ?? 10 * 60_000;
+    this.discoveryTimeoutMs = options.discovery?.timeoutMs ?? 5_000;
+    this.cache = new DiscoveryCache({
+      positiveTtlMs: options.discovery?.positiveTtlMs ?? 60_000,
+      negativeTtlMs: options.discovery?.negativeTtlMs ?? 15_000,
+    });
+  }
+
+  // ---- InstanceRouting ---------------------------------------------------
+
+  async attach(target: UpstreamTarget): Promise<void> {
+    const existing = this.entries.get(target.instanceId);
+    if (existing && existing.target.containerId === target.containerId && !existing.detached) {
+      if (existing.connection && !existing.connection.closed) return;
+      if (existing.connecting) return existing.connecting;
+      existing.connecting = this.connect(existing).finally(() => (existing.connecting = undefined));
+      return existing.connecting;
+    }
+    if (existing) await this.detach(target.instanceId, `replaced by container ${target.containerId.slice(0, 12)}`);
+    const entry: InstanceEntry = {
+      target: { ...target },
+      ready: true,
+      stderr: new LineRing(),
+      detached: false,
+      watch: new AbortController(),
+    };
+    this.entries.set(target.instanceId, entry);
+    entry.connecting = this.connect(entry).finally(() => (entry.connecting = undefined));
+    return entry.connecting;
+  }
+
+  setReady(instanceId: string, ready: boolean): void {
+    const entry = this.entries.get(instanceId);
+    if (!entry || entry.ready === ready) return;
+    entry.ready = ready;
+    this.log.info({ instanceId, ready }, 'gateway: readiness changed');
+    this.changed(entry.target.server, ALL_KINDS, true);
+  }
+
+  async detach(instanceId: string, reason: string): Promise<void> {
+    const entry = this.entries.get(instanceId);
+    if (!entry) return;
+    entry.detached = true;
+    this.entries.delete(instanceId);
+    entry.watch.abort();
+    const connection = entry.connection;
+    entry.connection = undefined;
+    this.log.info({ instanceId, reason }, 'gateway: detached');
+    if (connection) await connection.close(`instance ${instanceId} stopped: ${reason}`);
+    this.changed(entry.target.server, ALL_KINDS, true);
+  }
+
+  // ---- ProxyExecutor -----------------------------------------------------
+
+  /**
+   * The proxy path of probes and client calls. An instance that setReady(false)
+   * is still reachable here: routing excludes it from client traffic, but its
+   * probe must go on seeing whether it has recovered.
+   */
+  async execute(instanceId: string, request: McpRequest, options: ExecuteOptions): Promise<Record<string, unknown>> {
+    try {
+      return await this.call(instanceId, request, options);
+    } catch (error) {
+      if (error instanceof UpstreamError && error.fromUpstream) {
+        throw new UpstreamError(`${request.method}: JSON-RPC error ${error.code}: ${error.message}`, error.code, error.data, true);
+      }
+      throw error;
+    }
+  }
+
+  /** Like execute, with upstream errors verbatim and hooks for progress and server-to-client requests. */
+  async call(instanceId: string, request: McpRequest, options: CallOptions): Promise<Result> {
+    const entry = this.entries.get(instanceId);
+    if (!entry) throw new UpstreamError(`unknown instance ${instanceId}`, GatewayErrorCode.Unavailable);
+    if (entry.connecting && !entry.connection) await entry.connecting.catch(() => undefined);
+    const connection = entry.connection;
+    if (!connection || connection.closed) {
+      const why = entry.lastError ? `: ${entry.lastError}` : '';
+      throw new UpstreamError(`instance ${instanceId} is not connected${why}`, GatewayErrorCode.Unavailable);
+    }
+    return connection.request(request.method, request.params, options);
+  }
+
+  // ---- views for the API and the endpoints --------------------------------
+
+  instances(): GatewayInstanceInfo[] {
+    return [...this.entries.entries()].map(([id, e]) => ({
+      id,
+      server: e.target.server,
+      transport: e.target.transport,
+      containerId: e.target.containerId,
+      ready: e.ready,
+      connected: !!e.connection && !e.connection.closed,
+      inFlight: e.connection?.inFlight ?? 0,
+      lastError: e.lastError ?? null,
+    }));
+  }
+
+  /** The last lines a STDIO instance wrote to stderr. */
+  stderr(instanceId: string): string[] {
+    return this.entries.get(instanceId)?.stderr.snapshot() ?? [];
+  }
+
+  /** Instances of a server that may receive client traffic: ready and connected. */
+  readyInstances(server: string): string[] {
+    const ids: string[] = [];
+    for (const [id, e] of this.entries) {
+      if (e.target.server === server && e.ready && e.connection && !e.connection.closed) ids.push(id);
+    }
+    return ids;
+  }
+
+  knowsServer(server: string): boolean {
+    for (const e of this.entries.values()) if (e.target.server === server) return true;
+    return false;
+  }
+
+  /** Servers with at least one ready instance, sorted. */
+  readyServers(): string[] {
+    const servers = new Set<string>();
+    for (const e of this.entries.values()) {
+      if (e.ready && e.connection && !e.connection.closed) servers.add(e.target.server);
+    }
+    return [...servers].sort();
+  }
+
+  connectionOf(instanceId: string): UpstreamConnection | undefined {
+    return this.entries.get(instanceId)?.connection;
+  }
+
+  /** The session's replica of a server, or an UpstreamError when none is ready. */
+  route(session: string, server: string): string {
+    const id = this.router.choose(session, server, this.readyInstances(server));
+    if (id === undefined) {
+      const why = this.knowsServer(server) ? 'has no ready instance' : 'is not running';
+      throw new UpstreamError(`MCP server "${server}" ${why}`, GatewayErrorCode.Unavailable);
+    }
+    return id;
+  }
+
+  /**
+   * One discovery list of a server, through the cache. A dead or slow upstream
+   * costs discoveryTimeoutMs once; the failure is then cached for the negative TTL.
+   */
+  list(server: string, kind: ListKind): Promise<unknown[]> {
+    return this.cache.get(`${server}\n${kind}`, () => this.fetchList(server, kind));
+  }
+
+  onListChanged(listener: (change: ListChange) => void): () => void {
+    this.listListeners.add(listener);
+    return () => this.listListeners.delete(listener);
+  }
+
+  onUpstreamNotification(listener: (n: UpstreamNotification) => void): () => void {
+    this.notificationListeners.add(listener);
+    return () => this.notificationListeners.delete(listener);
+  }
+
+  /** Closes every upstream connection (mcpd shutdown); containers keep running. */
+  async close(): Promise<void> {
+    await Promise.all([...this.entries.keys()].map((id) => this.detach(id, 'mcpd is shutting down')));
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  private async fetchList(server: string, kind: ListKind): Promise<unknown[]> {
+    const [instanceId] = this.readyInstances(server);
+    if (instanceId === undefined) throw new UpstreamError(`MCP server "${server}" has no ready instance`, GatewayErrorCode.Unavailable);
+    if (!this.connectionOf(instanceId)?.hasCapability(LIST_CAPABILITY[kind])) return [];
+    const deadline = Date.now() + this.discoveryTimeoutMs;
+    const items: unknown[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 100; page++) {
+      const result = await this.call(
+        instanceId,
+        { method: LIST_METHOD[kind], params: cursor === undefined ? undefined : { cursor } },
+        { timeoutMs: Math.max(1, deadline - Date.now()) },
+      );
+      const pageItems = result[kind];
+      if (Array.isArray(pageItems)) items.push(...pageItems);
+      cursor = typeof result.nextCursor === 'string' ? result.nextCursor : undefined;
+      if (cursor === undefined) break;
+    }
+    return items;
+  }
+
+  private buildTransport(entry: InstanceEntry): Transport {
+    const { target } = entry;
+    if (target.transport === 'stdio') return new DockerAttachTransport(this.docker, target.containerId, entry.stderr);
+    if (target.port === undefined) throw new Error(`instance ${target.instanceId}: ${target.transport} transport needs a port`);
+    const url = new URL(`http://127.0.0.1:${target.port}${target.path ?? (target.transport === 'sse' ? '/sse' : '/mcp')}`);
+    return target.transport === 'sse' ? new SSEClientTransport(url) : new StreamableHTTPClientTransport(url);
+  }
+
+  /** Connects (and re-connects) an entry; an HTTP server may take a moment to listen. */
+  private async connect(entry: InstanceEntry): Promise<void> {
+    const { instanceId } = entry.target;
+    const deadline = Date.now() + this.connectTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      const connection = new UpstreamConnection(`instance ${instanceId}`, this.buildTransport(entry));
+      try {
+        await connection.open(Math.max(1000, deadline - Date.now()));
+      } catch (error) {
+        await connection.close('handshake failed');
+        const message = (error as Error).message;
+        entry.lastError = `MCP handshake failed: ${message}`;
+        if (entry.detached || Date.now() + 250 >= deadline || !(await this.containerRunning(entry))) {
+          this.log.warn({ instanceId, attempt, error: message }, 'gateway: attach failed');
+          throw new Error(`cannot attach to instance ${instanceId}: ${entry.lastError}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 100 * attempt)));
+        continue;
+      }
+      if (entry.detached) {
+        await connection.close(`instance ${instanceId} was detached`);
+        throw new Error(`instance ${instanceId} was detached while attaching`);
+      }
+      entry.connection = connection;
+      entry.lastError = undefined;
+      connection.onNotification = (method, params) => this.upstreamNotification(entry, method, params);
+      connection.onClose = (reason) => this.connectionClosed(entry, connection, reason);
+      this.watchContainer(entry, connection);
+      this.log.info({ instanceId, transport: entry.target.transport, attempt }, 'gateway: attached');
+      this.changed(entry.target.server, ALL_KINDS, true);
+      return;
+    }
+  }
+
+  private async containerRunning(entry: InstanceEntry): Promise<boolean> {
+    try {
+      const info = await this.docker.getContainer(entry.target.containerId).inspect();
+      return info.State.Running === true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Fails calls promptly when the container dies, whatever the transport noticed. */
+  private watchContainer(entry: InstanceEntry, connection: UpstreamConnection): void {
+    entry.watch.abort();
+    entry.watch = new AbortController();
+    const container = this.docker.getContainer(entry.target.containerId);
+    container
+      .wait({ abortSignal: entry.watch.signal })
+      .then((data: { StatusCode?: number }) => {
+        if (entry.detached || entry.connection !== connection) return;
+        const reason = `instance ${entry.target.instanceId} stopped: container exited with code ${data?.StatusCode ?? 'unknown'}`;
+        entry.lastError = reason;
+        void connection.close(reason);
+      })
+      .catch(() => undefined);
+  }
+
+  private connectionClosed(entry: InstanceEntry, connection: UpstreamConnection, reason: string): void {
+    if (entry.connection !== connection) return;
+    entry.connection = undefined;
+    entry.lastError ??= reason;
+    this.log.warn({ instanceId: entry.target.instanceId, reason }, 'gateway: upstream connection closed');
+    this.changed(entry.target.server, ALL_KINDS, true);
+    if (!entry.detached) void this.reconnectWhileRunning(entry);
+  }
+
+  /** A stream that broke while its container still runs (e.g. a daemon hiccup) is re-attached. */
+  private async reconnectWhileRunning(entry: InstanceEntry): Promise<void> {
+    for (let delay = 500; ; delay = Math.min(delay * 2, 15_000)) {
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      if (entry.detached || entry.connection || entry.connecting || this.entries.get(entry.target.instanceId) !== entry) return;
+      if (!(await this.containerRunning(entry))) return;
+      entry.connecting = this.connect(entry).finally(() => (entry.connecting = undefined));
+      if (await entry.connecting.then(() => true, () => false)) return;
+    }
+  }
+
+  private upstreamNotification(entry: InstanceEntry, method: string, params: Params | undefined): void {
+    const kinds = LIST_CHANGED[method];
+    if (kinds) this.changed(entry.target.server, kinds, false);
+    const n: UpstreamNotification = { instanceId: entry.target.instanceId, server: entry.target.server, method, params };
+    for (const listener of this.notificationListeners) listener(n);
+  }
+
+  /**
+   * Invalidates discovery of a server and tells listeners, coalescing bursts
+   * (a restart detaches and attaches in quick succession) into one notification.
+   */
+  private changed(server: string, kinds: ListKind[], membership: boolean): void {
+    this.cache.invalidateWhere((key) => key.startsWith(`${server}\n`) && (membership || kinds.some((k) => key.endsWith(`\n${k}`))));
+    if (!this.pendingChange) {
+      this.pendingChange = { servers: new Set(), kinds: new Set() };
+      setImmediate(() => {
+        const change = this.pendingChange!;
+        this.pendingChange = undefined;
+        for (const listener of this.listListeners) listener(change);
+      });
+    }
+    this.pendingChange.servers.add(server);
+    for (const k of kinds) this.pendingChange.kinds.add(k);
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * /mcp/servers/<name>: one client session relayed to one replica of one server,
+ * transparently. JSON-RPC ids are remapped on the shared upstream connection (see
+ * UpstreamConnection); here the session keeps its own ids, answers initialize
+ * from the upstream's handshake, relays progress, cancellation, logging and
+ * resource updates, and forwards server-to-client requests to this client.
+ */
+import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { Gateway, ListKind } from './gateway';
+import { RequestTable, type JsonRpcId } from './requestTable';
+import { GatewayErrorCode, UpstreamError, type Params, type Result, type ServerRequest } from './upstream';
+
+type Message = {
+  id?: JsonRpcId | null;
+  method?: string;
+  params?: Params;
+  result?: Result;
+  error?: { code: number; message: string; data?: unknown };
+};
+
+/** Lists answered from the discovery cache (whole lists; a cursor bypasses it). */
+const CACHED_LISTS: Record<string, ListKind> = {
+  'tools/list': 'tools',
+  'prompts/list': 'prompts',
+  'resources/list': 'resources',
+  'resources/templates/list': 'resourceTemplates',
+};
+
+export class PassthroughSession {
+  private readonly inFlight = new Map<JsonRpcId, AbortController>();
+  private readonly toClient = new RequestTable<{ resolve(r: Result): void; reject(e: Error): void }>();
+  private readonly subscriptions = new Set<string>();
+  private unsubscribe?: () => void;
+
+  constructor(
+    private readonly gateway: Gateway,
+    readonly server: string,
+    readonly transport: StreamableHTTPServerTransport,
+    private readonly sessionKey: string,
+  ) {}
+
+  start(): void {
+    this.transport.onmessage = (message) => this.receive(message as Message);
+    this.unsubscribe = this.gateway.onUpstreamNotification((n) => {
+      if (n.server !== this.server || this.gateway.router.boundTo(this.sessionKey, this.server) !== n.instanceId) return;
+      if (n.method === 'notifications/resources/updated' && !this.subscriptions.has(String(n.params?.uri))) return;
+      this.send({ jsonrpc: '2.0', method: n.method, ...(n.params ? { params: n.params } : {}) });
+    });
+  }
+
+  /** The client went away: cancel what it started upstream and forget it. */
+  closed(): void {
+    this.unsubscribe?.();
+    for (const controller of this.inFlight.values()) controller.abort();
+    for (const pending of this.toClient.drain()) pending.reject(new Error('client session closed'));
+    this.gateway.router.forgetSession(this.sessionKey);
+  }
+
+  private receive(message: Message): void {
+    if (message.method === undefined) {
+      const pending = this.toClient.take(message.id);
+      if (!pending) return;
+      if (message.error) pending.reject(new UpstreamError(message.error.message, message.error.code, message.error.data, true));
+      else pending.resolve(message.result ?? {});
+    } else if (message.id !== undefined && message.id !== null) {
+      void this.handleRequest(message.id, message.method, message.params);
+    } else {
+      this.handleNotification(message.method, message.params);
+    }
+  }
+
+  private async handleRequest(id: JsonRpcId, method: string, params: Params | undefined): Promise<void> {
+    const controller = new AbortController();
+    this.inFlight.set(id, controller);
+    try {
+      const result = await this.answer(id, method, params, controller.signal);
+      if (method === 'resources/subscribe') this.subscriptions.add(String(params?.uri));
+      if (method === 'resources/unsubscribe') this.subscriptions.delete(String(params?.uri));
+      this.send({ jsonrpc: '2.0', id, result }, id);
+    } catch (error) {
+      // After notifications/cancelled the client expects no reply.
+      if (controller.signal.aborted) return;
+      const e = error as Partial<UpstreamError> & Error;
+      const code = typeof e.code === 'number' ? e.code : -32603;
+      this.send({ jsonrpc: '2.0', id, error: { code, message: e.message, ...(e.data !== undefined ? { data: e.data } : {}) } }, id);
+    } finally {
+      this.inFlight.delete(id);
+    }
+  }
+
+  private async answer(id: JsonRpcId, method: string, params: Params | undefined, signal: AbortSignal): Promise<Result> {
+    if (method === 'ping') return {};
+    const instanceId = this.gateway.route(this.sessionKey, this.server);
+    if (method === 'initialize') return this.initializeResult(instanceId, params);
+    const listKind = CACHED_LISTS[method];
+    if (listKind && params?.cursor === undefined) {
+      return { [listKind]: await this.gateway.list(this.server, listKind) };
+    }
+    return this.gateway.call(instanceId, { method, params }, {
+      timeoutMs: this.gateway.callTimeoutMs,
+      signal,
+      hooks: {
+        onProgress: (progress) => this.send({ jsonrpc: '2.0', method: 'notifications/progress', params: progress }, id),
+        onServerRequest: (request, upstreamSignal) => this.requestClient(request, id, upstreamSignal),
+      },
+    });
+  }
+
+  private initializeResult(instanceId: string, params: Params | undefined): Result {
+    const upstream = this.gateway.connectionOf(instanceId)?.initializeResult;
+    const requested = params?.protocolVersion;
+    const protocolVersion =
+      typeof requested === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+    return {
+      protocolVersion,
+      capabilities: upstream?.capabilities ?? { tools: {}, resources: {}, prompts: {} },
+      serverInfo: upstream?.serverInfo ?? { name: this.server, version: 'unknown' },
+      ...(upstream?.instructions !== undefined ? { instructions: upstream.instructions } : {}),
+    };
+  }
+
+  private handleNotification(method: string, params: Params | undefined): void {
+    if (method === 'notifications/cancelled') {
+      const requestId = params?.requestId as JsonRpcId | undefined;
+      if (requestId !== undefined) this.inFlight.get(requestId)?.abort();
+      return;
+    }
+    if (method === 'notifications/initialized') return; // the gateway did its own handshake
+    const bound = this.gateway.router.boundTo(this.sessionKey, this.server);
+    if (bound !== undefined) void this.gateway.connectionOf(bound)?.notify(method, params);
+  }
+
+  /** A server-to-client request relayed on the stream of the client call that caused it. */
+  private requestClient(request: ServerRequest, relatedId: JsonRpcId, signal: AbortSignal): Promise<Result> {
+    return new Promise<Result>((resolve, reject) => {
+      const id = this.toClient.add({ resolve, reject });
+      signal.addEventListener(
+        'abort',
+        () => {
+          if (!this.toClient.take(id)) return;
+          this.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'cancelled by the server' } }, relatedId);
+          reject(new UpstreamError('cancelled by the server', GatewayErrorCode.Cancelled));
+        },
+        { once: true },
+      );
+      this.send({ jsonrpc: '2.0', id, method: request.method, ...(request.params ? { params: request.params } : {}) }, relatedId);
+    });
+  }
+
+  private send(message: Record<string, unknown>, relatedRequestId?: JsonRpcId): void {
+    this.transport
+      .send(message as JSONRPCMessage, relatedRequestId === undefined ? undefined : { relatedRequestId })
+      .catch(() => undefined);
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The two workers of an mcpd process:
+ *   - `mcpd`: every workflow plus the control activities (OpenBao, Temporal client);
+ *   - `mcpd-node-<node>`: the activities that need this node's Docker engine and
+ *     gateway (containers, upstream attach, readiness, probes),
+ * plus the node's Docker exit watcher and container reaper. Either half can be
+ * switched off, so a node-only process can run next to a remote Docker engine.
+ */
+import type { Client } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type Dockerode from 'dockerode';
+import { createControlActivities } from '../activities/control';
+import { createNodeActivities } from '../activities/node';
+import { createProbeActivities } from '../activities/probe';
+import { createServerActivities } from '../activities/server';
+import { TASK_QUEUE, nodeTaskQueue } from './domain/instance';
+import type { InstanceRouting, ProxyExecutor } from './domain/routing';
+import type { SecretStore } from './secrets/types';
+import type { ContainerRuntimeOptions } from './docker/containers';
+import { ExitWatcher } from './docker/exit-watcher';
+import { Reaper } from './docker/reaper';
+
+interface MinimalLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface WorkerDeps {
+  connection: NativeConnection;
+  namespace: string;
+  node: string;
+  docker: Dockerode;
+  secrets: SecretStore;
+  routing: InstanceRouting;
+  client: Client;
+  /** The gateway's proxy; when given, the node queue also runs the probe activity. */
+  proxy?: ProxyExecutor;
+  /**
+   * Identifies this control plane on shared Docker engines: its containers carry it
+   * as a label, and the exit watcher and reaper only touch containers that do.
+   * Use `<temporal address>/<namespace>`; default `<namespace>@<node>`.
+   */
+  owner?: string;
+  container?: Pick<ContainerRuntimeOptions, 'baseImage' | 'startGraceMs' | 'stopTimeoutSeconds'>;
+  /** Which halves to run (both by default). */
+  queues?: { control?: boolean; node?: boolean };
+  reaperIntervalMs?: number;
+  log?: MinimalLog;
+}
+
+export interface McpdWorkers {
+  /** Runs until shutdown(); rejects if a worker fails. */
+  run(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
+  const owner = deps.owner ?? `${deps.namespace}@${deps.node}`;
+  const runControl = deps.queues?.control ?? true;
+  const runNode = deps.queues?.node ?? true;
+  const workers: Worker[] = [];
+
+  if (runControl) {
+    workers.push(
+      await Worker.create({
+        connection: deps.connection,
+        namespace: deps.namespace,
+        taskQueue: TASK_QUEUE,
+        // dist/src/worker.js -> dist/workflows/index.js
+        workflowsPath: require.resolve('../workflows'),
+        activities: { ...createControlActivities({ secrets: deps.secrets }), ...createServerActivities({ client: deps.client }) },
+      }),
+    );
+  }
+
+  let watcher: ExitWatcher | null = null;
+  let reaper: Reaper | null = null;
+  if (runNode) {
+    const nodeActivities = createNodeActivities({
+      docker: deps.docker,
+      secrets: deps.secrets,
+      routing: deps.routing,
+      runtime: { node: deps.node, owner, ...deps.container },
+    });
+    workers.push(
+      await Worker.create({
+        connection: deps.connection,
+        namespace: deps.namespace,
+        taskQueue: nodeTaskQueue(deps.node),
+        activities: { ...nodeActivities, ...(deps.proxy ? createProbeActivities({ proxy: deps.proxy }) : {}) },
+      }),
+    );
+    watcher = new ExitWatcher({ docker: deps.docker, client: deps.client, owner, log: deps.log });
+    reaper = new Reaper({ docker: deps.docker, client: deps.client, owner, intervalMs: deps.reaperIntervalMs, log: deps.log });
+  }
+
+  let running: Promise<void> | null = null;
+  return {
+    run() {
+      if (!running) {
+        running = (async () => {
+          await watcher?.start();
+          reaper?.start();
+          await Promise.all(workers.map((w) => w.run()));
+        })();
+      }
+      return running;
+    },
+    async shutdown() {
+      await watcher?.stop();
+      await reaper?.stop();
+      for (const w of workers) {
+        if (w.getState() === 'RUNNING') w.shutdown();
+      }
+      await running?.catch(() => undefined);
+    },
+  };
+}

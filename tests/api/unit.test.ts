@@ -1,0 +1,216 @@
+/** Pure parts of the API: query building and escaping, body validation, auth, error mapping. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import express from 'express';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { apiTokenPath, bearerAuth, ensureApiToken, tokenMatches } from '../../src/api/auth';
+import { ApiError, toApiError } from '../../src/api/errors';
+import { normalizeInstanceId } from '../../src/api/instances';
+import { parseLogOptions } from '../../src/api/logs';
+import { buildOpenApiDocument } from '../../src/api/openapi';
+import { parseSecretBody } from '../../src/api/secrets';
+import { parseSpecBody } from '../../src/api/servers';
+import { listenInRange } from './stack';
+import { instanceListQuery, mapLimit, parseInstanceFilters, quoteLiteral } from '../../src/api/visibility';
+
+function status(fn: () => unknown): { status: number; message: string; details: unknown } {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ApiError, `expected ApiError, got ${err}`);
+    return { status: err.status, message: err.message, details: err.details };
+  }
+  assert.fail('expected an error');
+}
+
+describe('api: visibility queries', () => {
+  it('filters instances by server, status and health with quoted literals', () => {
+    assert.equal(
+      instanceListQuery({ server: 'gitea', status: 'ERROR', health: 'unhealthy' }),
+      "WorkflowType = 'instanceWorkflow' AND ExecutionStatus = 'Running' AND McpServer = 'gitea' AND McpInstanceStatus = 'ERROR' AND McpHealth = 'unhealthy'",
+    );
+    assert.equal(instanceListQuery({ all: true }), "WorkflowType = 'instanceWorkflow'");
+  });
+
+  it('escapes quotes and backslashes so a value cannot change the query', () => {
+    assert.equal(quoteLiteral("a' OR 'x'='x"), "'a\\' OR \\'x\\'=\\'x'");
+    assert.equal(quoteLiteral('back\\slash'), "'back\\\\slash'");
+  });
+
+  it('rejects filter values that are not a server name, status or health, naming the parameter', () => {
+    assert.equal(status(() => parseInstanceFilters({ server: "x' OR 'a'='a" })).status, 400);
+    const bad = status(() => parseInstanceFilters({ status: 'BROKEN' }));
+    assert.match(bad.message, /invalid status filter "BROKEN"/);
+    assert.deepEqual((bad.details as { field: string }[])[0].field, 'status');
+    assert.equal(status(() => parseInstanceFilters({ health: 'fine' })).status, 400);
+    assert.equal(status(() => parseInstanceFilters({ server: ['a', 'b'] })).status, 400);
+  });
+
+  it('accepts status and health in any case', () => {
+    assert.deepEqual(parseInstanceFilters({ status: 'running', health: 'HEALTHY', all: 'true' }), { status: 'RUNNING', health: 'healthy', all: true });
+  });
+
+  it('mapLimit keeps order and never runs more than the limit at once', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const out = await mapLimit([5, 1, 4, 2, 3], 2, async (n) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise((r) => setTimeout(r, n));
+      inFlight--;
+      return n * 10;
+    });
+    assert.deepEqual(out, [50, 10, 40, 20, 30]);
+    assert.equal(peak, 2);
+  });
+});
+
+describe('api: request validation', () => {
+  it('names every bad field of a spec', () => {
+    const err = status(() => parseSpecBody('demo', { name: 'demo', replicas: -1, transport: 'http' }));
+    assert.equal(err.status, 400);
+    const fields = (err.details as { field: string }[]).map((d) => d.field).sort();
+    assert.deepEqual(fields, ['image', 'port', 'replicas']);
+    assert.match(err.message, /^invalid spec: .*replicas/);
+  });
+
+  it('requires the URL name to equal spec.name', () => {
+    const err = status(() => parseSpecBody('demo', { name: 'other', image: 'x' }));
+    assert.equal(err.status, 400);
+    assert.match(err.message, /spec.name "other" does not match the URL name "demo"/);
+  });
+
+  it('rejects a non-object body and a bad server name', () => {
+    assert.equal(status(() => parseSpecBody('demo', [1, 2])).status, 400);
+    assert.match(status(() => parseSpecBody('Bad_Name', { name: 'Bad_Name', image: 'x' })).message, /invalid server name/);
+  });
+
+  it('secret data must be a non-empty object of strings, and errors never echo a value', () => {
+    assert.deepEqual(parseSecretBody({ data: { token: 's3cret' } }), { token: 's3cret' });
+    const notString = status(() => parseSecretBody({ data: { token: 12345678 } }));
+    assert.equal(notString.status, 400);
+    assert.match(notString.message, /data\.token: must be a string/);
+    assert.doesNotMatch(JSON.stringify(notString), /12345678/);
+    assert.equal(status(() => parseSecretBody({ data: {} })).status, 400);
+    assert.equal(status(() => parseSecretBody({ data: 'x' })).status, 400);
+    assert.match(status(() => parseSecretBody({ data: { a: 'b' }, value: 'leak' })).message, /unknown field "value"/);
+    const badKey = status(() => parseSecretBody({ data: { 'bad key': 'hunter2' } }));
+    assert.doesNotMatch(JSON.stringify(badKey), /hunter2/);
+  });
+
+  it('accepts full and short instance ids, rejects others', () => {
+    assert.equal(normalizeInstanceId('mcp-instance:gitea:0'), 'mcp-instance:gitea:0');
+    assert.equal(normalizeInstanceId('gitea:2'), 'mcp-instance:gitea:2');
+    assert.equal(status(() => normalizeInstanceId('gitea')).status, 400);
+  });
+
+  it('log options: tail number or "all", follow flag', () => {
+    assert.deepEqual(parseLogOptions({}), { tail: 200, follow: false, timestamps: false });
+    assert.deepEqual(parseLogOptions({ tail: 'all', follow: 'true' }), { tail: undefined, follow: true, timestamps: false });
+    assert.equal(status(() => parseLogOptions({ tail: '-3' })).status, 400);
+  });
+});
+
+describe('api: error mapping', () => {
+  it('maps Temporal errors to 404 / 409 and keeps ApiErrors', () => {
+    assert.equal(toApiError(new WorkflowNotFoundError('nope', 'mcp-server:x', undefined), 'server "x"').message, 'server "x" not found');
+    const rejected = toApiError(new WorkflowUpdateFailedError('update failed', new Error('server "x" is being deleted')), 'server "x"');
+    assert.equal(rejected.status, 409);
+    assert.match(rejected.message, /is being deleted/);
+    assert.equal(toApiError(Object.assign(new Error('down'), { code: 14 })).status, 503);
+    const mine = new ApiError(418, 'teapot');
+    assert.equal(toApiError(mine), mine);
+  });
+});
+
+describe('api: OpenAPI document', () => {
+  it('describes every route and the spec schema', () => {
+    const doc = buildOpenApiDocument() as { openapi: string; paths: Record<string, Record<string, unknown>>; components: { schemas: Record<string, any> } };
+    assert.equal(doc.openapi, '3.1.0');
+    const routes = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).filter((k) => k !== 'parameters').map((m) => `${m.toUpperCase()} ${p}`));
+    for (const route of [
+      'PUT /api/v1/servers/{name}',
+      'GET /api/v1/servers',
+      'GET /api/v1/servers/{name}',
+      'DELETE /api/v1/servers/{name}',
+      'POST /api/v1/servers/{name}/start',
+      'POST /api/v1/servers/{name}/stop',
+      'POST /api/v1/servers/{name}/scale',
+      'GET /api/v1/instances',
+      'GET /api/v1/instances/{id}',
+      'GET /api/v1/instances/{id}/events',
+      'GET /api/v1/instances/{id}/logs',
+      'POST /api/v1/instances/{id}/retry',
+      'POST /api/v1/instances/{id}/restart',
+      'GET /api/v1/secrets',
+      'GET /api/v1/secrets/{name}',
+      'PUT /api/v1/secrets/{name}',
+      'DELETE /api/v1/secrets/{name}',
+      'GET /healthz',
+      'GET /readyz',
+    ]) {
+      assert.ok(routes.includes(route), `missing ${route}`);
+    }
+    assert.ok(doc.components.schemas.McpServerSpec.properties.healthCheck, 'spec schema has healthCheck');
+  });
+});
+
+describe('api: bearer token', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-h4-auth-')), 'data');
+  });
+  afterEach(() => fs.rmSync(path.dirname(dir), { recursive: true, force: true }));
+
+  it('is generated once, 64 hex chars, in a 0600 file in a 0700 dir', () => {
+    const token = ensureApiToken(dir);
+    assert.match(token, /^[0-9a-f]{64}$/);
+    assert.equal(fs.statSync(apiTokenPath(dir)).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+    assert.equal(ensureApiToken(dir), token, 'the second start reuses the token');
+  });
+
+  it('tightens a token file that was made world-readable', () => {
+    const token = ensureApiToken(dir);
+    fs.chmodSync(apiTokenPath(dir), 0o644);
+    assert.equal(ensureApiToken(dir), token);
+    assert.equal(fs.statSync(apiTokenPath(dir)).mode & 0o777, 0o600);
+  });
+
+  it('refuses a corrupt token file with a clear message', () => {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(apiTokenPath(dir), 'x\n');
+    assert.throws(() => ensureApiToken(dir), /does not hold a valid API token; delete it/);
+  });
+
+  it('compares tokens by content only', () => {
+    assert.equal(tokenMatches('abc', 'abc'), true);
+    assert.equal(tokenMatches('abc', 'abcd'), false);
+  });
+
+  it('answers 401 without a token, 403 with a wrong one, and passes the right one', async () => {
+    const app = express();
+    app.get('/x', bearerAuth('right-token-0123456789'), (_req, res) => {
+      res.json({ ok: true });
+    });
+    const server = await listenInRange(app);
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/x`;
+    try {
+      const none = await fetch(url);
+      assert.equal(none.status, 401);
+      assert.match(none.headers.get('www-authenticate') ?? '', /^Bearer/);
+      assert.equal(((await none.json()) as { error: string }).error, 'missing bearer token');
+      const wrong = await fetch(url, { headers: { authorization: 'Bearer wrong-token-0123456789' } });
+      assert.equal(wrong.status, 403);
+      assert.equal(((await wrong.json()) as { error: string }).error, 'invalid bearer token');
+      const basic = await fetch(url, { headers: { authorization: 'Basic dXNlcjpwYXNz' } });
+      assert.equal(basic.status, 401);
+      const right = await fetch(url, { headers: { authorization: 'bearer right-token-0123456789' } });
+      assert.equal(right.status, 200);
+    } finally {
+      server.close();
+    }
+  });
+});

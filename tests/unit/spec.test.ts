@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { describeFieldErrors, validateSpec } from '../../src/config/spec';
+
+function errorsOf(input: unknown): Record<string, string> {
+  const result = validateSpec(input);
+  assert.equal(result.ok, false, 'the spec should be rejected');
+  if (result.ok) return {};
+  return Object.fromEntries(result.errors.map((e) => [e.field, e.message]));
+}
+
+describe('validateSpec', () => {
+  it('accepts a good spec and applies the defaults', () => {
+    const result = validateSpec({
+      name: 'gitea',
+      image: 'mcpd/gitea-like:dev',
+      env: [
+        { name: 'GITEA_HOST', value: 'http://127.0.0.1:3000' },
+        { name: 'GITEA_TOKEN', secretRef: { name: 'gitea', key: 'token' } },
+      ],
+      healthCheck: { tool: 'get_me' },
+    });
+    assert.ok(result.ok, JSON.stringify(!result.ok && result.errors));
+    const spec = result.spec;
+    assert.equal(spec.transport, 'stdio');
+    assert.equal(spec.replicas, 1);
+    assert.deepEqual(spec.args, []);
+    assert.deepEqual(spec.retry, { fastDelaySeconds: 30, fastAttempts: 5, slowDelaySeconds: 300, stableSeconds: 600 });
+    assert.deepEqual(spec.healthCheck, { tool: 'get_me', arguments: {}, intervalSeconds: 60, timeoutSeconds: 10, failureThreshold: 3 });
+    assert.deepEqual(spec.resources, {});
+    assert.deepEqual(spec.env[1], { name: 'GITEA_TOKEN', secretRef: { name: 'gitea', key: 'token' } });
+  });
+
+  it('keeps custom retry values and fills the missing ones', () => {
+    const result = validateSpec({ name: 'x', command: ['node', 'server.js'], retry: { fastDelaySeconds: 5 } });
+    assert.ok(result.ok);
+    assert.deepEqual(result.spec.retry, { fastDelaySeconds: 5, fastAttempts: 5, slowDelaySeconds: 300, stableSeconds: 600 });
+  });
+
+  it('names a bad server name', () => {
+    assert.match(errorsOf({ name: 'Gitea_Server', image: 'x' }).name, /lowercase/);
+  });
+
+  it('requires exactly one of image, packageName or command', () => {
+    assert.match(errorsOf({ name: 'a' }).image, /exactly one of "image", "packageName" or "command"/);
+    assert.match(errorsOf({ name: 'a', image: 'x', command: ['y'] }).image, /exactly one/);
+  });
+
+  it('requires a port for http and sse', () => {
+    assert.match(errorsOf({ name: 'a', image: 'x', transport: 'http' }).port, /required for transport "http"/);
+    assert.ok('transport' in errorsOf({ name: 'a', image: 'x', transport: 'websocket' }));
+    assert.ok('port' in errorsOf({ name: 'a', image: 'x', transport: 'sse', port: 70000 }));
+  });
+
+  it('names the env entry that has both or neither of value and secretRef', () => {
+    assert.match(errorsOf({ name: 'a', image: 'x', env: [{ name: 'A', value: '1' }, { name: 'B' }] })['env.1'], /exactly one of "value" or "secretRef"/);
+    assert.match(errorsOf({ name: 'a', image: 'x', env: [{ name: 'A', value: '1', secretRef: { name: 's', key: 'k' } }] })['env.0'], /exactly one/);
+  });
+
+  it('names a bad env variable name, a bad secret name, an empty key and a duplicate', () => {
+    assert.ok('env.0.name' in errorsOf({ name: 'a', image: 'x', env: [{ name: '1BAD', value: 'v' }] }));
+    assert.ok('env.0.secretRef.name' in errorsOf({ name: 'a', image: 'x', env: [{ name: 'T', secretRef: { name: 'Bad/Name', key: 'k' } }] }));
+    assert.ok('env.0.secretRef.key' in errorsOf({ name: 'a', image: 'x', env: [{ name: 'T', secretRef: { name: 'ok', key: '' } }] }));
+    assert.match(errorsOf({ name: 'a', image: 'x', env: [{ name: 'T', value: '1' }, { name: 'T', value: '2' }] })['env.1.name'], /duplicates "T"/);
+  });
+
+  it('names bad retry, health check and resource fields', () => {
+    assert.ok('retry.fastAttempts' in errorsOf({ name: 'a', image: 'x', retry: { fastAttempts: -1 } }));
+    assert.ok('retry.slowDelaySeconds' in errorsOf({ name: 'a', image: 'x', retry: { slowDelaySeconds: 'soon' } }));
+    assert.ok('healthCheck.tool' in errorsOf({ name: 'a', image: 'x', healthCheck: { tool: '' } }));
+    assert.ok('healthCheck.failureThreshold' in errorsOf({ name: 'a', image: 'x', healthCheck: { tool: 't', failureThreshold: 0 } }));
+    assert.ok('resources.memory' in errorsOf({ name: 'a', image: 'x', resources: { memory: 'lots' } }));
+    assert.ok('replicas' in errorsOf({ name: 'a', image: 'x', replicas: -1 }));
+  });
+
+  it('rejects unknown fields by name', () => {
+    const result = validateSpec({ name: 'a', image: 'x', restartPolicy: 'always' });
+    assert.equal(result.ok, false);
+    if (!result.ok) assert.match(describeFieldErrors(result.errors), /restartPolicy/);
+  });
+});

@@ -1,0 +1,407 @@
+/**
+ * instanceWorkflow on the time-skipping server, with in-memory node activities
+ * (a fake Docker node) and an in-memory secret store behind the real resolveEnv.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createControlActivities } from '../../activities/control';
+import type { ProbeInput, ProbeResult } from '../../activities/probe';
+import type { AttachUpstreamInput, StartContainerInput, StartContainerResult, StopContainerInput } from '../../activities/types';
+import { validateSpec, type McpServerSpec, type McpServerSpecInput } from '../../src/config/spec';
+import { TASK_QUEUE, instanceId, nodeTaskQueue, type InstanceView } from '../../src/domain/instance';
+import type { PinnedSecretRef, SecretStore, SecretSummary } from '../../src/secrets/types';
+import { mcpInstanceStatusKey, mcpServerKey, type InstanceWorkflowArgs } from '../../workflows/instance';
+import { containerExitedSignal, forceRetrySignal, healthChangedSignal, statusQuery, stopSignal } from '../../workflows/messages';
+import { createTimeSkippingEnv } from './fixtures/env';
+
+const NODE = 't-h2-node';
+const SECRET_VALUE = 'h2-Sup3r-Secret-Value-0b1c2d3e4f';
+
+/** KV v2 in memory: versions and keys, the same contract as OpenBaoSecretStore. */
+class MemorySecretStore implements SecretStore {
+  readonly versions = new Map<string, Record<string, string>[]>();
+  async put(name: string, data: Record<string, string>): Promise<SecretSummary> {
+    const list = this.versions.get(name) ?? [];
+    list.push({ ...data });
+    this.versions.set(name, list);
+    return { name, keys: Object.keys(data), version: list.length, updatedAt: null };
+  }
+  async list(): Promise<SecretSummary[]> {
+    return [];
+  }
+  async describe(): Promise<SecretSummary | null> {
+    return null;
+  }
+  async delete(name: string): Promise<boolean> {
+    return this.versions.delete(name);
+  }
+  async pin(ref: { name: string; key: string }): Promise<PinnedSecretRef> {
+    const list = this.versions.get(ref.name);
+    if (!list) throw new Error(`secret resolution failed: secret "${ref.name}" not found (wanted key "${ref.key}")`);
+    if (!(ref.key in list[list.length - 1])) throw new Error(`secret resolution failed: secret "${ref.name}" has no key "${ref.key}"`);
+    return { ...ref, version: list.length };
+  }
+  async readPinned(ref: PinnedSecretRef): Promise<string> {
+    return this.versions.get(ref.name)![ref.version - 1][ref.key];
+  }
+}
+
+interface FakeContainer {
+  id: string;
+  instanceId: string;
+  generation: number;
+  running: boolean;
+  env: Record<string, string>;
+}
+
+/** A Docker node in memory: one container per instance name, like DockerContainers. */
+class FakeNode {
+  readonly containers = new Map<string, FakeContainer>();
+  startCalls = 0;
+  /** Messages of the next start failures ("container exited right after start ..."), consumed in order. */
+  failNextStarts: string[] = [];
+  failAllStarts: string | null = null;
+  probeFailure: string | null = null;
+  readonly readyCalls: { instanceId: string; ready: boolean }[] = [];
+
+  constructor(private readonly secrets: SecretStore) {}
+
+  activities() {
+    return {
+      startContainer: async (input: StartContainerInput): Promise<StartContainerResult> => {
+        this.startCalls++;
+        const env: Record<string, string> = {};
+        for (const e of input.env) env[e.name] = 'value' in e ? e.value : await this.secrets.readPinned(e.secret);
+        const existing = this.containers.get(input.instanceId);
+        if (existing && existing.generation === input.generation && existing.running) return { containerId: existing.id, reused: true };
+        const container: FakeContainer = { id: `c${input.generation}-${randomUUID().slice(0, 8)}`, instanceId: input.instanceId, generation: input.generation, running: true, env };
+        this.containers.set(input.instanceId, container);
+        const failure = this.failNextStarts.shift() ?? this.failAllStarts;
+        if (failure) {
+          container.running = false;
+          throw ApplicationFailure.create({ message: failure, type: 'ContainerStartFailed', nonRetryable: true });
+        }
+        return { containerId: container.id, reused: false };
+      },
+      stopContainer: async (input: StopContainerInput): Promise<string | null> => {
+        const existing = this.containers.get(input.instanceId);
+        if (!existing) return null;
+        existing.running = false;
+        if (input.remove) this.containers.delete(input.instanceId);
+        return existing.id;
+      },
+      attachUpstream: async (input: AttachUpstreamInput) => ({ instanceId: input.instanceId, server: input.spec.name, transport: input.spec.transport, containerId: input.containerId }),
+      setReady: async (input: { instanceId: string; ready: boolean }) => {
+        this.readyCalls.push(input);
+      },
+      inspectContainer: async (id: string) => {
+        const c = this.containers.get(id);
+        return c ? { containerId: c.id, running: c.running, exitCode: c.running ? null : 1 } : null;
+      },
+      probe: async (_input: ProbeInput): Promise<ProbeResult> => (this.probeFailure ? { ok: false, reason: this.probeFailure } : { ok: true, reason: null }),
+    };
+  }
+}
+
+function spec(name: string, extra: Partial<McpServerSpecInput> = {}): McpServerSpec {
+  const result = validateSpec({ name, image: 'h2/never-pulled:dev', ...extra });
+  if (!result.ok) throw new Error(JSON.stringify(result.errors));
+  return result.spec;
+}
+
+describe('instanceWorkflow (time-skipping)', function () {
+  this.timeout(180_000);
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundleWithSourceMap;
+  let secrets: MemorySecretStore;
+  let node: FakeNode;
+  let workers: { worker: Worker; done: Promise<void> }[] = [];
+
+  before(async () => {
+    env = await createTimeSkippingEnv();
+    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./instance-bundle'), logger: quietLogger });
+  });
+  after(async () => {
+    await env?.teardown();
+  });
+
+  beforeEach(async () => {
+    secrets = new MemorySecretStore();
+    await secrets.put('t-h2-gitea', { token: SECRET_VALUE });
+    node = new FakeNode(secrets);
+    await startWorkers();
+  });
+  afterEach(async () => {
+    await stopWorkers();
+  });
+
+  async function startWorkers() {
+    const control = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: TASK_QUEUE,
+      workflowBundle: bundle,
+      activities: createControlActivities({ secrets }),
+    });
+    const nodeWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: nodeTaskQueue(NODE), activities: node.activities() });
+    workers = [control, nodeWorker].map((worker) => ({ worker, done: worker.run() }));
+  }
+  async function stopWorkers() {
+    for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+    await Promise.all(workers.map((w) => w.done));
+    workers = [];
+  }
+
+  async function start(server: string, s: McpServerSpec, tuning: InstanceWorkflowArgs['tuning'] = {}): Promise<WorkflowHandle> {
+    const id = instanceId(server, 0);
+    const args: InstanceWorkflowArgs = { server, ordinal: 0, spec: s, node: NODE, tuning };
+    return env.client.workflow.start('instanceWorkflow', { taskQueue: TASK_QUEUE, workflowId: id, args: [args] });
+  }
+
+  /** Polls the status query (without advancing server time) until `ok`. */
+  async function until(handle: WorkflowHandle, ok: (v: InstanceView) => boolean, what: string): Promise<InstanceView> {
+    const deadline = Date.now() + 30_000;
+    let last: InstanceView | undefined;
+    while (Date.now() < deadline) {
+      last = await handle.query(statusQuery);
+      if (ok(last)) return last;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`timed out waiting for ${what}; last view: ${JSON.stringify(last, null, 1)}`);
+  }
+
+  const failedAttempt = (n: number) => (v: InstanceView) => v.status === 'ERROR' && v.attemptCount === n;
+  const delayOf = (v: InstanceView) => {
+    const failed = [...v.events].reverse().find((e) => e.type === 'AttemptFailed')!;
+    return (Date.parse(v.nextRetryAt!) - Date.parse(failed.at)) / 1000;
+  };
+
+  it('escalates the retry delay: 30 s for the first five failed attempts, then 300 s, retrying the same instance', async () => {
+    node.failAllStarts = 'container exited right after start with code 1: boom';
+    const handle = await start('t-h2-esc', spec('t-h2-esc'));
+    const delays: number[] = [];
+    for (let attempt = 1; attempt <= 7; attempt++) {
+      const view = await until(handle, failedAttempt(attempt), `failed attempt ${attempt}`);
+      assert.equal(view.error, 'container exited right after start with code 1: boom');
+      assert.ok(view.lastAttemptAt);
+      const delay = delayOf(view);
+      delays.push(delay);
+      if (attempt === 1) {
+        // Nothing happens before the timer fires.
+        await env.sleep(delay * 1000 - 5_000);
+        assert.equal((await handle.query(statusQuery)).attemptCount, 1);
+        await env.sleep(5_000);
+      } else {
+        await env.sleep(delay * 1000);
+      }
+    }
+    assert.deepEqual(delays, [30, 30, 30, 30, 30, 300, 300]);
+    assert.equal(node.containers.size, 1, 'retries replace the container of the same instance');
+    await handle.signal(stopSignal);
+    const final = (await handle.result()) as InstanceView;
+    assert.equal(final.status, 'STOPPED');
+  });
+
+  it('uses the retry settings of the spec', async () => {
+    node.failAllStarts = 'image h2/none not found locally';
+    const handle = await start('t-h2-custom', spec('t-h2-custom', { retry: { fastDelaySeconds: 5, fastAttempts: 2, slowDelaySeconds: 45 } }));
+    const delays: number[] = [];
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      const view = await until(handle, failedAttempt(attempt), `failed attempt ${attempt}`);
+      delays.push(delayOf(view));
+      await env.sleep(delays[delays.length - 1] * 1000);
+    }
+    assert.deepEqual(delays, [5, 5, 45, 45]);
+    await handle.signal(stopSignal);
+    await handle.result();
+  });
+
+  it('forceRetry ends a wait at once', async () => {
+    node.failNextStarts = ['container exited right after start with code 2: no config'];
+    const handle = await start('t-h2-force', spec('t-h2-force'));
+    const failed = await until(handle, failedAttempt(1), 'the first failure');
+    assert.equal(delayOf(failed), 30);
+    await handle.signal(forceRetrySignal);
+    const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING after forceRetry');
+    assert.equal(running.attemptCount, 2);
+    const secondAttempt = Date.parse(running.lastAttemptAt!);
+    assert.ok(secondAttempt - Date.parse(failed.lastAttemptAt!) < 30_000, 'the second attempt did not wait for the timer');
+    assert.equal(running.error, null);
+    assert.ok(running.events.some((e) => e.type === 'ForceRetry'));
+    await handle.signal(stopSignal);
+    await handle.result();
+  });
+
+  it('stop during a wait removes the container and ends STOPPED', async () => {
+    node.failAllStarts = 'container exited right after start with code 3: crash';
+    const handle = await start('t-h2-stop', spec('t-h2-stop'));
+    await until(handle, failedAttempt(1), 'the first failure');
+    assert.equal(node.containers.size, 1, 'the failed container is kept until the next attempt');
+    await handle.signal(stopSignal);
+    const final = (await handle.result()) as InstanceView;
+    assert.equal(final.status, 'STOPPED');
+    assert.equal(final.containerId, null);
+    assert.equal(final.nextRetryAt, null);
+    assert.equal(node.containers.size, 0, 'the container is removed');
+    assert.equal(node.startCalls, 1, 'no attempt after stop');
+  });
+
+  it('keeps attemptCount across a worker restart and goes on escalating', async () => {
+    node.failAllStarts = 'container exited right after start with code 1: boom';
+    const handle = await start('t-h2-restart', spec('t-h2-restart'));
+    await until(handle, failedAttempt(1), 'failed attempt 1');
+    await env.sleep(30_000);
+    await until(handle, failedAttempt(2), 'failed attempt 2');
+
+    await stopWorkers();
+    await startWorkers();
+
+    const view = await until(handle, failedAttempt(2), 'the same state after the restart');
+    assert.equal(view.error, 'container exited right after start with code 1: boom');
+    await env.sleep(30_000);
+    await until(handle, failedAttempt(3), 'failed attempt 3 on the new worker');
+    await handle.signal(stopSignal);
+    await handle.result();
+  });
+
+  it('continues as new carrying the state, in a wait and while RUNNING (same container, new probe child)', async () => {
+    node.failNextStarts = ['e1', 'e2', 'e3'];
+    const handle = await start('t-h2-can', spec('t-h2-can'), { historyLimit: 40 });
+    const firstRun = (await handle.describe()).runId;
+    await until(handle, failedAttempt(1), 'failed attempt 1');
+    for (let attempt = 2; attempt <= 3; attempt++) {
+      await env.sleep(30_000);
+      await until(handle, failedAttempt(attempt), `failed attempt ${attempt}`);
+    }
+    // A run ends when its history passes the limit; the state goes on in the next.
+    let described = await handle.describe();
+    assert.notEqual(described.runId, firstRun, 'continued as new during the retry waits');
+    const carried = await handle.query(statusQuery);
+    assert.equal(carried.attemptCount, 3);
+    assert.equal(carried.error, 'e3');
+    assert.ok(carried.events.some((e) => e.type === 'ContinuedAsNew'));
+    assert.ok(carried.events.some((e) => e.message.includes('attempt 1 failed: e1')), 'events survive continue-as-new');
+
+    await env.sleep(30_000);
+    const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
+    const runBefore = (await handle.describe()).runId;
+    const startsBefore = node.startCalls;
+    // Readiness transitions add history until the run continues as new while RUNNING.
+    for (let i = 0; i < 6 && (await handle.describe()).runId === runBefore; i++) {
+      await handle.signal(healthChangedSignal, { health: i % 2 ? 'healthy' : 'degraded', reason: `r${i}`, liveness: false, consecutiveFailures: 0 });
+      await until(handle, (v) => v.events.some((e) => e.message.includes(`r${i}`)), `health change ${i}`).catch(() => undefined);
+    }
+    described = await handle.describe();
+    assert.notEqual(described.runId, runBefore, 'continued as new while RUNNING');
+    const after = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING in the new run');
+    assert.equal(after.containerId, running.containerId, 'the same container keeps running');
+    assert.equal(node.startCalls, startsBefore, 'no container start for continue-as-new');
+    const probeHandle = env.client.workflow.getHandle(`${handle.workflowId}/probe`);
+    const probe = await untilValue(async () => {
+      const d = await probeHandle.describe();
+      return d.status.name === 'RUNNING' && d.parentExecution?.runId === described.runId ? d : null;
+    }, 'a probe child of the new run');
+    assert.equal(probe.parentExecution?.runId, described.runId);
+
+    await handle.signal(stopSignal);
+    assert.equal(((await handle.result()) as InstanceView).status, 'STOPPED');
+  });
+
+  it('a container that dies while RUNNING goes through the backoff; a late exit of an old container is ignored', async () => {
+    const handle = await start('t-h2-exit', spec('t-h2-exit'));
+    const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
+    await handle.signal(containerExitedSignal, { containerId: 'some-older-container', exitCode: 1, reason: 'container exited with code 1' });
+    await env.sleep(1_000);
+    assert.equal((await handle.query(statusQuery)).status, 'RUNNING');
+
+    await handle.signal(containerExitedSignal, { containerId: running.containerId!, exitCode: 137, reason: 'container exited with code 137 (killed)' });
+    const failed = await until(handle, failedAttempt(1), 'ERROR after the exit');
+    assert.equal(failed.error, 'container exited with code 137 (killed)');
+    assert.equal(delayOf(failed), 30);
+    await env.sleep(30_000);
+    const again = await until(handle, (v) => v.status === 'RUNNING' && v.attemptCount === 2, 'the instance running again');
+    assert.notEqual(again.containerId, running.containerId);
+    await handle.signal(stopSignal);
+    await handle.result();
+  });
+
+  it('a liveness probe failure restarts the instance through the backoff', async () => {
+    const handle = await start('t-h2-live', spec('t-h2-live'));
+    await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
+    node.probeFailure = 'timeout after 10 s';
+    // Liveness defaults: every 60 s, unhealthy after 3 failures.
+    await env.sleep(200_000);
+    const failed = await until(handle, (v) => v.status === 'ERROR', 'ERROR after the liveness failure');
+    assert.equal(failed.error, 'liveness probe failed: timeout after 10 s');
+    assert.equal(failed.health, 'unhealthy');
+    assert.ok(node.containers.get(handle.workflowId)?.running === false, 'the container was stopped');
+    await handle.signal(stopSignal);
+    await handle.result();
+  });
+
+  it('resets attemptCount after a stable running period, so the next failure waits the fast delay again', async () => {
+    node.failNextStarts = ['f1', 'f2', 'f3', 'f4', 'f5', 'f6'];
+    const handle = await start('t-h2-stable', spec('t-h2-stable', { retry: { fastDelaySeconds: 1, fastAttempts: 5, slowDelaySeconds: 2, stableSeconds: 600 } }));
+    for (let attempt = 1; attempt <= 6; attempt++) {
+      await until(handle, failedAttempt(attempt), `failed attempt ${attempt}`);
+      await env.sleep(3_000);
+    }
+    const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
+    assert.equal(running.attemptCount, 7);
+    await env.sleep(601_000);
+    const stable = await until(handle, (v) => v.attemptCount === 0, 'the reset');
+    assert.ok(stable.events.some((e) => e.type === 'BackoffReset'));
+    await handle.signal(containerExitedSignal, { containerId: stable.containerId!, exitCode: 1, reason: 'container exited with code 1' });
+    const failed = await until(handle, (v) => v.status === 'ERROR', 'ERROR after the exit');
+    assert.equal(delayOf(failed), 1, 'the fast delay again, not the slow one');
+    await handle.signal(stopSignal);
+    await handle.result();
+  });
+
+  it('keeps secret values out of history, search attributes, memo and the status view', async () => {
+    const handle = await start('t-h2-secret', spec('t-h2-secret', { env: [{ name: 'GITEA_TOKEN', secretRef: { name: 't-h2-gitea', key: 'token' } }, { name: 'MODE', value: 'plain' }] }));
+    const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
+    assert.equal(node.containers.get(handle.workflowId)?.env.GITEA_TOKEN, SECRET_VALUE, 'the container got the value');
+    const history = JSON.stringify(await handle.fetchHistory());
+    assert.ok(history.includes('t-h2-gitea'), 'history holds the reference');
+    assert.ok(!history.includes(SECRET_VALUE), 'history never holds the value');
+    const described = await handle.describe();
+    assert.ok(!JSON.stringify({ sa: described.typedSearchAttributes, memo: described.memo, raw: described.raw }).includes(SECRET_VALUE));
+    assert.ok(!JSON.stringify(running).includes(SECRET_VALUE));
+    assert.equal(described.typedSearchAttributes.get(mcpInstanceStatusKey), 'RUNNING');
+    assert.equal(described.typedSearchAttributes.get(mcpServerKey), 't-h2-secret');
+    await handle.signal(stopSignal);
+    await handle.result();
+  });
+
+  it('a missing secret fails the attempt naming secret and key, without starting a container', async () => {
+    const handle = await start('t-h2-nosecret', spec('t-h2-nosecret', { env: [{ name: 'GITEA_TOKEN', secretRef: { name: 't-h2-gitea', key: 'nope' } }] }));
+    const failed = await until(handle, failedAttempt(1), 'the failure');
+    assert.equal(failed.error, 'secret resolution failed: secret "t-h2-gitea" has no key "nope" (env GITEA_TOKEN)');
+    assert.equal(node.startCalls, 0);
+    await handle.signal(stopSignal);
+    await handle.result();
+  });
+});
+
+async function untilValue<T>(fn: () => Promise<T | null>, what: string): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const value = await fn().catch(() => null);
+    if (value) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const quietLogger = {
+  log() {},
+  trace() {},
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
