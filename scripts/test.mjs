@@ -90,23 +90,37 @@ function removeTestContainers(since) {
 
 async function main() {
   const userArgs = process.argv.slice(2);
+  let interrupted = false;
+  let startingStack = false;
+  let onStackSignal = null;
+  const onSignal = (signal) => {
+    if (onStackSignal) onStackSignal(signal);
+    else if (startingStack) interrupted = true;
+    else process.exit(130); // nothing started yet
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const runStartedAt = Date.now();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-test-'));
   buildProject(P);
-  const { tools } = await prepareInfrastructure(P, dataDir);
+  // A dockerd started here outlives the run, so its log goes to the project's data dir.
+  const { tools } = await prepareInfrastructure(P, path.resolve(process.env.MCPD_DATA_DIR ?? path.join(ROOT, '.data')));
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-test-'));
 
   const started = Date.now();
+  startingStack = true;
   const ports = { temporal: await portFor('temporal'), temporalUi: await portFor('temporalUi'), openbao: await portFor('openbao') };
-  const stack = await embedded().stack.startStack(
-    {
-      dataDir,
-      temporal: { port: ports.temporal, uiPort: ports.temporalUi, persistent: false },
-      openbao: { port: ports.openbao, persistent: false },
-      env: {}, // the test stack is always its own, whatever the shell points at
-    },
-    tools,
-    log,
-  );
+  const profile = {
+    dataDir,
+    temporal: { port: ports.temporal, uiPort: ports.temporalUi, persistent: false },
+    openbao: { port: ports.openbao, persistent: false },
+    env: {}, // the test stack is always its own, whatever the shell points at
+  };
+  const stack = await embedded()
+    .stack.startStack(profile, tools, log)
+    .catch((err) => {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      throw err;
+    });
   log(`test stack up in ${((Date.now() - started) / 1000).toFixed(1)}s: Temporal ${stack.temporalAddress} (UI ${stack.temporalUiUrl}), OpenBao ${stack.baoAddress}; logs in ${dataDir}/logs`);
 
   let mocha = null;
@@ -118,13 +132,12 @@ async function main() {
     removeTestContainers(runStartedAt);
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
-  const onSignal = (signal) => {
+  onStackSignal = (signal) => {
     log(`${signal}: stopping tests and the test stack`);
     if (mocha && mocha.exitCode === null) mocha.kill(signal);
     cleanup().then(() => process.exit(130));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  if (interrupted) return onStackSignal('SIGINT');
 
   const env = {
     ...process.env,

@@ -31,12 +31,25 @@ async function waitForReady(url, child, timeoutMs) {
 
 async function main() {
   const startedAt = Date.now();
+  // Until the stack exists, a Ctrl-C only takes note; the stack is stopped as soon as
+  // startStack returns, so no detached server outlives an early interrupt.
+  let interrupted = false;
+  let startingStack = false;
+  let stopAll = null;
+  const onSignal = () => {
+    if (stopAll) stopAll(0);
+    else if (startingStack) interrupted = true;
+    else process.exit(130); // nothing started yet
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const dataDir = path.resolve(process.env.MCPD_DATA_DIR ?? path.join(ROOT, '.data'));
   fs.mkdirSync(dataDir, { recursive: true });
   buildProject(P);
   const { tools } = await prepareInfrastructure(P, dataDir);
 
   const { stack: stackModule } = embedded();
+  startingStack = true;
   const stack = await stackModule.startStack(
     {
       dataDir,
@@ -50,7 +63,7 @@ async function main() {
 
   let stopping = false;
   let mcpd = null;
-  const stopAll = async (code) => {
+  stopAll = async (code) => {
     if (stopping) return;
     stopping = true;
     log('stopping what npm start started…');
@@ -72,8 +85,7 @@ async function main() {
     log('stopped.');
     process.exit(code);
   };
-  process.on('SIGINT', () => stopAll(0));
-  process.on('SIGTERM', () => stopAll(0));
+  if (interrupted) return stopAll(130);
 
   const host = process.env.MCPD_HOST ?? '127.0.0.1';
   const port = process.env.MCPD_PORT ?? '7400';

@@ -31,6 +31,7 @@ describe('local images', function () {
       args: ['run', '-i', '--rm', '--name', name, '--network', 'none', ...envArgs, image, ...args],
       // Values go through the environment, not the command line.
       env: { ...(process.env as Record<string, string>), ...env },
+      stderr: 'ignore',
     });
     const client = new Client({ name: 'mcpd-test', version: '1.0.0' });
     clients.push(client);

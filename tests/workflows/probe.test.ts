@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { createProbeActivities } from '../../activities/probe';
 import { nodeTaskQueue, TASK_QUEUE } from '../../src/domain/instance';
 import type { McpRequest, ProxyExecutor } from '../../src/domain/routing';
@@ -39,44 +39,52 @@ class ScriptedProxy implements ProxyExecutor {
   }
 }
 
+const NODE = 'h5-probe-node';
+
 describe('probeWorkflow', function () {
   this.timeout(120_000);
   let env: TestWorkflowEnvironment;
-  let workflowBundle: WorkflowBundleWithSourceMap;
+  let workers: Worker[] = [];
+  let running: Promise<void>[] = [];
+  /** The proxy each test scripts, by instance id; the node worker's activity goes through it. */
+  const proxies = new Map<string, ScriptedProxy>();
+  const dispatcher: ProxyExecutor = {
+    execute: (instanceId, request, options) => {
+      const proxy = proxies.get(instanceId);
+      if (!proxy) return Promise.reject(new Error(`unknown instance ${instanceId}`));
+      return proxy.execute(instanceId, request);
+    },
+  };
   let runId = 0;
 
+  // Workers live for the whole file: stopping one while a probe activity is in
+  // flight leaves the time-skipping server's clock locked for later tests.
   before(async () => {
     env = await createTimeSkippingEnv();
-    workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./fixtures/probe-parent') });
+    workers = [
+      await Worker.create({ connection: env.nativeConnection, taskQueue: TASK_QUEUE, workflowsPath: require.resolve('./fixtures/probe-parent') }),
+      await Worker.create({ connection: env.nativeConnection, taskQueue: nodeTaskQueue(NODE), activities: createProbeActivities({ proxy: dispatcher }) }),
+    ];
+    running = workers.map((w) => w.run());
   });
   after(async () => {
+    workers.forEach((w) => w.shutdown());
+    await Promise.all(running);
     await env?.teardown();
   });
 
   /** Runs the stand-in parent with the real probe child and the scripted proxy behind the real activity. */
   async function runProbe(name: string, proxy: ScriptedProxy, input: Omit<ProbeParentInput['probe'], 'instanceId' | 'node'>, expectTransitions: number, settleSeconds = 300) {
-    const node = `h5-node-${++runId}`;
-    const instanceId = `mcp-instance:h5-probe-${runId}:0`;
-    const workflowWorker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue: TASK_QUEUE,
-      workflowBundle,
-    });
-    const nodeWorker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue: nodeTaskQueue(node),
-      activities: createProbeActivities({ proxy }),
-    });
+    const instanceId = `mcp-instance:h5-probe-${++runId}:0`;
+    proxies.set(instanceId, proxy);
     const handle = await env.client.workflow.start('probeParentWorkflow', {
       taskQueue: TASK_QUEUE,
       workflowId: `h5-probe-parent-${runId}`,
-      args: [{ probe: { instanceId, node, ...input }, expectTransitions, settleSeconds } satisfies ProbeParentInput],
+      args: [{ probe: { instanceId, node: NODE, ...input }, expectTransitions, settleSeconds } satisfies ProbeParentInput],
     });
-    const result = (await workflowWorker.runUntil(nodeWorker.runUntil(handle.result()))) as ProbeParentResult;
-    const probe = env.client.workflow.getHandle(result.probeWorkflowId);
-    const { status } = await probe.describe();
-    console.log('probe child after parent closed:', status.name);
-    await probe.terminate('test over').catch(() => undefined);
+    const result = (await handle.result()) as ProbeParentResult;
+    // The test server does not apply the parent-close policy: end the probe ourselves.
+    await env.client.workflow.getHandle(result.probeWorkflowId).terminate('test over').catch(() => undefined);
     await recordHistory(env.client.workflow.getHandle(result.probeWorkflowId, result.probeFirstRunId), `probe-${name}`);
     return { result, instanceId };
   }

@@ -1,0 +1,174 @@
+/**
+ * `npm run bench`: tools/call of an echo tool, p50/p99 latency and throughput at 1
+ * and 16 calls in flight, for (a) a direct attach to the container (the baseline,
+ * measured in the same run), (b) /mcp/servers/<name>, (c) /mcp. The same SDK Client
+ * drives all three; only its transport differs. Starts its own container and
+ * gateway process on loopback and removes them at the end.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import Dockerode from 'dockerode';
+import { DockerAttachTransport } from '../src/gateway/dockerAttachTransport';
+import { LABELS, containerName, instanceId } from '../src/domain/instance';
+import type { UpstreamTarget } from '../src/domain/routing';
+
+const SERVER = process.env.BENCH_SERVER ?? 't-h3-bench';
+const PORT = Number(process.env.BENCH_PORT ?? 21900);
+const SEQUENTIAL_CALLS = Number(process.env.BENCH_CALLS ?? 2000);
+const CONCURRENT_MS = Number(process.env.BENCH_CONCURRENT_MS ?? 3000);
+const WARMUP_CALLS = 300;
+const IN_FLIGHT = 16;
+
+const docker = new Dockerode();
+
+interface Row {
+  path: string;
+  p50: number;
+  p99: number;
+  rps1: number;
+  p50at16: number;
+  rps16: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function measure(label: string, client: Client, tool: string): Promise<Row> {
+  let n = 0;
+  const call = async () => {
+    const message = `m${n++}`;
+    const result = (await client.callTool({ name: tool, arguments: { message } })) as { content: { text: string }[] };
+    if (!result.content[0].text.endsWith(message)) throw new Error(`${label}: crossed reply: ${result.content[0].text} for ${message}`);
+  };
+  for (let i = 0; i < WARMUP_CALLS; i++) await call();
+
+  const latencies: number[] = [];
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < SEQUENTIAL_CALLS; i++) {
+    const t0 = process.hrtime.bigint();
+    await call();
+    latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  const sequentialMs = Number(process.hrtime.bigint() - started) / 1e6;
+  latencies.sort((a, b) => a - b);
+
+  const concurrent: number[] = [];
+  const deadline = Date.now() + CONCURRENT_MS;
+  const t16 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (Date.now() < deadline) {
+        const t0 = process.hrtime.bigint();
+        await call();
+        concurrent.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }),
+  );
+  const concurrentMs = Number(process.hrtime.bigint() - t16) / 1e6;
+  concurrent.sort((a, b) => a - b);
+  return {
+    path: label,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    rps1: (SEQUENTIAL_CALLS / sequentialMs) * 1000,
+    p50at16: percentile(concurrent, 50),
+    rps16: (concurrent.length / concurrentMs) * 1000,
+  };
+}
+
+async function connected(transport: Transport): Promise<Client> {
+  const client = new Client({ name: 'mcpd-bench', version: '1.0.0' });
+  await client.connect(transport);
+  return client;
+}
+
+async function removeOurContainer(): Promise<void> {
+  await docker.getContainer(containerName(instanceId(SERVER, 0))).remove({ force: true }).catch(() => undefined);
+}
+
+async function startUpstream(): Promise<UpstreamTarget> {
+  await removeOurContainer();
+  const id = instanceId(SERVER, 0);
+  const container = await docker.createContainer({
+    name: containerName(id),
+    Image: 'mcpd/gitea-like:dev',
+    Labels: { [LABELS.managed]: 'true', [LABELS.server]: SERVER, [LABELS.instance]: id },
+    OpenStdin: true,
+    StdinOnce: false,
+    Tty: false,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    HostConfig: { Init: true, NetworkMode: 'none' },
+  });
+  await container.start();
+  return { instanceId: id, server: SERVER, transport: 'stdio', containerId: container.id };
+}
+
+function startGateway(target: UpstreamTarget): Promise<ChildProcess> {
+  const child = fork(path.join(__dirname, 'gatewayServer.js'), [JSON.stringify(target), String(PORT)], { stdio: 'inherit' });
+  return new Promise((resolve, reject) => {
+    child.once('message', (m: { ready?: number; error?: string }) => (m.ready ? resolve(child) : reject(new Error(m.error))));
+    child.once('exit', (code) => reject(new Error(`gateway process exited with ${code}`)));
+  });
+}
+
+function table(rows: Row[]): string {
+  const base = rows[0];
+  const header = ['path', 'p50 ms', 'p99 ms', 'calls/s @1', 'p50 ms @16', 'calls/s @16', 'p50 vs direct', 'calls/s @16 vs direct'];
+  const lines = rows.map((r) => [
+    r.path,
+    r.p50.toFixed(3),
+    r.p99.toFixed(3),
+    r.rps1.toFixed(0),
+    r.p50at16.toFixed(3),
+    r.rps16.toFixed(0),
+    r === base ? '-' : `${r.p50 - base.p50 >= 0 ? '+' : ''}${(r.p50 - base.p50).toFixed(3)} ms`,
+    r === base ? '-' : `${((r.rps16 / base.rps16) * 100).toFixed(0)} %`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  return [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const target = await startUpstream();
+  let gateway: ChildProcess | undefined;
+  try {
+    const rows: Row[] = [];
+    // (a) The baseline: this process owns the attach stream itself.
+    const direct = await connected(new DockerAttachTransport(docker, target.containerId));
+    rows.push(await measure('(a) direct attach', direct, 'echo'));
+    await direct.close();
+
+    // (b), (c) The gateway, in its own process, owns the stream now.
+    gateway = await startGateway(target);
+    const base = `http://127.0.0.1:${PORT}`;
+    const perServer = await connected(new StreamableHTTPClientTransport(new URL(`${base}/mcp/servers/${SERVER}`)));
+    rows.push(await measure(`(b) /mcp/servers/${SERVER}`, perServer, 'echo'));
+    await perServer.close();
+    const aggregate = await connected(new StreamableHTTPClientTransport(new URL(`${base}/mcp`)));
+    rows.push(await measure('(c) /mcp', aggregate, `${SERVER}__echo`));
+    await aggregate.close();
+
+    console.log(`\ntools/call echo, ${SEQUENTIAL_CALLS} sequential calls, then ${IN_FLIGHT} in flight for ${CONCURRENT_MS} ms (node ${process.version})\n`);
+    console.log(table(rows));
+    const [a, b, c] = rows;
+    const goal = (r: Row) => r.p50 - a.p50 <= 0.5 && r.rps16 >= a.rps16 / 2;
+    console.log(`\ngoal (p50 <= direct + 0.5 ms, calls/s @16 >= half of direct): (b) ${goal(b) ? 'met' : 'NOT met'}, (c) ${goal(c) ? 'met' : 'NOT met'}`);
+  } finally {
+    gateway?.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await removeOurContainer();
+  }
+}
+
+main().catch(async (error) => {
+  console.error(error);
+  await removeOurContainer();
+  process.exit(1);
+});
