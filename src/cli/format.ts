@@ -62,6 +62,8 @@ export interface Columns<T> {
   headers: string[];
   row: (item: T, now: Date) => string[];
   key: (item: T) => string;
+  /** The column that says what state a row is in; `get -w` writes "<deleted>" there for rows that disappear. */
+  stateColumn: number;
 }
 
 export function serverColumns(wide: boolean): Columns<ServerResource> {
@@ -70,6 +72,7 @@ export function serverColumns(wide: boolean): Columns<ServerResource> {
   return {
     headers,
     key: (s) => s.name,
+    stateColumn: 2,
     row: (s, now) => {
       const cells = [
         s.name,
@@ -97,6 +100,7 @@ export function instanceColumns(wide: boolean): Columns<InstanceView> {
   return {
     headers,
     key: (i) => i.id,
+    stateColumn: 1,
     row: (i, now) => {
       const cells = [i.id, i.status, i.health, String(i.attemptCount), formatAge(i.runningSince, now), formatUntil(i.nextRetryAt, now)];
       if (wide) cells.push(i.containerId ? i.containerId.slice(0, 12) : '-', formatAge(i.lastAttemptAt, now), truncate(i.healthReason, 60));
@@ -112,6 +116,7 @@ export function secretColumns(wide: boolean): Columns<SecretInfo> {
   return {
     headers,
     key: (s) => s.name,
+    stateColumn: 1,
     row: (s, now) => {
       const cells = [s.name, s.keys.join(',') || '-', String(s.version), formatAge(s.updatedAt, now)];
       if (wide) cells.push(s.updatedAt ?? '-');

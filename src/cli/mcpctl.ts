@@ -20,7 +20,6 @@ import {
   instanceColumns,
   renderItems,
   renderObject,
-  renderTable,
   secretColumns,
   serverColumns,
   type Columns,
@@ -120,7 +119,8 @@ export function buildProgram(): Command {
           process.stderr.write(`No ${kind}s found.\n`);
           return;
         }
-        print(name && kind !== 'instance' && (format === 'json' || format === 'yaml') ? renderObject(items[0], format) : renderItems(items, columns, format, new Date()));
+        const one = name !== undefined && (kind !== 'instance' || name.includes(':'));
+        print(one && (format === 'json' || format === 'yaml') ? renderObject(items[0], format) : renderItems(items, columns, format, new Date()));
         return;
       }
       await watch(items, fetchItems as () => Promise<never[]>, columns, format);
@@ -350,30 +350,45 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Prints the table once, then only rows whose content changed (or that are new). */
+/**
+ * Prints the table once, then only rows whose content changed, that are new, or
+ * that disappeared (shown once more with "<deleted>" in their state column).
+ */
 async function watch<T>(initial: T[], fetchItems: () => Promise<T[]>, columns: Columns<T>, format: OutputFormat): Promise<void> {
   const structured = format === 'json' || format === 'yaml';
-  const lastSeen = new Map<string, string>();
+  const lastSeen = new Map<string, { fingerprint: string; item: T }>();
   let widths: number[] = [];
+  const line = (cells: string[]) => cells.map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i] ?? c.length) : c)).join('   ').trimEnd();
   const emit = (items: T[], first: boolean) => {
     const now = new Date();
     const changed: T[] = [];
+    const present = new Set<string>();
     for (const item of items) {
+      const key = columns.key(item);
       const fingerprint = JSON.stringify(item);
-      if (lastSeen.get(columns.key(item)) !== fingerprint) changed.push(item);
-      lastSeen.set(columns.key(item), fingerprint);
+      present.add(key);
+      if (lastSeen.get(key)?.fingerprint !== fingerprint) changed.push(item);
+      lastSeen.set(key, { fingerprint, item });
     }
+    const gone = [...lastSeen.entries()].filter(([key]) => !present.has(key)).map(([key, { item }]) => ({ key, item }));
+    for (const { key } of gone) lastSeen.delete(key);
     if (structured) {
-      for (const item of changed) print(format === 'json' ? JSON.stringify(item) : `---\n${YAML.stringify(item).trimEnd()}`);
+      const out = (value: unknown) => print(format === 'json' ? JSON.stringify(value) : `---\n${YAML.stringify(value).trimEnd()}`);
+      for (const item of changed) out(item);
+      for (const { item } of gone) out({ deleted: true, item });
       return;
     }
     const rows = changed.map((i) => columns.row(i, now));
+    for (const { item } of gone) {
+      const cells = columns.row(item, now);
+      cells[columns.stateColumn] = '<deleted>';
+      rows.push(cells);
+    }
     if (first) {
-      const table = renderTable(columns.headers, rows);
-      widths = table.split('\n')[0].split(/(?<=\S)(?=\s{3}\S)/).map((c) => c.length);
-      print(table);
+      widths = columns.headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+      print([columns.headers, ...rows].map(line).join('\n'));
     } else if (rows.length) {
-      print(rows.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i] ?? c.length) : c)).join('   ').trimEnd()).join('\n'));
+      print(rows.map(line).join('\n'));
     }
   };
   emit(initial, true);

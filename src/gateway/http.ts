@@ -1,38 +1,87 @@
 /**
  * The HTTP face of the gateway: Streamable HTTP on POST/GET/DELETE /mcp (the
- * aggregate) and /mcp/servers/:name (one server, transparent). The SDK transport
- * does the protocol work per session (SSE streams, session ids, header checks,
- * JSON parse errors, body limit); this module finds or creates the session.
+ * aggregate, an SDK Server per session) and /mcp/servers/:name (one server,
+ * transparent). This module validates what arrives (headers, size, JSON, JSON-RPC
+ * shape, session) with the statuses and JSON-RPC codes the MCP spec and the SDK
+ * use, then hands messages to the session's HttpSessionTransport.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type express from 'express';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { AggregateCatalog, createAggregateServer } from './aggregate';
 import type { Gateway } from './gateway';
+import { HttpSessionTransport } from './httpTransport';
 import { PassthroughSession } from './passthrough';
 
 export interface GatewayHttpOptions {
   /** Runs before every /mcp request (e.g. the API's bearer-token check). */
   authenticate?: express.RequestHandler;
-  /** Largest accepted request body; larger ones get 413. */
+  /** Largest accepted request body (default 4 MiB); larger ones get 413. */
   maxBodyBytes?: number;
-  /** Sessions idle this long are closed (clients that never send DELETE). */
+  /** Sessions idle this long are closed (clients that never send DELETE). Default 30 min. */
   sessionIdleMs?: number;
 }
 
 interface Session {
   /** '' for /mcp, the server name for /mcp/servers/:name */
   route: string;
-  transport: StreamableHTTPServerTransport;
+  transport: HttpSessionTransport;
   lastSeen: number;
   close(): Promise<void>;
 }
 
-function jsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+type Message = { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown; result?: unknown; error?: unknown };
+
+const MAX_BATCH = 100;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function sendError(res: ServerResponse, status: number, code: number, message: string): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const body = JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function isMessage(value: unknown): value is Message {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const m = value as Message;
+  if (m.jsonrpc !== '2.0') return false;
+  const validId = typeof m.id === 'string' || typeof m.id === 'number';
+  if (typeof m.method === 'string') return m.id === undefined || validId;
+  return (validId || m.id === null) && (m.result !== undefined || m.error !== undefined);
+}
+
+async function readBody(req: IncomingMessage & { body?: unknown }, limit: number): Promise<unknown> {
+  // A body parser mounted before the gateway already consumed the stream.
+  if (req.body !== undefined && req.readableEnded) return req.body;
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) throw new HttpError(413, -32000, `Payload Too Large: the request body exceeds ${limit} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new HttpError(413, -32000, `Payload Too Large: the request body exceeds ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, -32700, 'Parse error: Invalid JSON');
+  }
 }
 
 /** The request handlers plus a close() that ends every session (mcpd shutdown). */
@@ -42,12 +91,14 @@ export class GatewayHttp {
   private readonly aggregateServers = new Set<Server>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly stopListening: () => void;
+  private readonly maxBodyBytes: number;
 
   constructor(
     private readonly gateway: Gateway,
-    private readonly options: GatewayHttpOptions = {},
+    options: GatewayHttpOptions = {},
   ) {
     this.catalog = new AggregateCatalog(gateway);
+    this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
     // Every /mcp session hears about every change of the aggregate lists.
     this.stopListening = gateway.onListChanged((change) => {
       for (const server of this.aggregateServers) {
@@ -65,59 +116,14 @@ export class GatewayHttp {
     }, Math.min(idleMs, 60_000)).unref();
   }
 
-  /** Handles /mcp (server undefined) or /mcp/servers/<server>. */
+  /** Handles /mcp (server undefined) or /mcp/servers/<server>; never throws. */
   async handle(req: IncomingMessage & { body?: unknown }, res: ServerResponse, server?: string): Promise<void> {
-    const route = server ?? '';
-    const sessionId = req.headers['mcp-session-id'];
-    if (typeof sessionId === 'string') {
-      const session = this.sessions.get(sessionId);
-      if (!session || session.route !== route) {
-        jsonRpcError(res, 404, -32001, 'Session not found');
-        return;
-      }
-      session.lastSeen = Date.now();
-      await session.transport.handleRequest(req, res, req.body);
-      return;
+    try {
+      await this.dispatch(req, res, server ?? '');
+    } catch (error) {
+      if (error instanceof HttpError) sendError(res, error.status, error.code, error.message);
+      else sendError(res, 500, -32603, `Internal error: ${(error as Error).message}`);
     }
-    if (req.method !== 'POST') {
-      jsonRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
-      return;
-    }
-    if (server !== undefined && !this.gateway.knowsServer(server)) {
-      jsonRpcError(res, 404, -32003, `MCP server "${server}" is not running`);
-      return;
-    }
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: randomUUID,
-      maxRequestBodySize: this.options.maxBodyBytes,
-      onsessioninitialized: (id) => {
-        this.sessions.set(id, session);
-      },
-    });
-    const session: Session = { route, transport, lastSeen: Date.now(), close: async () => undefined };
-    const sessionKey = () => transport.sessionId ?? 'anonymous';
-    if (server === undefined) {
-      const aggregate = createAggregateServer(this.gateway, this.catalog, sessionKey);
-      this.aggregateServers.add(aggregate);
-      session.close = () => aggregate.close();
-      transport.onclose = () => {
-        this.aggregateServers.delete(aggregate);
-        this.forget(transport);
-      };
-      await aggregate.connect(transport);
-    } else {
-      const passthrough = new PassthroughSession(this.gateway, server, transport, randomUUID());
-      passthrough.start();
-      session.close = () => transport.close();
-      transport.onclose = () => {
-        passthrough.closed();
-        this.forget(transport);
-      };
-      await transport.start();
-    }
-    await transport.handleRequest(req, res, req.body);
-    // Anything but a successful initialize leaves no session behind.
-    if (transport.sessionId === undefined || !this.sessions.has(transport.sessionId)) await session.close();
   }
 
   async close(): Promise<void> {
@@ -126,25 +132,99 @@ export class GatewayHttp {
     await Promise.all([...this.sessions.values()].map((s) => s.close()));
   }
 
-  private forget(transport: StreamableHTTPServerTransport): void {
-    if (transport.sessionId) this.sessions.delete(transport.sessionId);
-    this.gateway.router.forgetSession(transport.sessionId ?? '');
+  private async dispatch(req: IncomingMessage & { body?: unknown }, res: ServerResponse, route: string): Promise<void> {
+    const sessionHeader = req.headers['mcp-session-id'];
+    const session = typeof sessionHeader === 'string' ? this.sessions.get(sessionHeader) : undefined;
+    if (typeof sessionHeader === 'string' && (!session || session.route !== route)) {
+      throw new HttpError(404, -32001, 'Session not found');
+    }
+    const version = req.headers['mcp-protocol-version'];
+    if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+      throw new HttpError(400, -32000, `Bad Request: Unsupported protocol version: ${version} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`);
+    }
+    if (session) session.lastSeen = Date.now();
+
+    if (req.method === 'GET') {
+      if (!String(req.headers.accept ?? '').includes('text/event-stream')) {
+        throw new HttpError(406, -32000, 'Not Acceptable: Client must accept text/event-stream');
+      }
+      if (!session) throw new HttpError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+      session.transport.handleGet(req, res);
+      return;
+    }
+    if (req.method === 'DELETE') {
+      if (!session) throw new HttpError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+      await session.close();
+      res.writeHead(200).end();
+      return;
+    }
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'GET, POST, DELETE');
+      throw new HttpError(405, -32000, 'Method not allowed.');
+    }
+
+    const accept = String(req.headers.accept ?? '');
+    if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
+      throw new HttpError(406, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream');
+    }
+    if (!/^application\/json\s*(;|$)/i.test(String(req.headers['content-type'] ?? ''))) {
+      throw new HttpError(415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
+    }
+    const body = await readBody(req, this.maxBodyBytes);
+    const batch = Array.isArray(body);
+    const messages = batch ? (body as unknown[]) : [body];
+    if (messages.length === 0 || messages.length > MAX_BATCH) {
+      throw new HttpError(400, -32600, `Invalid Request: a batch must hold 1 to ${MAX_BATCH} messages`);
+    }
+    if (!messages.every(isMessage)) throw new HttpError(400, -32600, 'Invalid Request: not a JSON-RPC 2.0 message');
+    const initialize = messages.some((m) => m.method === 'initialize');
+
+    if (session) {
+      if (initialize) throw new HttpError(400, -32600, 'Invalid Request: Server already initialized');
+      session.transport.handlePost(res, messages as never, batch);
+      return;
+    }
+    if (!initialize) throw new HttpError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    if (messages.length > 1) throw new HttpError(400, -32600, 'Invalid Request: Only one initialization request is allowed');
+    if (route !== '' && !this.gateway.knowsServer(route)) throw new HttpError(404, -32003, `MCP server "${route}" is not running`);
+    const created = await this.createSession(route);
+    created.transport.handlePost(res, messages as never, batch);
+  }
+
+  private async createSession(route: string): Promise<Session> {
+    const transport = new HttpSessionTransport(randomUUID());
+    const session: Session = { route, transport, lastSeen: Date.now(), close: () => transport.close() };
+    this.sessions.set(transport.sessionId, session);
+    if (route === '') {
+      const aggregate = createAggregateServer(this.gateway, this.catalog, () => transport.sessionId);
+      this.aggregateServers.add(aggregate);
+      transport.onclose = () => {
+        this.aggregateServers.delete(aggregate);
+        this.sessions.delete(transport.sessionId);
+        this.gateway.router.forgetSession(transport.sessionId);
+      };
+      await aggregate.connect(transport);
+    } else {
+      const passthrough = new PassthroughSession(this.gateway, route, transport, transport.sessionId);
+      transport.onclose = () => {
+        passthrough.closed();
+        this.sessions.delete(transport.sessionId);
+      };
+      passthrough.start();
+    }
+    return session;
   }
 }
 
 /**
- * Serves the gateway on an express app. Mount it before any body parser (the
- * SDK transport reads the raw body and enforces the size limit); a body that a
- * parser already consumed is used as is.
+ * Serves the gateway on an express app. Mount it before any body parser (it reads
+ * the raw body and enforces the size limit itself); a body that a parser already
+ * consumed is used as is.
  */
 export function mountGateway(app: express.Express, gateway: Gateway, options: GatewayHttpOptions = {}): GatewayHttp {
   const http = new GatewayHttp(gateway, options);
   const guard: express.RequestHandler = options.authenticate ?? ((_req, _res, next) => next());
-  app.all('/mcp', guard, (req, res, next) => {
-    http.handle(req, res).catch(next);
-  });
-  app.all('/mcp/servers/:name', guard, (req, res, next) => {
-    http.handle(req, res, String(req.params.name)).catch(next);
-  });
+  app.all('/mcp', guard, (req, res) => void http.handle(req, res));
+  app.all('/mcp/servers/:name', guard, (req, res) => void http.handle(req, res, String(req.params.name)));
   return http;
 }

@@ -5,7 +5,7 @@
  * from the upstream's handshake, relays progress, cancellation, logging and
  * resource updates, and forwards server-to-client requests to this client.
  */
-import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Gateway, ListKind } from './gateway';
 import { RequestTable, type JsonRpcId } from './requestTable';
@@ -36,7 +36,7 @@ export class PassthroughSession {
   constructor(
     private readonly gateway: Gateway,
     readonly server: string,
-    readonly transport: StreamableHTTPServerTransport,
+    readonly transport: Transport,
     private readonly sessionKey: string,
   ) {}
 

@@ -233,6 +233,12 @@ describe('api: REST against a real mcpd', function () {
       await waitFor(async () => (await call('GET', `/api/v1/servers/${name}`)).status === 404, { what: 'the server gone' });
       const containers = await stack.docker.listContainers({ all: true, filters: { label: [`io.mcpd.server=${name}`] } });
       assert.equal(containers.length, 0);
+
+      // The name is free again: applying it creates a new server.
+      const again = await call('PUT', `/api/v1/servers/${name}`, { name, ...EVERYTHING });
+      assert.equal(again.status, 201, again.text);
+      assert.equal(again.json.outcome, 'created');
+      assert.equal((await call('DELETE', `/api/v1/servers/${name}`)).status, 200);
     });
   });
 

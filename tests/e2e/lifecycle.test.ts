@@ -43,6 +43,18 @@ describe('instance lifecycle (end to end)', function () {
     assert.equal(res.status, 200, res.text);
     return res.json as InstanceView;
   };
+  /** Waits for the instance view to satisfy `ok`; a timeout shows the last view seen. */
+  const waitForView = async (what: string, ok: (v: InstanceView) => boolean, timeoutMs: number, intervalMs = 250) => {
+    let last: InstanceView | undefined;
+    try {
+      return await waitFor(async () => {
+        last = await view();
+        return ok(last) ? last : undefined;
+      }, { timeoutMs, intervalMs, what });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; last view: ${JSON.stringify({ ...last, events: last?.events.slice(-6) })}`);
+    }
+  };
   const containersOf = async () =>
     docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${instance}`] } });
   const temporal = (...args: string[]) =>
@@ -74,9 +86,10 @@ describe('instance lifecycle (end to end)', function () {
         { name: 'GITEA_TOKEN', secretRef: { name: secretName, key: 'token' } },
       ],
       // Short waits for the test; the defaults are 30 s x 5 then 300 s.
-      retry: { fastDelaySeconds: 2, fastAttempts: 2, slowDelaySeconds: 600 },
+      // stableSeconds: a short stable run resets attemptCount, so a later crash starts the schedule afresh.
+      retry: { fastDelaySeconds: 2, fastAttempts: 2, slowDelaySeconds: 600, stableSeconds: 5 },
     });
-    assert.equal(good.status, 200, good.text);
+    assert.ok([200, 201].includes(good.status), good.text);
   });
 
   it('a missing secret fails the attempt: ERROR with attemptCount, nextRetryAt and the reason, and no container', async () => {
@@ -85,13 +98,7 @@ describe('instance lifecycle (end to end)', function () {
     assert.deepEqual(started.json.instances, [instance]);
 
     // After the fast attempts the schedule escalates to the slow delay.
-    const v = await waitFor(
-      async () => {
-        const current = await view();
-        return current.status === 'ERROR' && current.attemptCount >= 3 ? current : undefined;
-      },
-      { timeoutMs: 60_000, what: 'three failed attempts' },
-    );
+    const v = await waitForView('three failed attempts', (c) => c.status === 'ERROR' && c.attemptCount >= 3, 60_000);
     assert.match(v.error ?? '', /secret resolution failed/);
     assert.match(v.error ?? '', new RegExp(secretName));
     assert.match(v.error ?? '', /token/);
@@ -112,10 +119,7 @@ describe('instance lifecycle (end to end)', function () {
     assert.ok(!put.text.includes(token), 'the API never echoes a secret value');
 
     await temporal('workflow', 'signal', '--workflow-id', instance, '--name', 'forceRetry');
-    const v = await waitFor(async () => {
-      const current = await view();
-      return current.status === 'RUNNING' ? current : undefined;
-    }, { timeoutMs: 30_000, what: 'RUNNING after forceRetry' });
+    const v = await waitForView('RUNNING after forceRetry', (c) => c.status === 'RUNNING', 30_000);
     assert.equal(v.error, null);
     assert.equal(v.nextRetryAt, null);
 
@@ -142,33 +146,30 @@ describe('instance lifecycle (end to end)', function () {
     assert.ok(!mcpd.output().includes(token), 'no secret value in mcpd logs');
   });
 
-  it('a killed container is noticed and restarted through the backoff', async () => {
-    const before = await view();
-    await docker.getContainer(before.containerId!).kill();
-    const failed = await waitFor(async () => {
-      const current = await view();
-      return current.events.some((e) => /exit/i.test(e.message) && Date.parse(e.at) >= Date.parse(before.runningSince ?? before.lastAttemptAt!))
-        ? current
-        : undefined;
-    }, { timeoutMs: 15_000, what: 'the container exit to be recorded' });
-    assert.ok(failed.attemptCount >= 1);
-    const back = await waitFor(async () => {
-      const current = await view();
-      return current.status === 'RUNNING' && current.containerId !== before.containerId ? current : undefined;
-    }, { timeoutMs: 30_000, what: 'RUNNING again in a new container' });
+  it('a stable run resets attemptCount; a killed container is then noticed and restarted after the fast delay', async () => {
+    const running = await waitForView('attemptCount reset after a stable run', (c) => c.status === 'RUNNING' && c.attemptCount === 0, 20_000);
+    await docker.getContainer(running.containerId!).kill();
+    const failed = await waitForView('the exit to be recorded', (c) => c.status === 'ERROR' || c.containerId !== running.containerId, 15_000, 50);
+    if (failed.status === 'ERROR') {
+      assert.match(failed.error ?? '', /exit/i);
+      assert.ok(failed.attemptCount <= 1, `the count started afresh, got ${failed.attemptCount}`);
+      const waitSeconds = (Date.parse(failed.nextRetryAt!) - Date.parse(failed.lastAttemptAt!)) / 1000;
+      assert.ok(waitSeconds < 10, `the first failure after a reset waits the fast delay, got ${waitSeconds}s`);
+    }
+    const back = await waitForView('RUNNING again in a new container', (c) => c.status === 'RUNNING' && c.containerId !== running.containerId, 30_000);
+    assert.ok(back.events.some((e) => /exit/i.test(e.message)), 'the exit is in the events');
     assert.equal((await containersOf()).length, 1, 'the dead container was replaced, not kept beside a new one');
     assert.ok(back.events.length <= 50);
   });
 
   it('killing mcpd while an attempt is starting leaves one container, not two, once it is back', async () => {
-    await api('POST', `/api/v1/instances/${encodeURIComponent(instance)}/restart`);
-    await waitFor(async () => ((await view()).status === 'STARTING' ? true : undefined), { timeoutMs: 10_000, intervalMs: 20, what: 'STARTING' });
+    const before = await view();
+    const restarted = await api('POST', `/api/v1/instances/${encodeURIComponent(instance)}/restart`);
+    assert.equal(restarted.status, 202, restarted.text);
+    await waitForView('STARTING', (c) => c.status === 'STARTING', 10_000, 20);
     await mcpd.kill();
     mcpd = await mcpd.restart();
-    const v = await waitFor(async () => {
-      const current = await view();
-      return current.status === 'RUNNING' ? current : undefined;
-    }, { timeoutMs: 90_000, what: 'RUNNING after the mcpd restart' });
+    const v = await waitForView('RUNNING after the mcpd restart', (c) => c.status === 'RUNNING' && c.containerId !== before.containerId, 90_000);
     const containers = await containersOf();
     assert.equal(containers.length, 1, 'one container');
     assert.equal(containers[0].Id, v.containerId);
@@ -177,7 +178,7 @@ describe('instance lifecycle (end to end)', function () {
   it('stop removes the container and ends the workflow as STOPPED', async () => {
     const res = await api('POST', `/api/v1/servers/${server}/stop`);
     assert.equal(res.status, 200, res.text);
-    await waitFor(async () => ((await view()).status === 'STOPPED' ? true : undefined), { timeoutMs: 30_000, what: 'STOPPED' });
+    await waitForView('STOPPED', (c) => c.status === 'STOPPED', 30_000);
     assert.equal((await containersOf()).length, 0);
   });
 });

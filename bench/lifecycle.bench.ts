@@ -1,0 +1,107 @@
+/**
+ * Start latency of a STDIO server: the time from `POST /api/v1/servers/:name/start`
+ * to the instance reporting RUNNING (secret resolved from OpenBao, container
+ * created and started, gateway attached and MCP-initialized), median of 5, beside
+ * the baseline measured in the same run: a plain `docker run -i` of the same image
+ * to its MCP `initialize` reply. Needs the stack `npm run bench` starts.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { LABELS } from '../src/domain/instance';
+import { removeContainers, startMcpd, waitFor } from '../tests/support/stack';
+
+const IMAGE = 'mcpd/gitea-like:dev';
+const RUNS = Number(process.env.BENCH_START_RUNS ?? 5);
+
+const INITIALIZE = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } },
+});
+
+/** `docker run -i` to the first stdout line that answers initialize. */
+function plainDockerRun(token: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn('docker', ['run', '-i', '--rm', '--init', '--network', 'none', '--label', `${LABELS.server}=t-bench-plain`, '-e', `GITEA_TOKEN=${token}`, IMAGE], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    let buffered = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      if (buffered.includes('"id":1')) {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        child.stdin.end();
+        child.kill('SIGTERM');
+        resolve(ms);
+      }
+    });
+    child.once('error', reject);
+    child.stdin.write(`${INITIALIZE}\n`);
+  });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+async function main(): Promise<void> {
+  const token = randomBytes(20).toString('hex');
+  const server = `t-bench-start-${randomBytes(2).toString('hex')}`;
+  const mcpd = await startMcpd({ env: { MCPD_SEED_EXAMPLES: 'false', MCPD_LOG_LEVEL: 'warn' } });
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${mcpd.url}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${mcpd.token}` },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  };
+  const status = async () => (await api('GET', `/api/v1/instances/${encodeURIComponent(`mcp-instance:${server}:0`)}`)).status as string;
+
+  try {
+    const plain: number[] = [];
+    await plainDockerRun(token); // warm the page cache; not counted
+    for (let i = 0; i < RUNS; i++) plain.push(await plainDockerRun(token));
+
+    await api('PUT', `/api/v1/secrets/${server}`, { data: { token } });
+    await api('PUT', `/api/v1/servers/${server}`, {
+      name: server,
+      image: IMAGE,
+      env: [{ name: 'GITEA_TOKEN', secretRef: { name: server, key: 'token' } }],
+    });
+    const viaMcpd: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const started = process.hrtime.bigint();
+      await api('POST', `/api/v1/servers/${server}/start`);
+      await waitFor(async () => (await status()) === 'RUNNING', { timeoutMs: 60_000, intervalMs: 10, what: 'RUNNING' });
+      viaMcpd.push(Number(process.hrtime.bigint() - started) / 1e6);
+      await api('POST', `/api/v1/servers/${server}/stop`);
+      await waitFor(async () => (await status()) === 'STOPPED', { timeoutMs: 60_000, intervalMs: 50, what: 'STOPPED' });
+    }
+
+    const row = (label: string, values: number[]) =>
+      `| ${label.padEnd(56)} | ${median(values).toFixed(0).padStart(10)} | ${Math.min(...values).toFixed(0).padStart(8)} | ${Math.max(...values).toFixed(0).padStart(8)} |`;
+    console.log(`\nStart latency of a STDIO server (${IMAGE}), ${RUNS} runs, ms`);
+    console.log(`| ${'path'.padEnd(56)} | ${'median'.padStart(10)} | ${'min'.padStart(8)} | ${'max'.padStart(8)} |`);
+    console.log(`|${'-'.repeat(58)}|${'-'.repeat(12)}|${'-'.repeat(10)}|${'-'.repeat(10)}|`);
+    console.log(row('baseline: docker run -i -> initialize reply', plain));
+    console.log(row('mcpd: POST start -> instance RUNNING (MCP-initialized)', viaMcpd));
+  } finally {
+    await api('DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
+    await api('DELETE', `/api/v1/secrets/${server}`).catch(() => undefined);
+    await mcpd.stop();
+    await removeContainers({ label: `${LABELS.server}=${server}` });
+    await removeContainers({ label: `${LABELS.server}=t-bench-plain` });
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`lifecycle bench: ${err.message}\n`);
+  process.exit(1);
+});

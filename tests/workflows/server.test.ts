@@ -1,0 +1,274 @@
+/**
+ * serverWorkflow on the time-skipping server with the real instanceWorkflow and
+ * probeWorkflow (workflows/index.ts, as the worker bundles them), the real
+ * instanceStatus control activity, and an in-memory Docker node behind the node
+ * activities (start/stop/attach/probe).
+ */
+import assert from 'node:assert/strict';
+import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { ProbeInput, ProbeResult } from '../../activities/probe';
+import { createServerActivities } from '../../activities/server';
+import type { AttachUpstreamInput, ResolvedEnvEntry, StartContainerInput, StartContainerResult, StopContainerInput } from '../../activities/types';
+import { validateSpec, type EnvEntry, type McpServerSpec, type McpServerSpecInput } from '../../src/config/spec';
+import { instanceId, nodeTaskQueue, SEARCH_ATTRIBUTES, serverWorkflowId, TASK_QUEUE } from '../../src/domain/instance';
+import {
+  applySpecUpdate,
+  deleteServerUpdate,
+  scaleServerUpdate,
+  serverQuery,
+  startServerUpdate,
+  stopServerUpdate,
+  type ServerView,
+  type ServerWorkflowInput,
+} from '../../workflows/messages';
+import { READY_TIMEOUT_SECONDS } from '../../workflows/server';
+import { createTimeSkippingEnv, recordHistory, skippingTime } from './fixtures/env';
+
+const NODE = 'h5-server-node';
+
+/** A Docker node in memory; `log` keeps the order in which things happened to containers. */
+class FakeNode {
+  readonly containers = new Map<string, { id: string; spec: McpServerSpec; running: boolean }>();
+  readonly log: string[] = [];
+
+  activities() {
+    return {
+      startContainer: async (input: StartContainerInput): Promise<StartContainerResult> => {
+        const id = `c-${input.instanceId}-${input.generation}`;
+        this.containers.set(input.instanceId, { id, spec: input.spec, running: true });
+        this.log.push(`start ${input.instanceId} ${input.spec.args.join(' ')}`);
+        return { containerId: id, reused: false };
+      },
+      stopContainer: async (input: StopContainerInput): Promise<string | null> => {
+        const container = this.containers.get(input.instanceId);
+        if (!container) return null;
+        container.running = false;
+        if (input.remove) this.containers.delete(input.instanceId);
+        this.log.push(`stop ${input.instanceId} (${input.reason})`);
+        return container.id;
+      },
+      attachUpstream: async (input: AttachUpstreamInput) => ({ instanceId: input.instanceId, server: input.spec.name, transport: input.spec.transport, containerId: input.containerId }),
+      setReady: async () => undefined,
+      inspectContainer: async (id: string) => {
+        const c = this.containers.get(id);
+        return c ? { containerId: c.id, running: c.running, exitCode: null } : null;
+      },
+      // A container started with the argument "broken" answers every probe with a tool error.
+      probe: async (input: ProbeInput): Promise<ProbeResult> => {
+        const container = this.containers.get(input.instanceId);
+        if (!container?.running) return { ok: false, reason: 'unknown instance' };
+        const ok = !container.spec.args.includes('broken');
+        if (ok && this.log[this.log.length - 1] !== `healthy ${input.instanceId}`) this.log.push(`healthy ${input.instanceId}`);
+        return ok ? { ok, reason: null } : { ok, reason: 'token is required' };
+      },
+    };
+  }
+}
+
+function spec(name: string, extra: Partial<McpServerSpecInput> = {}): McpServerSpec {
+  const result = validateSpec({ name, image: 'h5/never-pulled:dev', ...extra });
+  if (!result.ok) throw new Error(JSON.stringify(result.errors));
+  return result.spec;
+}
+
+describe('serverWorkflow (time-skipping)', function () {
+  this.timeout(180_000);
+  let env: TestWorkflowEnvironment;
+  let bundle: WorkflowBundleWithSourceMap;
+  let node: FakeNode;
+  let workers: { worker: Worker; done: Promise<void> }[] = [];
+
+  before(async () => {
+    env = await createTimeSkippingEnv();
+    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows/index') });
+  });
+  after(async () => {
+    await env?.teardown();
+  });
+
+  beforeEach(async () => {
+    node = new FakeNode();
+    const control = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: TASK_QUEUE,
+      workflowBundle: bundle,
+      activities: {
+        ...createServerActivities({ client: env.client }),
+        // These servers have no secrets: env resolves to its plain values.
+        resolveEnv: async (entries: EnvEntry[]): Promise<ResolvedEnvEntry[]> => entries.map((e) => ({ name: e.name, value: e.value ?? '' })),
+      },
+    });
+    const nodeWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: nodeTaskQueue(NODE), activities: node.activities() });
+    workers = [control, nodeWorker].map((worker) => ({ worker, done: worker.run() }));
+  });
+  afterEach(async () => {
+    workers.forEach(({ worker }) => worker.shutdown());
+    await Promise.all(workers.map((w) => w.done));
+  });
+
+  async function startServer(s: McpServerSpec, running = false): Promise<WorkflowHandle> {
+    const input: ServerWorkflowInput = { spec: s, node: NODE, running };
+    return env.client.workflow.start('serverWorkflow', { taskQueue: TASK_QUEUE, workflowId: serverWorkflowId(s.name), args: [input] });
+  }
+
+  /** Skips server time until the server's view satisfies `ok`. */
+  async function until(handle: WorkflowHandle, ok: (v: ServerView) => boolean, what: string): Promise<ServerView> {
+    let last: ServerView | undefined;
+    for (let i = 0; i < 400; i++) {
+      last = await handle.query(serverQuery);
+      if (ok(last)) return last;
+      await env.sleep(2_000);
+    }
+    throw new Error(`timed out waiting for ${what}; last view: ${JSON.stringify(last)}`);
+  }
+
+  async function instanceState(id: string): Promise<string> {
+    try {
+      return (await env.client.workflow.getHandle(id).describe()).status.name;
+    } catch {
+      return 'NOT_FOUND';
+    }
+  }
+
+  async function deleteServer(handle: WorkflowHandle, name: string): Promise<string[]> {
+    const removed = await skippingTime(env, handle.executeUpdate(deleteServerUpdate));
+    await handle.result();
+    await recordHistory(handle, `server-${name}`);
+    return removed;
+  }
+
+  it('rejects an invalid spec with every field error and applies nothing', async () => {
+    const name = 'h5-invalid';
+    const handle = await startServer(spec(name, { args: ['v1'] }));
+    const bad = { name, image: 'x', command: ['y'], transport: 'http', replicas: -1, env: [{ name: '1BAD', value: 'v' }] };
+    await assert.rejects(handle.executeUpdate(applySpecUpdate, { args: [bad as unknown as McpServerSpecInput] }), (err: unknown) => {
+      assert.ok(err instanceof WorkflowUpdateFailedError, String(err));
+      const message = String(err.cause?.message);
+      for (const field of ['image:', 'port:', 'replicas:', 'env.0.name:']) assert.ok(message.includes(field), `"${field}" missing from: ${message}`);
+      return true;
+    });
+    await assert.rejects(handle.executeUpdate(applySpecUpdate, { args: [{ name: 'h5-other', image: 'x' }] }), (err: unknown) => {
+      assert.match(String((err as WorkflowUpdateFailedError).cause?.message), /name: must be "h5-invalid"/);
+      return true;
+    });
+    await assert.rejects(handle.executeUpdate(scaleServerUpdate, { args: [101] }), /Update failed|replicas/);
+    const view = await handle.query(serverQuery);
+    assert.deepEqual(view.spec.args, ['v1']);
+    assert.equal(view.specVersion, 1);
+    assert.equal(view.spec.replicas, 1);
+
+    const applied = await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', args: ['v2'] }] });
+    assert.deepEqual(applied.spec.args, ['v2']);
+    assert.equal(applied.specVersion, 2);
+    assert.deepEqual(await deleteServer(handle, 'invalid'), []);
+  });
+
+  it('start creates instances with deterministic ids; scale 1 -> 3 -> 1 stops the highest ordinals; delete removes everything', async () => {
+    const name = 'h5-scale';
+    const handle = await startServer(spec(name, { replicas: 1 }));
+    const ids = await skippingTime(env, handle.executeUpdate(startServerUpdate));
+    assert.deepEqual(ids, [instanceId(name, 0)]);
+    const described = await env.client.workflow.getHandle(ids[0]).describe();
+    assert.equal(described.status.name, 'RUNNING');
+    assert.deepEqual(described.searchAttributes[SEARCH_ATTRIBUTES.server], [name]);
+
+    const up = await skippingTime(env, handle.executeUpdate(scaleServerUpdate, { args: [3] }));
+    assert.deepEqual(up.instances, [0, 1, 2].map((o) => instanceId(name, o)));
+    for (const id of up.instances) assert.equal(await instanceState(id), 'RUNNING');
+    assert.equal(up.specVersion, 1, 'scaling is not a spec change');
+
+    const down = await skippingTime(env, handle.executeUpdate(scaleServerUpdate, { args: [1] }));
+    assert.deepEqual(down.instances, [instanceId(name, 0)]);
+    assert.equal(await instanceState(instanceId(name, 0)), 'RUNNING');
+    assert.equal(await instanceState(instanceId(name, 1)), 'COMPLETED');
+    assert.equal(await instanceState(instanceId(name, 2)), 'COMPLETED');
+    assert.deepEqual([...node.containers.keys()], [instanceId(name, 0)]);
+    // The highest ordinal went first.
+    assert.ok(node.log.indexOf(`stop ${instanceId(name, 2)} (instance stopped)`) >= 0);
+
+    // start again reconciles: nothing new, the same deterministic id.
+    assert.deepEqual(await skippingTime(env, handle.executeUpdate(startServerUpdate)), [instanceId(name, 0)]);
+
+    assert.deepEqual(await deleteServer(handle, 'scale'), [instanceId(name, 0)]);
+    assert.equal(await instanceState(instanceId(name, 0)), 'COMPLETED');
+    assert.equal(node.containers.size, 0, 'delete removes every container');
+  });
+
+  it('rolls a spec change one instance at a time, in order, each healthy before the next', async () => {
+    const name = 'h5-roll';
+    const handle = await startServer(spec(name, { replicas: 3, args: ['v1'] }), true);
+    await until(handle, (v) => v.instances.length === 3, 'three instances');
+    const ids = [0, 1, 2].map((o) => instanceId(name, o));
+    // Let every instance run healthy on v1 first.
+    await until(handle, () => ids.every((id) => node.log.includes(`healthy ${id}`)), 'v1 healthy');
+
+    const applied = await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 3, args: ['v2'] }] });
+    assert.equal(applied.specVersion, 2);
+    const done = await until(handle, (v) => v.rollout === null, 'rollout done');
+    assert.equal(done.specVersion, 2);
+
+    const rollLog = node.log.slice(node.log.indexOf(`start ${ids[0]} v2`) - 1);
+    const at = (entry: string) => {
+      const i = rollLog.indexOf(entry);
+      assert.ok(i >= 0, `"${entry}" missing from ${JSON.stringify(rollLog)}`);
+      return i;
+    };
+    for (let k = 0; k < 3; k++) {
+      assert.ok(at(`stop ${ids[k]} (spec changed)`) < at(`start ${ids[k]} v2`));
+      if (k > 0) {
+        const previousHealthy = rollLog.indexOf(`healthy ${ids[k - 1]}`, at(`start ${ids[k - 1]} v2`));
+        assert.ok(previousHealthy >= 0 && previousHealthy < at(`stop ${ids[k]} (spec changed)`), `${ids[k]} rolled before ${ids[k - 1]} was healthy: ${JSON.stringify(rollLog)}`);
+      }
+    }
+    for (const id of ids) assert.deepEqual(node.containers.get(id)?.spec.args, ['v2']);
+
+    // Changing only replicas rolls nothing.
+    const scaled = await skippingTime(env, handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 2, args: ['v2'] }] }));
+    assert.equal(scaled.specVersion, 2);
+    assert.deepEqual(scaled.instances, ids.slice(0, 2));
+    await deleteServer(handle, 'roll');
+  });
+
+  it('halts a rollout whose instance never becomes healthy, and a fixed spec resumes it', async () => {
+    const name = 'h5-halt';
+    const handle = await startServer(spec(name, { replicas: 2, args: ['v1'] }), true);
+    const ids = [0, 1].map((o) => instanceId(name, o));
+    await until(handle, () => ids.every((id) => node.log.includes(`healthy ${id}`)), 'v1 healthy');
+
+    await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 2, args: ['broken'] }] });
+    const halted = await until(handle, (v) => v.rollout?.inProgress === false, 'rollout halted');
+    assert.deepEqual(halted.rollout, {
+      inProgress: false,
+      updated: 0,
+      total: 2,
+      error: `${ids[0]} was not running healthy on spec version 2 within ${READY_TIMEOUT_SECONDS} s; rollout halted (apply a fixed spec to resume)`,
+    });
+    assert.ok(!node.log.includes(`start ${ids[1]} broken`), 'the second instance must keep the old spec');
+    assert.deepEqual(node.containers.get(ids[1])?.spec.args, ['v1']);
+
+    await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 2, args: ['v3'] }] });
+    const done = await until(handle, (v) => v.rollout === null, 'rollout of the fix');
+    assert.equal(done.specVersion, 3);
+    for (const id of ids) assert.deepEqual(node.containers.get(id)?.spec.args, ['v3']);
+    await deleteServer(handle, 'halt');
+  });
+
+  it('stop stops every instance and keeps the spec; start brings them back', async () => {
+    const name = 'h5-stop';
+    const handle = await startServer(spec(name, { replicas: 2 }), true);
+    await until(handle, (v) => v.instances.length === 2, 'two instances');
+    const stopped = await skippingTime(env, handle.executeUpdate(stopServerUpdate));
+    assert.deepEqual(stopped, [0, 1].map((o) => instanceId(name, o)));
+    const view = await handle.query(serverQuery);
+    assert.equal(view.running, false);
+    assert.deepEqual(view.instances, []);
+    assert.equal(node.containers.size, 0);
+    const started = await skippingTime(env, handle.executeUpdate(startServerUpdate));
+    assert.deepEqual(started, stopped);
+    for (const id of started) assert.equal(await instanceState(id), 'RUNNING');
+    await deleteServer(handle, 'stop');
+  });
+});
