@@ -1,13 +1,53 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: compiles, then runs the gateway benchmark (dist/bench/gateway.bench.js),
- * which starts its own container and gateway process on loopback, prints the table
- * and cleans up. Environment: BENCH_CALLS, BENCH_CONCURRENT_MS, BENCH_PORT, BENCH_SERVER.
+ * `npm run bench`: compiles, prepares the toolchain, Docker engine and images,
+ * starts a throwaway in-memory stack (Temporal dev server, OpenBao dev mode) on
+ * free loopback ports, and runs every benchmark; each prints a table with its
+ * baseline measured in the same run.
+ *   - dist/bench/lifecycle.bench.js: start call -> RUNNING vs a plain `docker run`
+ *   - dist/bench/gateway.bench.js: tools/call latency and throughput, direct vs gateway
+ * Environment: BENCH_START_RUNS, BENCH_CALLS, BENCH_CONCURRENT_MS, BENCH_PORT, BENCH_SERVER.
  */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { ROOT, buildProject } from './lib/bootstrap.mjs';
+import { ROOT, buildProject, embedded, prepareInfrastructure, say } from './lib/bootstrap.mjs';
+import { freePort } from './lib/ports.mjs';
 
-buildProject('bench');
-const result = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', 'gateway.bench.js')], { cwd: ROOT, stdio: 'inherit' });
-process.exit(result.status ?? 1);
+const P = 'bench';
+buildProject(P);
+const { tools } = await prepareInfrastructure(P, path.resolve(process.env.MCPD_DATA_DIR ?? path.join(ROOT, '.data')));
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-bench-'));
+const stack = await embedded().stack.startStack(
+  {
+    dataDir,
+    temporal: { port: await freePort(), uiPort: null, persistent: false },
+    openbao: { port: await freePort(), persistent: false },
+    env: {},
+  },
+  tools,
+  (msg) => say(P, msg),
+);
+
+const env = {
+  ...process.env,
+  TEMPORAL_ADDRESS: stack.temporalAddress,
+  BAO_ADDR: stack.baoAddress,
+  BAO_TOKEN: stack.baoToken,
+  MCPD_TEMPORAL_TEST_SERVER: tools.temporalTestServer,
+  MCPD_TEMPORAL_CLI: tools.temporal,
+  MCPD_BAO_CLI: tools.bao,
+};
+let failed = false;
+try {
+  for (const bench of ['lifecycle.bench.js', 'gateway.bench.js']) {
+    say(P, `running ${bench}`);
+    const result = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', bench)], { cwd: ROOT, env, stdio: 'inherit' });
+    if (result.status !== 0) failed = true;
+  }
+} finally {
+  await stack.stop();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

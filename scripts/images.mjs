@@ -220,6 +220,7 @@ export async function buildImages({ force = false, log = (msg) => console.log(`[
   ) {
     built.push(IMAGES.serverEverything);
   }
+  await esbuild.stop?.(); // its service process would otherwise live as long as we do
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   log(built.length ? `built ${built.join(', ')} in ${seconds}s` : `images up to date (${seconds}s)`);
   return built;

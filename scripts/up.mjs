@@ -46,7 +46,7 @@ async function main() {
   const dataDir = path.resolve(process.env.MCPD_DATA_DIR ?? path.join(ROOT, '.data'));
   fs.mkdirSync(dataDir, { recursive: true });
   buildProject(P);
-  const { tools } = await prepareInfrastructure(P, dataDir);
+  const { tools, docker } = await prepareInfrastructure(P, dataDir);
 
   const { stack: stackModule } = embedded();
   startingStack = true;
@@ -125,14 +125,14 @@ async function main() {
   const lines = [
     '',
     `mcpd is up (${((Date.now() - startedAt) / 1000).toFixed(1)}s):`,
-    ...(mcpd ? [`  API              ${api}/api/v1`, `  MCP gateway      ${api}/mcp`, `  readiness        ${api}/readyz`] : []),
+    ...(mcpd ? [`  API              ${api}/api/v1`, `  MCP gateway      ${api}/mcp`, `  readiness        ${api}/readyz`, `  API token        ${path.join(dataDir, 'api-token')} (send Authorization: Bearer <token>)`] : []),
     `  Temporal         ${stack.temporalAddress}`,
     ...(stack.temporalUiUrl ? [`  Temporal Web UI  ${stack.temporalUiUrl}`] : []),
     `  OpenBao          ${stack.baoAddress}`,
     `  data dir         ${dataDir} (logs in ${path.join(dataDir, 'logs')})`,
     ...stack.summary.map((s) => `  - ${s}`),
     '',
-    'Press Ctrl-C to stop everything npm start started (the Docker engine stays up).',
+    `Press Ctrl-C to stop everything npm start started (the Docker engine${docker.started ? ', which npm start started,' : ''} and the MCP server containers stay up).`,
     '',
   ];
   console.log(lines.join('\n'));

@@ -11,7 +11,7 @@ import type { Server } from 'node:http';
 import express from 'express';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
 import { loadSettings, type Settings } from './config/settings';
 import { createLogger } from './logger';
 import { OpenBaoSecretStore } from './secrets/openbao';
@@ -33,6 +33,15 @@ async function main(): Promise<void> {
   const settings = loadSettings();
   const log = createLogger(settings.logLevel);
   fs.mkdirSync(settings.dataDir, { recursive: true, mode: 0o700 });
+  // The SDK's own messages (bundling, worker state) go through pino too, from warn up unless asked.
+  const sdkLog = log.child({ component: 'temporal-sdk' });
+  const sdkLevel = (process.env.MCPD_TEMPORAL_LOG_LEVEL ?? 'WARN') as LogLevel;
+  Runtime.install({
+    logger: new DefaultLogger(sdkLevel, ({ level, message, meta }) => {
+      const method = level === 'ERROR' ? 'error' : level === 'WARN' ? 'warn' : level === 'INFO' ? 'info' : 'debug';
+      sdkLog[method]({ ...meta }, message);
+    }),
+  });
 
   const docker = settings.dockerSocket ? new Docker({ socketPath: settings.dockerSocket }) : new Docker();
   const secrets = new OpenBaoSecretStore({

@@ -181,6 +181,8 @@ export class GatewayHttp {
 
     if (session) {
       if (initialize) throw new HttpError(400, -32600, 'Invalid Request: Server already initialized');
+      const reused = messages.find((m) => m.method !== undefined && session.transport.inFlight(m.id));
+      if (reused) throw new HttpError(400, -32600, `Invalid Request: id ${JSON.stringify(reused.id)} is already used by a request in flight`);
       session.transport.handlePost(res, messages as never, batch);
       return;
     }

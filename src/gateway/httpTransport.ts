@@ -84,6 +84,11 @@ export class HttpSessionTransport implements Transport {
 
   async start(): Promise<void> {}
 
+  /** A request id of this session that still awaits its reply (ids must be unique while in flight). */
+  inFlight(id: unknown): boolean {
+    return (typeof id === 'string' || typeof id === 'number') && this.byRequest.has(id);
+  }
+
   /** A POST whose body was parsed and validated by the caller. */
   handlePost(res: ServerResponse, messages: Message[], batch: boolean, headers: Record<string, string> = {}): void {
     const ids = messages.filter((m) => m.method !== undefined && m.id !== undefined && m.id !== null).map((m) => m.id as JsonRpcId);

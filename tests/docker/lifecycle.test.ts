@@ -41,6 +41,27 @@ class RecordingRouting implements InstanceRouting {
   }
 }
 
+/** The CLI's JSON with every payload's base64 `data` decoded next to it, so a search sees what the payloads hold. */
+function withDecodedPayloads(json: string): string {
+  const decoded: string[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === 'object') {
+      for (const [key, value] of Object.entries(node)) {
+        if (key === 'data' && typeof value === 'string') decoded.push(Buffer.from(value, 'base64').toString('utf8'));
+        else walk(value);
+      }
+    }
+  };
+  try {
+    walk(JSON.parse(json));
+  } catch {
+    // JSON lines: one document per line.
+    for (const line of json.split('\n').filter((l) => l.trim())) walk(JSON.parse(line));
+  }
+  return `${json}\n${decoded.join('\n')}`;
+}
+
 async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
@@ -124,10 +145,11 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
     assert.notEqual(again.containerId, up.containerId);
 
     const { stdout: history } = await run(temporalCli, ['workflow', 'show', '--address', address, '--workflow-id', id, '--output', 'json'], { maxBuffer: 64 * 1024 * 1024 });
-    assert.ok(history.includes(SECRET), 'the history holds the secret reference');
-    assert.ok(!history.includes(TOKEN), 'the history never holds the secret value');
+    const readable = withDecodedPayloads(history);
+    assert.ok(readable.includes(SECRET), 'the history holds the secret reference');
+    assert.ok(!readable.includes(TOKEN), 'the history never holds the secret value');
     const { stdout: described } = await run(temporalCli, ['workflow', 'describe', '--address', address, '--workflow-id', id, '--output', 'json']);
-    assert.ok(!described.includes(TOKEN));
+    assert.ok(!withDecodedPayloads(described).includes(TOKEN));
 
     await handle.signal(stopSignal);
     const final = (await handle.result()) as InstanceView;

@@ -52,7 +52,9 @@ describe('gateway (integration, real containers)', function () {
     await Promise.all([gateway.attach(everything), gateway.attach(gitea)]);
     const app = express();
     http = mountGateway(app, gateway);
-    await new Promise<void>((resolve) => (listener = app.listen(PORT, '127.0.0.1', () => resolve())));
+    await new Promise<void>((resolve, reject) => {
+      listener = app.listen(PORT, '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve()));
+    });
     assert.equal((listener.address() as AddressInfo).port, PORT);
   });
 

@@ -123,6 +123,12 @@ describe('instanceWorkflow (time-skipping)', function () {
 
   before(async () => {
     env = await createTimeSkippingEnv();
+    // As on the dev server (`--search-attribute McpServer=Keyword ...`): the workflow upserts them.
+    const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    await env.connection.operatorService.addSearchAttributes({
+      namespace: 'default',
+      searchAttributes: { McpServer: KEYWORD, McpInstanceStatus: KEYWORD, McpHealth: KEYWORD },
+    });
     bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./instance-bundle'), logger: quietLogger });
   });
   after(async () => {

@@ -25,7 +25,7 @@ import {
   type ServerWorkflowInput,
 } from '../../workflows/messages';
 import { READY_TIMEOUT_SECONDS } from '../../workflows/server';
-import { createTimeSkippingEnv, recordHistory, skippingTime } from './fixtures/env';
+import { createTimeSkippingEnv, recordHistory, registerSearchAttributes, skippingTime } from './fixtures/env';
 
 const NODE = 'h5-server-node';
 
@@ -83,6 +83,7 @@ describe('serverWorkflow (time-skipping)', function () {
 
   before(async () => {
     env = await createTimeSkippingEnv();
+    await registerSearchAttributes(env);
     bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows/index') });
   });
   after(async () => {
