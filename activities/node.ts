@@ -8,6 +8,7 @@ import { ContainerStartError, DockerContainers, type ContainerRuntimeOptions } f
 import type { InstanceRouting, UpstreamTarget } from '../src/domain/routing';
 import type { SecretStore } from '../src/secrets/types';
 import { secretFailure } from './control';
+import { withHeartbeat } from './heartbeat';
 import {
   FAILURE_TYPES,
   type AttachUpstreamInput,
@@ -27,7 +28,7 @@ export interface NodeActivityDeps {
 
 export function createNodeActivities({ docker, secrets, routing, runtime }: NodeActivityDeps) {
   const containers = new DockerContainers(docker, runtime);
-  return {
+  const activities = {
     /** Reads the pinned secret versions only here, only to build the container's Env. */
     async startContainer(input: StartContainerInput): Promise<StartContainerResult> {
       const env: Record<string, string> = {};
@@ -83,6 +84,14 @@ export function createNodeActivities({ docker, secrets, routing, runtime }: Node
       const state = await containers.inspect(instanceId);
       return state && { containerId: state.containerId, running: state.running, exitCode: state.exitCode };
     },
+  };
+  // Docker calls and MCP handshakes can take a while on a busy node; heartbeats tell Temporal the worker is alive.
+  return {
+    startContainer: (input: StartContainerInput) => withHeartbeat(() => activities.startContainer(input)),
+    stopContainer: (input: StopContainerInput) => withHeartbeat(() => activities.stopContainer(input)),
+    attachUpstream: (input: AttachUpstreamInput) => withHeartbeat(() => activities.attachUpstream(input)),
+    setReady: activities.setReady,
+    inspectContainer: activities.inspectContainer,
   };
 }
 

@@ -13,10 +13,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, buildProject, embedded, prepareInfrastructure, say } from './lib/bootstrap.mjs';
-import { freePort } from './lib/ports.mjs';
 
 const P = 'bench';
 buildProject(P);
+const { freePort } = embedded().process;
 const { tools } = await prepareInfrastructure(P, path.resolve(process.env.MCPD_DATA_DIR ?? path.join(ROOT, '.data')));
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-bench-'));
 const stack = await embedded().stack.startStack(

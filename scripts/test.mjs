@@ -13,7 +13,6 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, buildProject, embedded, prepareInfrastructure, say } from './lib/bootstrap.mjs';
@@ -23,23 +22,13 @@ const log = (msg) => say(P, msg);
 
 const DEFAULT_PORTS = { temporal: 17233, temporalUi: 18233, openbao: 18200 };
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The default port, or a free one when another test run already holds it. */
 async function portFor(name) {
   const wanted = DEFAULT_PORTS[name];
   const inUse = await embedded().process.isPortOpen('127.0.0.1', wanted);
   if (!inUse) return wanted;
-  const port = await freePort();
+  const port = await embedded().process.freePort();
   log(`port ${wanted} (${name}) is in use (another npm test?); using ${port}`);
   return port;
 }
@@ -124,14 +113,14 @@ async function main() {
   log(`test stack up in ${((Date.now() - started) / 1000).toFixed(1)}s: Temporal ${stack.temporalAddress} (UI ${stack.temporalUiUrl}), OpenBao ${stack.baoAddress}; logs in ${dataDir}/logs`);
 
   let mocha = null;
-  let cleaning = false;
-  const cleanup = async () => {
-    if (cleaning) return;
-    cleaning = true;
-    await stack.stop();
-    removeTestContainers(runStartedAt);
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  };
+  // One cleanup, however many callers (mocha's exit and a signal may both ask).
+  let cleaning = null;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      await stack.stop();
+      removeTestContainers(runStartedAt);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    })());
   onStackSignal = (signal) => {
     log(`${signal}: stopping tests and the test stack`);
     if (mocha && mocha.exitCode === null) mocha.kill(signal);

@@ -84,6 +84,8 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
   const node = proxyActivities<NodeActivities>({
     taskQueue: nodeQueue,
     startToCloseTimeout: '2 minutes',
+    // Node activities heartbeat: a node worker that dies mid-start is noticed in seconds and the start is retried.
+    heartbeatTimeout: '10 seconds',
     // Bounded so a node whose worker is gone becomes a failed attempt instead of a hang.
     scheduleToCloseTimeout: '5 minutes',
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
@@ -91,6 +93,7 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
   const nodeQuick = proxyActivities<NodeActivities>({
     taskQueue: nodeQueue,
     startToCloseTimeout: '30 seconds',
+    heartbeatTimeout: '10 seconds',
     scheduleToCloseTimeout: '2 minutes',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
   });
@@ -282,12 +285,19 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
   };
 
   const running = async (): Promise<Phase> => {
+    let retryRestart = false;
     await startProbe();
     for (;;) {
       const stableAt = s.runningSince ? Date.parse(s.runningSince) + spec.retry.stableSeconds * 1000 : Infinity;
       const untilStable = s.attemptCount > 0 ? Math.max(1, stableAt - Date.now()) : undefined;
       const wakeUp = () =>
-        stopRequested || restartRequested || pendingSpec !== null || currentExit() !== null || healthChanges.length > 0 || shouldContinueAsNew();
+        stopRequested ||
+        restartRequested ||
+        s.retryRequested ||
+        pendingSpec !== null ||
+        currentExit() !== null ||
+        healthChanges.length > 0 ||
+        shouldContinueAsNew();
       // false only when the stable period passed without anything happening.
       const woke = untilStable === undefined ? (await condition(wakeUp), true) : await condition(wakeUp, untilStable);
       if (!woke) {
@@ -321,8 +331,15 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
           event('SetReadyFailed', activityFailureReason(err, 'setReady', input.node));
         }
       }
-      if (pendingSpec !== null || restartRequested) {
-        const why = pendingSpec !== null ? 'spec changed' : 'restart requested';
+      if (s.retryRequested) {
+        s.retryRequested = false;
+        // An operator who fixed a secret retries an unhealthy instance: that takes a fresh container with freshly resolved env.
+        if (s.health === 'healthy') event('ForceRetry', 'forceRetry ignored: the instance is running and healthy (use restart to replace it)');
+        else retryRestart = true;
+      }
+      if (pendingSpec !== null || restartRequested || retryRestart) {
+        const why = pendingSpec !== null ? 'spec changed' : restartRequested ? 'restart requested' : `forceRetry of a ${s.health} instance`;
+        retryRestart = false;
         if (pendingSpec !== null) {
           spec = pendingSpec;
           pendingSpec = null;

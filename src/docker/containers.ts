@@ -137,7 +137,8 @@ export class DockerContainers {
     private readonly options: ContainerRuntimeOptions,
   ) {
     this.baseImage = options.baseImage ?? DEFAULT_BASE_IMAGE;
-    this.startGraceMs = options.startGraceMs ?? 1_000;
+    // Short: the MCP initialize during attach is the real proof of life; this only catches instant exits with a clear message.
+    this.startGraceMs = options.startGraceMs ?? 300;
     this.stopTimeoutSeconds = options.stopTimeoutSeconds ?? 10;
   }
 

@@ -52,7 +52,11 @@ describe('instance lifecycle (end to end)', function () {
         return ok(last) ? last : undefined;
       }, { timeoutMs, intervalMs, what });
     } catch (err) {
-      throw new Error(`${(err as Error).message}; last view: ${JSON.stringify({ ...last, events: last?.events.slice(-6) })}`);
+      const pending = await temporal('workflow', 'describe', '--workflow-id', instance)
+        .then(({ stdout }) => stdout.slice(stdout.indexOf('Pending Activities')))
+        .catch(() => '');
+      const logTail = mcpd.output().trim().split('\n').slice(-15).join('\n');
+      throw new Error(`${(err as Error).message}; last view: ${JSON.stringify({ ...last, events: last?.events.slice(-6) })}\n${pending}\n--- mcpd ---\n${logTail}`);
     }
   };
   const containersOf = async () =>

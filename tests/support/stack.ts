@@ -5,10 +5,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
+import { freePort } from '../../src/embedded/process';
+
+export { freePort };
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 const MAIN_JS = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
@@ -104,16 +106,6 @@ export async function removeContainers(filter: ContainerFilter, docker: Docker =
   return containers.length;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface McpdProcess {
   /** http://127.0.0.1:<port> */
@@ -166,6 +158,8 @@ export async function startMcpd(options: StartMcpdOptions = {}): Promise<McpdPro
     MCPD_HOST: '127.0.0.1',
     MCPD_PORT: String(port),
     MCPD_NODE: node,
+    // Tests create their own servers; the examples' fixed names would collide across suites on the shared engine.
+    MCPD_SEED_EXAMPLES: 'false',
     ...options.env,
   };
   return launch({ dataDir, port, node, env, readyTimeoutMs: options.readyTimeoutMs ?? 90_000 });

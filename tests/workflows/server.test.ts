@@ -118,12 +118,13 @@ describe('serverWorkflow (time-skipping)', function () {
   /** Skips server time until the server's view satisfies `ok`. */
   async function until(handle: WorkflowHandle, ok: (v: ServerView) => boolean, what: string): Promise<ServerView> {
     let last: ServerView | undefined;
-    for (let i = 0; i < 400; i++) {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
       last = await handle.query(serverQuery);
       if (ok(last)) return last;
       await env.sleep(2_000);
     }
-    throw new Error(`timed out waiting for ${what}; last view: ${JSON.stringify(last)}`);
+    throw new Error(`timed out waiting for ${what}; last view: ${JSON.stringify(last)}; node log: ${JSON.stringify(node.log.slice(-30))}`);
   }
 
   async function instanceState(id: string): Promise<string> {
