@@ -57,6 +57,11 @@ export function buildProject(prefix) {
     console.log(output);
     say(prefix, `tsc reported ${errors.length} type error(s) (listed above); continuing with what it emitted`);
   }
+  // tsc does not keep the executable bit: `npx mcpctl` runs the package's own bin straight from dist/.
+  const { bin = {} } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  for (const file of Object.values(bin)) {
+    if (fs.existsSync(path.join(ROOT, file))) fs.chmodSync(path.join(ROOT, file), 0o755);
+  }
   if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'embedded', 'toolchain.js'))) {
     throw new Error('tsc emitted nothing usable (dist/src/embedded/toolchain.js is missing)');
   }
