@@ -4,7 +4,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import type Dockerode from 'dockerode';
-import { ContainerStartError, DockerContainers, type ContainerRuntimeOptions } from '../src/docker/containers';
+import { ContainerStartError, DockerContainers, upstreamEndpoint, type ContainerRuntimeOptions } from '../src/docker/containers';
 import type { InstanceRouting, UpstreamTarget } from '../src/domain/routing';
 import type { SecretStore } from '../src/secrets/types';
 import { secretFailure } from './control';
@@ -64,13 +64,11 @@ export function createNodeActivities({ docker, secrets, routing, runtime }: Node
     },
 
     async attachUpstream(input: AttachUpstreamInput): Promise<UpstreamTarget> {
-      const { spec } = input;
       const target: UpstreamTarget = {
         instanceId: input.instanceId,
-        server: spec.name,
-        transport: spec.transport,
+        server: input.spec.name,
         containerId: input.containerId,
-        ...(spec.transport !== 'stdio' ? { port: input.port, path: spec.path ?? (spec.transport === 'sse' ? '/sse' : '/mcp') } : {}),
+        ...upstreamEndpoint(input.spec, input.port),
       };
       await routing.attach(target);
       return target;

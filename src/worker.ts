@@ -19,6 +19,7 @@ import type { SecretStore } from './secrets/types';
 import type { ContainerRuntimeOptions } from './docker/containers';
 import { ExitWatcher } from './docker/exit-watcher';
 import { Reaper } from './docker/reaper';
+import { reattachRunningInstances } from './docker/reattach';
 
 interface MinimalLog {
   info(obj: object, msg?: string): void;
@@ -101,7 +102,14 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         running = (async () => {
           await watcher?.start();
           reaper?.start();
-          await Promise.all(workers.map((w) => w.run()));
+          const polling = Promise.all(workers.map((w) => w.run()));
+          // Status queries need a polling workflow worker, so this runs once the workers are up.
+          if (runNode) {
+            void reattachRunningInstances({ docker: deps.docker, client: deps.client, routing: deps.routing, owner, node: deps.node, log: deps.log }).catch(
+              (err: Error) => deps.log?.warn({ err: err.message }, 're-attaching running instances failed'),
+            );
+          }
+          await polling;
         })();
       }
       return running;

@@ -8,12 +8,6 @@ import type Dockerode from 'dockerode';
 import type { McpServerSpec } from '../config/spec';
 import { LABELS, containerName, parseInstanceId } from '../domain/instance';
 
-/** Labels beyond the shared LABELS: which node and which control plane own a container. */
-export const OWNER_LABELS = {
-  node: 'io.mcpd.node',
-  /** The Temporal namespace (and address) whose workflows own the container; the reaper only touches its own. */
-  owner: 'io.mcpd.owner',
-} as const;
 
 export const DEFAULT_BASE_IMAGE = 'mcpd/node-base:20';
 
@@ -62,6 +56,30 @@ export class ContainerStartError extends Error {
   ) {
     super(message);
     this.name = 'ContainerStartError';
+  }
+}
+
+/** How the gateway reaches an instance's server; kept on the container so a restarted mcpd can re-attach. */
+export interface UpstreamEndpoint {
+  transport: McpServerSpec['transport'];
+  port?: number;
+  path?: string;
+}
+
+export function upstreamEndpoint(spec: McpServerSpec, port: number | undefined): UpstreamEndpoint {
+  if (spec.transport === 'stdio') return { transport: 'stdio' };
+  return { transport: spec.transport, port, path: spec.path ?? (spec.transport === 'sse' ? '/sse' : '/mcp') };
+}
+
+/** The endpoint label of a container made by this module; null when absent or unreadable. */
+export function endpointFromLabels(labels: Record<string, string> | undefined): UpstreamEndpoint | null {
+  const raw = labels?.[LABELS.endpoint];
+  if (!raw) return null;
+  try {
+    const parsed = JSON.parse(raw) as UpstreamEndpoint;
+    return ['stdio', 'http', 'sse'].includes(parsed.transport) ? parsed : null;
+  } catch {
+    return null;
   }
 }
 
@@ -203,12 +221,12 @@ export class DockerContainers {
 
   /** Labels that select the containers this control plane owns. */
   ownerFilter(): string[] {
-    return [`${LABELS.managed}=true`, `${OWNER_LABELS.owner}=${this.options.owner}`];
+    return [`${LABELS.managed}=true`, `${LABELS.owner}=${this.options.owner}`];
   }
 
   private isOurs(info: Dockerode.ContainerInspectInfo, instanceId: string): boolean {
     const labels = info.Config.Labels ?? {};
-    return labels[LABELS.managed] === 'true' && labels[LABELS.instance] === instanceId && labels[OWNER_LABELS.owner] === this.options.owner;
+    return labels[LABELS.managed] === 'true' && labels[LABELS.instance] === instanceId && labels[LABELS.owner] === this.options.owner;
   }
 
   private async resume(info: Dockerode.ContainerInspectInfo, request: StartContainerRequest, port: number | undefined): Promise<StartedContainer> {
@@ -296,8 +314,9 @@ export class DockerContainers {
         [LABELS.server]: spec.name,
         [LABELS.instance]: instanceId,
         [LABELS.generation]: String(request.generation),
-        [OWNER_LABELS.node]: this.options.node,
-        [OWNER_LABELS.owner]: this.options.owner,
+        [LABELS.node]: this.options.node,
+        [LABELS.owner]: this.options.owner,
+        [LABELS.endpoint]: JSON.stringify(upstreamEndpoint(spec, port)),
       },
       Tty: false,
       // A STDIO server talks over the attach stream the gateway owns; stdin must stay open between clients.

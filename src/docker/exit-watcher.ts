@@ -11,7 +11,7 @@ import type Dockerode from 'dockerode';
 import type { Readable } from 'node:stream';
 import { LABELS } from '../domain/instance';
 import { containerExitedSignal, type ContainerExit } from '../../workflows/messages';
-import { OWNER_LABELS, exitReason } from './containers';
+import { exitReason } from './containers';
 
 export interface ExitWatcherOptions {
   docker: Dockerode;
@@ -69,7 +69,7 @@ export class ExitWatcher {
   }
 
   private labelFilter(): string[] {
-    return [`${LABELS.managed}=true`, `${OWNER_LABELS.owner}=${this.options.owner}`];
+    return [`${LABELS.managed}=true`, `${LABELS.owner}=${this.options.owner}`];
   }
 
   private async connect(): Promise<void> {

@@ -8,7 +8,6 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type Dockerode from 'dockerode';
 import { LABELS } from '../domain/instance';
-import { OWNER_LABELS } from './containers';
 
 export interface ReaperOptions {
   docker: Dockerode;
@@ -48,7 +47,7 @@ export class Reaper {
   private async pass(): Promise<string[]> {
     const containers = await this.options.docker.listContainers({
       all: true,
-      filters: { label: [`${LABELS.managed}=true`, `${OWNER_LABELS.owner}=${this.options.owner}`] },
+      filters: { label: [`${LABELS.managed}=true`, `${LABELS.owner}=${this.options.owner}`] },
     });
     const removed: string[] = [];
     const owned = new Map<string, boolean>();

@@ -11,7 +11,6 @@ import type { ResolvedEnvEntry } from '../../activities/types';
 import { validateSpec, type McpServerSpec, type McpServerSpecInput } from '../../src/config/spec';
 import { LABELS, containerName, instanceId } from '../../src/domain/instance';
 import type { InstanceRouting, UpstreamTarget } from '../../src/domain/routing';
-import { OWNER_LABELS } from '../../src/docker/containers';
 import { OpenBaoSecretStore } from '../../src/secrets/openbao';
 
 const docker = new Docker();
@@ -45,7 +44,7 @@ function spec(name: string, extra: Partial<McpServerSpecInput>): McpServerSpec {
 }
 
 async function ourContainers(id: string) {
-  return docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${id}`, `${OWNER_LABELS.owner}=${OWNER}`] } });
+  return docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${id}`, `${LABELS.owner}=${OWNER}`] } });
 }
 
 function failureOf(err: unknown): ApplicationFailure {

@@ -13,7 +13,6 @@ import Docker from 'dockerode';
 import { validateSpec } from '../../src/config/spec';
 import { LABELS, TASK_QUEUE, instanceId, type InstanceView } from '../../src/domain/instance';
 import type { InstanceRouting, UpstreamTarget } from '../../src/domain/routing';
-import { OWNER_LABELS } from '../../src/docker/containers';
 import { Reaper } from '../../src/docker/reaper';
 import { OpenBaoSecretStore } from '../../src/secrets/openbao';
 import { createWorkers, type McpdWorkers } from '../../src/worker';
@@ -104,7 +103,7 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
   after(async () => {
     await workers?.shutdown();
     await running?.catch(() => undefined);
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`${OWNER_LABELS.owner}=${OWNER}`] } })) {
+    for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABELS.owner}=${OWNER}`] } })) {
       await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
     }
     await secrets.delete(SECRET).catch(() => undefined);
@@ -154,13 +153,13 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
     await handle.signal(stopSignal);
     const final = (await handle.result()) as InstanceView;
     assert.equal(final.status, 'STOPPED');
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${id}`, `${OWNER_LABELS.owner}=${OWNER}`] } });
+    const left = await docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${id}`, `${LABELS.owner}=${OWNER}`] } });
     assert.equal(left.length, 0, 'stop removed the container');
   });
 
   it('the reaper removes this owner\'s containers whose workflow is gone, and nothing else', async () => {
     const orphanId = instanceId('t-h2-orphan', 0);
-    const labels = (owner: string) => ({ [LABELS.managed]: 'true', [LABELS.instance]: orphanId, [LABELS.server]: 't-h2-orphan', [OWNER_LABELS.owner]: owner });
+    const labels = (owner: string) => ({ [LABELS.managed]: 'true', [LABELS.instance]: orphanId, [LABELS.server]: 't-h2-orphan', [LABELS.owner]: owner });
     const orphan = await docker.createContainer({ name: `t-h2-orphan-${process.pid}`, Image: 'mcpd/node-base:20', Cmd: ['node', '-e', '0'], Labels: labels(OWNER), HostConfig: { NetworkMode: 'none' } });
     const foreign = await docker.createContainer({ name: `t-h2-foreign-${process.pid}`, Image: 'mcpd/node-base:20', Cmd: ['node', '-e', '0'], Labels: labels(`${OWNER}-other`), HostConfig: { NetworkMode: 'none' } });
     try {

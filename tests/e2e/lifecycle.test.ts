@@ -10,6 +10,8 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { LABELS } from '../../src/domain/instance';
 import type { InstanceView } from '../../src/domain/instance';
 import { removeContainers, startMcpd, testEnv, waitFor, type McpdProcess } from '../support/stack';
@@ -164,6 +166,27 @@ describe('instance lifecycle (end to end)', function () {
     assert.ok(back.events.some((e) => /exit/i.test(e.message)), 'the exit is in the events');
     assert.equal((await containersOf()).length, 1, 'the dead container was replaced, not kept beside a new one');
     assert.ok(back.events.length <= 50);
+  });
+
+  it('after an mcpd restart, a RUNNING instance keeps its container and answers through the gateway again', async () => {
+    const before = await waitForView('RUNNING', (c) => c.status === 'RUNNING', 30_000);
+    mcpd = await mcpd.restart();
+    const client = new Client({ name: 'lifecycle-test', version: '1' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp/servers/${server}`), { requestInit: { headers: { authorization: `Bearer ${mcpd.token}` } } }),
+    );
+    try {
+      const me = await waitFor(async () => {
+        const result = (await client.callTool({ name: 'get_me', arguments: {} }).catch(() => undefined)) as { isError?: boolean; content: { text: string }[] } | undefined;
+        return result && !result.isError ? result : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 500, what: 'get_me through the gateway after the restart' });
+      assert.match(me.content[0].text, /login/);
+    } finally {
+      await client.close();
+    }
+    const after = await view();
+    assert.equal(after.status, 'RUNNING');
+    assert.equal(after.containerId, before.containerId, 'the container was re-attached, not replaced');
   });
 
   it('killing mcpd while an attempt is starting leaves one container, not two, once it is back', async () => {

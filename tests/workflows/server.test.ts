@@ -81,16 +81,13 @@ describe('serverWorkflow (time-skipping)', function () {
   let node: FakeNode;
   let workers: { worker: Worker; done: Promise<void> }[] = [];
 
+  // Workers (and the fake node) live for the whole file: a worker shut down with
+  // an activity task in flight leaves the time-skipping server's clock locked
+  // (running in real time) for the tests after it. Server names keep tests apart.
   before(async () => {
     env = await createTimeSkippingEnv();
     await registerSearchAttributes(env);
     bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows/index') });
-  });
-  after(async () => {
-    await env?.teardown();
-  });
-
-  beforeEach(async () => {
     node = new FakeNode();
     const control = await Worker.create({
       connection: env.nativeConnection,
@@ -105,10 +102,14 @@ describe('serverWorkflow (time-skipping)', function () {
     const nodeWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: nodeTaskQueue(NODE), activities: node.activities() });
     workers = [control, nodeWorker].map((worker) => ({ worker, done: worker.run() }));
   });
-  afterEach(async () => {
+  after(async () => {
     workers.forEach(({ worker }) => worker.shutdown());
     await Promise.all(workers.map((w) => w.done));
+    await env?.teardown();
   });
+
+  /** The containers of one server (the fake node is shared by the whole file). */
+  const containersOf = (name: string) => [...node.containers.keys()].filter((id) => id.startsWith(`mcp-instance:${name}:`));
 
   async function startServer(s: McpServerSpec, running = false): Promise<WorkflowHandle> {
     const input: ServerWorkflowInput = { spec: s, node: NODE, running };
@@ -187,7 +188,7 @@ describe('serverWorkflow (time-skipping)', function () {
     assert.equal(await instanceState(instanceId(name, 0)), 'RUNNING');
     assert.equal(await instanceState(instanceId(name, 1)), 'COMPLETED');
     assert.equal(await instanceState(instanceId(name, 2)), 'COMPLETED');
-    assert.deepEqual([...node.containers.keys()], [instanceId(name, 0)]);
+    assert.deepEqual(containersOf(name), [instanceId(name, 0)]);
     // The highest ordinal went first.
     assert.ok(node.log.indexOf(`stop ${instanceId(name, 2)} (instance stopped)`) >= 0);
 
@@ -196,7 +197,7 @@ describe('serverWorkflow (time-skipping)', function () {
 
     assert.deepEqual(await deleteServer(handle, 'scale'), [instanceId(name, 0)]);
     assert.equal(await instanceState(instanceId(name, 0)), 'COMPLETED');
-    assert.equal(node.containers.size, 0, 'delete removes every container');
+    assert.deepEqual(containersOf(name), [], 'delete removes every container');
   });
 
   it('rolls a spec change one instance at a time, in order, each healthy before the next', async () => {
@@ -267,7 +268,7 @@ describe('serverWorkflow (time-skipping)', function () {
     const view = await handle.query(serverQuery);
     assert.equal(view.running, false);
     assert.deepEqual(view.instances, []);
-    assert.equal(node.containers.size, 0);
+    assert.deepEqual(containersOf(name), []);
     const started = await skippingTime(env, handle.executeUpdate(startServerUpdate));
     assert.deepEqual(started, stopped);
     for (const id of started) assert.equal(await instanceState(id), 'RUNNING');
