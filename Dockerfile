@@ -10,6 +10,7 @@ COPY src ./src
 COPY workflows ./workflows
 COPY activities ./activities
 COPY images ./images
+COPY bench ./bench
 COPY tests ./tests
 RUN npx tsc -p . && npm prune --omit=dev
 
@@ -22,6 +23,8 @@ WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+# The example specs mcpd applies on its first start (MCPD_SEED_EXAMPLES=false skips them).
+COPY examples ./examples
 VOLUME /data
 EXPOSE 7400
 # The worker bundles workflows/ from dist at start; mcpd talks to the Docker engine

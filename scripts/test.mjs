@@ -52,7 +52,7 @@ function mochaArgs(userArgs) {
     }
   }
   if (specs.length === 0) specs.push('dist/tests/**/*.test.js');
-  return ['--timeout', '120000', '--exit', ...options, ...specs];
+  return ['--timeout', '120000', '--exit', '--require', 'dist/tests/support/quiet-temporal.js', ...options, ...specs];
 }
 
 /**

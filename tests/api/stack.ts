@@ -11,7 +11,7 @@ import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import Dockerode from 'dockerode';
 import { createApi } from '../../src/api/app';
 import { bearerAuth, ensureApiToken } from '../../src/api/auth';
@@ -33,19 +33,8 @@ export interface ApiStack {
   stop(): Promise<void>;
 }
 
-let runtimeInstalled = false;
-
 export async function startApiStack(): Promise<ApiStack> {
   const env = testEnv();
-  if (!runtimeInstalled) {
-    // Expected activity failures (a missing secret) would otherwise fill the test output.
-    try {
-      Runtime.install({ logger: new DefaultLogger('ERROR') });
-    } catch {
-      // Another suite in this process installed it first.
-    }
-    runtimeInstalled = true;
-  }
   const node = `t-h4-${randomBytes(3).toString('hex')}`;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-h4-'));
   const settings = loadSettings({ ...process.env, MCPD_DATA_DIR: dataDir, TEMPORAL_ADDRESS: env.temporalAddress, BAO_ADDR: env.baoAddress, MCPD_NODE: node });
