@@ -9,6 +9,21 @@ import { statusQuery } from '../workflows/messages';
 
 export function createServerActivities({ client }: { client: Client }) {
   return {
+    /**
+     * Whether an instance workflow with that id is still running. Waiting for a
+     * stop needs no more than this, and it does not query a workflow that is
+     * about to complete.
+     */
+    async instanceRunning(instanceId: string): Promise<boolean> {
+      try {
+        const description = await client.workflow.getHandle(instanceId).describe();
+        return description.status.name === 'RUNNING';
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
+      }
+    },
+
     /** The instance's status view, or null when no instance workflow with that id is running. */
     async instanceStatus(instanceId: string): Promise<InstanceView | null> {
       const handle = client.workflow.getHandle(instanceId);

@@ -7,6 +7,7 @@
  */
 import {
   ActivityFailure,
+  CancellationScope,
   continueAsNew,
   getExternalWorkflowHandle,
   log,
@@ -52,7 +53,10 @@ export async function probeWorkflow(input: ProbeWorkflowInput): Promise<void> {
   let probesInRun = input.carried?.probesInRun ?? 0;
 
   for (;;) {
-    const outcome = await runProbe(probe, probeInput);
+    // A probe in flight finishes before a cancellation (the instance stopping
+    // or restarting) ends this workflow: no activity is left orphaned, and the
+    // wait is bounded by timeoutSeconds.
+    const outcome = await CancellationScope.nonCancellable(() => runProbe(probe, probeInput));
     probesInRun++;
     const step = nextHealth(state, outcome, failureThreshold);
     state = { health: step.health, consecutiveFailures: step.consecutiveFailures };

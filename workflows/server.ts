@@ -17,6 +17,7 @@ import {
   ParentClosePolicy,
   proxyActivities,
   setHandler,
+  sleep,
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -54,7 +55,7 @@ const healthKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.health, SearchAttri
 
 type InstanceWorkflow = (input: InstanceWorkflowInput) => Promise<void>;
 
-const { instanceStatus } = proxyActivities<ServerActivities>({
+const { instanceStatus, instanceRunning } = proxyActivities<ServerActivities>({
   taskQueue: TASK_QUEUE,
   startToCloseTimeout: '15 s',
   retry: { maximumAttempts: 3, initialInterval: '1 s' },
@@ -225,8 +226,9 @@ export async function serverWorkflow(input: ServerWorkflowInput): Promise<void> 
     );
     await Promise.all(
       ordinals.map(async (ordinal) => {
-        const ended = await pollInstance(idOf(ordinal), STOP_TIMEOUT_SECONDS, (v) => v === null || v.status === 'STOPPED', () => false);
-        if (ended !== 'done') log.warn('instance did not stop in time', { instanceId: idOf(ordinal), timeoutSeconds: STOP_TIMEOUT_SECONDS });
+        if (!(await waitUntilEnded(idOf(ordinal), STOP_TIMEOUT_SECONDS))) {
+          log.warn('instance did not stop in time', { instanceId: idOf(ordinal), timeoutSeconds: STOP_TIMEOUT_SECONDS });
+        }
         instances.delete(ordinal);
       }),
     );
@@ -338,6 +340,25 @@ async function pollInstance(
     const remaining = deadline - Date.now();
     if (remaining <= 0) return 'timeout';
     if (await condition(interrupt, Math.min(delaySeconds * 1000, remaining))) return 'interrupted';
+    delaySeconds = Math.min(delaySeconds * 2, POLL_MAX_SECONDS);
+  }
+}
+
+/** Polls with a durable, growing sleep until the instance workflow has ended; false when the bound passed first. */
+async function waitUntilEnded(id: string, timeoutSeconds: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  let delaySeconds = POLL_MIN_SECONDS;
+  for (;;) {
+    let running = true;
+    try {
+      running = await instanceRunning(id);
+    } catch (err) {
+      log.warn('instance lookup failed', { instanceId: id, error: String(err) });
+    }
+    if (!running) return true;
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) return false;
+    await sleep(Math.min(delaySeconds * 1000, remaining));
     delaySeconds = Math.min(delaySeconds * 2, POLL_MAX_SECONDS);
   }
 }

@@ -168,6 +168,11 @@ export class DockerContainers {
     if (existing && this.isOurs(existing, request.instanceId) && Number(existing.Config.Labels?.[LABELS.generation]) === request.generation) {
       return this.resume(existing, request, port);
     }
+    if (existing && !this.isOurs(existing, request.instanceId)) {
+      // Container names are global to a Docker engine; another control plane's container is never ours to remove.
+      const owner = existing.Config.Labels?.[LABELS.owner] ?? 'not mcpd';
+      throw new ContainerStartError(`container name ${name} is in use by a container this mcpd does not own (owner: ${owner})`, true);
+    }
     if (existing) await this.remove(existing.Id);
 
     const image = await this.imageFor(request.spec);

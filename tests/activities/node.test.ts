@@ -175,6 +175,24 @@ describe('instance activities (Docker + OpenBao)', function () {
     assert.match(pkg.message, /^packageName needs a registry: /);
   });
 
+  it('never removes a container of the same name that another control plane owns; the attempt fails naming it', async () => {
+    const id = idFor('t-h2-foreign');
+    const foreign = await docker.createContainer({
+      name: containerName(id),
+      Image: 'mcpd/gitea-like:dev',
+      Labels: { [LABELS.managed]: 'true', [LABELS.instance]: id, [LABELS.owner]: 'another-temporal:7233/default' },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    try {
+      const failure = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: spec('t-h2-foreign', { image: 'mcpd/gitea-like:dev' }), env: [] }));
+      assert.match(failure.message, /in use by a container this mcpd does not own \(owner: another-temporal:7233\/default\)/);
+      assert.equal(failure.nonRetryable, true);
+      assert.equal((await foreign.inspect()).Id, foreign.id, 'the other control plane keeps its container');
+    } finally {
+      await foreign.remove({ force: true });
+    }
+  });
+
   it('stopContainer stops and removes, detaches the upstream, and is idempotent', async () => {
     const id = idFor('t-h2-stop');
     const s = spec('t-h2-stop', { command: ['node', '-e', 'process.stdin.resume()'] });

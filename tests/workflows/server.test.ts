@@ -117,13 +117,13 @@ describe('serverWorkflow (time-skipping)', function () {
   }
 
   /** Skips server time until the server's view satisfies `ok`. */
-  async function until(handle: WorkflowHandle, ok: (v: ServerView) => boolean, what: string): Promise<ServerView> {
+  async function until(handle: WorkflowHandle, ok: (v: ServerView) => boolean, what: string, stepMs = 2_000): Promise<ServerView> {
     let last: ServerView | undefined;
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       last = await handle.query(serverQuery);
       if (ok(last)) return last;
-      await env.sleep(2_000);
+      await env.sleep(stepMs);
     }
     throw new Error(`timed out waiting for ${what}; last view: ${JSON.stringify(last)}; node log: ${JSON.stringify(node.log.slice(-30))}`);
   }
@@ -228,10 +228,12 @@ describe('serverWorkflow (time-skipping)', function () {
     }
     for (const id of ids) assert.deepEqual(node.containers.get(id)?.spec.args, ['v2']);
 
-    // Changing only replicas rolls nothing.
-    const scaled = await skippingTime(env, handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 2, args: ['v2'] }] }));
+    // Changing only replicas rolls nothing: the new replica starts on v2, the others keep their containers.
+    const startsBefore = node.log.filter((e) => e.startsWith('start ')).length;
+    const scaled = await skippingTime(env, handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 4, args: ['v2'] }] }));
     assert.equal(scaled.specVersion, 2);
-    assert.deepEqual(scaled.instances, ids.slice(0, 2));
+    assert.deepEqual(scaled.instances, [...ids, instanceId(name, 3)]);
+    assert.deepEqual(node.log.filter((e) => e.startsWith('start ')).slice(startsBefore), [`start ${instanceId(name, 3)} v2`]);
     await deleteServer(handle, 'roll');
   });
 
@@ -242,7 +244,7 @@ describe('serverWorkflow (time-skipping)', function () {
     await until(handle, () => ids.every((id) => node.log.includes(`healthy ${id}`)), 'v1 healthy');
 
     await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 2, args: ['broken'] }] });
-    const halted = await until(handle, (v) => v.rollout?.inProgress === false, 'rollout halted');
+    const halted = await until(handle, (v) => v.rollout?.inProgress === false, 'rollout halted', 30_000);
     assert.deepEqual(halted.rollout, {
       inProgress: false,
       updated: 0,
