@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { LABELS } from '../src/domain/instance';
 import { removeContainers, startMcpd, waitFor } from '../tests/support/stack';
+import { callApi } from '../tests/support/clients';
 
 const IMAGE = 'mcpd/gitea-like:dev';
 const RUNS = Number(process.env.BENCH_START_RUNS ?? 5);
@@ -53,14 +54,9 @@ async function main(): Promise<void> {
   const server = `t-bench-start-${randomBytes(2).toString('hex')}`;
   const mcpd = await startMcpd({ env: { MCPD_SEED_EXAMPLES: 'false', MCPD_LOG_LEVEL: 'warn' } });
   const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${mcpd.url}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${mcpd.token}` },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
+    const res = await callApi(mcpd, method, path, body);
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.text}`);
+    return res.json;
   };
   const status = async () => (await api('GET', `/api/v1/instances/${encodeURIComponent(`mcp-instance:${server}:0`)}`)).status as string;
 

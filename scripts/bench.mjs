@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, buildProject, embedded, prepareInfrastructure, say } from './lib/bootstrap.mjs';
+import { ROOT, buildProject, embedded, prepareInfrastructure, say, stackEnv } from './lib/bootstrap.mjs';
 
 const P = 'bench';
 buildProject(P);
@@ -30,15 +30,7 @@ const stack = await embedded().stack.startStack(
   (msg) => say(P, msg),
 );
 
-const env = {
-  ...process.env,
-  TEMPORAL_ADDRESS: stack.temporalAddress,
-  BAO_ADDR: stack.baoAddress,
-  BAO_TOKEN: stack.baoToken,
-  MCPD_TEMPORAL_TEST_SERVER: tools.temporalTestServer,
-  MCPD_TEMPORAL_CLI: tools.temporal,
-  MCPD_BAO_CLI: tools.bao,
-};
+const env = stackEnv(stack, tools);
 let failed = false;
 try {
   for (const bench of ['lifecycle.bench.js', 'gateway.bench.js']) {

@@ -15,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, buildProject, embedded, prepareInfrastructure, say } from './lib/bootstrap.mjs';
+import { ROOT, buildProject, embedded, prepareInfrastructure, say, stackEnv } from './lib/bootstrap.mjs';
 
 const P = 'test';
 const log = (msg) => say(P, msg);
@@ -128,16 +128,7 @@ async function main() {
   };
   if (interrupted) return onStackSignal('SIGINT');
 
-  const env = {
-    ...process.env,
-    TEMPORAL_ADDRESS: stack.temporalAddress,
-    BAO_ADDR: stack.baoAddress,
-    BAO_TOKEN: stack.baoToken,
-    MCPD_TEMPORAL_TEST_SERVER: tools.temporalTestServer,
-    MCPD_TEMPORAL_CLI: tools.temporal,
-    MCPD_BAO_CLI: tools.bao,
-    MCPD_TEST_STACK: '1',
-  };
+  const env = { ...stackEnv(stack, tools), MCPD_TEST_STACK: '1' };
   delete env.MCPD_DATA_DIR; // each test's mcpd gets its own (tests/support/stack.ts)
   const args = mochaArgs(userArgs);
   log(`mocha ${args.join(' ')}`);

@@ -99,3 +99,16 @@ export async function prepareInfrastructure(prefix, dataDir) {
   await buildImages({ log: (msg) => say(prefix, msg) });
   return { tools, docker };
 }
+
+/** The environment tests and benchmarks get: where the stack is, and the toolchain's binaries. */
+export function stackEnv(stack, tools) {
+  return {
+    ...process.env,
+    TEMPORAL_ADDRESS: stack.temporalAddress,
+    BAO_ADDR: stack.baoAddress,
+    BAO_TOKEN: stack.baoToken,
+    MCPD_TEMPORAL_TEST_SERVER: tools.temporalTestServer,
+    MCPD_TEMPORAL_CLI: tools.temporal,
+    MCPD_BAO_CLI: tools.bao,
+  };
+}

@@ -11,15 +11,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { InstanceView } from '../../src/domain/instance';
-import { REPO_ROOT, startMcpd, waitFor, type McpdProcess } from '../support/stack';
+import { startMcpd, waitFor, type McpdProcess } from '../support/stack';
+import { MCPCTL, runMcpctl } from '../support/clients';
 
-const MCPCTL = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'mcpctl.js');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe('mcpctl (end to end)', function () {
   this.timeout(240_000);
@@ -28,22 +23,7 @@ describe('mcpctl (end to end)', function () {
   let mcpd: McpdProcess;
   let work: string;
 
-  /** Runs mcpctl the way a user on the mcpd host does: the token comes from the data dir. */
-  function mcpctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [MCPCTL, ...args], {
-        cwd: work,
-        env: { PATH: process.env.PATH, HOME: os.homedir(), MCPD_URL: mcpd.url, MCPD_DATA_DIR: mcpd.dataDir, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c) => (stdout += c));
-      child.stderr.on('data', (c) => (stderr += c));
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
-  }
+  const mcpctl = (args: string[], env: NodeJS.ProcessEnv = {}) => runMcpctl(mcpd, args, { cwd: work, env });
 
   async function ok(args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
     const run = await mcpctl(args, env);

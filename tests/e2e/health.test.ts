@@ -11,6 +11,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { LABELS } from '../../src/domain/instance';
 import type { InstanceView } from '../../src/domain/instance';
 import { removeContainers, startMcpd, waitFor, type McpdProcess } from '../support/stack';
+import { callApi } from '../support/clients';
 
 const docker = new Docker();
 
@@ -23,15 +24,7 @@ describe('honest health (end to end)', function () {
   const goodToken = randomBytes(20).toString('hex');
   let mcpd: McpdProcess;
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${mcpd.url}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${mcpd.token}` },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, text, json: text ? JSON.parse(text) : undefined };
-  };
+  const api = (method: string, path: string, body?: unknown) => callApi(mcpd, method, path, body);
   const waitForView = async (id: string, what: string, ok: (v: InstanceView) => boolean, timeoutMs: number) => {
     let last: InstanceView | undefined;
     try {

@@ -15,6 +15,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { LABELS } from '../../src/domain/instance';
 import type { InstanceView } from '../../src/domain/instance';
 import { removeContainers, startMcpd, testEnv, waitFor, type McpdProcess } from '../support/stack';
+import { callApi } from '../support/clients';
 
 const run = promisify(execFile);
 const docker = new Docker();
@@ -31,15 +32,7 @@ describe('instance lifecycle (end to end)', function () {
   const token = randomBytes(20).toString('hex');
   let mcpd: McpdProcess;
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${mcpd.url}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${mcpd.token}` },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, text, json: text ? JSON.parse(text) : undefined };
-  };
+  const api = (method: string, path: string, body?: unknown) => callApi(mcpd, method, path, body);
   const view = async (): Promise<InstanceView> => {
     const res = await api('GET', `/api/v1/instances/${encodeURIComponent(instance)}`);
     assert.equal(res.status, 200, res.text);

@@ -6,15 +6,14 @@
  * make it healthy.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LABELS } from '../../src/domain/instance';
-import { REPO_ROOT, removeContainers, startMcpd, waitFor, type McpdProcess } from '../support/stack';
+import { removeContainers, startMcpd, waitFor, type McpdProcess } from '../support/stack';
+import { runMcpctl } from '../support/clients';
 
-const MCPCTL = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'mcpctl.js');
 
 describe('the gitea story through mcpctl (end to end)', function () {
   this.timeout(240_000);
@@ -24,21 +23,7 @@ describe('the gitea story through mcpctl (end to end)', function () {
   let mcpd: McpdProcess;
   let work: string;
 
-  function mcpctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [MCPCTL, ...args], {
-        cwd: work,
-        env: { PATH: process.env.PATH, HOME: os.homedir(), MCPD_URL: mcpd.url, MCPD_DATA_DIR: mcpd.dataDir, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c) => (stdout += c));
-      child.stderr.on('data', (c) => (stderr += c));
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
-  }
+  const mcpctl = (args: string[], env: NodeJS.ProcessEnv = {}) => runMcpctl(mcpd, args, { cwd: work, env });
   async function ok(args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
     const run = await mcpctl(args, env);
     assert.equal(run.code, 0, `mcpctl ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
