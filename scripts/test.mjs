@@ -90,7 +90,7 @@ async function main() {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const runStartedAt = Date.now();
-  buildProject(P);
+  buildProject(P, { strict: true });
   // A dockerd started here outlives the run, so its log goes to the project's data dir.
   const { tools } = await prepareInfrastructure(P, path.resolve(process.env.MCPD_DATA_DIR ?? path.join(ROOT, '.data')));
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-test-'));

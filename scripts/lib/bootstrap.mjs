@@ -34,8 +34,11 @@ function runOrFail(what, command, args) {
   if (result.status !== 0) throw new Error(`${what} failed (exit ${result.status ?? result.signal})`);
 }
 
-/** npm ci/install when needed, then tsc. Returns nothing; throws a one-line error on failure. */
-export function buildProject(prefix) {
+/**
+ * npm ci/install when needed, then tsc; throws a one-line error on failure. With `strict` (npm test), a type error fails the
+ * run: tests must not pass on code that does not compile cleanly.
+ */
+export function buildProject(prefix, { strict = false } = {}) {
   const stale = npmDependenciesStale();
   if (stale) {
     const started = Date.now();
@@ -55,6 +58,7 @@ export function buildProject(prefix) {
     // one unfinished file does not block running everything else.
     const errors = output.split('\n').filter((line) => /error TS\d+/.test(line));
     console.log(output);
+    if (strict) throw new Error(`tsc reported ${errors.length} type error(s) (listed above)`);
     say(prefix, `tsc reported ${errors.length} type error(s) (listed above); continuing with what it emitted`);
   }
   // tsc does not keep the executable bit: `npx mcpctl` runs the package's own bin straight from dist/.
