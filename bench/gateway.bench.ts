@@ -6,6 +6,7 @@
  * gateway process on loopback and removes them at the end.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import { setMaxListeners } from 'node:events';
 import os from 'node:os';
@@ -25,6 +26,10 @@ const SEQUENTIAL_CALLS = Number(process.env.BENCH_CALLS ?? 2000);
 const CONCURRENT_MS = Number(process.env.BENCH_CONCURRENT_MS ?? 3000);
 const WARMUP_CALLS = 300;
 const IN_FLIGHT = 16;
+/** Extra node flags for the gateway process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** BENCH_CLIENTS=lean measures only the lean client (quicker runs while profiling). */
+const WITH_SDK_CLIENT = process.env.BENCH_CLIENTS !== 'lean';
 
 const docker = new Dockerode();
 // The SDK's StreamableHTTPClientTransport adds an abort listener per fetch to one
@@ -33,6 +38,8 @@ setMaxListeners(0);
 
 interface Row {
   path: string;
+  /** CPU µs per call at 16 in flight, by process (client, gateway, dockerd, shim, container). */
+  cpu: Record<string, number>;
   p50: number;
   p99: number;
   rps1: number;
@@ -99,7 +106,71 @@ async function leanAttachCaller(containerId: string): Promise<{ call: CallTool; 
   };
 }
 
-async function measure(label: string, callTool: CallTool, tool: string): Promise<Row> {
+/**
+ * CPU time of a process so far, in µs: the sum over its threads of the run time
+ * the scheduler accounted (/proc/<pid>/task/<tid>/schedstat, ns), finer than the
+ * 10 ms ticks of /proc/<pid>/stat. Linux only; 0 when the process is gone.
+ */
+function cpuMicros(pid: number): number {
+  let total = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    return 0;
+  }
+  return total;
+}
+
+function parentPid(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function pidOf(command: string): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === command) return Number(entry);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+/** The processes whose CPU time a call costs: which pids make up each. */
+type ProcessGroups = Record<string, number[]>;
+
+async function processGroups(containerId: string, gatewayPid?: number): Promise<ProcessGroups> {
+  const top = (await docker.getContainer(containerId).top({ ps_args: '-o pid' }).catch(() => ({ Processes: [] }))) as { Processes: string[][] };
+  const containerPids = top.Processes.map((p) => Number(p[0])).filter((pid) => pid > 0);
+  const initPid = (await docker.getContainer(containerId).inspect()).State.Pid;
+  const shim = parentPid(initPid);
+  const dockerd = pidOf('dockerd');
+  return {
+    client: [process.pid],
+    ...(gatewayPid ? { gateway: [gatewayPid] } : {}),
+    ...(dockerd ? { dockerd: [dockerd] } : {}),
+    ...(shim ? { shim: [shim] } : {}),
+    container: containerPids,
+  };
+}
+
+function cpuSnapshot(groups: ProcessGroups): Record<string, number> {
+  return Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, pids.reduce((sum, pid) => sum + cpuMicros(pid), 0)]));
+}
+
+async function measure(label: string, callTool: CallTool, tool: string, groups: ProcessGroups): Promise<Row> {
   let n = 0;
   const call = async () => {
     const message = `m${n++}`;
@@ -120,6 +191,7 @@ async function measure(label: string, callTool: CallTool, tool: string): Promise
 
   const concurrent: number[] = [];
   const deadline = Date.now() + CONCURRENT_MS;
+  const cpuBefore = cpuSnapshot(groups);
   const t16 = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: IN_FLIGHT }, async () => {
@@ -131,9 +203,11 @@ async function measure(label: string, callTool: CallTool, tool: string): Promise
     }),
   );
   const concurrentMs = Number(process.hrtime.bigint() - t16) / 1e6;
+  const cpuAfter = cpuSnapshot(groups);
   concurrent.sort((a, b) => a - b);
   return {
     path: label,
+    cpu: Object.fromEntries(Object.keys(groups).map((name) => [name, (cpuAfter[name] - cpuBefore[name]) / concurrent.length])),
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     rps1: (SEQUENTIAL_CALLS / sequentialMs) * 1000,
@@ -172,7 +246,10 @@ async function startUpstream(): Promise<UpstreamTarget> {
 }
 
 function startGateway(target: UpstreamTarget): Promise<ChildProcess> {
-  const child = fork(path.join(__dirname, 'gatewayServer.js'), [JSON.stringify(target), String(PORT)], { stdio: 'inherit' });
+  const child = fork(path.join(__dirname, 'gatewayServer.js'), [JSON.stringify(target), String(PORT)], {
+    stdio: 'inherit',
+    execArgv: [...process.execArgv, ...GATEWAY_NODE_ARGS],
+  });
   return new Promise((resolve, reject) => {
     child.once('message', (m: { ready?: number; error?: string }) => (m.ready ? resolve(child) : reject(new Error(m.error))));
     child.once('exit', (code) => reject(new Error(`gateway process exited with ${code}`)));
@@ -197,6 +274,19 @@ function table(rows: Row[]): string {
   return [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
 }
 
+/** Where the time of one call goes: with every process's share, the 16-in-flight ceiling is CPUs / total. */
+function cpuTable(rows: Row[]): string {
+  const names = ['client', 'gateway', 'dockerd', 'shim', 'container'];
+  const header = ['path', ...names.map((n) => `${n} µs`), 'total µs', `ceiling calls/s (${os.cpus().length} CPUs)`];
+  const lines = rows.map((r) => {
+    const total = names.reduce((sum, n) => sum + (r.cpu[n] ?? 0), 0);
+    return [r.path, ...names.map((n) => (r.cpu[n] === undefined ? '-' : r.cpu[n].toFixed(0))), total.toFixed(0), ((os.cpus().length * 1e6) / total).toFixed(0)];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  return [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
+}
+
 async function main(): Promise<void> {
   const target = await startUpstream();
   let gateway: ChildProcess | undefined;
@@ -204,15 +294,19 @@ async function main(): Promise<void> {
     const lean: Row[] = [];
     const sdk: Row[] = [];
     // (a) The baseline: this process owns the attach stream itself.
+    const directGroups = await processGroups(target.containerId);
     const leanDirect = await leanAttachCaller(target.containerId);
-    lean.push(await measure('(a) direct attach', leanDirect.call, 'echo'));
+    lean.push(await measure('(a) direct attach', leanDirect.call, 'echo', directGroups));
     await leanDirect.close();
-    const direct = await connected(new DockerAttachTransport(docker, target.containerId));
-    sdk.push(await measure('(a) direct attach', sdkCaller(direct), 'echo'));
-    await direct.close();
+    if (WITH_SDK_CLIENT) {
+      const direct = await connected(new DockerAttachTransport(docker, target.containerId));
+      sdk.push(await measure('(a) direct attach', sdkCaller(direct), 'echo', directGroups));
+      await direct.close();
+    }
 
     // (b), (c) The gateway, in its own process, owns the stream now.
     gateway = await startGateway(target);
+    const gatewayGroups = await processGroups(target.containerId, gateway.pid);
     const base = `http://127.0.0.1:${PORT}`;
     const paths: [string, string, string][] = [
       [`(b) /mcp/servers/${SERVER}`, `${base}/mcp/servers/${SERVER}`, 'echo'],
@@ -220,11 +314,13 @@ async function main(): Promise<void> {
     ];
     for (const [label, url, tool] of paths) {
       const leanClient = await leanHttpCaller(url);
-      lean.push(await measure(label, leanClient.call, tool));
+      lean.push(await measure(label, leanClient.call, tool, gatewayGroups));
       leanClient.close();
-      const client = await connected(new StreamableHTTPClientTransport(new URL(url)));
-      sdk.push(await measure(label, sdkCaller(client), tool));
-      await client.close();
+      if (WITH_SDK_CLIENT) {
+        const client = await connected(new StreamableHTTPClientTransport(new URL(url)));
+        sdk.push(await measure(label, sdkCaller(client), tool, gatewayGroups));
+        await client.close();
+      }
     }
 
     console.log(`\ntools/call echo: ${SEQUENTIAL_CALLS} sequential calls, then ${IN_FLIGHT} in flight for ${CONCURRENT_MS} ms (node ${process.version}, ${os.cpus().length} CPUs)`);
@@ -237,9 +333,15 @@ async function main(): Promise<void> {
     console.log('\nLean JSON-RPC client (node:http keep-alive / the attach stream): the cost of the proxy itself\n');
     console.log(table(lean));
     console.log(goal(lean));
-    console.log("\nThe SDK's Client (StreamableHTTPClientTransport over fetch / an attach transport): what an SDK application sees\n");
-    console.log(table(sdk));
-    console.log(goal(sdk));
+    console.log(`\nCPU µs per call at ${IN_FLIGHT} in flight, by process (lean client); the machine has ${os.cpus().length} CPUs\n`);
+    console.log(cpuTable(lean));
+    if (WITH_SDK_CLIENT) {
+      console.log("\nThe SDK's Client (StreamableHTTPClientTransport over fetch / an attach transport): what an SDK application sees\n");
+      console.log(table(sdk));
+      console.log(goal(sdk));
+      console.log(`\nCPU µs per call at ${IN_FLIGHT} in flight, by process (SDK client)\n`);
+      console.log(cpuTable(sdk));
+    }
   } finally {
     gateway?.disconnect();
     await new Promise((resolve) => setTimeout(resolve, 200));

@@ -3,10 +3,11 @@
  * the gateway do not share an event loop). Started with the upstream target as
  * JSON in argv; tells its parent { ready: port } over IPC; exits on disconnect.
  */
+import { createServer } from 'node:http';
 import express from 'express';
 import Dockerode from 'dockerode';
 import { Gateway } from '../src/gateway/gateway';
-import { mountGateway } from '../src/gateway/http';
+import { matchGatewayPath, mountGateway } from '../src/gateway/http';
 import type { UpstreamTarget } from '../src/domain/routing';
 
 async function main(): Promise<void> {
@@ -15,8 +16,17 @@ async function main(): Promise<void> {
   const gateway = new Gateway({ docker: new Dockerode() });
   await gateway.attach(target);
   const app = express();
-  mountGateway(app, gateway);
-  const server = app.listen(port, '127.0.0.1', () => process.send?.({ ready: port }));
+  const gatewayHttp = mountGateway(app, gateway);
+  // BENCH_FRONT=node hands /mcp paths to the gateway before express (what mcpd
+  // could do, see matchGatewayPath); the default is express, as mcpd serves it today.
+  const front = process.env.BENCH_FRONT === 'node'
+    ? createServer((req, res) => {
+        const route = matchGatewayPath(req.url);
+        if (route) void gatewayHttp.handle(req, res, route.server);
+        else app(req, res);
+      })
+    : createServer(app);
+  const server = front.listen(port, '127.0.0.1', () => process.send?.({ ready: port }));
   process.on('disconnect', () => {
     server.close();
     void gateway.close().finally(() => process.exit(0));

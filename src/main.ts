@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Server } from 'node:http';
+import http from 'node:http';
 import express from 'express';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
@@ -16,9 +16,9 @@ import { loadSettings, type Settings } from './config/settings';
 import { createLogger } from './logger';
 import { OpenBaoSecretStore } from './secrets/openbao';
 import { Gateway } from './gateway/gateway';
-import { mountGateway, type GatewayHttp } from './gateway/http';
+import { GatewayHttp, matchGatewayPath } from './gateway/http';
 import { createApi } from './api/app';
-import { bearerAuth, ensureApiToken } from './api/auth';
+import { checkBearer, ensureApiToken, sendRejection } from './api/auth';
 import { seedExamples } from './api/seed';
 import { createWorkers, type McpdWorkers } from './worker';
 
@@ -82,9 +82,6 @@ async function main(): Promise<void> {
   const token = ensureApiToken(settings.dataDir);
   const app = express();
   app.disable('x-powered-by');
-  let gatewayHttp: GatewayHttp | undefined;
-  // The gateway reads its own bodies (the MCP transport enforces the size limit), so it is mounted before the API's JSON parser.
-  if (gateway) gatewayHttp = mountGateway(app, gateway, { authenticate: bearerAuth(token) });
   if (settings.roles.api) {
     app.use(
       createApi({
@@ -94,16 +91,30 @@ async function main(): Promise<void> {
         settings,
         token,
         node: settings.node,
-        ready: () => !workerFailure,
+        // Ready once the running instances are back in the gateway, so clients arriving after a restart find them.
+        ready: () => !workerFailure && (workers?.reattached() ?? true),
         gateway,
         logger: log.child({ component: 'api' }),
       }),
     );
   }
+  const gatewayHttp: GatewayHttp | undefined = gateway ? new GatewayHttp(gateway) : undefined;
 
-  const httpServer: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(settings.apiPort, settings.apiHost, () => resolve(s));
-    s.once('error', reject);
+  // MCP traffic skips express: its routing and response helpers cost more CPU per call than the whole proxy hop.
+  const httpServer = http.createServer((req, res) => {
+    const route = gatewayHttp ? matchGatewayPath(req.url) : undefined;
+    if (!route) return app(req, res);
+    const rejection = checkBearer(req.headers.authorization, token);
+    if (rejection) return sendRejection(res, rejection);
+    gatewayHttp!.handle(req, res, route.server).catch((err: Error) => {
+      log.error({ err: err.message, url: req.url }, 'gateway request failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(settings.apiPort, settings.apiHost, () => resolve());
   });
   const url = `http://${settings.apiHost}:${settings.apiPort}`;
   log.info({ url, node: settings.node, roles: settings.roles, dataDir: settings.dataDir }, 'mcpd ready');

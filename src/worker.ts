@@ -52,6 +52,8 @@ export interface WorkerDeps {
 export interface McpdWorkers {
   /** Runs until shutdown(); rejects if a worker fails. */
   run(): Promise<void>;
+  /** True once the node's running instances were handed back to the gateway (right away without a node queue). */
+  reattached(): boolean;
   shutdown(): Promise<void>;
 }
 
@@ -96,7 +98,9 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
   }
 
   let running: Promise<void> | null = null;
+  let reattached = !runNode;
   return {
+    reattached: () => reattached,
     run() {
       if (!running) {
         running = (async () => {
@@ -105,9 +109,11 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
           const polling = Promise.all(workers.map((w) => w.run()));
           // Status queries need a polling workflow worker, so this runs once the workers are up.
           if (runNode) {
-            void reattachRunningInstances({ docker: deps.docker, client: deps.client, routing: deps.routing, owner, node: deps.node, log: deps.log }).catch(
-              (err: Error) => deps.log?.warn({ err: err.message }, 're-attaching running instances failed'),
-            );
+            void reattachRunningInstances({ docker: deps.docker, client: deps.client, routing: deps.routing, owner, node: deps.node, log: deps.log })
+              .catch((err: Error) => deps.log?.warn({ err: err.message }, 're-attaching running instances failed'))
+              .finally(() => {
+                reattached = true;
+              });
           }
           await polling;
         })();

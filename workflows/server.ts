@@ -80,6 +80,8 @@ export async function serverWorkflow(input: ServerWorkflowInput): Promise<void> 
   const wantedOrdinals = (): number[] => (running && !deleting ? range(spec.replicas) : []);
   const idOf = (ordinal: number) => instanceId(name, ordinal);
   const hasPendingChange = () => requested > converged;
+  /** The instances running or about to run (the reconciler may not have started them yet). */
+  const currentIds = () => [...new Set([...instances.keys(), ...wantedOrdinals()])].sort(byNumber).map(idOf);
 
   const view = (): ServerView => {
     const wanted = wantedOrdinals();
@@ -149,7 +151,7 @@ export async function serverWorkflow(input: ServerWorkflowInput): Promise<void> 
   setHandler(
     stopServerUpdate,
     async () => {
-      const stopped = [...instances.keys()].sort(byNumber).map(idOf);
+      const stopped = currentIds();
       await change(() => {
         running = false;
       });
@@ -175,7 +177,7 @@ export async function serverWorkflow(input: ServerWorkflowInput): Promise<void> 
   );
 
   setHandler(deleteServerUpdate, async () => {
-    const stopped = [...instances.keys()].sort(byNumber).map(idOf);
+    const stopped = currentIds();
     await change(() => {
       deleting = true;
     });

@@ -5,6 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 
 export const API_TOKEN_FILE = 'api-token';
@@ -46,19 +47,40 @@ export function tokenMatches(presented: string, expected: string): boolean {
   return timingSafeEqual(digest(presented), digest(expected));
 }
 
+export interface AuthRejection {
+  status: 401 | 403;
+  wwwAuthenticate: string;
+  body: { error: string; details?: unknown };
+}
+
+/** The bearer-token check of the API and the gateway: null when allowed, else the rejection to send. */
+export function checkBearer(authorization: string | undefined, token: string): AuthRejection | null {
+  const match = authorization ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization) : null;
+  if (!match) {
+    return {
+      status: 401,
+      wwwAuthenticate: 'Bearer realm="mcpd"',
+      body: { error: 'missing bearer token', details: { hint: 'send "Authorization: Bearer <token>"; the token is in <data dir>/api-token' } },
+    };
+  }
+  if (!tokenMatches(match[1], token)) {
+    return { status: 403, wwwAuthenticate: 'Bearer realm="mcpd", error="invalid_token"', body: { error: 'invalid bearer token' } };
+  }
+  return null;
+}
+
+/** Sends a rejection on a plain node:http response (the gateway is served without express). */
+export function sendRejection(res: ServerResponse, rejection: AuthRejection): void {
+  res.writeHead(rejection.status, { 'content-type': 'application/json', 'www-authenticate': rejection.wwwAuthenticate });
+  res.end(JSON.stringify(rejection.body));
+}
+
 /** 401 without a bearer token (with WWW-Authenticate), 403 with a wrong one. */
 export function bearerAuth(token: string): RequestHandler {
   return (req, res, next) => {
-    const header = req.headers.authorization;
-    const match = header ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header) : null;
-    if (!match) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="mcpd"');
-      res.status(401).json({ error: 'missing bearer token', details: { hint: 'send "Authorization: Bearer <token>"; the token is in <data dir>/api-token' } });
-      return;
-    }
-    if (!tokenMatches(match[1], token)) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="mcpd", error="invalid_token"');
-      res.status(403).json({ error: 'invalid bearer token' });
+    const rejection = checkBearer(req.headers.authorization, token);
+    if (rejection) {
+      sendRejection(res, rejection);
       return;
     }
     next();

@@ -164,6 +164,7 @@ describe('instance lifecycle (end to end)', function () {
   it('after an mcpd restart, a RUNNING instance keeps its container and answers through the gateway again', async () => {
     const before = await waitForView('RUNNING', (c) => c.status === 'RUNNING', 30_000);
     mcpd = await mcpd.restart();
+    // /readyz waits for the re-attach, so the first connect after the restart finds the instance.
     const client = new Client({ name: 'lifecycle-test', version: '1' });
     await client.connect(
       new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp/servers/${server}`), { requestInit: { headers: { authorization: `Bearer ${mcpd.token}` } } }),

@@ -233,6 +233,7 @@ describe('serverWorkflow (time-skipping)', function () {
     const scaled = await skippingTime(env, handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 4, args: ['v2'] }] }));
     assert.equal(scaled.specVersion, 2);
     assert.deepEqual(scaled.instances, [...ids, instanceId(name, 3)]);
+    await until(handle, () => node.log.includes(`start ${instanceId(name, 3)} v2`), 'the fourth instance to start');
     assert.deepEqual(node.log.filter((e) => e.startsWith('start ')).slice(startsBefore), [`start ${instanceId(name, 3)} v2`]);
     await deleteServer(handle, 'roll');
   });
