@@ -17,15 +17,15 @@ async function main(): Promise<void> {
   await gateway.attach(target);
   const app = express();
   const gatewayHttp = mountGateway(app, gateway);
-  // BENCH_FRONT=node hands /mcp paths to the gateway before express (what mcpd
-  // could do, see matchGatewayPath); the default is express, as mcpd serves it today.
-  const front = process.env.BENCH_FRONT === 'node'
-    ? createServer((req, res) => {
+  // As in src/main.ts, /mcp paths go to the gateway before express; BENCH_FRONT=express
+  // measures the old arrangement (express routing every MCP request).
+  const front = process.env.BENCH_FRONT === 'express'
+    ? createServer(app)
+    : createServer((req, res) => {
         const route = matchGatewayPath(req.url);
         if (route) void gatewayHttp.handle(req, res, route.server);
         else app(req, res);
-      })
-    : createServer(app);
+      });
   const server = front.listen(port, '127.0.0.1', () => process.send?.({ ready: port }));
   process.on('disconnect', () => {
     server.close();
