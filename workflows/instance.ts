@@ -209,7 +209,8 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
     try {
       const handle: ChildWorkflowHandle<any> = await scope.run(() =>
         startChild(probeType, {
-          workflowId: `${id}/probe`,
+          // One id per container generation: a new probe never collides with an old one that is still finishing.
+          workflowId: `${id}/probe/${s.generation}`,
           args: [probeInput],
           parentClosePolicy: ParentClosePolicy.TERMINATE,
           staticSummary: `health probe of ${id}`,

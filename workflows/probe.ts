@@ -7,7 +7,6 @@
  */
 import {
   ActivityFailure,
-  CancellationScope,
   continueAsNew,
   getExternalWorkflowHandle,
   log,
@@ -56,7 +55,7 @@ export async function probeWorkflow(input: ProbeWorkflowInput): Promise<void> {
     // A probe in flight finishes before a cancellation (the instance stopping
     // or restarting) ends this workflow: no activity is left orphaned, and the
     // wait is bounded by timeoutSeconds.
-    const outcome = await CancellationScope.nonCancellable(() => runProbe(probe, probeInput));
+    const outcome = await runProbe(probe, probeInput);
     probesInRun++;
     const step = nextHealth(state, outcome, failureThreshold);
     state = { health: step.health, consecutiveFailures: step.consecutiveFailures };

@@ -315,7 +315,10 @@ describe('instanceWorkflow (time-skipping)', function () {
     const after = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING in the new run');
     assert.equal(after.containerId, running.containerId, 'the same container keeps running');
     assert.equal(node.startCalls, startsBefore, 'no container start for continue-as-new');
-    const probeHandle = env.client.workflow.getHandle(`${handle.workflowId}/probe`);
+    // The probe child's id carries the container generation, which the last AttemptStarted event names.
+    const generation = /generation (\d+)/.exec([...after.events].reverse().find((e) => e.type === 'AttemptStarted')?.message ?? '')?.[1];
+    assert.ok(generation, 'the attempt event names the generation');
+    const probeHandle = env.client.workflow.getHandle(`${handle.workflowId}/probe/${generation}`);
     const probe = await untilValue(async () => {
       const d = await probeHandle.describe();
       return d.status.name === 'RUNNING' && d.parentExecution?.runId === described.runId ? d : null;

@@ -75,19 +75,22 @@ function spec(name: string, extra: Partial<McpServerSpecInput> = {}): McpServerS
 }
 
 describe('serverWorkflow (time-skipping)', function () {
-  this.timeout(180_000);
+  this.timeout(90_000);
   let env: TestWorkflowEnvironment;
   let bundle: WorkflowBundleWithSourceMap;
   let node: FakeNode;
   let workers: { worker: Worker; done: Promise<void> }[] = [];
 
-  // Workers (and the fake node) live for the whole file: a worker shut down with
-  // an activity task in flight leaves the time-skipping server's clock locked
-  // (running in real time) for the tests after it. Server names keep tests apart.
   before(async () => {
+    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows/index') });
+  });
+
+  // A fresh time-skipping server per test: the test server sometimes leaks a
+  // time-skipping lock when workflows end (its clock then runs in real time),
+  // which would stall every later test's durable timers.
+  beforeEach(async () => {
     env = await createTimeSkippingEnv();
     await registerSearchAttributes(env);
-    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows/index') });
     node = new FakeNode();
     const control = await Worker.create({
       connection: env.nativeConnection,
@@ -102,7 +105,7 @@ describe('serverWorkflow (time-skipping)', function () {
     const nodeWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: nodeTaskQueue(NODE), activities: node.activities() });
     workers = [control, nodeWorker].map((worker) => ({ worker, done: worker.run() }));
   });
-  after(async () => {
+  afterEach(async () => {
     workers.forEach(({ worker }) => worker.shutdown());
     await Promise.all(workers.map((w) => w.done));
     await env?.teardown();
