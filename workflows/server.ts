@@ -197,6 +197,8 @@ export async function serverWorkflow(input: ServerWorkflowInput): Promise<void> 
             // Instances outlive this run: the server continues as new while they keep running.
             parentClosePolicy: ParentClosePolicy.ABANDON,
             args: [{ server: name, ordinal, spec, node }],
+            // The line the Web UI's workflow list shows; live status is in the instance's current details.
+            staticSummary: `MCP server ${name}, replica ${ordinal} (${spec.image ?? spec.packageName ?? spec.command?.join(' ')})`,
             typedSearchAttributes: [
               { key: serverKey, value: name },
               { key: statusKey, value: 'PENDING' },
