@@ -15,9 +15,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import Dockerode from 'dockerode';
+import { startContainer } from '../tests/gateway/containers';
 import { DockerAttachTransport } from '../src/gateway/dockerAttachTransport';
 import { UpstreamConnection } from '../src/gateway/upstream';
-import { LABELS, containerName, instanceId } from '../src/domain/instance';
+import { containerName, instanceId } from '../src/domain/instance';
 import type { UpstreamTarget } from '../src/domain/routing';
 
 const SERVER = process.env.BENCH_SERVER ?? 't-h3-bench';
@@ -226,23 +227,8 @@ async function removeOurContainer(): Promise<void> {
   await docker.getContainer(containerName(instanceId(SERVER, 0))).remove({ force: true }).catch(() => undefined);
 }
 
-async function startUpstream(): Promise<UpstreamTarget> {
-  await removeOurContainer();
-  const id = instanceId(SERVER, 0);
-  const container = await docker.createContainer({
-    name: containerName(id),
-    Image: 'mcpd/gitea-like:dev',
-    Labels: { [LABELS.managed]: 'true', [LABELS.server]: SERVER, [LABELS.instance]: id },
-    OpenStdin: true,
-    StdinOnce: false,
-    Tty: false,
-    AttachStdin: true,
-    AttachStdout: true,
-    AttachStderr: true,
-    HostConfig: { Init: true, NetworkMode: 'none' },
-  });
-  await container.start();
-  return { instanceId: id, server: SERVER, transport: 'stdio', containerId: container.id };
+function startUpstream(): Promise<UpstreamTarget> {
+  return startContainer({ server: SERVER, image: 'mcpd/gitea-like:dev' });
 }
 
 function startGateway(target: UpstreamTarget): Promise<ChildProcess> {
