@@ -77,6 +77,13 @@ function removeTestContainers(since) {
   }
 }
 
+/** Mocha's "N passing / N failing / N pending" as the plain closing line any CI reads: "N passed, N failed, N skipped". */
+function closingLine(mochaTail) {
+  const plain = mochaTail.replace(/\u001b\[[0-9;]*m/g, '');
+  const count = (word) => Number(new RegExp(`(\\d+) ${word}`).exec(plain)?.[1] ?? 0);
+  return `${count('passing')} passed, ${count('failing')} failed, ${count('pending')} skipped`;
+}
+
 async function main() {
   const userArgs = process.argv.slice(2);
   let interrupted = false;
@@ -132,11 +139,17 @@ async function main() {
   delete env.MCPD_DATA_DIR; // each test's mcpd gets its own (tests/support/stack.ts)
   const args = mochaArgs(userArgs);
   log(`mocha ${args.join(' ')}`);
+  let tail = '';
   const code = await new Promise((resolve) => {
-    mocha = spawn(process.execPath, [path.join(ROOT, 'node_modules/mocha/bin/mocha.js'), ...args], { cwd: ROOT, env, stdio: 'inherit' });
+    mocha = spawn(process.execPath, [path.join(ROOT, 'node_modules/mocha/bin/mocha.js'), ...args], { cwd: ROOT, env, stdio: ['inherit', 'pipe', 'inherit'] });
+    mocha.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      tail = (tail + chunk.toString('utf8')).slice(-4096);
+    });
     mocha.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
   });
   await cleanup();
+  console.log(closingLine(tail));
   process.exit(code);
 }
 
