@@ -15,6 +15,7 @@ import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@tempor
 import { loadSettings, type Settings } from './config/settings';
 import { createLogger } from './logger';
 import { OpenBaoSecretStore } from './secrets/openbao';
+import { rootTokenFile } from './embedded/openbao';
 import { Gateway } from './gateway/gateway';
 import { GatewayHttp, matchGatewayPath } from './gateway/http';
 import { createApi } from './api/app';
@@ -24,7 +25,7 @@ import { createWorkers, type McpdWorkers } from './worker';
 
 function baoToken(settings: Settings): string {
   if (settings.baoToken) return settings.baoToken;
-  const file = path.join(settings.dataDir, 'openbao', 'root-token');
+  const file = rootTokenFile(path.join(settings.dataDir, 'openbao'));
   if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
   throw new Error(`no OpenBao token: set BAO_TOKEN, or run the embedded stack (npm start) which keeps one in ${file}`);
 }

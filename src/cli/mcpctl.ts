@@ -4,6 +4,7 @@
  * Exit codes: 0 ok, 1 server/API error, 2 usage or invalid input, 3 not found,
  * 4 authentication. Errors are one line on stderr.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -60,10 +61,6 @@ const outputOption = () => new Option('-o, --output <format>', 'output format').
 
 function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Builds the program; `client` is created lazily so `--help` works without a server. */

@@ -4,6 +4,7 @@
  * start finds the container it made instead of creating a second one. mcpd owns
  * restarts: Docker's restart policy is always "no".
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import type { McpServerSpec } from '../config/spec';
 import { LABELS, containerName, parseInstanceId } from '../domain/instance';
@@ -143,7 +144,6 @@ function statusCode(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class DockerContainers {
   private readonly baseImage: string;
