@@ -18,6 +18,7 @@ import { OpenBaoSecretStore } from '../../src/secrets/openbao';
 import { createWorkers, type McpdWorkers } from '../../src/worker';
 import type { InstanceWorkflowArgs } from '../../workflows/instance';
 import { statusQuery, stopSignal } from '../../workflows/messages';
+import { waitForValue } from '../support/stack';
 
 const run = promisify(execFile);
 const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:20233';
@@ -61,19 +62,8 @@ function withDecodedPayloads(json: string): string {
   return `${json}\n${decoded.join('\n')}`;
 }
 
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    try {
-      last = await fn();
-      if (ok(last)) return last;
-    } catch {
-      // not there yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, timeoutMs = 30_000): Promise<T> {
+  return waitForValue(read, ok, { what, timeoutMs, intervalMs: 200 });
 }
 
 describe('instance lifecycle on Temporal, OpenBao and Docker', function () {

@@ -10,7 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { LABELS } from '../../src/domain/instance';
 import type { InstanceView } from '../../src/domain/instance';
-import { removeContainers, startMcpd, waitFor, type McpdProcess } from '../support/stack';
+import { removeContainers, startMcpd, waitFor, waitForValue, type McpdProcess } from '../support/stack';
 import { callApi } from '../support/clients';
 
 const docker = new Docker();
@@ -25,18 +25,16 @@ describe('honest health (end to end)', function () {
   let mcpd: McpdProcess;
 
   const api = (method: string, path: string, body?: unknown) => callApi(mcpd, method, path, body);
-  const waitForView = async (id: string, what: string, ok: (v: InstanceView) => boolean, timeoutMs: number) => {
-    let last: InstanceView | undefined;
-    try {
-      return await waitFor(async () => {
+  const waitForView = (id: string, what: string, ok: (v: InstanceView) => boolean, timeoutMs: number) =>
+    waitForValue(
+      async () => {
         const res = await api('GET', `/api/v1/instances/${encodeURIComponent(id)}`);
-        last = res.json as InstanceView;
-        return res.status === 200 && ok(last) ? last : undefined;
-      }, { timeoutMs, intervalMs: 250, what });
-    } catch (err) {
-      throw new Error(`${(err as Error).message}; last view: ${JSON.stringify({ ...last, events: last?.events.slice(-6) })}`);
-    }
-  };
+        if (res.status !== 200) throw new Error(`GET instance: ${res.status} ${res.text}`);
+        return res.json as InstanceView;
+      },
+      ok,
+      { timeoutMs, intervalMs: 250, what, describe: (v) => JSON.stringify({ ...v, events: v.events.slice(-6) }) },
+    );
   const aggregateTools = async (): Promise<string[]> => {
     const client = new Client({ name: 'health-test', version: '1' });
     await client.connect(

@@ -14,7 +14,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { LABELS } from '../../src/domain/instance';
 import type { InstanceView } from '../../src/domain/instance';
-import { removeContainers, startMcpd, testEnv, waitFor, type McpdProcess } from '../support/stack';
+import { removeContainers, startMcpd, testEnv, waitFor, waitForValue, type McpdProcess } from '../support/stack';
 import { callApi } from '../support/clients';
 
 const run = promisify(execFile);
@@ -38,20 +38,16 @@ describe('instance lifecycle (end to end)', function () {
     assert.equal(res.status, 200, res.text);
     return res.json as InstanceView;
   };
-  /** Waits for the instance view to satisfy `ok`; a timeout shows the last view seen. */
+  /** Waits for the instance view to satisfy `ok`; a timeout shows the last view, Temporal's pending activities and mcpd's log. */
   const waitForView = async (what: string, ok: (v: InstanceView) => boolean, timeoutMs: number, intervalMs = 250) => {
-    let last: InstanceView | undefined;
     try {
-      return await waitFor(async () => {
-        last = await view();
-        return ok(last) ? last : undefined;
-      }, { timeoutMs, intervalMs, what });
+      return await waitForValue(view, ok, { timeoutMs, intervalMs, what, describe: (v) => JSON.stringify({ ...v, events: v.events.slice(-6) }) });
     } catch (err) {
       const pending = await temporal('workflow', 'describe', '--workflow-id', instance)
         .then(({ stdout }) => stdout.slice(stdout.indexOf('Pending Activities')))
         .catch(() => '');
       const logTail = mcpd.output().trim().split('\n').slice(-15).join('\n');
-      throw new Error(`${(err as Error).message}; last view: ${JSON.stringify({ ...last, events: last?.events.slice(-6) })}\n${pending}\n--- mcpd ---\n${logTail}`);
+      throw new Error(`${(err as Error).message}\n${pending}\n--- mcpd ---\n${logTail}`);
     }
   };
   const containersOf = async () =>

@@ -80,6 +80,31 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>
   }
 }
 
+export interface WaitForValueOptions<T> extends WaitOptions {
+  /** How the last value appears in the timeout message (default: JSON). */
+  describe?: (value: T) => string;
+}
+
+/**
+ * Reads a value until `ok` holds for it, and returns it. Errors thrown by `read`
+ * count as "not yet"; a timeout reports the last value read, so a failing test
+ * shows what it saw instead.
+ */
+export async function waitForValue<T>(read: () => Promise<T>, ok: (value: T) => boolean, options: WaitForValueOptions<T> = {}): Promise<T> {
+  let last: { value: T } | undefined;
+  try {
+    // Boxed, so a value that is falsy (0, '', false) can still be the answer.
+    const found = await waitFor(async () => {
+      last = { value: await read() };
+      return ok(last.value) ? last : undefined;
+    }, options);
+    return found.value;
+  } catch (err) {
+    const seen = last ? (options.describe ?? ((v: T) => JSON.stringify(v)))(last.value) : 'nothing read';
+    throw new Error(`${(err as Error).message}; last value: ${seen}`);
+  }
+}
+
 export interface ContainerFilter {
   /** Docker label filters, "key=value" or "key". */
   label?: string | string[];

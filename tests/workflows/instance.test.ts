@@ -17,6 +17,7 @@ import type { PinnedSecretRef, SecretStore, SecretSummary } from '../../src/secr
 import { mcpInstanceStatusKey, mcpServerKey, type InstanceWorkflowArgs } from '../../workflows/instance';
 import { containerExitedSignal, forceRetrySignal, healthChangedSignal, specChangedSignal, statusQuery, stopSignal } from '../../workflows/messages';
 import { createTimeSkippingEnv } from './fixtures/env';
+import { waitFor } from '../support/stack';
 
 const NODE = 't-h2-node';
 const SECRET_VALUE = 'h2-Sup3r-Secret-Value-0b1c2d3e4f';
@@ -319,10 +320,10 @@ describe('instanceWorkflow (time-skipping)', function () {
     const generation = /generation (\d+)/.exec([...after.events].reverse().find((e) => e.type === 'AttemptStarted')?.message ?? '')?.[1];
     assert.ok(generation, 'the attempt event names the generation');
     const probeHandle = env.client.workflow.getHandle(`${handle.workflowId}/probe/${generation}`);
-    const probe = await untilValue(async () => {
+    const probe = await waitFor(async () => {
       const d = await probeHandle.describe();
       return d.status.name === 'RUNNING' && d.parentExecution?.runId === described.runId ? d : null;
-    }, 'a probe child of the new run');
+    }, { timeoutMs: 30_000, intervalMs: 100, what: 'a probe child of the new run' });
     assert.equal(probe.parentExecution?.runId, described.runId);
 
     await handle.signal(stopSignal);
@@ -431,15 +432,6 @@ function readableHistory(history: unknown): string {
   return texts.join('\n');
 }
 
-async function untilValue<T>(fn: () => Promise<T | null>, what: string): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const value = await fn().catch(() => null);
-    if (value) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const quietLogger = {
   log() {},
