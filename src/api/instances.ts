@@ -9,7 +9,8 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import { forceRetrySignal, restartSignal, statusQuery } from '../../workflows/messages';
 import { instanceId, parseInstanceId, SEARCH_ATTRIBUTES, type HealthStatus, type InstanceStatus, type InstanceView } from '../domain/instance';
 import { badRequest, conflict, toApiError } from './errors';
-import { instanceListQuery, mapLimit, type InstanceFilters } from './visibility';
+import { mapLimit } from '../concurrency';
+import { instanceListQuery, type InstanceFilters } from './visibility';
 
 const serverKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.server, SearchAttributeType.KEYWORD);
 const statusKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.status, SearchAttributeType.KEYWORD);

@@ -19,7 +19,8 @@ import {
   type ServerWorkflowInput,
 } from '../../workflows/messages';
 import { badRequest, notFound, toApiError } from './errors';
-import { instanceListQuery, mapLimit, serverListQuery } from './visibility';
+import { mapLimit } from '../concurrency';
+import { instanceListQuery, serverListQuery } from './visibility';
 
 /** What the API returns for a server: the workflow's view plus what visibility knows. */
 export interface ServerResource extends ServerView {

@@ -70,17 +70,3 @@ export function instanceListQuery(filters: InstanceFilters = {}): string {
 export function serverListQuery(): string {
   return `WorkflowType = 'serverWorkflow' AND ExecutionStatus = 'Running'`;
 }
-
-/** Runs `fn` over `items` with at most `limit` in flight, keeping order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
-    }
-  });
-  await Promise.all(workers);
-  return results;
-}

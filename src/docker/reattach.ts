@@ -9,6 +9,7 @@
 import type { Client } from '@temporalio/client';
 import type Dockerode from 'dockerode';
 import { statusQuery } from '../../workflows/messages';
+import { mapLimit } from '../concurrency';
 import { LABELS, type InstanceView } from '../domain/instance';
 import type { InstanceRouting } from '../domain/routing';
 import { endpointFromLabels } from './containers';
@@ -24,6 +25,8 @@ export interface ReattachOptions {
   log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
 }
 
+const REATTACH_CONCURRENCY = 16;
+
 /** Returns the ids of the instances it re-attached. */
 export async function reattachRunningInstances(options: ReattachOptions): Promise<string[]> {
   const containers = await options.docker.listContainers({
@@ -33,22 +36,21 @@ export async function reattachRunningInstances(options: ReattachOptions): Promis
     },
   });
   const reattached: string[] = [];
-  await Promise.all(
-    containers.map(async (container) => {
-      const instanceId = container.Labels[LABELS.instance];
-      const endpoint = endpointFromLabels(container.Labels);
-      if (!instanceId || !endpoint) return;
-      const view = await currentView(options, instanceId);
-      if (!view || view.status !== 'RUNNING' || view.containerId !== container.Id) return;
-      try {
-        await options.routing.attach({ instanceId, server: container.Labels[LABELS.server], containerId: container.Id, ...endpoint });
-        if (view.health === 'unhealthy') options.routing.setReady(instanceId, false);
-        reattached.push(instanceId);
-      } catch (err) {
-        options.log?.warn({ instanceId, err: (err as Error).message }, 're-attach after restart failed; the liveness probe will restart it');
-      }
-    }),
-  );
+  // Bounded: a node with thousands of instances must not send thousands of status queries at once.
+  await mapLimit(containers, REATTACH_CONCURRENCY, async (container) => {
+    const instanceId = container.Labels[LABELS.instance];
+    const endpoint = endpointFromLabels(container.Labels);
+    if (!instanceId || !endpoint) return;
+    const view = await currentView(options, instanceId);
+    if (!view || view.status !== 'RUNNING' || view.containerId !== container.Id) return;
+    try {
+      await options.routing.attach({ instanceId, server: container.Labels[LABELS.server], containerId: container.Id, ...endpoint });
+      if (view.health === 'unhealthy') options.routing.setReady(instanceId, false);
+      reattached.push(instanceId);
+    } catch (err) {
+      options.log?.warn({ instanceId, err: (err as Error).message }, 're-attach after restart failed; the liveness probe will restart it');
+    }
+  });
   if (reattached.length > 0) options.log?.info({ instances: reattached }, 're-attached running instances');
   return reattached;
 }

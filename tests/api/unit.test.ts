@@ -13,7 +13,8 @@ import { buildOpenApiDocument } from '../../src/api/openapi';
 import { parseSecretBody } from '../../src/api/secrets';
 import { parseSpecBody } from '../../src/api/servers';
 import { listenInRange } from './stack';
-import { instanceListQuery, mapLimit, parseInstanceFilters, quoteLiteral } from '../../src/api/visibility';
+import { mapLimit } from '../../src/concurrency';
+import { instanceListQuery, parseInstanceFilters, quoteLiteral } from '../../src/api/visibility';
 
 function status(fn: () => unknown): { status: number; message: string; details: unknown } {
   try {
