@@ -2,7 +2,7 @@
  * Control activities (task queue `mcpd`): they need OpenBao, not a Docker engine.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import type { EnvEntry } from '../src/config/spec';
+import type { EnvEntry } from '../src/contracts/spec';
 import type { SecretStore } from '../src/secrets/types';
 import { FAILURE_TYPES, type ResolvedEnvEntry } from './types';
 

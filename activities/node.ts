@@ -5,7 +5,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type Dockerode from 'dockerode';
 import { ContainerStartError, DockerContainers, upstreamEndpoint, type ContainerRuntimeOptions } from '../src/docker/containers';
-import type { InstanceRouting, UpstreamTarget } from '../src/domain/routing';
+import type { InstanceRouting, UpstreamTarget } from '../src/contracts/routing';
 import type { SecretStore } from '../src/secrets/types';
 import { secretFailure } from './control';
 import { withHeartbeat } from './heartbeat';

@@ -5,7 +5,7 @@
  * returns failures as data: no Temporal retry hides a failure, and the history
  * stays small.
  */
-import type { ProxyExecutor } from '../src/domain/routing';
+import type { ProxyExecutor } from '../src/contracts/routing';
 
 export interface ProbeInput {
   instanceId: string;

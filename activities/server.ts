@@ -4,8 +4,8 @@
  * do not push status to their server workflow.
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { InstanceView } from '../src/domain/instance';
-import { statusQuery } from '../workflows/messages';
+import type { InstanceView } from '../src/contracts/instance';
+import { statusQuery } from '../src/contracts/messages';
 
 export function createServerActivities({ client }: { client: Client }) {
   return {

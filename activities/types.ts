@@ -2,7 +2,7 @@
  * What the instance activities exchange through Temporal history. Nothing here
  * may carry a secret value: secret entries are pinned references.
  */
-import type { McpServerSpec } from '../src/config/spec';
+import type { McpServerSpec } from '../src/contracts/spec';
 import type { PinnedSecretRef } from '../src/secrets/types';
 
 export type ResolvedEnvEntry = { name: string; value: string } | { name: string; secret: PinnedSecretRef };

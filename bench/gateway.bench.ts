@@ -18,8 +18,8 @@ import Dockerode from 'dockerode';
 import { startContainer } from '../tests/gateway/containers';
 import { DockerAttachTransport } from '../src/gateway/dockerAttachTransport';
 import { UpstreamConnection } from '../src/gateway/upstream';
-import { containerName, instanceId } from '../src/domain/instance';
-import type { UpstreamTarget } from '../src/domain/routing';
+import { containerName, instanceId } from '../src/contracts/instance';
+import type { UpstreamTarget } from '../src/contracts/routing';
 
 const SERVER = process.env.BENCH_SERVER ?? 't-h3-bench';
 const PORT = Number(process.env.BENCH_PORT ?? 21900);

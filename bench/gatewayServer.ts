@@ -8,7 +8,7 @@ import express from 'express';
 import Dockerode from 'dockerode';
 import { Gateway } from '../src/gateway/gateway';
 import { matchGatewayPath, mountGateway } from '../src/gateway/http';
-import type { UpstreamTarget } from '../src/domain/routing';
+import type { UpstreamTarget } from '../src/contracts/routing';
 
 async function main(): Promise<void> {
   const target = JSON.parse(process.argv[2]) as UpstreamTarget;

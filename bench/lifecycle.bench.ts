@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { LABELS } from '../src/domain/instance';
+import { LABELS } from '../src/contracts/labels';
 import { removeContainers, startMcpd, waitFor } from '../tests/support/stack';
 import { callApi } from '../tests/support/clients';
 

@@ -1,4 +1,4 @@
-import type { RetryPolicy } from '../src/config/spec';
+import type { RetryPolicy } from '../src/contracts/spec';
 
 /**
  * Seconds to wait after failed attempt number `attemptCount` (1-based):

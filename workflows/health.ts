@@ -4,7 +4,7 @@
  * threshold makes it unhealthy. Pure, so the probe workflow stays deterministic
  * and the rules are unit-tested on their own.
  */
-import type { HealthStatus } from '../src/domain/instance';
+import type { HealthStatus } from '../src/contracts/instance';
 
 export interface HealthState {
   health: HealthStatus;

@@ -26,11 +26,12 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { SearchAttributeType, WorkflowExecutionAlreadyStartedError, defineSearchAttributeKey } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ControlActivities } from '../activities/control';
 import type { NodeActivities } from '../activities/node';
-import type { McpServerSpec } from '../src/config/spec';
-import { MAX_EVENTS, SEARCH_ATTRIBUTES, TASK_QUEUE, nodeTaskQueue, type InstanceStatus, type InstanceView } from '../src/domain/instance';
+import type { McpServerSpec } from '../src/contracts/spec';
+import { MAX_EVENTS, TASK_QUEUE, nodeTaskQueue, type InstanceStatus, type InstanceView } from '../src/contracts/instance';
+import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../src/contracts/searchAttributes';
 import { retryDelaySeconds } from './backoff';
 import {
   containerExitedSignal,
@@ -45,11 +46,8 @@ import {
   type HealthTransition,
   type InstanceWorkflowInput,
   type ProbeWorkflowInput,
-} from './messages';
+} from '../src/contracts/messages';
 
-export const mcpServerKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.server, SearchAttributeType.KEYWORD);
-export const mcpInstanceStatusKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.status, SearchAttributeType.KEYWORD);
-export const mcpHealthKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.health, SearchAttributeType.KEYWORD);
 
 /** Continue-as-new once a run's history passes this many events (or when Temporal suggests it). */
 export const DEFAULT_HISTORY_LIMIT = 2_000;

@@ -15,9 +15,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ProbeActivities, ProbeInput, ProbeResult } from '../activities/probe';
-import { nodeTaskQueue } from '../src/domain/instance';
+import { nodeTaskQueue } from '../src/contracts/instance';
 import { INITIAL_HEALTH, nextHealth, type HealthState } from './health';
-import { healthChangedSignal, type HealthTransition, type ProbeWorkflowInput } from './messages';
+import { healthChangedSignal, type HealthTransition, type ProbeWorkflowInput } from '../src/contracts/messages';
 
 /** Probes per run before continue-as-new: a 10 s probe stays well under history limits. */
 export const MAX_PROBES_PER_RUN = 500;

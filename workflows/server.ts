@@ -21,10 +21,11 @@ import {
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ServerActivities } from '../activities/server';
-import { describeFieldErrors, validateSpec, type McpServerSpec } from '../src/config/spec';
-import { instanceId, SEARCH_ATTRIBUTES, TASK_QUEUE, type InstanceView } from '../src/domain/instance';
+import { describeFieldErrors, validateSpec, type McpServerSpec } from '../src/contracts/spec';
+import { instanceId, TASK_QUEUE, type InstanceView } from '../src/contracts/instance';
+import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../src/contracts/searchAttributes';
 import {
   applySpecUpdate,
   deleteServerUpdate,
@@ -38,7 +39,7 @@ import {
   type ServerInstanceRecord,
   type ServerView,
   type ServerWorkflowInput,
-} from './messages';
+} from '../src/contracts/messages';
 
 /** How long a rolled instance may take to run healthy on the new spec before the rollout halts. */
 export const READY_TIMEOUT_SECONDS = 600;
@@ -49,9 +50,6 @@ const POLL_MAX_SECONDS = 10;
 /** Continue as new past this many events even if the server does not suggest it yet. */
 const MAX_HISTORY_EVENTS = 10_000;
 
-const serverKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.server, SearchAttributeType.KEYWORD);
-const statusKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.status, SearchAttributeType.KEYWORD);
-const healthKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.health, SearchAttributeType.KEYWORD);
 
 type InstanceWorkflow = (input: InstanceWorkflowInput) => Promise<void>;
 
@@ -200,9 +198,9 @@ export async function serverWorkflow(input: ServerWorkflowInput): Promise<void> 
             // The line the Web UI's workflow list shows; live status is in the instance's current details.
             staticSummary: `MCP server ${name}, replica ${ordinal} (${spec.image ?? spec.packageName ?? spec.command?.join(' ')})`,
             typedSearchAttributes: [
-              { key: serverKey, value: name },
-              { key: statusKey, value: 'PENDING' },
-              { key: healthKey, value: 'unknown' },
+              { key: mcpServerKey, value: name },
+              { key: mcpInstanceStatusKey, value: 'PENDING' },
+              { key: mcpHealthKey, value: 'unknown' },
             ],
           });
           instances.set(ordinal, record);

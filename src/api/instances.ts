@@ -5,16 +5,13 @@
  */
 import { Client } from '@temporalio/client';
 import type { WorkflowExecutionInfo } from '@temporalio/client';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { forceRetrySignal, restartSignal, statusQuery } from '../../workflows/messages';
-import { instanceId, parseInstanceId, SEARCH_ATTRIBUTES, type HealthStatus, type InstanceStatus, type InstanceView } from '../domain/instance';
+import { forceRetrySignal, restartSignal, statusQuery } from '../contracts/messages';
+import { instanceId, parseInstanceId, type HealthStatus, type InstanceStatus, type InstanceView } from '../contracts/instance';
+import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../contracts/searchAttributes';
 import { badRequest, conflict, toApiError } from './errors';
 import { mapLimit } from '../concurrency';
 import { instanceListQuery, type InstanceFilters } from './visibility';
 
-const serverKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.server, SearchAttributeType.KEYWORD);
-const statusKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.status, SearchAttributeType.KEYWORD);
-const healthKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.health, SearchAttributeType.KEYWORD);
 
 /**
  * Accepts the full id (`mcp-instance:gitea:0`) or the short form people type
@@ -34,10 +31,10 @@ export function viewFromVisibility(info: Pick<WorkflowExecutionInfo, 'workflowId
   const parsed = parseInstanceId(info.workflowId);
   return {
     id: info.workflowId,
-    server: info.typedSearchAttributes.get(serverKey) ?? parsed?.server ?? '',
+    server: info.typedSearchAttributes.get(mcpServerKey) ?? parsed?.server ?? '',
     ordinal: parsed?.ordinal ?? 0,
-    status: (info.typedSearchAttributes.get(statusKey) as InstanceStatus | undefined) ?? 'PENDING',
-    health: (info.typedSearchAttributes.get(healthKey) as HealthStatus | undefined) ?? 'unknown',
+    status: (info.typedSearchAttributes.get(mcpInstanceStatusKey) as InstanceStatus | undefined) ?? 'PENDING',
+    health: (info.typedSearchAttributes.get(mcpHealthKey) as HealthStatus | undefined) ?? 'unknown',
     containerId: null,
     attemptCount: 0,
     lastAttemptAt: null,

@@ -5,7 +5,7 @@
  */
 import type Dockerode from 'dockerode';
 import { PassThrough, Readable, type Writable } from 'node:stream';
-import { containerName } from '../domain/instance';
+import { containerName } from '../contracts/instance';
 import { ApiError, badRequest, notFound } from './errors';
 import { normalizeInstanceId } from './instances';
 

@@ -4,7 +4,7 @@
  * so the two cannot drift.
  */
 import { z } from 'zod';
-import { mcpServerSpecSchema } from '../config/spec';
+import { mcpServerSpecSchema } from '../contracts/spec';
 import { HEALTH_STATUSES, INSTANCE_STATUSES } from './visibility';
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });

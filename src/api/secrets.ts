@@ -2,7 +2,7 @@
  * Secret requests: validated here, stored through the SecretStore. Values are
  * write-only: no response and no error message ever contains one.
  */
-import { SECRET_NAME_PATTERN } from '../config/spec';
+import { SECRET_NAME_PATTERN } from '../contracts/spec';
 import { badRequest } from './errors';
 
 const SECRET_KEY_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;

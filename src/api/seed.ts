@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { validateSpec, describeFieldErrors } from '../config/spec';
+import { validateSpec, describeFieldErrors } from '../contracts/spec';
 import { McpdClient } from '../cli/client';
 import { parseDocuments } from '../cli/documents';
 

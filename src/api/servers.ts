@@ -4,10 +4,11 @@
  * server directly; the server workflow owns them.
  */
 import { Client, WithStartWorkflowOperation, type WorkflowHandle } from '@temporalio/client';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { isDeepStrictEqual } from 'node:util';
-import { SERVER_NAME_PATTERN, validateSpec, describeFieldErrors, type McpServerSpec } from '../config/spec';
-import { SEARCH_ATTRIBUTES, serverWorkflowId, TASK_QUEUE } from '../domain/instance';
+import { SERVER_NAME_PATTERN, validateSpec, describeFieldErrors, type McpServerSpec } from '../contracts/spec';
+import { serverWorkflowId, TASK_QUEUE } from '../contracts/instance';
+import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../contracts/searchAttributes';
+import type { ApplyOutcome, ServerResource } from '../contracts/api';
 import {
   applySpecUpdate,
   deleteServerUpdate,
@@ -17,23 +18,12 @@ import {
   stopServerUpdate,
   type ServerView,
   type ServerWorkflowInput,
-} from '../../workflows/messages';
+} from '../contracts/messages';
 import { badRequest, notFound, toApiError } from './errors';
 import { mapLimit } from '../concurrency';
 import { instanceListQuery, serverListQuery } from './visibility';
 
-/** What the API returns for a server: the workflow's view plus what visibility knows. */
-export interface ServerResource extends ServerView {
-  createdAt: string | null;
-  /** Instances that are RUNNING and healthy, as visibility last saw them. */
-  readyReplicas: number;
-}
 
-export type ApplyOutcome = 'created' | 'configured' | 'unchanged';
-
-const serverKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.server, SearchAttributeType.KEYWORD);
-const statusKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.status, SearchAttributeType.KEYWORD);
-const healthKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.health, SearchAttributeType.KEYWORD);
 
 export function checkServerName(name: string): void {
   if (!SERVER_NAME_PATTERN.test(name)) {
@@ -174,8 +164,8 @@ export class ServerControl {
     const query = instanceListQuery({ server, status: 'RUNNING', health: 'healthy' });
     try {
       for await (const info of this.client.workflow.list({ query })) {
-        const s = info.typedSearchAttributes.get(serverKey);
-        if (s && info.typedSearchAttributes.get(statusKey) === 'RUNNING' && info.typedSearchAttributes.get(healthKey) === 'healthy') {
+        const s = info.typedSearchAttributes.get(mcpServerKey);
+        if (s && info.typedSearchAttributes.get(mcpInstanceStatusKey) === 'RUNNING' && info.typedSearchAttributes.get(mcpHealthKey) === 'healthy') {
           counts.set(s, (counts.get(s) ?? 0) + 1);
         }
       }

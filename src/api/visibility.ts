@@ -2,9 +2,9 @@
  * Builders for Temporal visibility queries. Pure, so the escaping is unit-tested:
  * filter values arrive from URLs and must never change the shape of a query.
  */
-import { SERVER_NAME_PATTERN } from '../config/spec';
-import type { HealthStatus, InstanceStatus } from '../domain/instance';
-import { SEARCH_ATTRIBUTES } from '../domain/instance';
+import { SERVER_NAME_PATTERN } from '../contracts/spec';
+import type { HealthStatus, InstanceStatus } from '../contracts/instance';
+import { SEARCH_ATTRIBUTES } from '../contracts/searchAttributes';
 import { badRequest } from './errors';
 
 export const INSTANCE_STATUSES: readonly InstanceStatus[] = ['PENDING', 'STARTING', 'RUNNING', 'ERROR', 'STOPPING', 'STOPPED'];

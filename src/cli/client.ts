@@ -5,9 +5,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { McpServerSpec } from '../config/spec';
-import type { InstanceEvent, InstanceView } from '../domain/instance';
-import type { ServerResource, ApplyOutcome } from '../api/servers';
+import type { McpServerSpec } from '../contracts/spec';
+import type { InstanceEvent, InstanceView } from '../contracts/instance';
+import type { ServerResource, ApplyOutcome } from '../contracts/api';
 import type { SecretSummary } from '../secrets/types';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7400';

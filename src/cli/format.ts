@@ -3,8 +3,8 @@
  * functions of their input (and `now`), so they are unit-tested.
  */
 import YAML from 'yaml';
-import type { InstanceView } from '../domain/instance';
-import type { ServerResource } from '../api/servers';
+import type { InstanceView } from '../contracts/instance';
+import type { ServerResource } from '../contracts/api';
 import type { SecretInfo } from './client';
 
 export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml';

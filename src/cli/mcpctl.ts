@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import YAML from 'yaml';
-import { describeFieldErrors, validateSpec } from '../config/spec';
+import { describeFieldErrors, validateSpec } from '../contracts/spec';
 import { EXIT, McpdClient, McpdError, exitCodeForStatus, resolveConnection, type ExitCode } from './client';
 import { DocumentError, editBuffer, parseDocuments, splitKeyValue, stripComments } from './documents';
 import {

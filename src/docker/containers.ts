@@ -6,8 +6,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
-import type { McpServerSpec } from '../config/spec';
-import { LABELS, containerName, parseInstanceId } from '../domain/instance';
+import type { McpServerSpec } from '../contracts/spec';
+import { containerName, parseInstanceId } from '../contracts/instance';
+import { LABELS } from '../contracts/labels';
 
 
 export const DEFAULT_BASE_IMAGE = 'mcpd/node-base:20';

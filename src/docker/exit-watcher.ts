@@ -9,8 +9,8 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type Dockerode from 'dockerode';
 import type { Readable } from 'node:stream';
-import { LABELS } from '../domain/instance';
-import { containerExitedSignal, type ContainerExit } from '../../workflows/messages';
+import { LABELS } from '../contracts/labels';
+import { containerExitedSignal, type ContainerExit } from '../contracts/messages';
 import { exitReason } from './containers';
 
 export interface ExitWatcherOptions {

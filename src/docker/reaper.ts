@@ -7,7 +7,7 @@
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type Dockerode from 'dockerode';
-import { LABELS } from '../domain/instance';
+import { LABELS } from '../contracts/labels';
 
 export interface ReaperOptions {
   docker: Dockerode;

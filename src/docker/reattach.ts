@@ -8,10 +8,11 @@
  */
 import type { Client } from '@temporalio/client';
 import type Dockerode from 'dockerode';
-import { statusQuery } from '../../workflows/messages';
+import { statusQuery } from '../contracts/messages';
 import { mapLimit } from '../concurrency';
-import { LABELS, type InstanceView } from '../domain/instance';
-import type { InstanceRouting } from '../domain/routing';
+import { type InstanceView } from '../contracts/instance';
+import { LABELS } from '../contracts/labels';
+import type { InstanceRouting } from '../contracts/routing';
 import { endpointFromLabels } from './containers';
 
 export interface ReattachOptions {

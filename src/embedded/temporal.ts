@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { SEARCH_ATTRIBUTES } from '../domain/instance';
+import { SEARCH_ATTRIBUTES } from '../contracts/searchAttributes';
 import { isPortOpen, runQuiet, startProcess, waitUntil, type ManagedProcess } from './process';
 
 export interface TemporalDevServerOptions {

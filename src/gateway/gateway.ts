@@ -8,7 +8,7 @@ import type Dockerode from 'dockerode';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { ExecuteOptions, InstanceRouting, McpRequest, ProxyExecutor, UpstreamTarget } from '../domain/routing';
+import type { ExecuteOptions, InstanceRouting, McpRequest, ProxyExecutor, UpstreamTarget } from '../contracts/routing';
 import { DiscoveryCache } from './discoveryCache';
 import { DockerAttachTransport } from './dockerAttachTransport';
 import { LineRing } from './lineDecoder';

@@ -5,7 +5,7 @@
  * an errno, never from a response body, so no value can leak through it.
  */
 import vault from 'node-vault';
-import { SECRET_NAME_PATTERN } from '../config/spec';
+import { SECRET_NAME_PATTERN } from '../contracts/spec';
 import type { PinnedSecretRef, SecretStore, SecretSummary } from './types';
 
 export interface OpenBaoSecretStoreOptions {

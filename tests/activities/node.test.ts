@@ -8,9 +8,10 @@ import Docker from 'dockerode';
 import { createControlActivities } from '../../activities/control';
 import { createNodeActivities } from '../../activities/node';
 import type { ResolvedEnvEntry } from '../../activities/types';
-import { validateSpec, type McpServerSpec, type McpServerSpecInput } from '../../src/config/spec';
-import { LABELS, containerName, instanceId } from '../../src/domain/instance';
-import type { InstanceRouting, UpstreamTarget } from '../../src/domain/routing';
+import { validateSpec, type McpServerSpec, type McpServerSpecInput } from '../../src/contracts/spec';
+import { containerName, instanceId } from '../../src/contracts/instance';
+import { LABELS } from '../../src/contracts/labels';
+import type { InstanceRouting, UpstreamTarget } from '../../src/contracts/routing';
 import { OpenBaoSecretStore } from '../../src/secrets/openbao';
 
 const docker = new Docker();

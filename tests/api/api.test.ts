@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import type { InstanceView } from '../../src/domain/instance';
+import type { InstanceView } from '../../src/contracts/instance';
 import { PLACEHOLDER_SECRET_VALUE, SEED_MARKER, defaultExamplesDir, seedExamples } from '../../src/api/seed';
 import { waitFor } from '../support/stack';
 import { api, startApiStack, type ApiStack } from './stack';

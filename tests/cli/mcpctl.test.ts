@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { InstanceView } from '../../src/domain/instance';
+import type { InstanceView } from '../../src/contracts/instance';
 import { startMcpd, waitFor, type McpdProcess } from '../support/stack';
 import { MCPCTL, runMcpctl } from '../support/clients';
 

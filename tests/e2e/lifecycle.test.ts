@@ -12,8 +12,8 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { LABELS } from '../../src/domain/instance';
-import type { InstanceView } from '../../src/domain/instance';
+import { LABELS } from '../../src/contracts/labels';
+import type { InstanceView } from '../../src/contracts/instance';
 import { removeContainers, startMcpd, testEnv, waitFor, waitForValue, type McpdProcess } from '../support/stack';
 import { callApi } from '../support/clients';
 

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LABELS } from '../../src/domain/instance';
+import { LABELS } from '../../src/contracts/labels';
 import { removeContainers, startMcpd, waitFor, type McpdProcess } from '../support/stack';
 import { runMcpctl } from '../support/clients';
 

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { SEARCH_ATTRIBUTES } from '../../src/domain/instance';
+import { SEARCH_ATTRIBUTES } from '../../src/contracts/searchAttributes';
 import { isPortOpen } from '../../src/embedded/process';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/embedded/temporal';
 import { freePort, testEnv } from '../support/stack';

@@ -3,8 +3,9 @@
  * network mode, attachable stdin), so the gateway is tested against the real thing.
  */
 import Dockerode from 'dockerode';
-import { LABELS, containerName, instanceId } from '../../src/domain/instance';
-import type { UpstreamTarget } from '../../src/domain/routing';
+import { containerName, instanceId } from '../../src/contracts/instance';
+import { LABELS } from '../../src/contracts/labels';
+import type { UpstreamTarget } from '../../src/contracts/routing';
 
 export const docker = new Dockerode();
 

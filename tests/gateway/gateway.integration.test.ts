@@ -16,7 +16,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { Gateway } from '../../src/gateway/gateway';
 import { mountGateway, type GatewayHttp } from '../../src/gateway/http';
-import type { UpstreamTarget } from '../../src/domain/routing';
+import type { UpstreamTarget } from '../../src/contracts/routing';
 import { docker, removeContainers, startContainer } from './containers';
 
 const PREFIX = 't-h3-';

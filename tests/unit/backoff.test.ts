@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { retrySchema } from '../../src/config/spec';
+import { retrySchema } from '../../src/contracts/spec';
 import { retryDelaySeconds } from '../../workflows/backoff';
 
 describe('retryDelaySeconds', () => {

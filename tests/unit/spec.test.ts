@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describeFieldErrors, validateSpec } from '../../src/config/spec';
+import { describeFieldErrors, validateSpec } from '../../src/contracts/spec';
 
 function errorsOf(input: unknown): Record<string, string> {
   const result = validateSpec(input);

@@ -11,11 +11,12 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import { createControlActivities } from '../../activities/control';
 import type { ProbeInput, ProbeResult } from '../../activities/probe';
 import type { AttachUpstreamInput, StartContainerInput, StartContainerResult, StopContainerInput } from '../../activities/types';
-import { validateSpec, type McpServerSpec, type McpServerSpecInput } from '../../src/config/spec';
-import { TASK_QUEUE, instanceId, nodeTaskQueue, type InstanceView } from '../../src/domain/instance';
+import { validateSpec, type McpServerSpec, type McpServerSpecInput } from '../../src/contracts/spec';
+import { TASK_QUEUE, instanceId, nodeTaskQueue, type InstanceView } from '../../src/contracts/instance';
 import type { PinnedSecretRef, SecretStore, SecretSummary } from '../../src/secrets/types';
-import { mcpInstanceStatusKey, mcpServerKey, type InstanceWorkflowArgs } from '../../workflows/instance';
-import { containerExitedSignal, forceRetrySignal, healthChangedSignal, specChangedSignal, statusQuery, stopSignal } from '../../workflows/messages';
+import type { InstanceWorkflowArgs } from '../../workflows/instance';
+import { mcpInstanceStatusKey, mcpServerKey } from '../../src/contracts/searchAttributes';
+import { containerExitedSignal, forceRetrySignal, healthChangedSignal, specChangedSignal, statusQuery, stopSignal } from '../../src/contracts/messages';
 import { createTimeSkippingEnv } from './fixtures/env';
 import { waitFor } from '../support/stack';
 

@@ -12,8 +12,9 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import type { ProbeInput, ProbeResult } from '../../activities/probe';
 import { createServerActivities } from '../../activities/server';
 import type { AttachUpstreamInput, ResolvedEnvEntry, StartContainerInput, StartContainerResult, StopContainerInput } from '../../activities/types';
-import { validateSpec, type EnvEntry, type McpServerSpec, type McpServerSpecInput } from '../../src/config/spec';
-import { instanceId, nodeTaskQueue, SEARCH_ATTRIBUTES, serverWorkflowId, TASK_QUEUE } from '../../src/domain/instance';
+import { validateSpec, type EnvEntry, type McpServerSpec, type McpServerSpecInput } from '../../src/contracts/spec';
+import { instanceId, nodeTaskQueue, serverWorkflowId, TASK_QUEUE } from '../../src/contracts/instance';
+import { SEARCH_ATTRIBUTES } from '../../src/contracts/searchAttributes';
 import {
   applySpecUpdate,
   deleteServerUpdate,
@@ -23,7 +24,7 @@ import {
   stopServerUpdate,
   type ServerView,
   type ServerWorkflowInput,
-} from '../../workflows/messages';
+} from '../../src/contracts/messages';
 import { READY_TIMEOUT_SECONDS } from '../../workflows/server';
 import { createTimeSkippingEnv, recordHistory, registerSearchAttributes, skippingTime } from './fixtures/env';
 

@@ -5,8 +5,8 @@
  *   temporal workflow signal --workflow-id mcp-instance:gitea:0 --name forceRetry
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { McpServerSpec, McpServerSpecInput } from '../src/config/spec';
-import type { HealthStatus, InstanceView } from '../src/domain/instance';
+import type { McpServerSpec, McpServerSpecInput } from './spec';
+import type { HealthStatus, InstanceView } from './instance';
 
 // ---- instanceWorkflow -------------------------------------------------------
 
@@ -130,7 +130,7 @@ export interface ProbeWorkflowInput {
   instanceId: string;
   node: string;
   /** Readiness probe (tools/call of this tool) when set; otherwise liveness (tools/list). */
-  healthCheck?: import('../src/config/spec').HealthCheck;
+  healthCheck?: import('./spec').HealthCheck;
   /** Liveness defaults when no healthCheck is set. */
   intervalSeconds?: number;
   timeoutSeconds?: number;

@@ -1,6 +1,8 @@
 /**
- * The McpInstance view and the naming rules every part agrees on. Pure and
- * type-only enough to be imported from workflow code.
+ * The McpInstance view, task queues and the naming rules every part agrees on.
+ * Contracts sit at the bottom of the import graph: workflow code, activities,
+ * the API and the CLI all import them, and they import nothing of mcpd's but
+ * other contracts.
  */
 export type InstanceStatus = 'PENDING' | 'STARTING' | 'RUNNING' | 'ERROR' | 'STOPPING' | 'STOPPED';
 export type HealthStatus = 'unknown' | 'healthy' | 'degraded' | 'unhealthy';
@@ -57,23 +59,3 @@ export function containerName(id: string): string {
   if (!parsed) throw new Error(`not an instance id: ${id}`);
   return `mcpd-${parsed.server}-${parsed.ordinal}`;
 }
-
-export const LABELS = {
-  managed: 'io.mcpd.managed',
-  server: 'io.mcpd.server',
-  instance: 'io.mcpd.instance',
-  /** Which start of the instance made this container; a retried activity reuses its own, never an older one. */
-  generation: 'io.mcpd.generation',
-  /** The Docker node whose worker made the container. */
-  node: 'io.mcpd.node',
-  /** The Temporal address and namespace whose workflows own the container; the reaper and exit watcher only touch their own. */
-  owner: 'io.mcpd.owner',
-  /** JSON UpstreamEndpoint (transport, loopback port, path), so a restarted mcpd can re-attach. */
-  endpoint: 'io.mcpd.endpoint',
-} as const;
-
-export const SEARCH_ATTRIBUTES = {
-  server: 'McpServer',
-  status: 'McpInstanceStatus',
-  health: 'McpHealth',
-} as const;

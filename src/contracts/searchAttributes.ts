@@ -1,0 +1,16 @@
+/**
+ * Temporal search attributes of instance workflows: the Web UI and the API filter
+ * on them. They carry names and states, never a secret. The embedded dev server
+ * registers them (src/embedded/temporal.ts); so must a production namespace.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const SEARCH_ATTRIBUTES = {
+  server: 'McpServer',
+  status: 'McpInstanceStatus',
+  health: 'McpHealth',
+} as const;
+
+export const mcpServerKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.server, SearchAttributeType.KEYWORD);
+export const mcpInstanceStatusKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.status, SearchAttributeType.KEYWORD);
+export const mcpHealthKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.health, SearchAttributeType.KEYWORD);
