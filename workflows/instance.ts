@@ -97,7 +97,7 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
   });
 
   const s: CarriedInstanceState = input.carried
-    ? { ...input.carried, events: [...input.carried.events] }
+    ? { ...withoutPending(input.carried), events: [...input.carried.events] }
     : {
         attemptCount: 0,
         lastAttemptAt: null,
@@ -113,11 +113,12 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
         retryRequested: false,
       };
 
-  let stopRequested = false;
-  let restartRequested = false;
-  let pendingSpec: McpServerSpec | null = null;
-  let lastExit: ContainerExit | null = null;
-  const healthChanges: HealthTransition[] = [];
+  const carriedSignals = input.carried?.pending;
+  let stopRequested = carriedSignals?.stopRequested ?? false;
+  let restartRequested = carriedSignals?.restartRequested ?? false;
+  let pendingSpec: McpServerSpec | null = carriedSignals?.spec ?? null;
+  let lastExit: ContainerExit | null = carriedSignals?.exit ?? null;
+  const healthChanges: HealthTransition[] = [...(carriedSignals?.healthChanges ?? [])];
 
   const view = (): InstanceView => ({
     id,
@@ -314,8 +315,8 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
         await stopProbe();
         return fail(exit.reason);
       }
-      while (healthChanges.length > 0) {
-        const change = healthChanges.shift()!;
+      // Only the changes that woke us: a steady stream of signals must not keep this run from its continue-as-new check.
+      for (const change of healthChanges.splice(0)) {
         s.health = change.health;
         s.healthReason = change.reason;
         event('HealthChanged', `${change.liveness ? 'liveness' : 'readiness'} ${change.health}${change.reason ? `: ${change.reason}` : ''}`);
@@ -425,9 +426,18 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
       case 'stop':
         return stop();
       case 'continueAsNew':
-        return continueAsNew<typeof instanceWorkflow>({ ...input, spec, carried: { ...s, events: [...s.events] } });
+        return continueAsNew<typeof instanceWorkflow>({
+          ...input,
+          spec,
+          carried: { ...s, events: [...s.events], pending: { stopRequested, restartRequested, spec: pendingSpec, exit: lastExit, healthChanges: [...healthChanges] } },
+        });
     }
   }
+}
+
+function withoutPending(carried: CarriedInstanceState): CarriedInstanceState {
+  const { pending: _pending, ...state } = carried;
+  return state;
 }
 
 /** The reason an operator needs, from an activity failure: the activity's own message, or what timed out where. */

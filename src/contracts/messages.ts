@@ -64,6 +64,20 @@ export interface CarriedInstanceState {
   health: HealthStatus;
   healthReason: string | null;
   retryRequested: boolean;
+  /**
+   * Signals received but not yet acted on when the run continued as new. A signal can
+   * land while a run hands over (e.g. while it waits for its probe child to end); the
+   * next run acts on it instead of losing it.
+   */
+  pending?: PendingInstanceSignals;
+}
+
+export interface PendingInstanceSignals {
+  stopRequested: boolean;
+  restartRequested: boolean;
+  spec: McpServerSpec | null;
+  exit: ContainerExit | null;
+  healthChanges: HealthTransition[];
 }
 
 // ---- serverWorkflow ---------------------------------------------------------
