@@ -41,8 +41,6 @@ async function stderrStream(runtime: ContainerRuntime, rawId: string, options: L
     throw new ApiError(502, `docker: ${(err as Error).message}`);
   }
   if (!output) throw notFound(`instance "${id}" has no container (not started yet, or removed)`);
-  // Nothing was asked of stdout; let it drain.
-  output.stdout.resume();
   return output.stderr;
 }
 

@@ -11,7 +11,7 @@
  * gone) are absorbed here.
  */
 import type { Duplex, Readable } from 'node:stream';
-import { PassThrough, Readable as ReadableStream } from 'node:stream';
+import { PassThrough, Readable as ReadableStream, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import readline from 'node:readline';
 import Dockerode from 'dockerode';
@@ -116,7 +116,7 @@ export interface ContainerRuntime {
   attach(id: string, output: OutputSink): Promise<Duplex>;
   /** Resolves with the exit code when the container stops (null when the engine does not say); rejects when aborted. */
   wait(id: string, signal?: AbortSignal): Promise<number | null>;
-  /** The container's logs, demultiplexed; null when there is no such container. */
+  /** The container's logs, demultiplexed (an output not requested is an empty stream); null when there is no such container. */
   logs(idOrName: string, request: LogRequest): Promise<ContainerOutput | null>;
   /** The mcpd containers that carry this owner's label. */
   listOwned(owner: string, filter?: OwnedFilter): Promise<ContainerSummary[]>;
@@ -245,15 +245,14 @@ export class DockerRuntime implements ContainerRuntime {
     }
     const stdout = new PassThrough();
     const stderr = new PassThrough();
-    this.docker.modem.demuxStream(raw, stdout, stderr);
-    raw.on('end', () => {
-      stdout.end();
-      stderr.end();
-    });
-    raw.on('error', (err: Error) => {
-      stdout.destroy(err);
-      stderr.destroy(err);
-    });
+    // An output that was not asked for is empty: its stream ends at once and never fails, so nobody has to listen to it.
+    const wanted = [...(request.stdout ? [stdout] : []), ...(request.stderr ? [stderr] : [])];
+    const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
+    this.docker.modem.demuxStream(raw, request.stdout ? stdout : discard, request.stderr ? stderr : discard);
+    if (!request.stdout) stdout.end();
+    if (!request.stderr) stderr.end();
+    raw.on('end', () => wanted.forEach((s) => s.end()));
+    raw.on('error', (err: Error) => wanted.forEach((s) => s.destroy(err)));
     return { stdout, stderr };
   }
 
