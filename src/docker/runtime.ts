@@ -136,7 +136,7 @@ export function engineMessage(err: unknown): string {
 }
 
 /** The label filter of an owner's containers: the only place it is spelled. */
-export function ownerLabels(owner: string): string[] {
+function ownerLabels(owner: string): string[] {
   return [`${LABELS.managed}=true`, `${LABELS.owner}=${owner}`];
 }
 
