@@ -3,8 +3,8 @@
  * engine and the gateway that owns the containers' upstream connections.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import type Dockerode from 'dockerode';
-import { ContainerStartError, DockerContainers, upstreamEndpoint, type ContainerRuntimeOptions } from '../src/docker/containers';
+import { ContainerStartError, InstanceContainers, upstreamEndpoint, type InstanceContainerOptions } from '../src/docker/containers';
+import type { ContainerRuntime } from '../src/docker/runtime';
 import type { InstanceRouting, UpstreamTarget } from '../src/contracts/routing';
 import type { SecretStore } from '../src/secrets/types';
 import { secretFailure } from './control';
@@ -12,22 +12,21 @@ import { withHeartbeat } from './heartbeat';
 import {
   FAILURE_TYPES,
   type AttachUpstreamInput,
-  type InspectContainerResult,
   type StartContainerInput,
   type StartContainerResult,
   type StopContainerInput,
 } from './types';
 
 export interface NodeActivityDeps {
-  docker: Dockerode;
+  runtime: ContainerRuntime;
   secrets: SecretStore;
   routing: InstanceRouting;
   /** node and owner labels, base image, start grace. */
-  runtime: ContainerRuntimeOptions;
+  containers: InstanceContainerOptions;
 }
 
-export function createNodeActivities({ docker, secrets, routing, runtime }: NodeActivityDeps) {
-  const containers = new DockerContainers(docker, runtime);
+export function createNodeActivities({ runtime, secrets, routing, containers: options }: NodeActivityDeps) {
+  const containers = new InstanceContainers(runtime, options);
   const activities = {
     /** Reads the pinned secret versions only here, only to build the container's Env. */
     async startContainer(input: StartContainerInput): Promise<StartContainerResult> {
@@ -77,11 +76,6 @@ export function createNodeActivities({ docker, secrets, routing, runtime }: Node
     async setReady(input: { instanceId: string; ready: boolean }): Promise<void> {
       routing.setReady(input.instanceId, input.ready);
     },
-
-    async inspectContainer(instanceId: string): Promise<InspectContainerResult | null> {
-      const state = await containers.inspect(instanceId);
-      return state && { containerId: state.containerId, running: state.running, exitCode: state.exitCode };
-    },
   };
   // Docker calls and MCP handshakes can take a while on a busy node; heartbeats tell Temporal the worker is alive.
   return {
@@ -89,7 +83,6 @@ export function createNodeActivities({ docker, secrets, routing, runtime }: Node
     stopContainer: (input: StopContainerInput) => withHeartbeat(() => activities.stopContainer(input)),
     attachUpstream: (input: AttachUpstreamInput) => withHeartbeat(() => activities.attachUpstream(input)),
     setReady: activities.setReady,
-    inspectContainer: activities.inspectContainer,
   };
 }
 

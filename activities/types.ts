@@ -36,12 +36,6 @@ export interface StopContainerInput {
   remove: boolean;
 }
 
-export interface InspectContainerResult {
-  containerId: string;
-  running: boolean;
-  exitCode: number | null;
-}
-
 /** Failure types the workflow's own backoff governs (the activity is not retried). */
 export const FAILURE_TYPES = {
   secretResolution: 'SecretResolutionFailed',

@@ -16,6 +16,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import Dockerode from 'dockerode';
 import { startContainer } from '../tests/gateway/containers';
+import { DockerRuntime } from '../src/docker/runtime';
 import { DockerAttachTransport } from '../src/gateway/dockerAttachTransport';
 import { UpstreamConnection } from '../src/gateway/upstream';
 import { containerName, instanceId } from '../src/contracts/instance';
@@ -33,6 +34,7 @@ const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ')
 const WITH_SDK_CLIENT = process.env.BENCH_CLIENTS !== 'lean';
 
 const docker = new Dockerode();
+const runtime = new DockerRuntime();
 // The SDK's StreamableHTTPClientTransport adds an abort listener per fetch to one
 // long-lived signal; at thousands of calls node warns on every call. Not ours to fix here.
 setMaxListeners(0);
@@ -62,13 +64,13 @@ const sdkCaller = (client: Client): CallTool => async (name, message) =>
  * A lean JSON-RPC client (node:http with keep-alive, or the attach stream), so the
  * numbers show the cost of the proxy rather than that of the SDK's HTTP client.
  */
-async function leanHttpCaller(url: string): Promise<{ call: CallTool; close(): void }> {
+async function leanHttpCaller(url: string, token: string): Promise<{ call: CallTool; close(): void }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   let sessionId: string | undefined;
   let nextId = 1;
   const post = (body: unknown) =>
     new Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
-      const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+      const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` };
       if (sessionId) Object.assign(headers, { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' });
       const req = http.request(url, { method: 'POST', agent, headers }, (res) => {
         let text = '';
@@ -98,7 +100,7 @@ async function leanHttpCaller(url: string): Promise<{ call: CallTool; close(): v
 }
 
 async function leanAttachCaller(containerId: string): Promise<{ call: CallTool; close(): Promise<void> }> {
-  const connection = new UpstreamConnection('bench', new DockerAttachTransport(docker, containerId));
+  const connection = new UpstreamConnection('bench', new DockerAttachTransport(runtime, containerId));
   await connection.open(10_000);
   return {
     call: async (name, message) =>
@@ -231,13 +233,14 @@ function startUpstream(): Promise<UpstreamTarget> {
   return startContainer({ server: SERVER, image: 'mcpd/gitea-like:dev' });
 }
 
-function startGateway(target: UpstreamTarget): Promise<ChildProcess> {
+/** The gateway process and the bearer token it wants. */
+function startGateway(target: UpstreamTarget): Promise<{ child: ChildProcess; token: string }> {
   const child = fork(path.join(__dirname, 'gatewayServer.js'), [JSON.stringify(target), String(PORT)], {
     stdio: 'inherit',
     execArgv: [...process.execArgv, ...GATEWAY_NODE_ARGS],
   });
   return new Promise((resolve, reject) => {
-    child.once('message', (m: { ready?: number; error?: string }) => (m.ready ? resolve(child) : reject(new Error(m.error))));
+    child.once('message', (m: { ready?: number; token?: string; error?: string }) => (m.ready && m.token ? resolve({ child, token: m.token }) : reject(new Error(m.error))));
     child.once('exit', (code) => reject(new Error(`gateway process exited with ${code}`)));
   });
 }
@@ -285,13 +288,14 @@ async function main(): Promise<void> {
     lean.push(await measure('(a) direct attach', leanDirect.call, 'echo', directGroups));
     await leanDirect.close();
     if (WITH_SDK_CLIENT) {
-      const direct = await connected(new DockerAttachTransport(docker, target.containerId));
+      const direct = await connected(new DockerAttachTransport(runtime, target.containerId));
       sdk.push(await measure('(a) direct attach', sdkCaller(direct), 'echo', directGroups));
       await direct.close();
     }
 
     // (b), (c) The gateway, in its own process, owns the stream now.
-    gateway = await startGateway(target);
+    const started = await startGateway(target);
+    gateway = started.child;
     const gatewayGroups = await processGroups(target.containerId, gateway.pid);
     const base = `http://127.0.0.1:${PORT}`;
     const paths: [string, string, string][] = [
@@ -299,11 +303,11 @@ async function main(): Promise<void> {
       ['(c) /mcp', `${base}/mcp`, `${SERVER}__echo`],
     ];
     for (const [label, url, tool] of paths) {
-      const leanClient = await leanHttpCaller(url);
+      const leanClient = await leanHttpCaller(url, started.token);
       lean.push(await measure(label, leanClient.call, tool, gatewayGroups));
       leanClient.close();
       if (WITH_SDK_CLIENT) {
-        const client = await connected(new StreamableHTTPClientTransport(new URL(url)));
+        const client = await connected(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${started.token}` } } }));
         sdk.push(await measure(label, sdkCaller(client), tool, gatewayGroups));
         await client.close();
       }

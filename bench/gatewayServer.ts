@@ -1,35 +1,32 @@
 /**
- * The gateway as its own process for the benchmark (as in mcpd, the client and
- * the gateway do not share an event loop). Started with the upstream target as
- * JSON in argv; tells its parent { ready: port } over IPC; exits on disconnect.
+ * mcpd with only the gateway role, as its own process for the benchmark (as in
+ * production, the client and the gateway do not share an event loop). It is
+ * assembled by createMcpd, so calls take the production path: node:http, the
+ * bearer-token check, GatewayHttp, the gateway. Started with the upstream target
+ * as JSON in argv; tells its parent { ready: port, token } over IPC; exits on
+ * disconnect. Needs the stack `npm run bench` starts (Temporal, OpenBao).
  */
-import { createServer } from 'node:http';
-import express from 'express';
-import Dockerode from 'dockerode';
-import { Gateway } from '../src/gateway/gateway';
-import { matchGatewayPath, mountGateway } from '../src/gateway/http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadSettings } from '../src/config/settings';
 import type { UpstreamTarget } from '../src/contracts/routing';
+import { createLogger } from '../src/logger';
+import { createMcpd } from '../src/mcpd';
 
 async function main(): Promise<void> {
   const target = JSON.parse(process.argv[2]) as UpstreamTarget;
   const port = Number(process.argv[3]);
-  const gateway = new Gateway({ docker: new Dockerode() });
-  await gateway.attach(target);
-  const app = express();
-  const gatewayHttp = mountGateway(app, gateway);
-  // As in src/main.ts, /mcp paths go to the gateway before express; BENCH_FRONT=express
-  // measures the old arrangement (express routing every MCP request).
-  const front = process.env.BENCH_FRONT === 'express'
-    ? createServer(app)
-    : createServer((req, res) => {
-        const route = matchGatewayPath(req.url);
-        if (route) void gatewayHttp.handle(req, res, route.server);
-        else app(req, res);
-      });
-  const server = front.listen(port, '127.0.0.1', () => process.send?.({ ready: port }));
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-bench-gateway-'));
+  const settings = loadSettings({ ...process.env, MCPD_ROLES: 'gateway', MCPD_DATA_DIR: dataDir, MCPD_HOST: '127.0.0.1', MCPD_PORT: String(port) });
+  const mcpd = await createMcpd(settings, { logger: createLogger(process.env.MCPD_LOG_LEVEL ?? 'warn') });
+  await mcpd.gateway!.attach(target);
+  process.send?.({ ready: port, token: mcpd.token });
   process.on('disconnect', () => {
-    server.close();
-    void gateway.close().finally(() => process.exit(0));
+    void mcpd.close().finally(() => {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      process.exit(0);
+    });
   });
 }
 

@@ -1,12 +1,23 @@
 import pino from 'pino';
 
-export type Logger = pino.Logger;
+/**
+ * What a component needs from a logger. The process's pino logger (createLogger)
+ * is one; components take this, so a test can pass silentLogger or a recorder.
+ */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /**
  * One structured logger for the process. Secret values never reach it: the
  * redact paths are a second line of defence for env blocks and auth headers.
  */
-export function createLogger(level = process.env.MCPD_LOG_LEVEL ?? 'info'): Logger {
+export function createLogger(level = process.env.MCPD_LOG_LEVEL ?? 'info'): pino.Logger {
   return pino({
     level,
     base: { service: 'mcpd' },

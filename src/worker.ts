@@ -8,7 +8,6 @@
  */
 import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import type Dockerode from 'dockerode';
 import { createControlActivities } from '../activities/control';
 import { createNodeActivities } from '../activities/node';
 import { createProbeActivities } from '../activities/probe';
@@ -16,21 +15,18 @@ import { createServerActivities } from '../activities/server';
 import { TASK_QUEUE, nodeTaskQueue } from './contracts/instance';
 import type { InstanceRouting, ProxyExecutor } from './contracts/routing';
 import type { SecretStore } from './secrets/types';
-import type { ContainerRuntimeOptions } from './docker/containers';
+import type { InstanceContainerOptions } from './docker/containers';
 import { ExitWatcher } from './docker/exit-watcher';
 import { Reaper } from './docker/reaper';
 import { reattachRunningInstances } from './docker/reattach';
-
-interface MinimalLog {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-}
+import type { ContainerRuntime } from './docker/runtime';
+import type { Logger } from './logger';
 
 export interface WorkerDeps {
   connection: NativeConnection;
   namespace: string;
   node: string;
-  docker: Dockerode;
+  runtime: ContainerRuntime;
   secrets: SecretStore;
   routing: InstanceRouting;
   client: Client;
@@ -42,11 +38,11 @@ export interface WorkerDeps {
    * Use `<temporal address>/<namespace>`; default `<namespace>@<node>`.
    */
   owner?: string;
-  container?: Pick<ContainerRuntimeOptions, 'baseImage' | 'startGraceMs' | 'stopTimeoutSeconds'>;
+  container?: Pick<InstanceContainerOptions, 'baseImage' | 'startGraceMs' | 'stopTimeoutSeconds'>;
   /** Which halves to run (both by default). */
   queues?: { control?: boolean; node?: boolean };
   reaperIntervalMs?: number;
-  log?: MinimalLog;
+  log?: Logger;
 }
 
 export interface McpdWorkers {
@@ -80,10 +76,10 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
   let reaper: Reaper | null = null;
   if (runNode) {
     const nodeActivities = createNodeActivities({
-      docker: deps.docker,
+      runtime: deps.runtime,
       secrets: deps.secrets,
       routing: deps.routing,
-      runtime: { node: deps.node, owner, ...deps.container },
+      containers: { node: deps.node, owner, ...deps.container },
     });
     workers.push(
       await Worker.create({
@@ -93,8 +89,8 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         activities: { ...nodeActivities, ...(deps.proxy ? createProbeActivities({ proxy: deps.proxy }) : {}) },
       }),
     );
-    watcher = new ExitWatcher({ docker: deps.docker, client: deps.client, owner, log: deps.log });
-    reaper = new Reaper({ docker: deps.docker, client: deps.client, owner, intervalMs: deps.reaperIntervalMs, log: deps.log });
+    watcher = new ExitWatcher({ runtime: deps.runtime, client: deps.client, owner, log: deps.log });
+    reaper = new Reaper({ runtime: deps.runtime, client: deps.client, owner, intervalMs: deps.reaperIntervalMs, log: deps.log });
   }
 
   let running: Promise<void> | null = null;
@@ -109,7 +105,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
           const polling = Promise.all(workers.map((w) => w.run()));
           // Status queries need a polling workflow worker, so this runs once the workers are up.
           if (runNode) {
-            void reattachRunningInstances({ docker: deps.docker, client: deps.client, routing: deps.routing, owner, node: deps.node, log: deps.log })
+            void reattachRunningInstances({ runtime: deps.runtime, client: deps.client, routing: deps.routing, owner, node: deps.node, log: deps.log })
               .catch((err: Error) => deps.log?.warn({ err: err.message }, 're-attaching running instances failed'))
               .finally(() => {
                 reattached = true;

@@ -1,13 +1,13 @@
 /**
  * The REST API (express): users, mcpctl and tests drive mcpd through it without
  * knowing Temporal. Routes are thin: validate, call ServerControl /
- * InstanceControl / the SecretStore / Docker, answer JSON. Errors are JSON
+ * InstanceControl / the SecretStore / the container runtime, answer JSON. Errors are JSON
  * `{ error, details }` (see errors.ts).
  */
 import express, { type Request, type Response } from 'express';
 import type { Client } from '@temporalio/client';
-import type Dockerode from 'dockerode';
 import type { Settings } from '../config/settings';
+import type { ContainerRuntime } from '../docker/runtime';
 import type { Logger } from '../logger';
 import type { SecretStore } from '../secrets/types';
 import { bearerAuth } from './auth';
@@ -25,7 +25,8 @@ export const JSON_BODY_LIMIT = '1mb';
 export interface ApiDependencies {
   client: Client;
   secrets: SecretStore;
-  docker: Dockerode;
+  /** Where the instances' logs are read. */
+  runtime: ContainerRuntime;
   settings: Settings;
   /** The bearer token every /api/v1 request must carry (see ensureApiToken). */
   token: string;
@@ -115,7 +116,7 @@ export function createApi(deps: ApiDependencies): express.Express {
     const options = parseLogOptions(req.query as Record<string, unknown>);
     const closed = new AbortController();
     res.on('close', () => closed.abort());
-    await pipeInstanceLogs(deps.docker, param(req, 'id'), options, res, closed.signal);
+    await pipeInstanceLogs(deps.runtime, param(req, 'id'), options, res, closed.signal);
   });
   api.post('/instances/:id/retry', async (req, res) => {
     res.status(202).json({ id: await instances.retry(param(req, 'id')), signal: 'forceRetry' });

@@ -1,11 +1,10 @@
 /**
  * An instance's logs are its container's stderr: stdout carries the MCP
- * protocol, so it is never shown. Containers run without a TTY, so Docker
- * multiplexes the streams and dockerode's demuxer separates them.
+ * protocol, so it is never shown (the container runtime separates the two).
  */
-import type Dockerode from 'dockerode';
-import { PassThrough, Readable, type Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { containerName } from '../contracts/instance';
+import type { ContainerRuntime } from '../docker/runtime';
 import { ApiError, badRequest, notFound } from './errors';
 import { normalizeInstanceId } from './instances';
 
@@ -33,34 +32,27 @@ export function parseLogOptions(query: Record<string, unknown>): LogOptions {
   return { tail, follow: flag('follow'), timestamps: flag('timestamps') };
 }
 
-async function stderrStream(docker: Dockerode, rawId: string, options: LogOptions, signal: AbortSignal): Promise<Readable> {
+async function stderrStream(runtime: ContainerRuntime, rawId: string, options: LogOptions, signal: AbortSignal): Promise<Readable> {
   const id = normalizeInstanceId(rawId);
-  const container = docker.getContainer(containerName(id));
-  const common = { stdout: false, stderr: true, timestamps: options.timestamps, tail: options.tail, abortSignal: signal };
+  let output;
   try {
-    const raw = options.follow ? await container.logs({ ...common, follow: true }) : Readable.from([await container.logs({ ...common, follow: false })]);
-    const stderr = new PassThrough();
-    docker.modem.demuxStream(raw, new PassThrough().resume(), stderr);
-    raw.on('end', () => stderr.end());
-    raw.on('error', (err) => stderr.destroy(err));
-    return stderr;
+    output = await runtime.logs(containerName(id), { stdout: false, stderr: true, timestamps: options.timestamps, tail: options.tail, follow: options.follow, signal });
   } catch (err) {
-    if ((err as { statusCode?: number }).statusCode === 404) {
-      throw notFound(`instance "${id}" has no container (not started yet, or removed)`);
-    }
     throw new ApiError(502, `docker: ${(err as Error).message}`);
   }
+  if (!output) throw notFound(`instance "${id}" has no container (not started yet, or removed)`);
+  return output.stderr;
 }
 
 /** Streams the instance's stderr into `out` (an HTTP response); resolves when the stream ends or the client leaves. */
 export async function pipeInstanceLogs(
-  docker: Dockerode,
+  runtime: ContainerRuntime,
   rawId: string,
   options: LogOptions,
   out: Writable & { setHeader?(name: string, value: string): unknown; flushHeaders?(): void },
   closed: AbortSignal,
 ): Promise<void> {
-  const stderr = await stderrStream(docker, rawId, options, closed);
+  const stderr = await stderrStream(runtime, rawId, options, closed);
   out.setHeader?.('Content-Type', 'text/plain; charset=utf-8');
   out.setHeader?.('Cache-Control', 'no-cache');
   out.setHeader?.('X-Content-Type-Options', 'nosniff');

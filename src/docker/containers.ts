@@ -5,15 +5,15 @@
  * restarts: Docker's restart policy is always "no".
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type Dockerode from 'dockerode';
+import { text } from 'node:stream/consumers';
 import type { McpServerSpec } from '../contracts/spec';
 import { containerName, parseInstanceId } from '../contracts/instance';
 import { LABELS } from '../contracts/labels';
-
+import { engineMessage, statusCodeOf, type ContainerDetails, type ContainerRuntime, type ContainerSpec } from './runtime';
 
 export const DEFAULT_BASE_IMAGE = 'mcpd/node-base:20';
 
-export interface ContainerRuntimeOptions {
+export interface InstanceContainerOptions {
   node: string;
   owner: string;
   /** Image for `command` specs. */
@@ -40,14 +40,6 @@ export interface StartedContainer {
   port?: number;
   /** True when a retried start found the container it had made. */
   reused: boolean;
-}
-
-export interface ContainerState {
-  containerId: string;
-  running: boolean;
-  status: string;
-  exitCode: number | null;
-  generation: number | null;
 }
 
 /** A start that failed; `userError` failures are the spec's or the image's problem and retrying the activity cannot help. */
@@ -119,41 +111,24 @@ export function maskSecrets(text: string, secretValues: string[]): string {
   return masked;
 }
 
-/** Splits Docker's multiplexed log stream (Tty false: 8-byte frame headers) into stdout and stderr. */
-export function demuxLogs(buffer: Buffer): { stdout: string; stderr: string } {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  let offset = 0;
-  while (offset + 8 <= buffer.length) {
-    const stream = buffer[offset];
-    const size = buffer.readUInt32BE(offset + 4);
-    const frame = buffer.subarray(offset + 8, offset + 8 + size);
-    (stream === 2 ? err : out).push(frame);
-    offset += 8 + size;
-  }
-  return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
-}
-
 /** Substitutes $(PORT) and ${PORT} in args, so an http server can be told where to listen. */
 export function substitutePort(args: string[], port: number | undefined): string[] {
   if (port === undefined) return args;
   return args.map((a) => a.replace(/\$\(PORT\)|\$\{PORT\}/g, String(port)));
 }
 
-function statusCode(err: unknown): number | undefined {
-  const code = (err as { statusCode?: number })?.statusCode;
-  return typeof code === 'number' ? code : undefined;
-}
-
-
-export class DockerContainers {
+/**
+ * The containers of instances, on a ContainerRuntime: name and labels derive from
+ * the instance id, and a container is ours only when it carries our owner label.
+ */
+export class InstanceContainers {
   private readonly baseImage: string;
   private readonly startGraceMs: number;
   private readonly stopTimeoutSeconds: number;
 
   constructor(
-    private readonly docker: Dockerode,
-    private readonly options: ContainerRuntimeOptions,
+    private readonly runtime: ContainerRuntime,
+    private readonly options: InstanceContainerOptions,
   ) {
     this.baseImage = options.baseImage ?? DEFAULT_BASE_IMAGE;
     // Short: the MCP initialize during attach is the real proof of life; this only catches instant exits with a clear message.
@@ -165,96 +140,71 @@ export class DockerContainers {
   async start(request: StartContainerRequest): Promise<StartedContainer> {
     const name = containerName(request.instanceId);
     const port = instancePort(request.spec, request.instanceId);
-    const existing = await this.inspectByName(name);
-    if (existing && this.isOurs(existing, request.instanceId) && Number(existing.Config.Labels?.[LABELS.generation]) === request.generation) {
+    const existing = await this.runtime.inspect(name);
+    if (existing && this.isOurs(existing, request.instanceId) && Number(existing.labels[LABELS.generation]) === request.generation) {
       return this.resume(existing, request, port);
     }
     if (existing && !this.isOurs(existing, request.instanceId)) {
       // Container names are global to a Docker engine; another control plane's container is never ours to remove.
-      const owner = existing.Config.Labels?.[LABELS.owner] ?? 'not mcpd';
+      const owner = existing.labels[LABELS.owner] ?? 'not mcpd';
       throw new ContainerStartError(`container name ${name} is in use by a container this mcpd does not own (owner: ${owner})`, true);
     }
-    if (existing) await this.remove(existing.Id);
+    if (existing) await this.runtime.remove(existing.id);
 
     const image = await this.imageFor(request.spec);
-    const options = this.createOptions(name, image, request, port);
     let containerId: string;
     try {
-      containerId = (await this.docker.createContainer(options)).id;
+      containerId = await this.runtime.create(this.containerSpec(name, image, request, port));
     } catch (err) {
-      if (statusCode(err) === 409) {
+      const status = statusCodeOf(err);
+      if (status === 409) {
         // A concurrent attempt created it between our inspect and create: use theirs if it is this generation.
-        const raced = await this.inspectByName(name);
-        if (raced && Number(raced.Config.Labels?.[LABELS.generation]) === request.generation && this.isOurs(raced, request.instanceId)) {
+        const raced = await this.runtime.inspect(name);
+        if (raced && Number(raced.labels[LABELS.generation]) === request.generation && this.isOurs(raced, request.instanceId)) {
           return this.resume(raced, request, port);
         }
         throw new ContainerStartError(`container name ${name} is taken by another container`, false);
       }
-      if (statusCode(err) === 404) throw new ContainerStartError(`image ${image} not found locally`, true);
-      throw new ContainerStartError(`cannot create container: ${this.dockerReason(err, request.secretValues)}`, statusCode(err) === 400);
+      if (status === 404) throw new ContainerStartError(`image ${image} not found locally`, true);
+      throw new ContainerStartError(`cannot create container: ${maskSecrets(engineMessage(err), request.secretValues)}`, status === 400);
     }
     return this.startAndSettle(containerId, name, request, port, false);
   }
 
   /** Stops (and optionally removes) this instance's container; no container is fine. Returns the id it acted on. */
   async stop(instanceId: string, options: { remove: boolean }): Promise<string | null> {
-    const existing = await this.inspectByName(containerName(instanceId));
+    const existing = await this.runtime.inspect(containerName(instanceId));
     if (!existing || !this.isOurs(existing, instanceId)) return null;
-    const container = this.docker.getContainer(existing.Id);
-    if (existing.State.Running) {
-      try {
-        await container.stop({ t: this.stopTimeoutSeconds });
-      } catch (err) {
-        // 304: already stopped; 404: already gone.
-        if (statusCode(err) !== 304 && statusCode(err) !== 404) throw err;
-      }
-    }
-    if (options.remove) await this.remove(existing.Id);
-    return existing.Id;
+    if (existing.running) await this.runtime.stop(existing.id, this.stopTimeoutSeconds);
+    if (options.remove) await this.runtime.remove(existing.id);
+    return existing.id;
   }
 
-  async inspect(instanceId: string): Promise<ContainerState | null> {
-    const existing = await this.inspectByName(containerName(instanceId));
-    if (!existing || !this.isOurs(existing, instanceId)) return null;
-    return {
-      containerId: existing.Id,
-      running: existing.State.Running,
-      status: existing.State.Status,
-      exitCode: existing.State.Running ? null : existing.State.ExitCode,
-      generation: Number(existing.Config.Labels?.[LABELS.generation] ?? NaN) || null,
-    };
-  }
-
-  /** Labels that select the containers this control plane owns. */
-  ownerFilter(): string[] {
-    return [`${LABELS.managed}=true`, `${LABELS.owner}=${this.options.owner}`];
-  }
-
-  private isOurs(info: Dockerode.ContainerInspectInfo, instanceId: string): boolean {
-    const labels = info.Config.Labels ?? {};
+  private isOurs(info: ContainerDetails, instanceId: string): boolean {
+    const labels = info.labels;
     return labels[LABELS.managed] === 'true' && labels[LABELS.instance] === instanceId && labels[LABELS.owner] === this.options.owner;
   }
 
-  private async resume(info: Dockerode.ContainerInspectInfo, request: StartContainerRequest, port: number | undefined): Promise<StartedContainer> {
+  private async resume(info: ContainerDetails, request: StartContainerRequest, port: number | undefined): Promise<StartedContainer> {
     const name = containerName(request.instanceId);
-    if (info.State.Running) return { containerId: info.Id, name, port, reused: true };
-    if (info.State.Status === 'created') return this.startAndSettle(info.Id, name, request, port, true);
-    throw new ContainerStartError(await this.exitMessage(info.Id, info.State.ExitCode, info.State.OOMKilled, request.secretValues, 'container exited'), true);
+    if (info.running) return { containerId: info.id, name, port, reused: true };
+    if (info.status === 'created') return this.startAndSettle(info.id, name, request, port, true);
+    throw new ContainerStartError(await this.exitMessage(info.id, info.exitCode, info.oomKilled, request.secretValues, 'container exited'), true);
   }
 
   private async startAndSettle(containerId: string, name: string, request: StartContainerRequest, port: number | undefined, reused: boolean): Promise<StartedContainer> {
-    const container = this.docker.getContainer(containerId);
     try {
-      await container.start();
+      await this.runtime.start(containerId);
     } catch (err) {
-      if (statusCode(err) !== 304) {
-        throw new ContainerStartError(`cannot start container: ${this.dockerReason(err, request.secretValues)}`, statusCode(err) === 400 || statusCode(err) === 500);
-      }
+      const status = statusCodeOf(err);
+      throw new ContainerStartError(`cannot start container: ${maskSecrets(engineMessage(err), request.secretValues)}`, status === 400 || status === 500);
     }
     await sleep(this.startGraceMs);
-    const info = await container.inspect();
-    if (!info.State.Running) {
-      throw new ContainerStartError(await this.exitMessage(containerId, info.State.ExitCode, info.State.OOMKilled, request.secretValues, 'container exited right after start'), true);
+    const info = await this.runtime.inspect(containerId);
+    // Removed behind our back: an engine-side surprise, worth another attempt.
+    if (!info) throw new Error(`container ${containerId.slice(0, 12)} disappeared right after start`);
+    if (!info.running) {
+      throw new ContainerStartError(await this.exitMessage(containerId, info.exitCode, info.oomKilled, request.secretValues, 'container exited right after start'), true);
     }
     return { containerId, name, port, reused };
   }
@@ -262,10 +212,12 @@ export class DockerContainers {
   private async exitMessage(containerId: string, exitCode: number, oomKilled: boolean, secretValues: string[], prefix: string): Promise<string> {
     let tail = '';
     try {
-      const raw = (await this.docker.getContainer(containerId).logs({ stdout: true, stderr: true, tail: 20, follow: false })) as unknown as Buffer;
-      const { stdout, stderr } = demuxLogs(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)));
-      const lines = (stderr.trim() || stdout.trim()).split('\n').slice(-5).join(' | ');
-      tail = maskSecrets(lines, secretValues).slice(0, 800);
+      const output = await this.runtime.logs(containerId, { stdout: true, stderr: true, tail: 20, follow: false });
+      if (output) {
+        const [stdout, stderr] = await Promise.all([text(output.stdout), text(output.stderr)]);
+        const lines = (stderr.trim() || stdout.trim()).split('\n').slice(-5).join(' | ');
+        tail = maskSecrets(lines, secretValues).slice(0, 800);
+      }
     } catch {
       // Logs are a courtesy; the exit code is the fact.
     }
@@ -280,7 +232,7 @@ export class DockerContainers {
     else {
       // Without a registry there is nothing to run `npx <package>` against; a prebuilt image named after the package works.
       image = packageImageName(spec.packageName ?? '');
-      if (!(await this.imageExists(image))) {
+      if (!(await this.runtime.imageExists(image))) {
         throw new ContainerStartError(
           `packageName needs a registry: mcpd cannot install "${spec.packageName}" here; build an image ${image} or use "image" / "command"`,
           true,
@@ -288,34 +240,23 @@ export class DockerContainers {
       }
       return image;
     }
-    if (!(await this.imageExists(image))) throw new ContainerStartError(`image ${image} not found locally`, true);
+    if (!(await this.runtime.imageExists(image))) throw new ContainerStartError(`image ${image} not found locally`, true);
     return image;
   }
 
-  private async imageExists(image: string): Promise<boolean> {
-    try {
-      await this.docker.getImage(image).inspect();
-      return true;
-    } catch (err) {
-      if (statusCode(err) === 404) return false;
-      throw err;
-    }
-  }
-
-  private createOptions(name: string, image: string, request: StartContainerRequest, port: number | undefined): Dockerode.ContainerCreateOptions {
+  private containerSpec(name: string, image: string, request: StartContainerRequest, port: number | undefined): ContainerSpec {
     const { spec, instanceId } = request;
-    const stdio = spec.transport === 'stdio';
     const env = { ...request.env };
     if (port !== undefined) env.PORT = String(port);
     const args = substitutePort(spec.args, port);
     const memory = parseMemory(spec.resources.memory);
     return {
       name,
-      Image: image,
-      ...(spec.command ? { Entrypoint: spec.command } : {}),
-      ...(args.length ? { Cmd: args } : {}),
-      Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      Labels: {
+      image,
+      ...(spec.command ? { entrypoint: spec.command } : {}),
+      ...(args.length ? { cmd: args } : {}),
+      env,
+      labels: {
         [LABELS.managed]: 'true',
         [LABELS.server]: spec.name,
         [LABELS.instance]: instanceId,
@@ -324,46 +265,14 @@ export class DockerContainers {
         [LABELS.owner]: this.options.owner,
         [LABELS.endpoint]: JSON.stringify(upstreamEndpoint(spec, port)),
       },
-      Tty: false,
       // A STDIO server talks over the attach stream the gateway owns; stdin must stay open between clients.
-      OpenStdin: stdio,
-      StdinOnce: false,
-      AttachStdin: stdio,
-      AttachStdout: true,
-      AttachStderr: true,
-      HostConfig: {
-        Init: true,
-        RestartPolicy: { Name: 'no' },
-        NetworkMode: stdio ? 'none' : 'host',
-        ...(memory !== undefined ? { Memory: memory } : {}),
-        ...(spec.resources.cpus !== undefined ? { NanoCpus: Math.round(spec.resources.cpus * 1e9) } : {}),
-        ...(spec.resources.pids !== undefined ? { PidsLimit: spec.resources.pids } : {}),
-      },
+      interactive: spec.transport === 'stdio',
+      network: spec.transport === 'stdio' ? 'none' : 'host',
+      init: true,
+      memoryBytes: memory,
+      nanoCpus: spec.resources.cpus !== undefined ? Math.round(spec.resources.cpus * 1e9) : undefined,
+      pidsLimit: spec.resources.pids,
     };
-  }
-
-  private async inspectByName(name: string): Promise<Dockerode.ContainerInspectInfo | null> {
-    try {
-      return await this.docker.getContainer(name).inspect();
-    } catch (err) {
-      if (statusCode(err) === 404) return null;
-      throw err;
-    }
-  }
-
-  private async remove(containerId: string): Promise<void> {
-    try {
-      await this.docker.getContainer(containerId).remove({ force: true });
-    } catch (err) {
-      // 404: gone; 409: removal already in progress.
-      if (statusCode(err) !== 404 && statusCode(err) !== 409) throw err;
-    }
-  }
-
-  /** Docker's message (e.g. "invalid reference format"), secrets masked. */
-  private dockerReason(err: unknown, secretValues: string[]): string {
-    const message = (err as { json?: { message?: string } })?.json?.message ?? (err as Error)?.message ?? String(err);
-    return maskSecrets(message, secretValues);
   }
 }
 

@@ -1,132 +1,91 @@
 /**
- * One per node: turns Docker "die" events of mcpd's containers into
- * containerExited signals, so an instance notices a killed or crashed container
- * within seconds. Events missed while the stream was down are recovered by a
- * sweep of stopped containers on start and on every reconnect; the workflow
- * ignores exits of containers that are not its current one, so repeats are harmless.
+ * One per node: turns "die" events of mcpd's containers into containerExited
+ * signals, so an instance notices a killed or crashed container within seconds.
+ * Events missed while the stream was down are recovered by a sweep of stopped
+ * containers on start and on every reconnect; the workflow ignores exits of
+ * containers that are not its current one, so repeats are harmless.
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type Dockerode from 'dockerode';
-import type { Readable } from 'node:stream';
 import { LABELS } from '../contracts/labels';
 import { containerExitedSignal, type ContainerExit } from '../contracts/messages';
+import type { Logger } from '../logger';
+import { retry } from '../retry';
 import { exitReason } from './containers';
+import type { ContainerEvent, ContainerRuntime } from './runtime';
 
 export interface ExitWatcherOptions {
-  docker: Dockerode;
+  runtime: ContainerRuntime;
   client: Client;
   /** Only containers carrying this owner label are watched. */
   owner: string;
   reconnectDelayMs?: number;
-  log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
-}
-
-interface DockerEvent {
-  Type?: string;
-  Action?: string;
-  status?: string;
-  id?: string;
-  Actor?: { ID?: string; Attributes?: Record<string, string> };
+  log?: Logger;
 }
 
 export class ExitWatcher {
-  private stream: Readable | null = null;
-  private stopped = false;
-  private reconnectTimer: NodeJS.Timeout | null = null;
-  private readonly abort = new AbortController();
+  private abort: AbortController | null = null;
+  private watching: Promise<void> | null = null;
 
   constructor(private readonly options: ExitWatcherOptions) {}
 
+  /** Resolves once the first subscription and sweep are done (or failed and a reconnect is scheduled). */
   async start(): Promise<void> {
-    this.stopped = false;
-    await this.connect();
+    if (this.abort) return;
+    const abort = new AbortController();
+    this.abort = abort;
+    let firstPassDone!: () => void;
+    const firstPass = new Promise<void>((resolve) => (firstPassDone = resolve));
+    this.watching = retry(
+      async () => {
+        // Ends this attempt's stream when its sweep fails, so a retry never leaves a second subscription behind.
+        const attempt = new AbortController();
+        try {
+          // Subscribe first, then sweep: an exit between the two is seen twice rather than never.
+          const signal = AbortSignal.any([abort.signal, attempt.signal]);
+          const subscription = await this.options.runtime.events(this.options.owner, ['die'], (event) => void this.onEvent(event), signal);
+          await this.sweep();
+          firstPassDone();
+          await subscription.ended;
+        } catch (err) {
+          attempt.abort();
+          if (!abort.signal.aborted) this.options.log?.warn({ err: String(err) }, 'docker event stream unavailable; retrying');
+          firstPassDone();
+          throw err;
+        }
+        throw new Error('docker event stream ended');
+      },
+      { retryAfter: () => this.options.reconnectDelayMs ?? 2_000, signal: abort.signal },
+    ).catch(() => undefined);
+    await firstPass;
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.abort.abort();
-    this.stream?.destroy();
-    this.stream = null;
+    this.abort?.abort();
+    this.abort = null;
+    await this.watching;
+    this.watching = null;
   }
 
   /** Signals the workflow of every stopped container this owner has. Returns how many were signalled. */
   async sweep(): Promise<number> {
-    const containers = await this.options.docker.listContainers({
-      all: true,
-      filters: { label: this.labelFilter(), status: ['exited', 'dead'] },
-    });
+    const containers = await this.options.runtime.listOwned(this.options.owner, { status: ['exited', 'dead'] });
     let signalled = 0;
     for (const c of containers) {
-      const instanceId = c.Labels?.[LABELS.instance];
+      const instanceId = c.labels[LABELS.instance];
       if (!instanceId) continue;
-      const code = /Exited \((-?\d+)\)/.exec(c.Status ?? '');
+      const code = /Exited \((-?\d+)\)/.exec(c.status);
       const exitCode = code ? Number(code[1]) : null;
-      if (await this.signal(instanceId, { containerId: c.Id, exitCode, reason: exitReason(exitCode) })) signalled++;
+      if (await this.signal(instanceId, { containerId: c.id, exitCode, reason: exitReason(exitCode) })) signalled++;
     }
     return signalled;
   }
 
-  private labelFilter(): string[] {
-    return [`${LABELS.managed}=true`, `${LABELS.owner}=${this.options.owner}`];
-  }
-
-  private async connect(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      // Subscribe first, then sweep: an exit between the two is seen twice rather than never.
-      const stream = (await this.options.docker.getEvents({
-        filters: { type: ['container'], event: ['die'], label: this.labelFilter() },
-        abortSignal: this.abort.signal,
-      } as Dockerode.GetEventsOptions)) as unknown as Readable;
-      this.stream = stream;
-      let buffered = '';
-      stream.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString('utf8');
-        let newline: number;
-        while ((newline = buffered.indexOf('\n')) >= 0) {
-          const line = buffered.slice(0, newline).trim();
-          buffered = buffered.slice(newline + 1);
-          if (line) void this.onEvent(line);
-        }
-      });
-      const reconnect = () => {
-        if (this.stream !== stream) return;
-        this.stream = null;
-        this.scheduleReconnect();
-      };
-      stream.on('end', reconnect);
-      stream.on('close', reconnect);
-      stream.on('error', reconnect);
-      await this.sweep();
-    } catch (err) {
-      this.options.log?.warn({ err: String(err) }, 'docker event stream unavailable; retrying');
-      this.scheduleReconnect();
-    }
-  }
-
-  private scheduleReconnect(): void {
-    if (this.stopped || this.reconnectTimer) return;
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null;
-      void this.connect();
-    }, this.options.reconnectDelayMs ?? 2_000);
-  }
-
-  private async onEvent(line: string): Promise<void> {
-    let event: DockerEvent;
-    try {
-      event = JSON.parse(line);
-    } catch {
-      return;
-    }
-    const attributes = event.Actor?.Attributes ?? {};
-    const instanceId = attributes[LABELS.instance];
-    const containerId = event.Actor?.ID ?? event.id;
-    if (!instanceId || !containerId) return;
-    const exitCode = attributes.exitCode !== undefined ? Number(attributes.exitCode) : null;
-    await this.signal(instanceId, { containerId, exitCode, reason: exitReason(exitCode) });
+  private async onEvent(event: ContainerEvent): Promise<void> {
+    const instanceId = event.attributes[LABELS.instance];
+    if (!instanceId) return;
+    const exitCode = event.attributes.exitCode !== undefined ? Number(event.attributes.exitCode) : null;
+    await this.signal(instanceId, { containerId: event.containerId, exitCode, reason: exitReason(exitCode) });
   }
 
   private async signal(instanceId: string, exit: ContainerExit): Promise<boolean> {

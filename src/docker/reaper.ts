@@ -6,15 +6,16 @@
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type Dockerode from 'dockerode';
 import { LABELS } from '../contracts/labels';
+import type { Logger } from '../logger';
+import type { ContainerRuntime } from './runtime';
 
 export interface ReaperOptions {
-  docker: Dockerode;
+  runtime: ContainerRuntime;
   client: Client;
   owner: string;
   intervalMs?: number;
-  log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+  log?: Logger;
 }
 
 export class Reaper {
@@ -45,25 +46,17 @@ export class Reaper {
   }
 
   private async pass(): Promise<string[]> {
-    const containers = await this.options.docker.listContainers({
-      all: true,
-      filters: { label: [`${LABELS.managed}=true`, `${LABELS.owner}=${this.options.owner}`] },
-    });
+    const containers = await this.options.runtime.listOwned(this.options.owner);
     const removed: string[] = [];
     const owned = new Map<string, boolean>();
     for (const c of containers) {
-      const instanceId = c.Labels?.[LABELS.instance];
+      const instanceId = c.labels[LABELS.instance];
       if (!instanceId) continue;
       if (!owned.has(instanceId)) owned.set(instanceId, await this.workflowRunning(instanceId));
       if (owned.get(instanceId)) continue;
-      try {
-        await this.options.docker.getContainer(c.Id).remove({ force: true });
-        removed.push(c.Id);
-        this.options.log?.info({ instanceId, containerId: c.Id }, 'reaped container without a running workflow');
-      } catch (err) {
-        const status = (err as { statusCode?: number }).statusCode;
-        if (status !== 404 && status !== 409) throw err;
-      }
+      await this.options.runtime.remove(c.id);
+      removed.push(c.id);
+      this.options.log?.info({ instanceId, containerId: c.id }, 'reaped container without a running workflow');
     }
     return removed;
   }

@@ -7,45 +7,41 @@
  * through the backoff.
  */
 import type { Client } from '@temporalio/client';
-import type Dockerode from 'dockerode';
 import { statusQuery } from '../contracts/messages';
 import { mapLimit } from '../concurrency';
 import { type InstanceView } from '../contracts/instance';
 import { LABELS } from '../contracts/labels';
 import type { InstanceRouting } from '../contracts/routing';
+import type { Logger } from '../logger';
 import { endpointFromLabels } from './containers';
+import type { ContainerRuntime } from './runtime';
 
 export interface ReattachOptions {
-  docker: Dockerode;
+  runtime: ContainerRuntime;
   client: Client;
   routing: InstanceRouting;
   owner: string;
   node: string;
   /** How long to wait for an instance workflow to answer its status query. */
   queryTimeoutMs?: number;
-  log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+  log?: Logger;
 }
 
 const REATTACH_CONCURRENCY = 16;
 
 /** Returns the ids of the instances it re-attached. */
 export async function reattachRunningInstances(options: ReattachOptions): Promise<string[]> {
-  const containers = await options.docker.listContainers({
-    filters: {
-      status: ['running'],
-      label: [`${LABELS.managed}=true`, `${LABELS.owner}=${options.owner}`, `${LABELS.node}=${options.node}`],
-    },
-  });
+  const containers = await options.runtime.listOwned(options.owner, { status: ['running'], node: options.node });
   const reattached: string[] = [];
   // Bounded: a node with thousands of instances must not send thousands of status queries at once.
   await mapLimit(containers, REATTACH_CONCURRENCY, async (container) => {
-    const instanceId = container.Labels[LABELS.instance];
-    const endpoint = endpointFromLabels(container.Labels);
+    const instanceId = container.labels[LABELS.instance];
+    const endpoint = endpointFromLabels(container.labels);
     if (!instanceId || !endpoint) return;
     const view = await currentView(options, instanceId);
-    if (!view || view.status !== 'RUNNING' || view.containerId !== container.Id) return;
+    if (!view || view.status !== 'RUNNING' || view.containerId !== container.id) return;
     try {
-      await options.routing.attach({ instanceId, server: container.Labels[LABELS.server], containerId: container.Id, ...endpoint });
+      await options.routing.attach({ instanceId, server: container.labels[LABELS.server], containerId: container.id, ...endpoint });
       if (view.health === 'unhealthy') options.routing.setReady(instanceId, false);
       reattached.push(instanceId);
     } catch (err) {

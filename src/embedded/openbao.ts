@@ -7,7 +7,10 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { rootTokenFile } from '../secrets/rootToken';
 import { isPortOpen, startProcess, waitUntil, type ManagedProcess } from './process';
+
+export { rootTokenFile };
 
 const HOST = '127.0.0.1';
 
@@ -34,10 +37,6 @@ export interface OpenBaoServer {
   token: string;
   process: ManagedProcess;
   stop(): Promise<void>;
-}
-
-export function rootTokenFile(dir: string): string {
-  return path.join(dir, 'root-token');
 }
 
 export function unsealKeyFile(dir: string): string {

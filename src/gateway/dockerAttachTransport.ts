@@ -1,13 +1,14 @@
 /**
  * An MCP transport over a container's attach stream: stdin carries requests,
  * stdout newline-delimited JSON-RPC, stderr logs (kept in a ring). Docker
- * multiplexes stdout and stderr on one hijacked connection when Tty is false.
+ * multiplexes stdout and stderr on one hijacked connection when Tty is false;
+ * the runtime separates them.
  * There must be exactly one of these per container (see Gateway).
  */
 import type { Duplex } from 'node:stream';
-import type Dockerode from 'dockerode';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { ContainerRuntime } from '../docker/runtime';
 import { LineDecoder, LineRing } from './lineDecoder';
 
 export class DockerAttachTransport implements Transport {
@@ -24,29 +25,21 @@ export class DockerAttachTransport implements Transport {
   private flushScheduled = false;
 
   constructor(
-    private readonly docker: Dockerode,
+    private readonly runtime: ContainerRuntime,
     private readonly containerId: string,
     readonly stderr: LineRing = new LineRing(),
   ) {}
 
   async start(): Promise<void> {
-    const stream = (await this.docker.getContainer(this.containerId).attach({
-      stream: true,
-      stdin: true,
-      stdout: true,
-      stderr: true,
-      hijack: true,
-    })) as unknown as Duplex;
-    this.stream = stream;
     const decoder = new LineDecoder(
       (message) => this.onmessage?.(message as JSONRPCMessage),
       (line) => this.stderr.push(`[stdout, not JSON-RPC] ${line.slice(0, 500)}\n`),
     );
-    this.docker.modem.demuxStream(
-      stream,
-      { write: (chunk: Buffer) => decoder.push(chunk) } as unknown as NodeJS.WritableStream,
-      { write: (chunk: Buffer) => this.stderr.push(chunk) } as unknown as NodeJS.WritableStream,
-    );
+    const stream = await this.runtime.attach(this.containerId, {
+      stdout: (chunk) => decoder.push(chunk),
+      stderr: (chunk) => this.stderr.push(chunk),
+    });
+    this.stream = stream;
     stream.on('error', (error) => this.onerror?.(error));
     const ended = () => {
       this.closeReason ??= "the server's stdio stream ended (its process exited or the container stopped)";

@@ -4,29 +4,22 @@
  * caches discovery, and is the single proxy path for client traffic and health
  * probes alike (execute).
  */
-import type Dockerode from 'dockerode';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { ExecuteOptions, InstanceRouting, McpRequest, ProxyExecutor, UpstreamTarget } from '../contracts/routing';
+import type { ContainerRuntime } from '../docker/runtime';
+import { silentLogger, type Logger } from '../logger';
+import { retry } from '../retry';
 import { DiscoveryCache } from './discoveryCache';
 import { DockerAttachTransport } from './dockerAttachTransport';
-import { LineRing } from './lineDecoder';
 import { ReplicaRouter } from './replicas';
 import { GatewayErrorCode, UpstreamConnection, UpstreamError, type CallHooks, type Params, type Result } from './upstream';
 
-export interface GatewayLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  debug(obj: object, msg?: string): void;
-}
-
-const silentLogger: GatewayLogger = { info() {}, warn() {}, error() {}, debug() {} };
-
 export interface GatewayOptions {
-  docker: Dockerode;
-  logger?: GatewayLogger;
+  /** Where STDIO upstreams are attached and container exits are watched. */
+  runtime: ContainerRuntime;
+  logger?: Logger;
   /** How long attach waits for the MCP handshake (an HTTP server may still be starting). */
   connectTimeoutMs?: number;
   /** The deadline of a client's call through the gateway. */
@@ -80,7 +73,6 @@ interface InstanceEntry {
   connection?: UpstreamConnection;
   connecting?: Promise<void>;
   lastError?: string;
-  stderr: LineRing;
   detached: boolean;
   watch: AbortController;
 }
@@ -88,8 +80,8 @@ interface InstanceEntry {
 export class Gateway implements InstanceRouting, ProxyExecutor {
   readonly router = new ReplicaRouter();
   readonly callTimeoutMs: number;
-  private readonly docker: Dockerode;
-  private readonly log: GatewayLogger;
+  private readonly runtime: ContainerRuntime;
+  private readonly log: Logger;
   private readonly connectTimeoutMs: number;
   private readonly discoveryTimeoutMs: number;
   private readonly cache: DiscoveryCache<unknown[]>;
@@ -99,7 +91,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   private pendingChange?: ListChange;
 
   constructor(options: GatewayOptions) {
-    this.docker = options.docker;
+    this.runtime = options.runtime;
     this.log = options.logger ?? silentLogger;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
     this.callTimeoutMs = options.callTimeoutMs ?? 10 * 60_000;
@@ -124,7 +116,6 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     const entry: InstanceEntry = {
       target: { ...target },
       ready: true,
-      stderr: new LineRing(),
       detached: false,
       watch: new AbortController(),
     };
@@ -198,11 +189,6 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
       inFlight: e.connection?.inFlight ?? 0,
       lastError: e.lastError ?? null,
     }));
-  }
-
-  /** The last lines a STDIO instance wrote to stderr. */
-  stderr(instanceId: string): string[] {
-    return this.entries.get(instanceId)?.stderr.snapshot() ?? [];
   }
 
   /** Instances of a server that may receive client traffic: ready and connected. */
@@ -288,52 +274,62 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     return items;
   }
 
-  private buildTransport(entry: InstanceEntry): Transport {
-    const { target } = entry;
-    if (target.transport === 'stdio') return new DockerAttachTransport(this.docker, target.containerId, entry.stderr);
+  /** Fresh transports for a target, one per connection attempt; throws when the target cannot have any. */
+  private transportFactory(target: UpstreamTarget): () => Transport {
+    if (target.transport === 'stdio') return () => new DockerAttachTransport(this.runtime, target.containerId);
     if (target.port === undefined) throw new Error(`instance ${target.instanceId}: ${target.transport} transport needs a port`);
     const url = new URL(`http://127.0.0.1:${target.port}${target.path ?? (target.transport === 'sse' ? '/sse' : '/mcp')}`);
-    return target.transport === 'sse' ? new SSEClientTransport(url) : new StreamableHTTPClientTransport(url);
+    return target.transport === 'sse' ? () => new SSEClientTransport(url) : () => new StreamableHTTPClientTransport(url);
   }
 
   /** Connects (and re-connects) an entry; an HTTP server may take a moment to listen. */
   private async connect(entry: InstanceEntry): Promise<void> {
     const { instanceId } = entry.target;
+    // Outside the retry: only a failed handshake is worth another attempt.
+    const newTransport = this.transportFactory(entry.target);
     const deadline = Date.now() + this.connectTimeoutMs;
-    for (let attempt = 1; ; attempt++) {
-      const connection = new UpstreamConnection(`instance ${instanceId}`, this.buildTransport(entry));
-      try {
-        await connection.open(Math.max(1000, deadline - Date.now()));
-      } catch (error) {
-        await connection.close('handshake failed');
-        const message = (error as Error).message;
-        entry.lastError = `MCP handshake failed: ${message}`;
-        if (entry.detached || Date.now() + 250 >= deadline || !(await this.containerRunning(entry))) {
-          this.log.warn({ instanceId, attempt, error: message }, 'gateway: attach failed');
-          throw new Error(`cannot attach to instance ${instanceId}: ${entry.lastError}`);
+    let attempts = 0;
+    const connection = await retry(
+      async (attempt) => {
+        attempts = attempt;
+        const connection = new UpstreamConnection(`instance ${instanceId}`, newTransport());
+        try {
+          await connection.open(Math.max(1000, deadline - Date.now()));
+          return connection;
+        } catch (error) {
+          await connection.close('handshake failed');
+          entry.lastError = `MCP handshake failed: ${(error as Error).message}`;
+          throw error;
         }
-        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 100 * attempt)));
-        continue;
-      }
-      if (entry.detached) {
-        await connection.close(`instance ${instanceId} was detached`);
-        throw new Error(`instance ${instanceId} was detached while attaching`);
-      }
-      entry.connection = connection;
-      entry.lastError = undefined;
-      connection.onNotification = (method, params) => this.upstreamNotification(entry, method, params);
-      connection.onClose = (reason) => this.connectionClosed(entry, connection, reason);
-      this.watchContainer(entry, connection);
-      this.log.info({ instanceId, transport: entry.target.transport, attempt }, 'gateway: attached');
-      this.changed(entry.target.server, ALL_KINDS, true);
-      return;
+      },
+      {
+        retryAfter: async (error, attempt) => {
+          if (entry.detached || Date.now() + 250 >= deadline || !(await this.containerRunning(entry))) {
+            this.log.warn({ instanceId, attempt, error: (error as Error).message }, 'gateway: attach failed');
+            return null;
+          }
+          return Math.min(1000, 100 * attempt);
+        },
+      },
+    ).catch(() => {
+      throw new Error(`cannot attach to instance ${instanceId}: ${entry.lastError}`);
+    });
+    if (entry.detached) {
+      await connection.close(`instance ${instanceId} was detached`);
+      throw new Error(`instance ${instanceId} was detached while attaching`);
     }
+    entry.connection = connection;
+    entry.lastError = undefined;
+    connection.onNotification = (method, params) => this.upstreamNotification(entry, method, params);
+    connection.onClose = (reason) => this.connectionClosed(entry, connection, reason);
+    this.watchContainer(entry, connection);
+    this.log.info({ instanceId, transport: entry.target.transport, attempt: attempts }, 'gateway: attached');
+    this.changed(entry.target.server, ALL_KINDS, true);
   }
 
   private async containerRunning(entry: InstanceEntry): Promise<boolean> {
     try {
-      const info = await this.docker.getContainer(entry.target.containerId).inspect();
-      return info.State.Running === true;
+      return (await this.runtime.inspect(entry.target.containerId))?.running === true;
     } catch {
       return false;
     }
@@ -343,12 +339,11 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   private watchContainer(entry: InstanceEntry, connection: UpstreamConnection): void {
     entry.watch.abort();
     entry.watch = new AbortController();
-    const container = this.docker.getContainer(entry.target.containerId);
-    container
-      .wait({ abortSignal: entry.watch.signal })
-      .then((data: { StatusCode?: number }) => {
+    this.runtime
+      .wait(entry.target.containerId, entry.watch.signal)
+      .then((exitCode) => {
         if (entry.detached || entry.connection !== connection) return;
-        const reason = `instance ${entry.target.instanceId} stopped: container exited with code ${data?.StatusCode ?? 'unknown'}`;
+        const reason = `instance ${entry.target.instanceId} stopped: container exited with code ${exitCode ?? 'unknown'}`;
         entry.lastError = reason;
         void connection.close(reason);
       })
@@ -366,13 +361,15 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
 
   /** A stream that broke while its container still runs (e.g. a daemon hiccup) is re-attached. */
   private async reconnectWhileRunning(entry: InstanceEntry): Promise<void> {
-    for (let delay = 500; ; delay = Math.min(delay * 2, 15_000)) {
-      await new Promise((resolve) => setTimeout(resolve, delay).unref());
-      if (entry.detached || entry.connection || entry.connecting || this.entries.get(entry.target.instanceId) !== entry) return;
-      if (!(await this.containerRunning(entry))) return;
-      entry.connecting = this.connect(entry).finally(() => (entry.connecting = undefined));
-      if (await entry.connecting.then(() => true, () => false)) return;
-    }
+    const stillWanted = () => !entry.detached && !entry.connection && !entry.connecting && this.entries.get(entry.target.instanceId) === entry;
+    await retry(
+      async () => {
+        if (!stillWanted() || !(await this.containerRunning(entry))) return;
+        entry.connecting = this.connect(entry).finally(() => (entry.connecting = undefined));
+        await entry.connecting;
+      },
+      { firstDelayMs: 500, retryAfter: (_error, attempt) => Math.min(500 * 2 ** attempt, 15_000), ref: false },
+    );
   }
 
   private upstreamNotification(entry: InstanceEntry, method: string, params: Params | undefined): void {

@@ -11,6 +11,7 @@ import type { ResolvedEnvEntry } from '../../activities/types';
 import { validateSpec, type McpServerSpec, type McpServerSpecInput } from '../../src/contracts/spec';
 import { containerName, instanceId } from '../../src/contracts/instance';
 import { LABELS } from '../../src/contracts/labels';
+import { DockerRuntime } from '../../src/docker/runtime';
 import type { InstanceRouting, UpstreamTarget } from '../../src/contracts/routing';
 import { OpenBaoSecretStore } from '../../src/secrets/openbao';
 
@@ -65,7 +66,7 @@ describe('instance activities (Docker + OpenBao)', function () {
   this.timeout(60_000);
   const routing = new RecordingRouting();
   const control = createControlActivities({ secrets });
-  const node = createNodeActivities({ docker, secrets, routing, runtime: { node: 't-h2-node', owner: OWNER, startGraceMs: 1_000 } });
+  const node = createNodeActivities({ runtime: new DockerRuntime(), secrets, routing, containers: { node: 't-h2-node', owner: OWNER, startGraceMs: 1_000 } });
   const used: string[] = [];
   const idFor = (server: string) => {
     const id = instanceId(server, 0);
@@ -198,11 +199,10 @@ describe('instance activities (Docker + OpenBao)', function () {
     const id = idFor('t-h2-stop');
     const s = spec('t-h2-stop', { command: ['node', '-e', 'process.stdin.resume()'] });
     const started = await node.startContainer({ instanceId: id, generation: 1, spec: s, env: [] });
-    assert.equal((await node.inspectContainer(id))?.running, true);
+    assert.equal((await docker.getContainer(started.containerId).inspect()).State.Running, true);
     assert.equal(await node.stopContainer({ instanceId: id, reason: 'instance stopped', remove: true }), started.containerId);
     assert.equal((await ourContainers(id)).length, 0);
     assert.equal(await node.stopContainer({ instanceId: id, reason: 'instance stopped', remove: true }), null);
-    assert.equal(await node.inspectContainer(id), null);
     assert.deepEqual(routing.detached.filter((d) => d === id).length, 2);
   });
 

@@ -1,26 +1,22 @@
 /**
- * An mcpd assembled in the test process from its real parts (Temporal client and
- * workers with the real workflows and activities, OpenBao secret store, Docker,
- * gateway, API), against npm test's Temporal and OpenBao. It lets the API tests
- * reach into the pieces (e.g. the Temporal client) and runs even where
- * dist/src/main.js does not exist yet.
+ * An mcpd started in the test process by the production composition root
+ * (createMcpd: Temporal client and workers with the real workflows and activities,
+ * OpenBao secret store, Docker, gateway, API behind the node:http server with its
+ * bearer-token check), against npm test's Temporal and OpenBao. In-process, so the
+ * API tests can reach into the parts (e.g. the Temporal client).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import Dockerode from 'dockerode';
-import { createApi } from '../../src/api/app';
-import { bearerAuth, ensureApiToken } from '../../src/api/auth';
 import { loadSettings } from '../../src/config/settings';
-import { Gateway } from '../../src/gateway/gateway';
-import { mountGateway } from '../../src/gateway/http';
-import { OpenBaoSecretStore } from '../../src/secrets/openbao';
-import { createWorkers } from '../../src/worker';
-import { removeContainers, testEnv } from '../support/stack';
+import { createLogger } from '../../src/logger';
+import { createMcpd } from '../../src/mcpd';
+import type { SecretStore } from '../../src/secrets/types';
+import { removeContainers, testEnv, waitFor } from '../support/stack';
 
 export interface ApiStack {
   url: string;
@@ -28,47 +24,55 @@ export interface ApiStack {
   dataDir: string;
   node: string;
   client: Client;
+  /** For assertions about containers (tests look at Docker directly). */
   docker: Dockerode;
-  secrets: OpenBaoSecretStore;
+  secrets: SecretStore;
   stop(): Promise<void>;
 }
 
 export async function startApiStack(): Promise<ApiStack> {
   const env = testEnv();
-  const node = `t-h4-${randomBytes(3).toString('hex')}`;
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-h4-'));
-  const settings = loadSettings({ ...process.env, MCPD_DATA_DIR: dataDir, TEMPORAL_ADDRESS: env.temporalAddress, BAO_ADDR: env.baoAddress, MCPD_NODE: node });
-  const connection = await Connection.connect({ address: env.temporalAddress });
-  const client = new Client({ connection, namespace: settings.temporalNamespace });
-  const nativeConnection = await NativeConnection.connect({ address: env.temporalAddress });
+  const node = `t-api-${randomBytes(3).toString('hex')}`;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-api-'));
+  const settings = loadSettings({
+    ...process.env,
+    MCPD_DATA_DIR: dataDir,
+    TEMPORAL_ADDRESS: env.temporalAddress,
+    BAO_ADDR: env.baoAddress,
+    BAO_TOKEN: env.baoToken,
+    // Each stack keeps its secrets under its own prefix, so parallel runs never see each other's.
+    MCPD_SECRETS_PREFIX: `mcpd-${node}`,
+    MCPD_NODE: node,
+    MCPD_HOST: '127.0.0.1',
+  });
+  const mcpd = await createMcpd(
+    // Port 0: the system picks a free one, and mcpd.url names it.
+    { ...settings, apiPort: 0 },
+    {
+      // The owner label is this stack's own, so stop() removes exactly its containers.
+      owner: node,
+      logger: createLogger(process.env.MCPD_LOG_LEVEL ?? 'silent'),
+      // The examples' fixed server names would collide with other suites on the shared engine.
+      seedExamples: false,
+      onFatal: (err) => console.error('test workers failed', err),
+    },
+  );
+  // Ready as a client would see it: the workers polling and the node's running instances re-attached.
+  await waitFor(async () => (await fetch(`${mcpd.url}/readyz`)).status === 200, { timeoutMs: 60_000, intervalMs: 100, what: `${mcpd.url}/readyz` }).catch(async (err) => {
+    await mcpd.close();
+    throw err;
+  });
   const docker = new Dockerode();
-  // Each stack keeps its secrets under its own prefix, so parallel runs never see each other's.
-  const secrets = new OpenBaoSecretStore({ address: env.baoAddress, token: env.baoToken, mount: settings.secretsMount, prefix: `mcpd-${node}` });
-  const gateway = new Gateway({ docker });
-  const workers = await createWorkers({ connection: nativeConnection, namespace: settings.temporalNamespace, node, docker, secrets, routing: gateway, client, proxy: gateway, owner: node });
-  const running = workers.run();
-  running.catch((err) => console.error('test workers failed', err));
-  const token = ensureApiToken(dataDir);
-  const app = createApi({ client, secrets, docker, settings, token, node, ready: () => true, gateway: { instances: () => gateway.instances() } });
-  const gatewayHttp = mountGateway(app, gateway, { authenticate: bearerAuth(token) });
-  const server = await listenInRange(app);
-  const { port } = server.address() as { port: number };
   return {
-    url: `http://127.0.0.1:${port}`,
-    token,
+    url: mcpd.url,
+    token: mcpd.token,
     dataDir,
     node,
-    client,
+    client: mcpd.client,
     docker,
-    secrets,
+    secrets: mcpd.secrets,
     async stop() {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await gatewayHttp.close();
-      await workers.shutdown();
-      await gateway.close();
-      await nativeConnection.close();
-      await connection.close();
+      await mcpd.close();
       await removeContainers({ label: `io.mcpd.owner=${node}` }, docker);
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
@@ -94,18 +98,10 @@ export function api(stack: Pick<ApiStack, 'url' | 'token'>) {
   };
 }
 
-
-/** h4's port range is 22000-22999; 22300+ is left for API servers started by tests. */
+/** Serves an express app on a free loopback port (for unit tests of single handlers). */
 export async function listenInRange(app: import('express').Express): Promise<http.Server> {
-  for (let attempt = 0; ; attempt++) {
-    const port = 22300 + Math.floor(Math.random() * 700);
-    try {
-      return await new Promise<http.Server>((resolve, reject) => {
-        const s = app.listen(port, '127.0.0.1', () => resolve(s));
-        s.once('error', reject);
-      });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt > 20) throw err;
-    }
-  }
+  return new Promise<http.Server>((resolve, reject) => {
+    const server = app.listen(0, '127.0.0.1', () => resolve(server));
+    server.once('error', reject);
+  });
 }

@@ -15,6 +15,7 @@ import { TASK_QUEUE, instanceId, type InstanceView } from '../../src/contracts/i
 import { LABELS } from '../../src/contracts/labels';
 import type { InstanceRouting, UpstreamTarget } from '../../src/contracts/routing';
 import { Reaper } from '../../src/docker/reaper';
+import { DockerRuntime } from '../../src/docker/runtime';
 import { OpenBaoSecretStore } from '../../src/secrets/openbao';
 import { createWorkers, type McpdWorkers } from '../../src/worker';
 import type { InstanceWorkflowArgs } from '../../workflows/instance';
@@ -25,6 +26,7 @@ const run = promisify(execFile);
 const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:20233';
 const temporalCli = process.env.MCPD_TEMPORAL_CLI ?? '.tools/venv/bin/temporal';
 const docker = new Docker();
+const runtime = new DockerRuntime();
 const OWNER = `t-h2-life-${process.pid}`;
 const NODE = `t-h2-node-${process.pid}`;
 const SECRET = `t-h2-life-${process.pid}`;
@@ -87,7 +89,7 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
     nativeConnection = await NativeConnection.connect({ address });
     connection = await Connection.connect({ address });
     client = new Client({ connection });
-    workers = await createWorkers({ connection: nativeConnection, namespace: 'default', node: NODE, docker, secrets, routing, client, owner: OWNER });
+    workers = await createWorkers({ connection: nativeConnection, namespace: 'default', node: NODE, runtime, secrets, routing, client, owner: OWNER });
     running = workers.run();
   });
 
@@ -154,7 +156,7 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
     const orphan = await docker.createContainer({ name: `t-h2-orphan-${process.pid}`, Image: 'mcpd/node-base:20', Cmd: ['node', '-e', '0'], Labels: labels(OWNER), HostConfig: { NetworkMode: 'none' } });
     const foreign = await docker.createContainer({ name: `t-h2-foreign-${process.pid}`, Image: 'mcpd/node-base:20', Cmd: ['node', '-e', '0'], Labels: labels(`${OWNER}-other`), HostConfig: { NetworkMode: 'none' } });
     try {
-      const reaper = new Reaper({ docker, client, owner: OWNER });
+      const reaper = new Reaper({ runtime, client, owner: OWNER });
       const removed = await reaper.reapOnce();
       assert.deepEqual(removed, [orphan.id]);
       await assert.rejects(orphan.inspect(), (err: { statusCode?: number }) => err.statusCode === 404);

@@ -6,7 +6,11 @@ import Dockerode from 'dockerode';
 import { containerName, instanceId } from '../../src/contracts/instance';
 import { LABELS } from '../../src/contracts/labels';
 import type { UpstreamTarget } from '../../src/contracts/routing';
+import { DockerRuntime } from '../../src/docker/runtime';
 
+/** What the gateway under test attaches through. */
+export const runtime = new DockerRuntime();
+/** For what a test does to a container behind the gateway's back (pause, kill). */
 export const docker = new Dockerode();
 
 export interface TestContainerSpec {
@@ -24,23 +28,19 @@ export async function startContainer(spec: TestContainerSpec): Promise<UpstreamT
   const id = instanceId(spec.server, spec.ordinal ?? 0);
   const transport = spec.transport ?? 'stdio';
   const name = containerName(id);
-  await docker.getContainer(name).remove({ force: true }).catch(() => undefined);
-  const container = await docker.createContainer({
+  await runtime.remove(name);
+  const containerId = await runtime.create({
     name,
-    Image: spec.image,
-    Cmd: spec.cmd,
-    Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
-    Labels: { [LABELS.managed]: 'true', [LABELS.server]: spec.server, [LABELS.instance]: id, [LABELS.generation]: '1' },
-    OpenStdin: true,
-    StdinOnce: false,
-    Tty: false,
-    AttachStdin: true,
-    AttachStdout: true,
-    AttachStderr: true,
-    HostConfig: { Init: true, NetworkMode: transport === 'stdio' ? 'none' : 'host' },
+    image: spec.image,
+    cmd: spec.cmd,
+    env: spec.env,
+    labels: { [LABELS.managed]: 'true', [LABELS.server]: spec.server, [LABELS.instance]: id, [LABELS.generation]: '1' },
+    interactive: true,
+    network: transport === 'stdio' ? 'none' : 'host',
+    init: true,
   });
-  await container.start();
-  return { instanceId: id, server: spec.server, transport, containerId: container.id, port: spec.port, path: spec.path };
+  await runtime.start(containerId);
+  return { instanceId: id, server: spec.server, transport, containerId, port: spec.port, path: spec.path };
 }
 
 /** Removes the containers of the given server-name prefix (ours only). */

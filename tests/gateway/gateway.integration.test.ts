@@ -17,7 +17,7 @@ import {
 import { Gateway } from '../../src/gateway/gateway';
 import { mountGateway, type GatewayHttp } from '../../src/gateway/http';
 import type { UpstreamTarget } from '../../src/contracts/routing';
-import { docker, removeContainers, startContainer } from './containers';
+import { docker, removeContainers, runtime, startContainer } from './containers';
 
 const PREFIX = 't-h3-';
 const PORT = 21001;
@@ -48,7 +48,7 @@ describe('gateway (integration, real containers)', function () {
       startContainer({ server: 't-h3-ev', image: 'mcpd/server-everything:dev' }),
       startContainer({ server: 't-h3-gitea', image: 'mcpd/gitea-like:dev', env: { GITEA_TOKEN: TOKEN } }),
     ]);
-    gateway = new Gateway({ docker, discovery: { timeoutMs: 1500, negativeTtlMs: 60_000 } });
+    gateway = new Gateway({ runtime, discovery: { timeoutMs: 1500, negativeTtlMs: 60_000 } });
     await Promise.all([gateway.attach(everything), gateway.attach(gitea)]);
     const app = express();
     http = mountGateway(app, gateway);
@@ -346,7 +346,7 @@ describe('gateway (integration, real containers)', function () {
     });
 
     it('re-attaches to a running, already initialized STDIO server after an mcpd restart', async () => {
-      const second = new Gateway({ docker });
+      const second = new Gateway({ runtime });
       // The first gateway lets go of the stream, as a dying mcpd would.
       await gateway.detach(gitea.instanceId, 'mcpd restarting');
       try {

@@ -1,3 +1,0 @@
-export * from './types';
-export { createControlActivities, type ControlActivities } from './control';
-export { createNodeActivities, type NodeActivities } from './node';

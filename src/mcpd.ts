@@ -1,0 +1,168 @@
+/**
+ * The composition root: createMcpd assembles one mcpd process from its settings
+ * (Temporal client, secret store, container runtime, gateway, workers, REST API
+ * and the node:http server in front of them) and hands back what is needed to
+ * reach and stop it. src/main.ts (the CLI entry), the API tests and the gateway
+ * benchmark all start mcpd through here, so they exercise the same parts and the
+ * same request path, bearer-token check included.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type pino from 'pino';
+import { createApi } from './api/app';
+import { checkBearer, ensureApiToken, sendRejection } from './api/auth';
+import { seedExamples } from './api/seed';
+import type { Settings } from './config/settings';
+import { DockerRuntime, type ContainerRuntime } from './docker/runtime';
+import { Gateway } from './gateway/gateway';
+import { GatewayHttp, matchGatewayPath } from './gateway/http';
+import { createLogger } from './logger';
+import { OpenBaoSecretStore } from './secrets/openbao';
+import { resolveBaoToken } from './secrets/rootToken';
+import type { SecretStore } from './secrets/types';
+import { createWorkers, type McpdWorkers } from './worker';
+
+/** What a caller may supply instead of what the settings describe. */
+export interface McpdOverrides {
+  /** Default: Docker at settings.dockerSocket (or DOCKER_HOST, or the local socket). */
+  runtime?: ContainerRuntime;
+  /** Default: OpenBao at settings.baoAddress, under settings.secretsMount / secretsPrefix. */
+  secrets?: SecretStore;
+  /**
+   * The owner label of this control plane's containers; its exit watcher and reaper
+   * touch no other. Default `<temporal address>/<namespace>`.
+   */
+  owner?: string;
+  /** Default: createLogger(settings.logLevel). */
+  logger?: pino.Logger;
+  /** Apply the example servers on the first start (default true; MCPD_SEED_EXAMPLES=false also skips it). */
+  seedExamples?: boolean;
+  /** Called when a worker fails after the start; the process should stop then (main.ts exits with 1). */
+  onFatal?: (error: Error) => void;
+}
+
+export interface Mcpd {
+  /** http://<host>:<port> of the API and the gateway (the real port when settings.apiPort is 0). */
+  url: string;
+  /** The bearer token of the API and the gateway (<dataDir>/api-token). */
+  token: string;
+  settings: Settings;
+  client: Client;
+  runtime: ContainerRuntime;
+  secrets: SecretStore;
+  /** Present with the gateway role. */
+  gateway?: Gateway;
+  /** Stops serving and polling and closes every connection; containers keep running (their workflows own them). */
+  close(): Promise<void>;
+}
+
+export async function createMcpd(settings: Settings, overrides: McpdOverrides = {}): Promise<Mcpd> {
+  const log = overrides.logger ?? createLogger(settings.logLevel);
+  fs.mkdirSync(settings.dataDir, { recursive: true, mode: 0o700 });
+
+  const runtime = overrides.runtime ?? new DockerRuntime({ socketPath: settings.dockerSocket });
+  const secrets =
+    overrides.secrets ??
+    new OpenBaoSecretStore({ address: settings.baoAddress, token: resolveBaoToken(settings), mount: settings.secretsMount, prefix: settings.secretsPrefix });
+  const connection = await Connection.connect({ address: settings.temporalAddress });
+  const client = new Client({ connection, namespace: settings.temporalNamespace });
+  const gateway = settings.roles.gateway ? new Gateway({ runtime, logger: log.child({ component: 'gateway' }) }) : undefined;
+
+  let workers: McpdWorkers | undefined;
+  let workerConnection: NativeConnection | undefined;
+  let workerFailure: Error | undefined;
+  let httpServer: http.Server | undefined;
+  let gatewayHttp: GatewayHttp | undefined;
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      log.info('mcpd stopping');
+      if (httpServer) {
+        httpServer.close();
+        httpServer.closeAllConnections();
+      }
+      await gatewayHttp?.close().catch(() => undefined);
+      await workers?.shutdown().catch(() => undefined);
+      await gateway?.close().catch(() => undefined);
+      await workerConnection?.close().catch(() => undefined);
+      await connection.close().catch(() => undefined);
+    })());
+
+  try {
+    if (settings.roles.worker) {
+      if (!gateway) throw new Error('MCPD_ROLES: the worker role needs the gateway role in the same process (node activities attach upstreams to it)');
+      workerConnection = await NativeConnection.connect({ address: settings.temporalAddress });
+      workers = await createWorkers({
+        connection: workerConnection,
+        namespace: settings.temporalNamespace,
+        node: settings.node,
+        runtime,
+        secrets,
+        routing: gateway,
+        proxy: gateway,
+        client,
+        owner: overrides.owner ?? `${settings.temporalAddress}/${settings.temporalNamespace}`,
+        log: log.child({ component: 'worker' }),
+      });
+      workers.run().catch((err: Error) => {
+        workerFailure = err;
+        log.error({ err: err.message }, 'worker failed');
+        overrides.onFatal?.(err);
+      });
+    }
+
+    const token = ensureApiToken(settings.dataDir);
+    const app = express();
+    app.disable('x-powered-by');
+    if (settings.roles.api) {
+      app.use(
+        createApi({
+          client,
+          secrets,
+          runtime,
+          settings,
+          token,
+          node: settings.node,
+          // Ready once the running instances are back in the gateway, so clients arriving after a restart find them.
+          ready: () => !workerFailure && (workers?.reattached() ?? true),
+          gateway,
+          logger: log.child({ component: 'api' }),
+        }),
+      );
+    }
+    const mcpHttp = gateway ? new GatewayHttp(gateway) : undefined;
+    gatewayHttp = mcpHttp;
+
+    // MCP traffic skips express: its routing and response helpers cost more CPU per call than the whole proxy hop.
+    const server = http.createServer((req, res) => {
+      const route = mcpHttp ? matchGatewayPath(req.url) : undefined;
+      if (!mcpHttp || !route) return app(req, res);
+      const rejection = checkBearer(req.headers.authorization, token);
+      if (rejection) return sendRejection(res, rejection);
+      mcpHttp.handle(req, res, route.server).catch((err: Error) => {
+        log.error({ err: err.message, url: req.url }, 'gateway request failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
+      });
+    });
+    httpServer = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(settings.apiPort, settings.apiHost, () => resolve());
+    });
+    const url = `http://${settings.apiHost}:${(server.address() as AddressInfo).port}`;
+    log.info({ url, node: settings.node, roles: settings.roles, dataDir: settings.dataDir }, 'mcpd ready');
+
+    if (settings.roles.api && overrides.seedExamples !== false) {
+      void seedExamples({ url, token, dataDir: settings.dataDir, logger: log.child({ component: 'seed' }) });
+    }
+    return { url, token, settings, client, runtime, secrets, gateway, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
