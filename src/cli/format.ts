@@ -5,7 +5,7 @@
 import YAML from 'yaml';
 import type { InstanceView } from '../contracts/instance';
 import type { ServerResource } from '../contracts/api';
-import type { SecretInfo } from './client';
+import type { SecretInfo } from '../client/mcpdClient';
 
 export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml';
 export const OUTPUT_FORMATS = ['wide', 'json', 'yaml'] as const;

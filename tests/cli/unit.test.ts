@@ -5,8 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { InstanceView } from '../../src/contracts/instance';
 import type { ServerResource } from '../../src/contracts/api';
-import { EXIT, exitCodeForStatus, resolveConnection } from '../../src/cli/client';
-import { DocumentError, editBuffer, parseDocuments, splitKeyValue, stripComments } from '../../src/cli/documents';
+import { EXIT, exitCodeForStatus, resolveConnection } from '../../src/client/mcpdClient';
+import { editBuffer, splitKeyValue, stripComments } from '../../src/cli/documents';
+import { DocumentError, parseDocuments } from '../../src/client/specDocuments';
 import { describeInstance, describeServer, formatAge, formatUntil, instanceColumns, renderItems, renderTable, serverColumns } from '../../src/cli/format';
 
 const NOW = new Date('2026-01-01T12:00:00Z');

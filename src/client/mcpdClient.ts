@@ -1,12 +1,13 @@
 /**
- * A small REST client for mcpd's API. It reads the server URL from --server /
+ * A small REST client for mcpd's API, used by mcpctl and by mcpd's own seeding
+ * of the examples (so the API never imports the CLI). It reads the server URL from --server /
  * MCPD_URL and the token from --token / MCPD_TOKEN / <data dir>/api-token, and
  * turns every failure into an McpdError carrying the exit code mcpctl uses.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { McpServerSpec } from '../contracts/spec';
-import type { InstanceEvent, InstanceView } from '../contracts/instance';
+import type { InstanceView } from '../contracts/instance';
 import type { ServerResource, ApplyOutcome } from '../contracts/api';
 import type { SecretSummary } from '../secrets/types';
 
@@ -97,7 +98,6 @@ export class McpdClient {
     return this.request<{ items: InstanceView[] }>('GET', `/instances${qs ? `?${qs}` : ''}`).then((r) => r.items);
   };
   getInstance = (id: string) => this.request<InstanceView>('GET', `/instances/${enc(id)}`);
-  instanceEvents = (id: string) => this.request<{ id: string; items: InstanceEvent[] }>('GET', `/instances/${enc(id)}/events`).then((r) => r.items);
   retryInstance = (id: string) => this.request<{ id: string }>('POST', `/instances/${enc(id)}/retry`);
   restartInstance = (id: string) => this.request<{ id: string }>('POST', `/instances/${enc(id)}/restart`);
   /** The container's stderr as a byte stream (follow keeps it open). */
