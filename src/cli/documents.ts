@@ -2,7 +2,7 @@
  * The text mcpctl's `edit` and `create secret` work with. Pure. (Spec files are
  * read by client/specDocuments.ts.)
  */
-import { DocumentError } from '../client/specDocuments';
+import { DocumentError } from '../client/documentError';
 
 /** `k=v` (from --from-literal / --from-file) -> [k, v]; the key must be non-empty. */
 export function splitKeyValue(pair: string, flag: string): [string, string] {

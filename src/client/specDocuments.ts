@@ -4,13 +4,9 @@
  * and by mcpd's first-start seeding of the examples.
  */
 import YAML from 'yaml';
+import { DocumentError } from './documentError';
 
-export class DocumentError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DocumentError';
-  }
-}
+export { DocumentError };
 
 function oneLine(text: string): string {
   return text.split('\n')[0].trim();
