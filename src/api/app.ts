@@ -1,7 +1,8 @@
 /**
  * The REST API (express): users, mcpctl and tests drive mcpd through it without
- * knowing Temporal. Routes are thin: validate, call ServerControl /
- * InstanceControl / the SecretStore / the container runtime, answer JSON. Errors are JSON
+ * knowing Temporal. Routes are thin: validate (validation.ts, with the schemas
+ * of contracts/api.ts), call ServerControl / InstanceControl / the SecretStore /
+ * the container runtime, answer JSON. Errors are JSON
  * `{ error, details }` (see errors.ts).
  */
 import express, { type Request, type Response } from 'express';
@@ -11,13 +12,13 @@ import type { ContainerRuntime } from '../docker/runtime';
 import type { Logger } from '../logger';
 import type { SecretStore } from '../secrets/types';
 import { bearerAuth } from './auth';
-import { badRequest, errorHandler, notFound } from './errors';
+import { instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySchema } from '../contracts/api';
+import { errorHandler, notFound } from './errors';
 import { InstanceControl } from './instances';
-import { parseLogOptions, pipeInstanceLogs } from './logs';
+import { pipeInstanceLogs } from './logs';
 import { buildOpenApiDocument } from './openapi';
-import { checkSecretName, parseSecretBody } from './secrets';
 import { parseSpecBody, ServerControl } from './servers';
-import { parseInstanceFilters } from './visibility';
+import { bodyOf, instanceIdParam, jsonBody, queryOf, secretNameParam, serverNameParam } from './validation';
 
 export const API_PREFIX = '/api/v1';
 export const JSON_BODY_LIMIT = '1mb';
@@ -39,17 +40,6 @@ export interface ApiDependencies {
   logger?: Logger;
 }
 
-/** Express 5 hands a param as string; an array only for wildcard routes, which we do not use. */
-function param(req: Request, name: string): string {
-  const value = req.params[name];
-  return Array.isArray(value) ? value.join('/') : String(value);
-}
-
-function requireBody(req: Request): unknown {
-  if (req.body === undefined) throw badRequest('send a JSON body with "Content-Type: application/json"');
-  return req.body;
-}
-
 export function createApi(deps: ApiDependencies): express.Express {
   const servers = new ServerControl(deps.client, deps.node);
   const instances = new InstanceControl(deps.client);
@@ -66,8 +56,10 @@ export function createApi(deps: ApiDependencies): express.Express {
 
   const api = express.Router();
   // The document describes the API; it holds nothing secret, so clients can read it before they have a token.
+  let openApiDocument: object | undefined;
   api.get('/openapi.json', (_req, res) => {
-    res.json(buildOpenApiDocument());
+    openApiDocument ??= buildOpenApiDocument();
+    res.json(openApiDocument);
   });
   api.use(bearerAuth(deps.token));
   api.use(express.json({ limit: JSON_BODY_LIMIT }));
@@ -77,52 +69,55 @@ export function createApi(deps: ApiDependencies): express.Express {
     res.json({ items: await servers.list() });
   });
   api.get('/servers/:name', async (req, res) => {
-    res.json(await servers.get(param(req, 'name')));
+    res.json(await servers.get(serverNameParam(req)));
   });
   api.put('/servers/:name', async (req, res) => {
-    const spec = parseSpecBody(param(req, 'name'), requireBody(req));
+    const name = serverNameParam(req);
+    const spec = parseSpecBody(name, jsonBody(req));
     const { server, outcome } = await servers.apply(spec);
     res.status(outcome === 'created' ? 201 : 200).json({ ...server, outcome });
   });
   api.delete('/servers/:name', async (req, res) => {
-    const name = param(req, 'name');
+    const name = serverNameParam(req);
     res.json({ name, deleted: true, instances: await servers.delete(name) });
   });
   api.post('/servers/:name/start', async (req, res) => {
-    const name = param(req, 'name');
+    const name = serverNameParam(req);
     res.json({ name, running: true, instances: await servers.start(name) });
   });
   api.post('/servers/:name/stop', async (req, res) => {
-    const name = param(req, 'name');
+    const name = serverNameParam(req);
     res.json({ name, running: false, instances: await servers.stop(name) });
   });
   api.post('/servers/:name/scale', async (req, res) => {
-    const body = requireBody(req) as { replicas?: unknown } | null;
-    res.json(await servers.scale(param(req, 'name'), body?.replicas));
+    const name = serverNameParam(req);
+    const { replicas } = bodyOf(req, scaleRequestSchema, 'scale request');
+    res.json(await servers.scale(name, replicas));
   });
 
   // ---- instances ------------------------------------------------------------
   api.get('/instances', async (req, res) => {
-    res.json({ items: await instances.list(parseInstanceFilters(req.query as Record<string, unknown>)) });
+    res.json({ items: await instances.list(queryOf(req, instanceFiltersSchema, 'instance filter')) });
   });
   api.get('/instances/:id', async (req, res) => {
-    res.json(await instances.describe(param(req, 'id')));
+    res.json(await instances.describe(instanceIdParam(req)));
   });
   api.get('/instances/:id/events', async (req, res) => {
-    const view = await instances.describe(param(req, 'id'));
+    const view = await instances.describe(instanceIdParam(req));
     res.json({ id: view.id, items: view.events });
   });
   api.get('/instances/:id/logs', async (req, res) => {
-    const options = parseLogOptions(req.query as Record<string, unknown>);
+    const id = instanceIdParam(req);
+    const options = queryOf(req, logQuerySchema, 'log options');
     const closed = new AbortController();
     res.on('close', () => closed.abort());
-    await pipeInstanceLogs(deps.runtime, param(req, 'id'), options, res, closed.signal);
+    await pipeInstanceLogs(deps.runtime, id, options, res, closed.signal);
   });
   api.post('/instances/:id/retry', async (req, res) => {
-    res.status(202).json({ id: await instances.retry(param(req, 'id')), signal: 'forceRetry' });
+    res.status(202).json({ id: await instances.retry(instanceIdParam(req)), signal: 'forceRetry' });
   });
   api.post('/instances/:id/restart', async (req, res) => {
-    res.status(202).json({ id: await instances.restart(param(req, 'id')), signal: 'restart' });
+    res.status(202).json({ id: await instances.restart(instanceIdParam(req)), signal: 'restart' });
   });
 
   // ---- secrets (write-only values) ----------------------------------------------
@@ -131,22 +126,19 @@ export function createApi(deps: ApiDependencies): express.Express {
     res.json({ items: items.map(({ name, keys, version, updatedAt }) => ({ name, keys, version, updatedAt })) });
   });
   api.get('/secrets/:name', async (req, res) => {
-    const name = param(req, 'name');
-    checkSecretName(name);
+    const name = secretNameParam(req);
     const summary = await deps.secrets.describe(name);
     if (!summary) throw notFound(`secret "${name}" not found`);
     res.json({ name: summary.name, keys: summary.keys, version: summary.version, updatedAt: summary.updatedAt });
   });
   api.put('/secrets/:name', async (req, res) => {
-    const name = param(req, 'name');
-    checkSecretName(name);
-    const data = parseSecretBody(requireBody(req));
+    const name = secretNameParam(req);
+    const { data } = bodyOf(req, secretBodySchema, 'secret');
     const { keys, version, updatedAt } = await deps.secrets.put(name, data);
     res.json({ name, keys, version, updatedAt });
   });
   api.delete('/secrets/:name', async (req, res) => {
-    const name = param(req, 'name');
-    checkSecretName(name);
+    const name = secretNameParam(req);
     if (!(await deps.secrets.delete(name))) throw notFound(`secret "${name}" not found`);
     res.json({ name, deleted: true });
   });

@@ -6,25 +6,13 @@
 import { Client } from '@temporalio/client';
 import type { WorkflowExecutionInfo } from '@temporalio/client';
 import { forceRetrySignal, restartSignal, statusQuery } from '../contracts/messages';
-import { instanceId, parseInstanceId, type HealthStatus, type InstanceStatus, type InstanceView } from '../contracts/instance';
+import { parseInstanceId, type HealthStatus, type InstanceStatus, type InstanceView } from '../contracts/instance';
 import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../contracts/searchAttributes';
-import { badRequest, conflict, toApiError } from './errors';
+import type { InstanceFilters } from '../contracts/api';
+import { conflict, toApiError } from './errors';
 import { mapLimit } from '../concurrency';
-import { instanceListQuery, type InstanceFilters } from './visibility';
-
-
-/**
- * Accepts the full id (`mcp-instance:gitea:0`) or the short form people type
- * (`gitea:0`); 400 for anything else.
- */
-export function normalizeInstanceId(raw: string): string {
-  if (parseInstanceId(raw)) return raw;
-  const short = /^([a-z0-9-]+):(\d+)$/.exec(raw);
-  if (short) return instanceId(short[1], Number(short[2]));
-  throw badRequest(`invalid instance id "${raw}": expected mcp-instance:<server>:<ordinal> or <server>:<ordinal>`, [
-    { field: 'id', message: 'must be an instance id' },
-  ]);
-}
+import { instanceListQuery } from './visibility';
+import { normalizeInstanceId } from './validation';
 
 /** The view visibility alone can give, for an instance whose query did not answer. */
 export function viewFromVisibility(info: Pick<WorkflowExecutionInfo, 'workflowId' | 'typedSearchAttributes'>, reason: string): InstanceView {

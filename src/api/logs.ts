@@ -5,32 +5,9 @@
 import type { Readable, Writable } from 'node:stream';
 import { containerName } from '../contracts/instance';
 import type { ContainerRuntime } from '../docker/runtime';
-import { ApiError, badRequest, notFound } from './errors';
-import { normalizeInstanceId } from './instances';
-
-export interface LogOptions {
-  tail?: number;
-  follow: boolean;
-  timestamps: boolean;
-}
-
-export const DEFAULT_TAIL = 200;
-
-export function parseLogOptions(query: Record<string, unknown>): LogOptions {
-  const flag = (name: string) => query[name] === 'true' || query[name] === '1' || query[name] === '';
-  let tail: number | undefined = DEFAULT_TAIL;
-  if (query.tail !== undefined) {
-    if (query.tail === 'all') tail = undefined;
-    else {
-      const n = Number(query.tail);
-      if (typeof query.tail !== 'string' || !Number.isInteger(n) || n < 0) {
-        throw badRequest(`invalid tail "${String(query.tail)}": must be a non-negative integer or "all"`, [{ field: 'tail', message: 'must be a non-negative integer or "all"' }]);
-      }
-      tail = n;
-    }
-  }
-  return { tail, follow: flag('follow'), timestamps: flag('timestamps') };
-}
+import type { LogOptions } from '../contracts/api';
+import { ApiError, notFound } from './errors';
+import { normalizeInstanceId } from './validation';
 
 async function stderrStream(runtime: ContainerRuntime, rawId: string, options: LogOptions, signal: AbortSignal): Promise<Readable> {
   const id = normalizeInstanceId(rawId);

@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { validateSpec, describeFieldErrors } from '../contracts/spec';
-import { McpdClient } from '../cli/client';
-import { parseDocuments } from '../cli/documents';
+import { McpdClient } from '../client/mcpdClient';
+import { parseDocuments } from '../client/specDocuments';
 
 export const SEED_MARKER = 'examples-seeded';
 /** Written for a secret an example needs when it does not exist: a visible placeholder, never a usable credential. */

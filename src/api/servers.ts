@@ -5,7 +5,7 @@
  */
 import { Client, WithStartWorkflowOperation, type WorkflowHandle } from '@temporalio/client';
 import { isDeepStrictEqual } from 'node:util';
-import { SERVER_NAME_PATTERN, validateSpec, describeFieldErrors, type McpServerSpec } from '../contracts/spec';
+import { mcpServerSpecSchema, type McpServerSpec } from '../contracts/spec';
 import { serverWorkflowId, TASK_QUEUE } from '../contracts/instance';
 import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../contracts/searchAttributes';
 import type { ApplyOutcome, ServerResource } from '../contracts/api';
@@ -22,31 +22,16 @@ import {
 import { badRequest, notFound, toApiError } from './errors';
 import { mapLimit } from '../concurrency';
 import { instanceListQuery, serverListQuery } from './visibility';
+import { parseWith } from './validation';
 
 
-
-export function checkServerName(name: string): void {
-  if (!SERVER_NAME_PATTERN.test(name)) {
-    throw badRequest(`invalid server name "${name}"`, [
-      { field: 'name', message: 'must be 1-40 lowercase letters, digits or "-", starting and ending with a letter or digit' },
-    ]);
-  }
-}
-
-/** Validates a request body as the spec of server `name`; 400 naming every bad field. */
+/** A request body as the spec of server `name` (already a valid name); 400 naming every bad field. */
 export function parseSpecBody(name: string, body: unknown): McpServerSpec {
-  checkServerName(name);
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw badRequest('invalid spec: the body must be a JSON object', [{ field: '(root)', message: 'must be an object' }]);
+  const spec = parseWith(mcpServerSpecSchema, body, 'spec');
+  if (spec.name !== name) {
+    throw badRequest(`spec.name "${spec.name}" does not match the URL name "${name}"`, [{ field: 'name', message: `must equal "${name}"` }]);
   }
-  const validation = validateSpec(body);
-  if (!validation.ok) throw badRequest(`invalid spec: ${describeFieldErrors(validation.errors)}`, validation.errors);
-  if (validation.spec.name !== name) {
-    throw badRequest(`spec.name "${validation.spec.name}" does not match the URL name "${name}"`, [
-      { field: 'name', message: `must equal "${name}"` },
-    ]);
-  }
-  return validation.spec;
+  return spec;
 }
 
 export class ServerControl {
@@ -76,7 +61,6 @@ export class ServerControl {
   }
 
   async get(name: string): Promise<ServerResource> {
-    checkServerName(name);
     const found = await this.find(name);
     if (!found) throw notFound(`server "${name}" not found`);
     return found;
@@ -105,10 +89,7 @@ export class ServerControl {
     return this.update(name, (h) => h.executeUpdate(stopServerUpdate));
   }
 
-  async scale(name: string, replicas: unknown): Promise<ServerResource> {
-    if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > 100) {
-      throw badRequest('invalid replicas: must be an integer from 0 to 100', [{ field: 'replicas', message: 'must be an integer from 0 to 100' }]);
-    }
+  async scale(name: string, replicas: number): Promise<ServerResource> {
     const view = await this.update(name, (h) => h.executeUpdate(scaleServerUpdate, { args: [replicas] }));
     return this.decorate(view, null);
   }
@@ -133,7 +114,6 @@ export class ServerControl {
   }
 
   private async update<R>(name: string, op: (handle: WorkflowHandle) => Promise<R>): Promise<R> {
-    checkServerName(name);
     if (!(await this.isRunning(name))) throw notFound(`server "${name}" not found`);
     try {
       return await op(this.client.workflow.getHandle(serverWorkflowId(name)));

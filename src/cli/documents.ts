@@ -1,44 +1,8 @@
 /**
- * Reading spec files for `apply -f` and `edit`: YAML or JSON, one or several
- * documents (YAML `---` separators, or a JSON/YAML list). Pure.
+ * The text mcpctl's `edit` and `create secret` work with. Pure. (Spec files are
+ * read by client/specDocuments.ts.)
  */
-import YAML from 'yaml';
-
-export class DocumentError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DocumentError';
-  }
-}
-
-function oneLine(text: string): string {
-  return text.split('\n')[0].trim();
-}
-
-/** Every non-empty document in `text`; a top-level list contributes each element. */
-export function parseDocuments(text: string, source: string): unknown[] {
-  const docs = YAML.parseAllDocuments(text, { prettyErrors: true });
-  if (!Array.isArray(docs)) throw new DocumentError(`${source}: not a YAML document`);
-  const values: unknown[] = [];
-  docs.forEach((doc, index) => {
-    const problem = doc.errors[0];
-    if (problem) {
-      const where = problem.linePos?.[0] ? ` at line ${problem.linePos[0].line}, column ${problem.linePos[0].col}` : '';
-      const label = docs.length > 1 ? ` (document ${index + 1})` : '';
-      throw new DocumentError(`${source}${label}: invalid YAML${where}: ${oneLine(problem.message.replace(/ at line \d+, column \d+:?.*$/s, ''))}`);
-    }
-    const value: unknown = doc.toJS();
-    if (value === null || value === undefined) return;
-    if (Array.isArray(value)) values.push(...value);
-    else values.push(value);
-  });
-  values.forEach((value, index) => {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new DocumentError(`${source}: document ${index + 1} is not a mapping (got ${Array.isArray(value) ? 'a list' : typeof value})`);
-    }
-  });
-  return values;
-}
+import { DocumentError } from '../client/documentError';
 
 /** `k=v` (from --from-literal / --from-file) -> [k, v]; the key must be non-empty. */
 export function splitKeyValue(pair: string, flag: string): [string, string] {

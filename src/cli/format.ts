@@ -2,10 +2,20 @@
  * How mcpctl shows things: tables for people, JSON/YAML for scripts. Pure
  * functions of their input (and `now`), so they are unit-tested.
  */
-import YAML from 'yaml';
+import type YAMLModule from 'yaml';
 import type { InstanceView } from '../contracts/instance';
 import type { ServerResource } from '../contracts/api';
-import type { SecretInfo } from './client';
+import type { SecretInfo } from '../client/mcpdClient';
+
+/**
+ * yaml is loaded on first use: it takes longer to load than a whole `get servers`
+ * round trip, and tables never need it. (A dynamic import() would make every
+ * renderer async.)
+ */
+function yaml(): typeof YAMLModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('yaml') as typeof YAMLModule;
+}
 
 export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml';
 export const OUTPUT_FORMATS = ['wide', 'json', 'yaml'] as const;
@@ -127,7 +137,7 @@ export function secretColumns(wide: boolean): Columns<SecretInfo> {
 
 export function renderItems<T>(items: T[], columns: Columns<T>, format: OutputFormat, now: Date): string {
   if (format === 'json') return JSON.stringify({ items }, null, 2);
-  if (format === 'yaml') return YAML.stringify({ items }).trimEnd();
+  if (format === 'yaml') return yaml().stringify({ items }).trimEnd();
   return renderTable(
     columns.headers,
     items.map((i) => columns.row(i, now)),
@@ -135,7 +145,7 @@ export function renderItems<T>(items: T[], columns: Columns<T>, format: OutputFo
 }
 
 export function renderObject(value: unknown, format: 'json' | 'yaml'): string {
-  return format === 'json' ? JSON.stringify(value, null, 2) : YAML.stringify(value).trimEnd();
+  return format === 'json' ? JSON.stringify(value, null, 2) : yaml().stringify(value).trimEnd();
 }
 
 function fields(pairs: [string, string][]): string {

@@ -4,16 +4,18 @@
  * Exit codes: 0 ok, 1 server/API error, 2 usage or invalid input, 3 not found,
  * 4 authentication. Errors are one line on stderr.
  */
+// What every command needs is imported here; the rest (yaml, zod through the
+// spec schema, child_process, the MCP SDK) is imported by the command that uses
+// it, so `mcpctl --help` and `mcpctl get servers` start in a few tens of ms.
+// tests/cli/unit.test.ts checks that these stay unloaded.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import YAML from 'yaml';
-import { describeFieldErrors, validateSpec } from '../contracts/spec';
-import { EXIT, McpdClient, McpdError, exitCodeForStatus, resolveConnection, type ExitCode } from './client';
-import { DocumentError, editBuffer, parseDocuments, splitKeyValue, stripComments } from './documents';
+import { EXIT, McpdClient, McpdError, exitCodeForStatus, resolveConnection, type ExitCode } from '../client/mcpdClient';
+import { DocumentError } from '../client/documentError';
+import { editBuffer, splitKeyValue, stripComments } from './documents';
 import {
   OUTPUT_FORMATS,
   describeInstance,
@@ -151,6 +153,8 @@ export function buildProgram(): Command {
     .requiredOption('-f, --filename <file...>', 'spec file(s); "-" reads stdin')
     .option('--no-start', 'only store the spec; do not start instances')
     .action(async (opts: { filename: string[]; start: boolean }) => {
+      const { parseDocuments } = await import('../client/specDocuments.js');
+      const { describeFieldErrors, validateSpec } = await import('../contracts/spec.js');
       const specs: { spec: unknown; where: string }[] = [];
       for (const file of opts.filename) {
         let text: string;
@@ -258,11 +262,14 @@ export function buildProgram(): Command {
     .description('Set a server\'s number of replicas')
     .argument('<resource>', 'server')
     .argument('<name>', 'server name')
-    .requiredOption('--replicas <n>', 'number of replicas (0-100)')
+    .requiredOption('--replicas <n>', 'number of replicas (0-100, as the spec allows)')
     .action(async (resource: string, name: string, opts: { replicas: string }) => {
       kindOf(resource, ['server']);
+      const { REPLICAS, replicasSchema } = await import('../contracts/spec.js');
       const replicas = Number(opts.replicas);
-      if (!/^\d+$/.test(opts.replicas) || replicas > 100) throw usage(`--replicas must be an integer from 0 to 100, got "${opts.replicas}"`);
+      if (!/^\d+$/.test(opts.replicas) || !replicasSchema.safeParse(replicas).success) {
+        throw usage(`--replicas must be an integer from ${REPLICAS.min} to ${REPLICAS.max}, got "${opts.replicas}"`);
+      }
       await client().scaleServer(name, replicas);
       print(`server/${name} scaled to ${replicas}`);
     });
@@ -298,7 +305,7 @@ export function buildProgram(): Command {
       process.once('SIGINT', () => abort.abort());
       const body = await client().instanceLogs(id, { follow: opts.follow, tail: opts.tail === 'all' ? 'all' : Number(opts.tail), signal: abort.signal });
       try {
-        for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+        for await (const chunk of body) process.stdout.write(chunk as Buffer);
       } catch (err) {
         if (!abort.signal.aborted) throw new McpdError(`log stream broke: ${(err as Error).message}`, EXIT.error);
       }
@@ -353,6 +360,7 @@ export function buildProgram(): Command {
  */
 async function watch<T>(initial: T[], fetchItems: () => Promise<T[]>, columns: Columns<T>, format: OutputFormat): Promise<void> {
   const structured = format === 'json' || format === 'yaml';
+  const YAML = format === 'yaml' ? (await import('yaml')).default : undefined;
   const lastSeen = new Map<string, { fingerprint: string; item: T }>();
   let widths: number[] = [];
   const line = (cells: string[]) => cells.map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i] ?? c.length) : c)).join('   ').trimEnd();
@@ -370,7 +378,7 @@ async function watch<T>(initial: T[], fetchItems: () => Promise<T[]>, columns: C
     const gone = [...lastSeen.entries()].filter(([key]) => !present.has(key)).map(([key, { item }]) => ({ key, item }));
     for (const { key } of gone) lastSeen.delete(key);
     if (structured) {
-      const out = (value: unknown) => print(format === 'json' ? JSON.stringify(value) : `---\n${YAML.stringify(value).trimEnd()}`);
+      const out = (value: unknown) => print(YAML ? `---\n${YAML.stringify(value).trimEnd()}` : JSON.stringify(value));
       for (const item of changed) out(item);
       for (const { item } of gone) out({ deleted: true, item });
       return;
@@ -396,6 +404,8 @@ async function watch<T>(initial: T[], fetchItems: () => Promise<T[]>, columns: C
 }
 
 async function editServer(c: McpdClient, name: string): Promise<void> {
+  const { default: YAML } = await import('yaml');
+  const { spawnSync } = await import('node:child_process');
   const current = await c.getServer(name);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpctl-edit-'));
   const file = path.join(dir, `${name}.yaml`);
@@ -436,6 +446,8 @@ async function editServer(c: McpdClient, name: string): Promise<void> {
 
 /** null when applied; otherwise the problem, to show at the top of the reopened file. */
 async function tryApplyEdited(c: McpdClient, name: string, content: string): Promise<string | null> {
+  const { parseDocuments } = await import('../client/specDocuments.js');
+  const { describeFieldErrors, validateSpec } = await import('../contracts/spec.js');
   let docs: unknown[];
   try {
     docs = parseDocuments(content, 'edited spec');

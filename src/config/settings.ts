@@ -1,9 +1,12 @@
 /**
  * Where mcpd finds its parts. Every address can come from the environment, so an
  * existing Temporal cluster, OpenBao or Docker engine wins over the embedded ones.
+ * The environment is checked with one zod schema; a bad value stops mcpd with one
+ * line naming the variable (values of token variables are never repeated).
  */
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 
 export interface Settings {
   dataDir: string;
@@ -25,22 +28,86 @@ export interface Settings {
   logLevel: string;
 }
 
+export const ROLES = ['api', 'gateway', 'worker'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** An unset or empty variable takes the default. */
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
+
+const text = z.string().regex(/^\S+$/, 'must not be empty or contain spaces');
+
+const port = z.string().transform((raw, ctx) => {
+  const n = Number(raw);
+  if (/^\d+$/.test(raw) && n >= 1 && n <= 65_535) return n;
+  ctx.addIssue({ code: 'custom', message: `must be a port number 1-65535, got "${raw}"` });
+  return z.NEVER;
+});
+
+const roles = z.string().transform((raw, ctx) => {
+  const names = raw.split(',').map((r) => r.trim()).filter(Boolean);
+  const unknown = names.filter((r) => !(ROLES as readonly string[]).includes(r));
+  if (unknown.length || names.length === 0) {
+    ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of ${ROLES.join(', ')}, got "${raw}"` });
+    return z.NEVER;
+  }
+  return { api: names.includes('api'), gateway: names.includes('gateway'), worker: names.includes('worker') };
+});
+
+const httpUrl = z.string().refine((raw) => /^https?:\/\/\S+$/.test(raw) && URL.canParse(raw), {
+  error: (issue) => `must be an http:// or https:// URL, got "${String(issue.input)}"`,
+});
+
+const logLevel = z.string().refine((raw) => (LOG_LEVELS as readonly string[]).includes(raw), {
+  error: (issue) => `must be one of ${LOG_LEVELS.join(', ')}, got "${String(issue.input)}"`,
+});
+
+/** Every variable mcpd reads, by its name. */
+export const environmentSchema = z.object({
+  MCPD_DATA_DIR: optional(z.string()),
+  TEMPORAL_ADDRESS: optional(text),
+  TEMPORAL_NAMESPACE: optional(text),
+  BAO_ADDR: optional(httpUrl),
+  VAULT_ADDR: optional(httpUrl),
+  // Tokens are only passed on: never validated, so never quoted in an error.
+  BAO_TOKEN: optional(z.string()),
+  VAULT_TOKEN: optional(z.string()),
+  MCPD_SECRETS_MOUNT: optional(text),
+  MCPD_SECRETS_PREFIX: optional(text),
+  MCPD_DOCKER_SOCKET: optional(text),
+  MCPD_HOST: optional(text),
+  MCPD_PORT: optional(port),
+  MCPD_NODE: optional(text),
+  MCPD_ROLES: optional(roles),
+  MCPD_LOG_LEVEL: optional(logLevel),
+});
+
+export class SettingsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SettingsError';
+  }
+}
+
+/** The settings from the environment; throws a SettingsError whose one-line message names every bad variable. */
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
-  const dataDir = path.resolve(env.MCPD_DATA_DIR ?? '.data');
-  const roles = (env.MCPD_ROLES ?? 'api,gateway,worker').split(',').map((r) => r.trim());
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new SettingsError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
+  }
+  const e = parsed.data;
   return {
-    dataDir,
-    temporalAddress: env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
-    temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'default',
-    baoAddress: env.BAO_ADDR ?? env.VAULT_ADDR ?? 'http://127.0.0.1:8200',
-    baoToken: env.BAO_TOKEN ?? env.VAULT_TOKEN,
-    secretsMount: env.MCPD_SECRETS_MOUNT ?? 'secret',
-    secretsPrefix: env.MCPD_SECRETS_PREFIX ?? 'mcpd',
-    dockerSocket: env.MCPD_DOCKER_SOCKET,
-    apiHost: env.MCPD_HOST ?? '127.0.0.1',
-    apiPort: Number(env.MCPD_PORT ?? 7400),
-    node: env.MCPD_NODE ?? os.hostname(),
-    roles: { api: roles.includes('api'), gateway: roles.includes('gateway'), worker: roles.includes('worker') },
-    logLevel: env.MCPD_LOG_LEVEL ?? 'info',
+    dataDir: path.resolve(e.MCPD_DATA_DIR ?? '.data'),
+    temporalAddress: e.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
+    temporalNamespace: e.TEMPORAL_NAMESPACE ?? 'default',
+    baoAddress: e.BAO_ADDR ?? e.VAULT_ADDR ?? 'http://127.0.0.1:8200',
+    baoToken: e.BAO_TOKEN ?? e.VAULT_TOKEN,
+    secretsMount: e.MCPD_SECRETS_MOUNT ?? 'secret',
+    secretsPrefix: e.MCPD_SECRETS_PREFIX ?? 'mcpd',
+    dockerSocket: e.MCPD_DOCKER_SOCKET,
+    apiHost: e.MCPD_HOST ?? '127.0.0.1',
+    apiPort: e.MCPD_PORT ?? 7400,
+    node: e.MCPD_NODE ?? os.hostname(),
+    roles: e.MCPD_ROLES ?? { api: true, gateway: true, worker: true },
+    logLevel: e.MCPD_LOG_LEVEL ?? 'info',
   };
 }

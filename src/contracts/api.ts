@@ -1,8 +1,183 @@
 /**
- * Resources of the REST API that are not workflow views: what mcpctl and other
- * clients receive.
+ * The REST API's contract: what every request may carry (path parameters, query
+ * strings, bodies) and what every response holds, as zod schemas. The API
+ * validates requests with these schemas and generates its OpenAPI document from
+ * them (src/api/openapi.ts), so the document and the checks cannot drift.
+ * Clients that only need the types import them with `import type` and load no zod.
  */
+import { z } from 'zod';
+import type { HealthStatus, InstanceStatus, InstanceView } from './instance';
 import type { ServerView } from './messages';
+import { mcpServerSpecSchema, replicasSchema, secretNameSchema, serverNameSchema, SERVER_NAME_PATTERN } from './spec';
+
+/** True only when A and B are the same type; used below so a schema cannot drift from the interface it describes. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+function sameShape<_T extends true>(): void {}
+
+// ---- vocabularies ----------------------------------------------------------------
+
+export const INSTANCE_STATUSES = ['PENDING', 'STARTING', 'RUNNING', 'ERROR', 'STOPPING', 'STOPPED'] as const satisfies readonly InstanceStatus[];
+export const HEALTH_STATUSES = ['unknown', 'healthy', 'degraded', 'unhealthy'] as const satisfies readonly HealthStatus[];
+sameShape<Same<(typeof INSTANCE_STATUSES)[number], InstanceStatus>>();
+sameShape<Same<(typeof HEALTH_STATUSES)[number], HealthStatus>>();
+
+// ---- path parameters ------------------------------------------------------------------
+
+const INSTANCE_ID_PATTERN = /^mcp-instance:([a-z0-9-]+):(\d+)$/;
+const SHORT_INSTANCE_ID_PATTERN = /^([a-z0-9-]+):(\d+)$/;
+
+/**
+ * An instance id in a URL: the full id (`mcp-instance:gitea:0`) or the short
+ * form people type (`gitea:0`); parsed to the full id.
+ */
+export const instanceIdSchema = z
+  .string()
+  .transform((raw, ctx) => {
+    if (INSTANCE_ID_PATTERN.test(raw)) return raw;
+    const short = SHORT_INSTANCE_ID_PATTERN.exec(raw);
+    if (short) return `mcp-instance:${short[1]}:${Number(short[2])}`;
+    ctx.addIssue({ code: 'custom', message: 'must be an instance id: mcp-instance:<server>:<ordinal> or <server>:<ordinal>' });
+    return z.NEVER;
+  })
+  .meta({ description: 'Instance id, `mcp-instance:<server>:<ordinal>` (URL-encoded) or the short form `<server>:<ordinal>`.' });
+
+export const serverPathSchema = z.object({ name: serverNameSchema });
+export const secretPathSchema = z.object({ name: secretNameSchema });
+export const instancePathSchema = z.object({ id: instanceIdSchema });
+
+// ---- query strings -------------------------------------------------------------
+
+/**
+ * One query-string value. express hands a repeated parameter over as an array,
+ * which is refused; an empty value counts as absent.
+ */
+const queryValue = z
+  .string({ error: (issue) => (Array.isArray(issue.input) ? 'must be given once' : 'must be a string') })
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+/** A query flag: present as "true", "1" or empty (`?follow`) means on. */
+function queryFlag(description: string) {
+  return z
+    .string({ error: 'must be given once' })
+    .optional()
+    .transform((v) => v === 'true' || v === '1' || v === '')
+    .meta({ description, override: { type: 'boolean' } });
+}
+
+/** `?server=&status=&health=&all=` of GET /instances; status and health in any case. */
+export const instanceFiltersSchema = z.object({
+  server: queryValue
+    .refine((v) => v === undefined || SERVER_NAME_PATTERN.test(v), { error: 'must be a server name' })
+    .meta({ description: 'Only instances of this server', pattern: SERVER_NAME_PATTERN.source }),
+  status: queryValue
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      const upper = v.toUpperCase() as InstanceStatus;
+      if (INSTANCE_STATUSES.includes(upper)) return upper;
+      ctx.addIssue({ code: 'custom', message: `must be one of ${INSTANCE_STATUSES.join(', ')}` });
+      return z.NEVER;
+    })
+    .meta({ enum: [...INSTANCE_STATUSES], description: 'Only instances in this status (any case)' }),
+  health: queryValue
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      const lower = v.toLowerCase() as HealthStatus;
+      if (HEALTH_STATUSES.includes(lower)) return lower;
+      ctx.addIssue({ code: 'custom', message: `must be one of ${HEALTH_STATUSES.join(', ')}` });
+      return z.NEVER;
+    })
+    .meta({ enum: [...HEALTH_STATUSES], description: 'Only instances with this health (any case)' }),
+  all: queryValue
+    .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1'))
+    .meta({ description: 'Include ended instances', override: { type: 'boolean' } }),
+});
+export type InstanceFilters = { [K in keyof z.output<typeof instanceFiltersSchema>]?: Exclude<z.output<typeof instanceFiltersSchema>[K], undefined> };
+
+export const DEFAULT_LOG_TAIL = 200;
+
+/** `?tail=&follow=&timestamps=` of GET /instances/:id/logs. */
+export const logQuerySchema = z.object({
+  tail: z
+    .string({ error: 'must be a non-negative integer or "all"' })
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return DEFAULT_LOG_TAIL;
+      if (v === 'all') return undefined;
+      if (/^\d+$/.test(v)) return Number(v);
+      ctx.addIssue({ code: 'custom', message: 'must be a non-negative integer or "all"' });
+      return z.NEVER;
+    })
+    .meta({
+      description: 'Lines from the end, or "all"',
+      override: ({ jsonSchema }) => {
+        delete jsonSchema.type;
+        Object.assign(jsonSchema, { oneOf: [{ type: 'integer', minimum: 0 }, { const: 'all' }], default: DEFAULT_LOG_TAIL });
+      },
+    }),
+  follow: queryFlag('Stream until the client disconnects'),
+  timestamps: queryFlag('Prefix each line with its time'),
+});
+export type LogOptions = z.output<typeof logQuerySchema>;
+
+// ---- request bodies ------------------------------------------------------------------
+
+export const scaleRequestSchema = z.object({ replicas: replicasSchema }).meta({ id: 'ScaleRequest' });
+
+const SECRET_KEY_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+/** `{ "data": { "key": "value" } }`; values are write-only and never echoed in an error. */
+export const secretBodySchema = z
+  .strictObject({
+    data: z
+      .record(z.string().regex(SECRET_KEY_PATTERN, 'key must be 1-128 letters, digits, ".", "_" or "-"'), z.string({ error: 'must be a string' }), {
+        error: 'must be an object of string values',
+      })
+      .refine((data) => Object.keys(data).length > 0, { error: 'must not be empty' }),
+  })
+  .meta({ id: 'SecretWrite' });
+
+// ---- responses ------------------------------------------------------------------
+
+/** ISO-8601 times as the workflows write them (not re-validated: the API only relays them). */
+const isoTime = z.string().meta({ format: 'date-time' });
+const nullableTime = isoTime.nullable();
+
+export const instanceEventSchema = z.object({ at: isoTime, type: z.string(), message: z.string() }).meta({ id: 'InstanceEvent' });
+
+export const instanceViewSchema = z
+  .object({
+    id: z.string(),
+    server: z.string(),
+    ordinal: z.int(),
+    status: z.enum(INSTANCE_STATUSES),
+    health: z.enum(HEALTH_STATUSES),
+    containerId: z.string().nullable(),
+    attemptCount: z.int(),
+    lastAttemptAt: nullableTime,
+    nextRetryAt: nullableTime,
+    error: z.string().nullable(),
+    healthReason: z.string().nullable(),
+    runningSince: nullableTime,
+    events: z.array(instanceEventSchema).max(50),
+  })
+  .meta({ id: 'Instance' });
+sameShape<Same<z.output<typeof instanceViewSchema>, InstanceView>>();
+
+export const serverResourceSchema = z
+  .object({
+    name: z.string(),
+    spec: mcpServerSpecSchema,
+    running: z.boolean(),
+    instances: z.array(z.string()).meta({ description: 'Instance workflow ids the server wants.' }),
+    specVersion: z.int(),
+    rollout: z
+      .object({ inProgress: z.boolean(), updated: z.int(), total: z.int(), error: z.string().nullable().optional() })
+      .nullable(),
+    createdAt: nullableTime,
+    readyReplicas: z.int().meta({ description: 'Instances RUNNING and healthy.' }),
+  })
+  .meta({ id: 'Server' });
+sameShape<Same<Omit<z.output<typeof serverResourceSchema>, 'createdAt' | 'readyReplicas'>, ServerView>>();
 
 /** What the API returns for a server: the workflow's view plus what visibility knows. */
 export interface ServerResource extends ServerView {
@@ -10,5 +185,27 @@ export interface ServerResource extends ServerView {
   /** Instances that are RUNNING and healthy, as visibility last saw them. */
   readyReplicas: number;
 }
+sameShape<Same<z.output<typeof serverResourceSchema>, ServerResource>>();
 
-export type ApplyOutcome = 'created' | 'configured' | 'unchanged';
+export const APPLY_OUTCOMES = ['created', 'configured', 'unchanged'] as const;
+export type ApplyOutcome = (typeof APPLY_OUTCOMES)[number];
+export const appliedServerSchema = serverResourceSchema.extend({ outcome: z.enum(APPLY_OUTCOMES) }).meta({ id: 'AppliedServer' });
+
+export const secretSummarySchema = z
+  .object({ name: z.string(), keys: z.array(z.string()), version: z.int(), updatedAt: nullableTime })
+  .meta({ id: 'SecretSummary', description: 'Names and keys only: values are never returned.' });
+
+export const instanceIdsSchema = z.object({ name: z.string(), instances: z.array(z.string()) });
+export const deletedServerSchema = instanceIdsSchema.extend({ deleted: z.literal(true) });
+export const runningServerSchema = instanceIdsSchema.extend({ running: z.boolean() });
+export const signalledSchema = z.object({ id: z.string(), signal: z.enum(['forceRetry', 'restart']) });
+export const deletedSecretSchema = z.object({ name: z.string(), deleted: z.literal(true) });
+export const listOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
+export const instanceEventsSchema = z.object({ id: z.string(), items: z.array(instanceEventSchema) });
+
+export const errorSchema = z
+  .object({
+    error: z.string(),
+    details: z.unknown().optional().meta({ description: 'For validation errors: [{field, message}] naming every bad field.' }),
+  })
+  .meta({ id: 'Error' });

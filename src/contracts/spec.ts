@@ -10,8 +10,24 @@ const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Secret names map to OpenBao KV v2 paths under the mcpd prefix. */
 export const SECRET_NAME_PATTERN = /^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$/;
 
+/** How many replicas a server may ask for; the spec, the scale request and mcpctl all use these bounds. */
+export const REPLICAS = { min: 0, max: 100 } as const;
+const REPLICAS_MESSAGE = `must be an integer from ${REPLICAS.min} to ${REPLICAS.max}`;
+export const replicasSchema = z
+  .number({ error: REPLICAS_MESSAGE })
+  .int({ error: REPLICAS_MESSAGE })
+  .min(REPLICAS.min, { error: REPLICAS_MESSAGE })
+  .max(REPLICAS.max, { error: REPLICAS_MESSAGE });
+
+export const serverNameSchema = z
+  .string()
+  .regex(SERVER_NAME_PATTERN, 'must be 1-40 lowercase letters, digits or "-", starting and ending with a letter or digit');
+export const secretNameSchema = z
+  .string()
+  .regex(SECRET_NAME_PATTERN, 'must be 1-64 lowercase letters, digits, ".", "_" or "-", starting and ending with a letter or digit');
+
 export const secretRefSchema = z.strictObject({
-  name: z.string().regex(SECRET_NAME_PATTERN, 'must be a secret name: lowercase letters, digits, ".", "_" or "-"'),
+  name: secretNameSchema,
   key: z.string().min(1, 'must not be empty'),
 });
 
@@ -51,7 +67,7 @@ export const resourcesSchema = z.strictObject({
 
 export const mcpServerSpecSchema = z
   .strictObject({
-    name: z.string().regex(SERVER_NAME_PATTERN, 'must be 1-40 lowercase letters, digits or "-", starting and ending with a letter or digit'),
+    name: serverNameSchema,
     image: z.string().min(1).optional(),
     packageName: z.string().min(1).optional(),
     command: z.array(z.string()).min(1).optional(),
@@ -60,7 +76,7 @@ export const mcpServerSpecSchema = z
     port: z.number().int().min(1).max(65_535).optional(),
     /** Path of the MCP endpoint for http/sse servers. */
     path: z.string().startsWith('/').optional(),
-    replicas: z.number().int().min(0).max(100).default(1),
+    replicas: replicasSchema.default(1),
     env: z.array(envEntrySchema).default([]),
     healthCheck: healthCheckSchema.optional(),
     retry: retrySchema.default(retrySchema.parse({})),
@@ -79,7 +95,8 @@ export const mcpServerSpecSchema = z
       if (seen.has(e.name)) ctx.addIssue({ code: 'custom', path: ['env', i, 'name'], message: `duplicates "${e.name}"` });
       seen.add(e.name);
     });
-  });
+  })
+  .meta({ id: 'McpServerSpec' });
 
 export type McpServerSpec = z.output<typeof mcpServerSpecSchema>;
 export type McpServerSpecInput = z.input<typeof mcpServerSpecSchema>;
@@ -95,16 +112,22 @@ export interface FieldError {
 
 export type SpecValidation = { ok: true; spec: McpServerSpec } | { ok: false; errors: FieldError[] };
 
+/**
+ * The fields a zod error names, one entry per problem; an unknown key of a
+ * strict object gets its own entry. Messages never quote the rejected value.
+ */
+export function fieldErrorsOf(error: z.ZodError): FieldError[] {
+  const at = (path: PropertyKey[]) => (path.length ? path.map(String).join('.') : '(root)');
+  return error.issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ field: at([...issue.path, key]), message: 'is not a known field' }))
+      : [{ field: at(issue.path), message: issue.message }],
+  );
+}
+
 export function validateSpec(input: unknown): SpecValidation {
   const result = mcpServerSpecSchema.safeParse(input);
-  if (result.success) return { ok: true, spec: result.data };
-  return {
-    ok: false,
-    errors: result.error.issues.map((issue) => ({
-      field: issue.path.length ? issue.path.join('.') : '(root)',
-      message: issue.message,
-    })),
-  };
+  return result.success ? { ok: true, spec: result.data } : { ok: false, errors: fieldErrorsOf(result.error) };
 }
 
 /** One line naming every bad field, for CLI output and error messages. */

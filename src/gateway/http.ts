@@ -1,15 +1,26 @@
 /**
  * The HTTP face of the gateway: Streamable HTTP on POST/GET/DELETE /mcp (the
  * aggregate, an SDK Server per session) and /mcp/servers/:name (one server,
- * transparent). This module validates what arrives (headers, size, JSON, JSON-RPC
- * shape, session) with the statuses and JSON-RPC codes the MCP spec and the SDK
- * use, then hands messages to the session's HttpSessionTransport.
+ * transparent). This module validates what arrives (headers, size, JSON, session,
+ * and every JSON-RPC frame and client request's params with the SDK's own
+ * schemas) with the statuses and JSON-RPC codes the MCP spec and the SDK use,
+ * then hands messages to the session's HttpSessionTransport.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type express from 'express';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ClientRequestSchema,
+  ErrorCode,
+  JSONRPCErrorResponseSchema,
+  JSONRPCNotificationSchema,
+  JSONRPCRequestSchema,
+  JSONRPCResultResponseSchema,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type JSONRPCMessage,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { AggregateCatalog, createAggregateServer } from './aggregate';
 import type { Gateway } from './gateway';
 import { HttpSessionTransport } from './httpTransport';
@@ -56,13 +67,64 @@ function sendError(res: ServerResponse, status: number, code: number, message: s
   res.end(body);
 }
 
-function isMessage(value: unknown): value is Message {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+/** A zod error as one line: the first few bad fields with what is wrong with each. */
+function describeIssues(issues: readonly { path: PropertyKey[]; message: string }[]): string {
+  const shown = issues.slice(0, 3).map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(message)'}: ${issue.message}`);
+  return `${shown.join('; ')}${issues.length > 3 ? `; and ${issues.length - 3} more` : ''}`.replace(/\s+/g, ' ');
+}
+
+/**
+ * Null for a valid JSON-RPC 2.0 message (the SDK's schemas), else what is wrong
+ * with it, naming the field. The kind it looks like (request, notification,
+ * result, error) picks the schema, so the reason is about that kind.
+ */
+function frameProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'a message must be a JSON object';
   const m = value as Message;
-  if (m.jsonrpc !== '2.0') return false;
-  const validId = typeof m.id === 'string' || typeof m.id === 'number';
-  if (typeof m.method === 'string') return m.id === undefined || validId;
-  return (validId || m.id === null) && (m.result !== undefined || m.error !== undefined);
+  const schema =
+    m.method !== undefined
+      ? m.id !== undefined
+        ? JSONRPCRequestSchema
+        : JSONRPCNotificationSchema
+      : m.error !== undefined
+        ? JSONRPCErrorResponseSchema
+        : JSONRPCResultResponseSchema;
+  const parsed = schema.safeParse(value);
+  return parsed.success ? null : describeIssues(parsed.error.issues);
+}
+
+/** The SDK's schema of each request a client may send, by method. */
+const CLIENT_REQUESTS = new Map<string, (typeof ClientRequestSchema.options)[number]>(
+  ClientRequestSchema.options.map((schema) => [schema.shape.method.value, schema]),
+);
+
+/**
+ * The -32602 reply to a client request whose params do not match the SDK's
+ * schema for its method, with a one-line message naming the bad field; null
+ * when they match, or for a method the SDK does not know (the upstream decides).
+ */
+export function invalidParamsReply(message: JSONRPCMessage): JSONRPCMessage | null {
+  const m = message as Message;
+  if (typeof m.method !== 'string' || m.id === undefined || m.id === null) return null;
+  const schema = CLIENT_REQUESTS.get(m.method);
+  if (!schema) return null;
+  const parsed = schema.safeParse(message);
+  if (parsed.success) return null;
+  return {
+    jsonrpc: '2.0',
+    id: m.id as string | number,
+    error: { code: ErrorCode.InvalidParams, message: `Invalid params for ${m.method}: ${describeIssues(parsed.error.issues)}` },
+  };
+}
+
+/** Puts the params check in front of whatever handles the session's messages. */
+function checkParamsBefore(transport: Transport): void {
+  const deliver = transport.onmessage;
+  transport.onmessage = (message, extra) => {
+    const reply = invalidParamsReply(message);
+    if (reply) void transport.send(reply).catch(() => undefined);
+    else deliver?.(message, extra);
+  };
 }
 
 function readBody(req: IncomingMessage & { body?: unknown }, limit: number): Promise<unknown> {
@@ -186,11 +248,15 @@ export class GatewayHttp {
     }
     const body = await readBody(req, this.maxBodyBytes);
     const batch = Array.isArray(body);
-    const messages = batch ? (body as unknown[]) : [body];
-    if (messages.length === 0 || messages.length > MAX_BATCH) {
+    const received = batch ? (body as unknown[]) : [body];
+    if (received.length === 0 || received.length > MAX_BATCH) {
       throw new HttpError(400, -32600, `Invalid Request: a batch must hold 1 to ${MAX_BATCH} messages`);
     }
-    if (!messages.every(isMessage)) throw new HttpError(400, -32600, 'Invalid Request: not a JSON-RPC 2.0 message');
+    for (const message of received) {
+      const problem = frameProblem(message);
+      if (problem) throw new HttpError(400, ErrorCode.InvalidRequest, `Invalid Request: not a JSON-RPC 2.0 message: ${problem}`);
+    }
+    const messages = received as Message[];
     const initialize = messages.some((m) => m.method === 'initialize');
 
     if (session) {
@@ -220,6 +286,7 @@ export class GatewayHttp {
         this.gateway.router.forgetSession(transport.sessionId);
       };
       await aggregate.connect(transport);
+      checkParamsBefore(transport);
     } else {
       const passthrough = new PassthroughSession(this.gateway, route, transport, transport.sessionId);
       transport.onclose = () => {
@@ -227,6 +294,7 @@ export class GatewayHttp {
         this.sessions.delete(transport.sessionId);
       };
       passthrough.start();
+      checkParamsBefore(transport);
     }
     return session;
   }

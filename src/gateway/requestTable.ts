@@ -59,8 +59,3 @@ export function withProgressToken(
   }
   return { ...(params ?? {}), _meta: { ...(meta ?? {}), progressToken: token } };
 }
-
-export function progressTokenOf(params: Record<string, unknown> | undefined): JsonRpcId | undefined {
-  const token = (params?._meta as Record<string, unknown> | undefined)?.progressToken;
-  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
-}

@@ -128,6 +128,34 @@ describe('api: REST against a real mcpd', function () {
       assert.equal(scale.status, 400);
       assert.equal(scale.json.details[0].field, 'replicas');
     });
+
+    it('every 400 names the bad path parameter, query parameter or body field as {field, message}', async () => {
+      const cases: [string, string, unknown, string][] = [
+        ['GET', '/api/v1/servers/Not_A_Name', undefined, 'name'],
+        ['GET', '/api/v1/secrets/Bad%20Name', undefined, 'name'],
+        ['GET', '/api/v1/instances/gitea', undefined, 'id'],
+        ['GET', '/api/v1/instances?server=a&server=b', undefined, 'server'],
+        ['GET', '/api/v1/instances?health=fine', undefined, 'health'],
+        ['GET', '/api/v1/instances/t-h4-nope:0/logs?tail=-1', undefined, 'tail'],
+        ['POST', '/api/v1/servers/t-h4-nope/scale', { replicas: 101 }, 'replicas'],
+        ['PUT', '/api/v1/secrets/t-h4-any', { data: {} }, 'data'],
+        ['PUT', '/api/v1/secrets/t-h4-any', { data: { a: 'b' }, value: 'c' }, 'value'],
+      ];
+      for (const [method, p, body, field] of cases) {
+        const res = await call(method, p, body);
+        assert.equal(res.status, 400, `${method} ${p}: ${res.text}`);
+        assert.equal(typeof res.json.error, 'string');
+        assert.ok(Array.isArray(res.json.details), `${method} ${p}: details is a list`);
+        assert.deepEqual(Object.keys(res.json.details[0]).sort(), ['field', 'message']);
+        assert.equal(res.json.details[0].field, field, `${method} ${p}`);
+      }
+    });
+
+    it('serves the OpenAPI document generated from the same schemas', async () => {
+      const doc = (await call('GET', '/api/v1/openapi.json', undefined, { token: null })).json;
+      assert.equal(doc.components.schemas.ScaleRequest.properties.replicas.maximum, 100);
+      assert.equal(doc.paths['/api/v1/servers/{name}'].put.requestBody.content['application/json'].schema.$ref, '#/components/schemas/McpServerSpec');
+    });
   });
 
   describe('servers and instances', () => {

@@ -7,14 +7,18 @@ import express from 'express';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { apiTokenPath, bearerAuth, ensureApiToken, tokenMatches } from '../../src/api/auth';
 import { ApiError, toApiError } from '../../src/api/errors';
-import { normalizeInstanceId } from '../../src/api/instances';
-import { parseLogOptions } from '../../src/api/logs';
 import { buildOpenApiDocument } from '../../src/api/openapi';
-import { parseSecretBody } from '../../src/api/secrets';
 import { parseSpecBody } from '../../src/api/servers';
+import { normalizeInstanceId, parseWith } from '../../src/api/validation';
+import { INSTANCE_STATUSES, instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySchema } from '../../src/contracts/api';
+import { REPLICAS, SECRET_NAME_PATTERN } from '../../src/contracts/spec';
 import { listenInRange } from './stack';
 import { mapLimit } from '../../src/concurrency';
-import { instanceListQuery, parseInstanceFilters, quoteLiteral } from '../../src/api/visibility';
+import { instanceListQuery, quoteLiteral } from '../../src/api/visibility';
+
+const parseInstanceFilters = (query: unknown) => parseWith(instanceFiltersSchema, query, 'instance filter');
+const parseLogOptions = (query: unknown) => parseWith(logQuerySchema, query, 'log options');
+const parseSecretBody = (body: unknown) => parseWith(secretBodySchema, body, 'secret').data;
 
 function status(fn: () => unknown): { status: number; message: string; details: unknown } {
   try {
@@ -43,14 +47,17 @@ describe('api: visibility queries', () => {
   it('rejects filter values that are not a server name, status or health, naming the parameter', () => {
     assert.equal(status(() => parseInstanceFilters({ server: "x' OR 'a'='a" })).status, 400);
     const bad = status(() => parseInstanceFilters({ status: 'BROKEN' }));
-    assert.match(bad.message, /invalid status filter "BROKEN"/);
+    assert.match(bad.message, /^invalid instance filter: status: must be one of PENDING, /);
     assert.deepEqual((bad.details as { field: string }[])[0].field, 'status');
     assert.equal(status(() => parseInstanceFilters({ health: 'fine' })).status, 400);
-    assert.equal(status(() => parseInstanceFilters({ server: ['a', 'b'] })).status, 400);
+    const repeated = status(() => parseInstanceFilters({ server: ['a', 'b'] }));
+    assert.equal(repeated.status, 400);
+    assert.deepEqual(repeated.details, [{ field: 'server', message: 'must be given once' }]);
   });
 
   it('accepts status and health in any case', () => {
     assert.deepEqual(parseInstanceFilters({ status: 'running', health: 'HEALTHY', all: 'true' }), { status: 'RUNNING', health: 'healthy', all: true });
+    assert.deepEqual(parseInstanceFilters({ status: '' }).status, undefined, 'an empty value is no filter');
   });
 
   it('mapLimit keeps order and never runs more than the limit at once', async () => {
@@ -83,9 +90,18 @@ describe('api: request validation', () => {
     assert.match(err.message, /spec.name "other" does not match the URL name "demo"/);
   });
 
-  it('rejects a non-object body and a bad server name', () => {
-    assert.equal(status(() => parseSpecBody('demo', [1, 2])).status, 400);
-    assert.match(status(() => parseSpecBody('Bad_Name', { name: 'Bad_Name', image: 'x' })).message, /invalid server name/);
+  it('rejects a non-object body', () => {
+    const notObject = status(() => parseSpecBody('demo', [1, 2]));
+    assert.equal(notObject.status, 400);
+    assert.deepEqual((notObject.details as { field: string }[]).map((d) => d.field), ['(root)']);
+  });
+
+  it('scale takes an integer number of replicas within the spec bounds', () => {
+    assert.deepEqual(parseWith(scaleRequestSchema, { replicas: 3 }, 'scale request'), { replicas: 3 });
+    for (const replicas of [-1, 101, 1.5, '2', undefined]) {
+      const bad = status(() => parseWith(scaleRequestSchema, { replicas }, 'scale request'));
+      assert.deepEqual(bad.details, [{ field: 'replicas', message: 'must be an integer from 0 to 100' }], `replicas ${String(replicas)}`);
+    }
   });
 
   it('secret data must be a non-empty object of strings, and errors never echo a value', () => {
@@ -96,7 +112,9 @@ describe('api: request validation', () => {
     assert.doesNotMatch(JSON.stringify(notString), /12345678/);
     assert.equal(status(() => parseSecretBody({ data: {} })).status, 400);
     assert.equal(status(() => parseSecretBody({ data: 'x' })).status, 400);
-    assert.match(status(() => parseSecretBody({ data: { a: 'b' }, value: 'leak' })).message, /unknown field "value"/);
+    const unknown = status(() => parseSecretBody({ data: { a: 'b' }, value: 'leak' }));
+    assert.deepEqual(unknown.details, [{ field: 'value', message: 'is not a known field' }]);
+    assert.doesNotMatch(JSON.stringify(unknown), /leak/);
     const badKey = status(() => parseSecretBody({ data: { 'bad key': 'hunter2' } }));
     assert.doesNotMatch(JSON.stringify(badKey), /hunter2/);
   });
@@ -104,13 +122,18 @@ describe('api: request validation', () => {
   it('accepts full and short instance ids, rejects others', () => {
     assert.equal(normalizeInstanceId('mcp-instance:gitea:0'), 'mcp-instance:gitea:0');
     assert.equal(normalizeInstanceId('gitea:2'), 'mcp-instance:gitea:2');
-    assert.equal(status(() => normalizeInstanceId('gitea')).status, 400);
+    const bad = status(() => normalizeInstanceId('gitea'));
+    assert.equal(bad.status, 400);
+    assert.match(bad.message, /^invalid instance id "gitea": id: must be an instance id/);
   });
 
   it('log options: tail number or "all", follow flag', () => {
     assert.deepEqual(parseLogOptions({}), { tail: 200, follow: false, timestamps: false });
     assert.deepEqual(parseLogOptions({ tail: 'all', follow: 'true' }), { tail: undefined, follow: true, timestamps: false });
-    assert.equal(status(() => parseLogOptions({ tail: '-3' })).status, 400);
+    assert.deepEqual(parseLogOptions({ tail: '5', timestamps: '' }), { tail: 5, follow: false, timestamps: true });
+    const bad = status(() => parseLogOptions({ tail: '-3' }));
+    assert.equal(bad.status, 400);
+    assert.deepEqual(bad.details, [{ field: 'tail', message: 'must be a non-negative integer or "all"' }]);
   });
 });
 
@@ -155,6 +178,22 @@ describe('api: OpenAPI document', () => {
       assert.ok(routes.includes(route), `missing ${route}`);
     }
     assert.ok(doc.components.schemas.McpServerSpec.properties.healthCheck, 'spec schema has healthCheck');
+  });
+
+  it('is generated from the schemas the routes validate with', () => {
+    const doc = buildOpenApiDocument() as { paths: Record<string, Record<string, any>>; components: { schemas: Record<string, any> } };
+    const { replicas } = doc.components.schemas.ScaleRequest.properties;
+    assert.deepEqual([replicas.minimum, replicas.maximum], [REPLICAS.min, REPLICAS.max]);
+    assert.deepEqual(doc.components.schemas.McpServerSpec.properties.replicas.maximum, REPLICAS.max);
+    const filters = doc.paths['/api/v1/instances'].get.parameters as { name: string; in: string; schema: { enum?: string[] } }[];
+    assert.deepEqual(filters.map((p) => `${p.in}:${p.name}`), ['query:server', 'query:status', 'query:health', 'query:all']);
+    assert.deepEqual(filters[1].schema.enum, [...INSTANCE_STATUSES]);
+    const logs = doc.paths['/api/v1/instances/{id}/logs'].get.parameters as { name: string }[];
+    assert.deepEqual(logs.map((p) => p.name), ['id', 'tail', 'follow', 'timestamps']);
+    const secret = doc.paths['/api/v1/secrets/{name}'];
+    assert.equal(secret.put.requestBody.content['application/json'].schema.$ref, '#/components/schemas/SecretWrite');
+    assert.equal(doc.components.schemas.SecretWrite.additionalProperties, false);
+    assert.equal(secret.get.parameters[0].schema.pattern, SECRET_NAME_PATTERN.source);
   });
 });
 

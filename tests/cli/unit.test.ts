@@ -1,12 +1,14 @@
 /** mcpctl's pure parts: formatting, documents, connection and exit codes. */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { InstanceView } from '../../src/contracts/instance';
 import type { ServerResource } from '../../src/contracts/api';
-import { EXIT, exitCodeForStatus, resolveConnection } from '../../src/cli/client';
-import { DocumentError, editBuffer, parseDocuments, splitKeyValue, stripComments } from '../../src/cli/documents';
+import { EXIT, exitCodeForStatus, resolveConnection } from '../../src/client/mcpdClient';
+import { editBuffer, splitKeyValue, stripComments } from '../../src/cli/documents';
+import { DocumentError, parseDocuments } from '../../src/client/specDocuments';
 import { describeInstance, describeServer, formatAge, formatUntil, instanceColumns, renderItems, renderTable, serverColumns } from '../../src/cli/format';
 
 const NOW = new Date('2026-01-01T12:00:00Z');
@@ -158,5 +160,27 @@ describe('cli: connection and exit codes', () => {
     assert.equal(exitCodeForStatus(400), EXIT.usage);
     assert.equal(exitCodeForStatus(409), EXIT.error);
     assert.equal(exitCodeForStatus(503), EXIT.error);
+  });
+});
+
+describe('mcpctl start-up', () => {
+  /** The package directories mcpctl loaded while running `args` (it cannot reach a server on port 1). */
+  function packagesLoadedBy(args: string[]): string[] {
+    const mcpctl = path.resolve(__dirname, '..', '..', 'src', 'cli', 'mcpctl.js');
+    const script = `require(${JSON.stringify(mcpctl)}).main(['node', 'mcpctl', ...${JSON.stringify(args)}]).then(() => {
+      const dirs = Object.keys(require.cache).map((f) => /node_modules\\/((@[^/]+\\/)?[^/]+)/.exec(f)?.[1]).filter(Boolean);
+      process.stderr.write(JSON.stringify([...new Set(dirs)]));
+    })`;
+    const run = spawnSync(process.execPath, ['-e', script], { env: { PATH: process.env.PATH, MCPD_URL: 'http://127.0.0.1:1', MCPD_TOKEN: 'x' }, encoding: 'utf8' });
+    const lastLine = run.stderr.trim().split('\n').pop() ?? '';
+    return JSON.parse(lastLine) as string[];
+  }
+
+  it('loads no yaml, zod, Temporal or MCP SDK for --help and get servers', () => {
+    for (const args of [['--help'], ['get', 'servers']]) {
+      const loaded = packagesLoadedBy(args);
+      assert.ok(loaded.includes('commander'), `the probe sees what mcpctl loads (${loaded.join(', ')})`);
+      assert.deepEqual(loaded.filter((p) => /^(yaml|zod|@temporalio\/.*|@modelcontextprotocol\/.*)$/.test(p)), [], `mcpctl ${args.join(' ')}`);
+    }
   });
 });

@@ -1,12 +1,14 @@
 /**
- * A small REST client for mcpd's API. It reads the server URL from --server /
+ * A small REST client for mcpd's API, used by mcpctl and by mcpd's own seeding
+ * of the examples (so the API never imports the CLI). It reads the server URL from --server /
  * MCPD_URL and the token from --token / MCPD_TOKEN / <data dir>/api-token, and
  * turns every failure into an McpdError carrying the exit code mcpctl uses.
  */
 import fs from 'node:fs';
+import http, { type IncomingMessage } from 'node:http';
 import path from 'node:path';
 import type { McpServerSpec } from '../contracts/spec';
-import type { InstanceEvent, InstanceView } from '../contracts/instance';
+import type { InstanceView } from '../contracts/instance';
 import type { ServerResource, ApplyOutcome } from '../contracts/api';
 import type { SecretSummary } from '../secrets/types';
 
@@ -97,7 +99,6 @@ export class McpdClient {
     return this.request<{ items: InstanceView[] }>('GET', `/instances${qs ? `?${qs}` : ''}`).then((r) => r.items);
   };
   getInstance = (id: string) => this.request<InstanceView>('GET', `/instances/${enc(id)}`);
-  instanceEvents = (id: string) => this.request<{ id: string; items: InstanceEvent[] }>('GET', `/instances/${enc(id)}/events`).then((r) => r.items);
   retryInstance = (id: string) => this.request<{ id: string }>('POST', `/instances/${enc(id)}/retry`);
   restartInstance = (id: string) => this.request<{ id: string }>('POST', `/instances/${enc(id)}/restart`);
   /** The container's stderr as a byte stream (follow keeps it open). */
@@ -105,9 +106,7 @@ export class McpdClient {
     const query = new URLSearchParams();
     if (options.follow) query.set('follow', 'true');
     if (options.tail !== undefined) query.set('tail', String(options.tail));
-    const res = await this.fetch('GET', `/instances/${enc(id)}/logs?${query}`, undefined, options.signal);
-    if (!res.body) throw new McpdError('mcpd sent no log body', EXIT.error);
-    return res.body;
+    return this.send('GET', `/instances/${enc(id)}/logs?${query}`, undefined, options.signal);
   };
 
   // ---- secrets
@@ -117,38 +116,55 @@ export class McpdClient {
   deleteSecret = (name: string) => this.request<{ name: string }>('DELETE', `/secrets/${enc(name)}`);
 
   async request<T>(method: string, apiPath: string, body?: unknown): Promise<T> {
-    const res = await this.fetch(method, apiPath, body);
-    return (await res.json()) as T;
+    const res = await this.send(method, apiPath, body);
+    return JSON.parse(await readText(res)) as T;
   }
 
-  private async fetch(method: string, apiPath: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+  /**
+   * One request with node:http rather than fetch: fetch's first call loads undici,
+   * which costs mcpctl about 100 ms of start-up, more than the whole request.
+   */
+  private async send(method: string, apiPath: string, body?: unknown, signal?: AbortSignal): Promise<IncomingMessage> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.connection.token) headers.authorization = `Bearer ${this.connection.token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    if (payload !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
+    let res: IncomingMessage;
     try {
-      res = await fetch(`${this.connection.url}/api/v1${apiPath}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal,
+      const url = new URL(`${this.connection.url}/api/v1${apiPath}`);
+      // https (and with it tls) is loaded only for an https URL.
+      const { request } = url.protocol === 'https:' ? await import('node:https') : http;
+      res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request(url, { method, headers, signal }, resolve);
+        req.on('error', reject);
+        req.end(payload);
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new McpdError(`cannot reach mcpd at ${this.connection.url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.error);
+      const code = (err as { code?: string }).code;
+      throw new McpdError(`cannot reach mcpd at ${this.connection.url}: ${code && code !== 'ERR_INVALID_URL' ? code : (err as Error).message}`, EXIT.error);
     }
-    if (res.ok) return res;
-    let payload: { error?: string; details?: unknown } = {};
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status < 300) return res;
+    let answer: { error?: string; details?: unknown } = {};
     try {
-      payload = (await res.json()) as typeof payload;
+      answer = JSON.parse(await readText(res)) as typeof answer;
     } catch {
       // Not JSON (a proxy, or not mcpd at all): fall back to the status line.
     }
-    let message = payload.error ?? `HTTP ${res.status} ${res.statusText}`;
-    if (res.status === 401) message = `unauthorized: ${message} (token from ${this.connection.tokenSource})`;
-    if (res.status === 403) message = `forbidden: ${message} (token from ${this.connection.tokenSource})`;
-    throw new McpdError(message, exitCodeForStatus(res.status), res.status, payload.details);
+    let message = answer.error ?? `HTTP ${status} ${res.statusMessage ?? ''}`.trimEnd();
+    if (status === 401) message = `unauthorized: ${message} (token from ${this.connection.tokenSource})`;
+    if (status === 403) message = `forbidden: ${message} (token from ${this.connection.tokenSource})`;
+    throw new McpdError(message, exitCodeForStatus(status), status, answer.details);
   }
+}
+
+async function readText(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function enc(segment: string): string {

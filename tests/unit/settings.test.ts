@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { loadSettings } from '../../src/config/settings';
+
+describe('settings from the environment', () => {
+  it('uses the defaults when nothing is set, and an empty variable counts as unset', () => {
+    const settings = loadSettings({ MCPD_PORT: '', MCPD_NODE: 'n1' });
+    assert.equal(settings.apiPort, 7400);
+    assert.equal(settings.apiHost, '127.0.0.1');
+    assert.equal(settings.temporalAddress, '127.0.0.1:7233');
+    assert.equal(settings.baoAddress, 'http://127.0.0.1:8200');
+    assert.equal(settings.dataDir, path.resolve('.data'));
+    assert.deepEqual(settings.roles, { api: true, gateway: true, worker: true });
+    assert.equal(settings.logLevel, 'info');
+  });
+
+  it('reads every variable it knows', () => {
+    const settings = loadSettings({
+      MCPD_PORT: '8080',
+      MCPD_ROLES: 'api, gateway',
+      VAULT_ADDR: 'https://bao.example:8200',
+      VAULT_TOKEN: 'not-checked',
+      MCPD_LOG_LEVEL: 'debug',
+    });
+    assert.equal(settings.apiPort, 8080);
+    assert.deepEqual(settings.roles, { api: true, gateway: true, worker: false });
+    assert.equal(settings.baoAddress, 'https://bao.example:8200');
+    assert.equal(settings.baoToken, 'not-checked');
+    assert.equal(settings.logLevel, 'debug');
+  });
+
+  it('a bad MCPD_PORT is one line naming the variable and the value', () => {
+    assert.throws(() => loadSettings({ MCPD_PORT: 'abc' }), { name: 'SettingsError', message: 'MCPD_PORT: must be a port number 1-65535, got "abc"' });
+    assert.throws(() => loadSettings({ MCPD_PORT: '70000' }), /^SettingsError: MCPD_PORT: must be a port number 1-65535, got "70000"$/);
+  });
+
+  it('a bad MCPD_ROLES names the variable and the roles it takes', () => {
+    assert.throws(() => loadSettings({ MCPD_ROLES: 'api,web' }), {
+      message: 'MCPD_ROLES: must be a comma-separated list of api, gateway, worker, got "api,web"',
+    });
+  });
+
+  it('names every bad variable on one line and never repeats a token', () => {
+    let message = '';
+    try {
+      loadSettings({ MCPD_PORT: '-1', BAO_ADDR: 'bao:8200', MCPD_LOG_LEVEL: 'loud', BAO_TOKEN: 's.secret-token-value' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    assert.doesNotMatch(message, /\n/);
+    for (const name of ['MCPD_PORT', 'BAO_ADDR', 'MCPD_LOG_LEVEL']) assert.match(message, new RegExp(`${name}: `));
+    assert.doesNotMatch(message, /secret-token-value/);
+  });
+});
