@@ -56,8 +56,8 @@ export const PROBE_WORKFLOW_TYPE = 'probeWorkflow';
 /** Knobs an operator rarely touches and tests do: carried across continue-as-new unchanged. */
 export interface InstanceWorkflowTuning {
   historyLimit?: number;
-  /** Workflow type of the probe child; null runs without probes. */
-  probeWorkflowType?: string | null;
+  /** false runs without the probe child (tests that are not about probes). */
+  probes?: boolean;
 }
 
 export type InstanceWorkflowArgs = InstanceWorkflowInput & { tuning?: InstanceWorkflowTuning };
@@ -75,7 +75,7 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
   const info = workflowInfo();
   const id = info.workflowId;
   const historyLimit = input.tuning?.historyLimit ?? DEFAULT_HISTORY_LIMIT;
-  const probeType = input.tuning?.probeWorkflowType === undefined ? PROBE_WORKFLOW_TYPE : input.tuning.probeWorkflowType;
+  const probeType = input.tuning?.probes === false ? null : PROBE_WORKFLOW_TYPE;
   let spec: McpServerSpec = input.spec;
 
   const nodeQueue = nodeTaskQueue(input.node);
