@@ -131,7 +131,7 @@ export interface ProbeWorkflowInput {
   node: string;
   /** Readiness probe (tools/call of this tool) when set; otherwise liveness (tools/list). */
   healthCheck?: import('./spec').HealthCheck;
-  /** Liveness defaults when no healthCheck is set. */
+  /** Liveness settings when no healthCheck is set; each falls back to PROBE_DEFAULTS (spec.ts). */
   intervalSeconds?: number;
   timeoutSeconds?: number;
   failureThreshold?: number;
