@@ -117,7 +117,7 @@ class InstanceRun {
   readonly id = workflowInfo().workflowId;
   spec: McpServerSpec;
   s: InstanceState;
-  inbox: Inbox = { ...machine.EMPTY_INBOX, healthChanges: [] };
+  inbox: Inbox = machine.emptyInbox();
   private readonly node: ReturnType<typeof nodeActivities>;
   private readonly historyLimit: number;
   private readonly probes: boolean;

@@ -27,7 +27,9 @@ export interface Inbox {
   healthChanges: HealthTransition[];
 }
 
-export const EMPTY_INBOX: Inbox = { stopRequested: false, restartRequested: false, pendingSpec: null, lastExit: null, healthChanges: [] };
+export function emptyInbox(): Inbox {
+  return { stopRequested: false, restartRequested: false, pendingSpec: null, lastExit: null, healthChanges: [] };
+}
 
 export const INITIAL_INSTANCE_STATE: InstanceState = {
   attemptCount: 0,

@@ -3,7 +3,6 @@ import { MAX_EVENTS } from '../../src/contracts/instance';
 import type { HealthTransition } from '../../src/contracts/messages';
 import { validateSpec, type McpServerSpec } from '../../src/contracts/spec';
 import {
-  EMPTY_INBOX,
   INITIAL_INSTANCE_STATE,
   afterRetryWait,
   attemptFailed,
@@ -12,6 +11,7 @@ import {
   containerStarted,
   currentExit,
   detailsLine,
+  emptyInbox,
   failing,
   forceRetryWhileRunning,
   healthChanged,
@@ -44,7 +44,7 @@ function runningState(): InstanceState {
   return nowRunning(started, at());
 }
 
-const inbox = (extra: Partial<Inbox> = {}): Inbox => ({ ...EMPTY_INBOX, healthChanges: [], ...extra });
+const inbox = (extra: Partial<Inbox> = {}): Inbox => ({ ...emptyInbox(), ...extra });
 const transition = (extra: Partial<HealthTransition>): HealthTransition => ({ health: 'healthy', reason: null, liveness: false, consecutiveFailures: 0, ...extra });
 const types = (s: InstanceState) => s.events.map((e) => e.type);
 
