@@ -6,15 +6,16 @@
  *   ERROR    -> durable timer (fast, then slow), cut short by forceRetry; then the same instance again
  *   STOPPING -> stop and remove the container -> STOPPED (the workflow ends)
  *
+ * The decisions live in instanceMachine.ts (pure, unit-tested); this file is the
+ * shell that runs the activities, timers and the probe child they call for.
  * Everything the operator sees (status query, search attributes, current details)
- * is built from the state below; none of it can hold a secret value because
+ * is built from the machine's state; none of it can hold a secret value because
  * values never enter the workflow: activities pass pinned references.
  */
 import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  ChildWorkflowHandle,
   ParentClosePolicy,
   TimeoutFailure,
   condition,
@@ -30,9 +31,8 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ControlActivities } from '../activities/control';
 import type { NodeActivities } from '../activities/node';
 import type { McpServerSpec } from '../src/contracts/spec';
-import { MAX_EVENTS, TASK_QUEUE, nodeTaskQueue, type InstanceStatus, type InstanceView } from '../src/contracts/instance';
+import { TASK_QUEUE, nodeTaskQueue, type InstanceView } from '../src/contracts/instance';
 import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../src/contracts/searchAttributes';
-import { retryDelaySeconds } from './backoff';
 import {
   containerExitedSignal,
   forceRetrySignal,
@@ -41,28 +41,24 @@ import {
   specChangedSignal,
   statusQuery,
   stopSignal,
-  type CarriedInstanceState,
-  type ContainerExit,
-  type HealthTransition,
   type InstanceWorkflowInput,
   type ProbeWorkflowInput,
 } from '../src/contracts/messages';
-
+import * as machine from './instanceMachine';
+import type { Inbox, InstanceState, Phase } from './instanceMachine';
+import { probeWorkflow } from './probe';
 
 /** Continue-as-new once a run's history passes this many events (or when Temporal suggests it). */
 export const DEFAULT_HISTORY_LIMIT = 2_000;
-export const PROBE_WORKFLOW_TYPE = 'probeWorkflow';
 
 /** Knobs an operator rarely touches and tests do: carried across continue-as-new unchanged. */
 export interface InstanceWorkflowTuning {
   historyLimit?: number;
-  /** Workflow type of the probe child; null runs without probes. */
-  probeWorkflowType?: string | null;
+  /** false runs without the probe child (tests that are not about probes). */
+  probes?: boolean;
 }
 
 export type InstanceWorkflowArgs = InstanceWorkflowInput & { tuning?: InstanceWorkflowTuning };
-
-type Phase = 'attempt' | 'running' | 'waitRetry' | 'stop' | 'continueAsNew';
 
 const control = proxyActivities<ControlActivities>({
   taskQueue: TASK_QUEUE,
@@ -71,373 +67,304 @@ const control = proxyActivities<ControlActivities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
 });
 
+function nodeActivities(node: string) {
+  const taskQueue = nodeTaskQueue(node);
+  return {
+    slow: proxyActivities<NodeActivities>({
+      taskQueue,
+      startToCloseTimeout: '2 minutes',
+      // Node activities heartbeat: a node worker that dies mid-start is noticed in seconds and the start is retried.
+      heartbeatTimeout: '10 seconds',
+      // Bounded so a node whose worker is gone becomes a failed attempt instead of a hang.
+      scheduleToCloseTimeout: '5 minutes',
+      retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
+    }),
+    quick: proxyActivities<NodeActivities>({
+      taskQueue,
+      startToCloseTimeout: '30 seconds',
+      heartbeatTimeout: '10 seconds',
+      scheduleToCloseTimeout: '2 minutes',
+      retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
+    }),
+  };
+}
+
 export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<InstanceView> {
-  const info = workflowInfo();
-  const id = info.workflowId;
-  const historyLimit = input.tuning?.historyLimit ?? DEFAULT_HISTORY_LIMIT;
-  const probeType = input.tuning?.probeWorkflowType === undefined ? PROBE_WORKFLOW_TYPE : input.tuning.probeWorkflowType;
-  let spec: McpServerSpec = input.spec;
-
-  const nodeQueue = nodeTaskQueue(input.node);
-  const node = proxyActivities<NodeActivities>({
-    taskQueue: nodeQueue,
-    startToCloseTimeout: '2 minutes',
-    // Node activities heartbeat: a node worker that dies mid-start is noticed in seconds and the start is retried.
-    heartbeatTimeout: '10 seconds',
-    // Bounded so a node whose worker is gone becomes a failed attempt instead of a hang.
-    scheduleToCloseTimeout: '5 minutes',
-    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
-  });
-  const nodeQuick = proxyActivities<NodeActivities>({
-    taskQueue: nodeQueue,
-    startToCloseTimeout: '30 seconds',
-    heartbeatTimeout: '10 seconds',
-    scheduleToCloseTimeout: '2 minutes',
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
-  });
-
-  const s: CarriedInstanceState = input.carried
-    ? { ...withoutPending(input.carried), events: [...input.carried.events] }
-    : {
-        attemptCount: 0,
-        lastAttemptAt: null,
-        nextRetryAt: null,
-        error: null,
-        containerId: null,
-        runningSince: null,
-        generation: 0,
-        events: [],
-        status: 'PENDING',
-        health: 'unknown',
-        healthReason: null,
-        retryRequested: false,
-      };
-
-  const carriedSignals = input.carried?.pending;
-  let stopRequested = carriedSignals?.stopRequested ?? false;
-  let restartRequested = carriedSignals?.restartRequested ?? false;
-  let pendingSpec: McpServerSpec | null = carriedSignals?.spec ?? null;
-  let lastExit: ContainerExit | null = carriedSignals?.exit ?? null;
-  const healthChanges: HealthTransition[] = [...(carriedSignals?.healthChanges ?? [])];
-
-  const view = (): InstanceView => ({
-    id,
-    server: input.server,
-    ordinal: input.ordinal,
-    status: s.status,
-    health: s.health,
-    containerId: s.containerId,
-    attemptCount: s.attemptCount,
-    lastAttemptAt: s.lastAttemptAt,
-    nextRetryAt: s.nextRetryAt,
-    error: s.error,
-    healthReason: s.healthReason,
-    runningSince: s.runningSince,
-    events: [...s.events],
-  });
-
-  setHandler(statusQuery, view);
-  setHandler(forceRetrySignal, () => {
-    s.retryRequested = true;
-  });
-  setHandler(stopSignal, () => {
-    stopRequested = true;
-  });
-  setHandler(restartSignal, () => {
-    restartRequested = true;
-  });
-  // Exits are matched against the current container when read: a late exit of an old container changes nothing.
-  setHandler(containerExitedSignal, (exit) => {
-    lastExit = exit;
-  });
-  setHandler(healthChangedSignal, (transition) => {
-    if (s.status === 'RUNNING') healthChanges.push(transition);
-  });
-  setHandler(specChangedSignal, (newSpec) => {
-    pendingSpec = newSpec;
-  });
-
-  const now = () => new Date().toISOString();
-  const event = (type: string, message: string) => {
-    s.events.push({ at: now(), type, message });
-    if (s.events.length > MAX_EVENTS) s.events.splice(0, s.events.length - MAX_EVENTS);
-  };
-
-  let published = '';
-  const publish = () => {
-    const key = `${s.status}|${s.health}`;
-    if (key !== published) {
-      published = key;
-      upsertSearchAttributes([
-        { key: mcpServerKey, value: input.server },
-        { key: mcpInstanceStatusKey, value: s.status },
-        { key: mcpHealthKey, value: s.health },
-      ]);
-    }
-    setCurrentDetails(detailsLine());
-  };
-  const setStatus = (status: InstanceStatus) => {
-    s.status = status;
-    publish();
-  };
-  const detailsLine = () => {
-    const parts = [`${s.status}`, `health ${s.health}`, `attempt ${s.attemptCount}`];
-    if (s.containerId) parts.push(`container ${s.containerId.slice(0, 12)}`);
-    if (s.status === 'ERROR' && s.nextRetryAt) parts.push(`next retry ${s.nextRetryAt}`);
-    if (s.error) parts.push(s.error);
-    return `${input.server}#${input.ordinal}: ${parts.join(' · ')}`;
-  };
-
-  const shouldContinueAsNew = () => {
-    const current = workflowInfo();
-    return current.continueAsNewSuggested || current.historyLength > historyLimit;
-  };
-  const currentExit = () => (lastExit !== null && s.containerId !== null && lastExit.containerId === s.containerId ? lastExit : null);
-
-  // ---- probe child ------------------------------------------------------------
-  let probe: { scope: CancellationScope; done: Promise<unknown> } | null = null;
-  const startProbe = async () => {
-    if (!probeType) return;
-    const probeInput: ProbeWorkflowInput = {
-      instanceId: id,
-      node: input.node,
-      ...(spec.healthCheck ? { healthCheck: spec.healthCheck } : {}),
-      carried: { health: s.health, consecutiveFailures: 0 },
-    };
-    const scope = new CancellationScope();
-    try {
-      const handle: ChildWorkflowHandle<any> = await scope.run(() =>
-        startChild(probeType, {
-          // One id per container generation: a new probe never collides with an old one that is still finishing.
-          workflowId: `${id}/probe/${s.generation}`,
-          args: [probeInput],
-          parentClosePolicy: ParentClosePolicy.TERMINATE,
-          staticSummary: `health probe of ${id}`,
-        }),
-      );
-      probe = { scope, done: handle.result().catch(() => undefined) };
-    } catch (err) {
-      const reason = err instanceof WorkflowExecutionAlreadyStartedError ? 'a probe workflow with this id is still running' : (err as Error).message;
-      event('ProbeNotStarted', `probe child not started: ${reason}`);
-    }
-  };
-  const stopProbe = async () => {
-    if (!probe) return;
-    const { scope, done } = probe;
-    probe = null;
-    scope.cancel();
-    await done;
-  };
-
-  // ---- phases ---------------------------------------------------------------
-  const fail = async (reason: string): Promise<Phase> => {
-    s.error = reason;
-    s.runningSince = null;
-    if (s.containerId) {
-      // Detach from the gateway and make sure it is not running; the container stays for `docker logs` until the next attempt.
-      try {
-        await nodeQuick.stopContainer({ instanceId: id, reason, remove: false });
-      } catch (err) {
-        event('StopFailed', `could not stop the failed container: ${activityFailureReason(err, 'stopContainer', input.node)}`);
-      }
-    }
-    const delaySeconds = retryDelaySeconds(s.attemptCount, spec.retry);
-    s.nextRetryAt = new Date(Date.now() + delaySeconds * 1000).toISOString();
-    event('AttemptFailed', `attempt ${s.attemptCount} failed: ${reason}; next attempt in ${delaySeconds}s`);
-    setStatus('ERROR');
-    return 'waitRetry';
-  };
-
-  const attempt = async (): Promise<Phase> => {
-    s.retryRequested = false;
-    restartRequested = false;
-    healthChanges.length = 0;
-    s.attemptCount += 1;
-    s.generation += 1;
-    s.lastAttemptAt = now();
-    s.nextRetryAt = null;
-    s.containerId = null;
-    s.runningSince = null;
-    s.health = 'unknown';
-    s.healthReason = null;
-    event('AttemptStarted', `attempt ${s.attemptCount} (generation ${s.generation})`);
-    setStatus('STARTING');
-
-    let port: number | undefined;
-    try {
-      const env = await control.resolveEnv(spec.env);
-      if (stopRequested) return 'stop';
-      const started = await node.startContainer({ instanceId: id, generation: s.generation, spec, env });
-      s.containerId = started.containerId;
-      port = started.port;
-      event('ContainerStarted', `container ${started.containerId.slice(0, 12)} ${started.reused ? 'found running from a retried start' : 'started'}${port ? ` on port ${port}` : ''}`);
-      if (stopRequested) return 'stop';
-      await nodeQuick.attachUpstream({ instanceId: id, spec, containerId: started.containerId, port });
-    } catch (err) {
-      if (stopRequested) return 'stop';
-      return fail(activityFailureReason(err, 'start', input.node));
-    }
-    s.error = null;
-    s.runningSince = now();
-    event('Running', `container ${s.containerId.slice(0, 12)} is running`);
-    setStatus('RUNNING');
-    return 'running';
-  };
-
-  const running = async (): Promise<Phase> => {
-    let retryRestart = false;
-    await startProbe();
-    for (;;) {
-      const stableAt = s.runningSince ? Date.parse(s.runningSince) + spec.retry.stableSeconds * 1000 : Infinity;
-      const untilStable = s.attemptCount > 0 ? Math.max(1, stableAt - Date.now()) : undefined;
-      const wakeUp = () =>
-        stopRequested ||
-        restartRequested ||
-        s.retryRequested ||
-        pendingSpec !== null ||
-        currentExit() !== null ||
-        healthChanges.length > 0 ||
-        shouldContinueAsNew();
-      // false only when the stable period passed without anything happening.
-      const woke = untilStable === undefined ? (await condition(wakeUp), true) : await condition(wakeUp, untilStable);
-      if (!woke) {
-        event('BackoffReset', `running for ${spec.retry.stableSeconds}s without a failure: attempt count ${s.attemptCount} reset to 0`);
-        s.attemptCount = 0;
-        publish();
-        continue;
-      }
-      if (stopRequested) {
-        await stopProbe();
-        return 'stop';
-      }
-      const exit = currentExit();
-      if (exit) {
-        await stopProbe();
-        return fail(exit.reason);
-      }
-      // Only the changes that woke us: a steady stream of signals must not keep this run from its continue-as-new check.
-      for (const change of healthChanges.splice(0)) {
-        s.health = change.health;
-        s.healthReason = change.reason;
-        event('HealthChanged', `${change.liveness ? 'liveness' : 'readiness'} ${change.health}${change.reason ? `: ${change.reason}` : ''}`);
-        publish();
-        if (change.liveness && change.health === 'unhealthy') {
-          await stopProbe();
-          return fail(`liveness probe failed: ${change.reason ?? 'unknown reason'}`);
-        }
-        try {
-          await nodeQuick.setReady({ instanceId: id, ready: change.health !== 'unhealthy' });
-        } catch (err) {
-          event('SetReadyFailed', activityFailureReason(err, 'setReady', input.node));
-        }
-      }
-      if (s.retryRequested) {
-        s.retryRequested = false;
-        // An operator who fixed a secret retries an unhealthy instance: that takes a fresh container with freshly resolved env.
-        if (s.health === 'healthy') event('ForceRetry', 'forceRetry ignored: the instance is running and healthy (use restart to replace it)');
-        else retryRestart = true;
-      }
-      if (pendingSpec !== null || restartRequested || retryRestart) {
-        const why = pendingSpec !== null ? 'spec changed' : restartRequested ? 'restart requested' : `forceRetry of a ${s.health} instance`;
-        retryRestart = false;
-        if (pendingSpec !== null) {
-          spec = pendingSpec;
-          pendingSpec = null;
-          // A new spec deserves a fresh schedule; its first failure waits the fast delay.
-          s.attemptCount = 0;
-        }
-        restartRequested = false;
-        event(why === 'spec changed' ? 'SpecChanged' : 'Restart', `${why}: replacing container ${s.containerId?.slice(0, 12)}`);
-        await stopProbe();
-        await stopCurrent(why, true);
-        return 'attempt';
-      }
-      if (shouldContinueAsNew()) {
-        await stopProbe();
-        return 'continueAsNew';
-      }
-    }
-  };
-
-  const waitRetry = async (): Promise<Phase> => {
-    const waitMs = s.nextRetryAt ? Date.parse(s.nextRetryAt) - Date.now() : 0;
-    if (waitMs > 0) {
-      const woke = await condition(() => s.retryRequested || stopRequested || restartRequested || pendingSpec !== null || shouldContinueAsNew(), waitMs);
-      if (woke && stopRequested) return 'stop';
-      if (woke && s.retryRequested) event('ForceRetry', 'forceRetry received: retrying now');
-      else if (woke && restartRequested) event('Restart', 'restart requested: retrying now');
-      else if (woke && pendingSpec === null) return 'continueAsNew';
-    }
-    if (stopRequested) return 'stop';
-    if (pendingSpec !== null) {
-      spec = pendingSpec;
-      pendingSpec = null;
-      s.attemptCount = 0;
-      event('SpecChanged', 'spec changed: starting a fresh attempt');
-    }
-    return 'attempt';
-  };
-
-  const stopCurrent = async (reason: string, remove: boolean) => {
-    try {
-      await nodeQuick.stopContainer({ instanceId: id, reason, remove });
-    } catch (err) {
-      event('StopFailed', `could not stop the container: ${activityFailureReason(err, 'stopContainer', input.node)}`);
-    }
-    s.containerId = null;
-    s.runningSince = null;
-  };
-
-  const stop = async (): Promise<InstanceView> => {
-    setStatus('STOPPING');
-    event('Stopping', 'stop requested');
-    await stopProbe();
-    await stopCurrent('instance stopped', true);
-    s.nextRetryAt = null;
-    s.health = 'unknown';
-    s.healthReason = null;
-    event('Stopped', 'container stopped and removed');
-    setStatus('STOPPED');
-    return view();
-  };
-
-  // ---- main loop --------------------------------------------------------------
-  let phase: Phase;
-  if (input.carried) {
-    phase = s.status === 'RUNNING' && s.containerId ? 'running' : s.status === 'ERROR' ? 'waitRetry' : 'attempt';
-    event('ContinuedAsNew', `continued as new in status ${s.status}`);
-  } else {
-    phase = 'attempt';
-  }
-  publish();
-
+  const run = new InstanceRun(input);
+  let phase = run.begin();
   for (;;) {
-    if (stopRequested && phase !== 'stop') phase = 'stop';
+    if (run.inbox.stopRequested && phase !== 'stop') phase = 'stop';
     switch (phase) {
       case 'attempt':
-        phase = await attempt();
+        phase = await run.attempt();
         break;
       case 'running':
-        phase = await running();
+        phase = await run.running();
         break;
       case 'waitRetry':
-        phase = await waitRetry();
+        phase = await run.waitRetry();
         break;
       case 'stop':
-        return stop();
+        return run.stop();
       case 'continueAsNew':
-        return continueAsNew<typeof instanceWorkflow>({
-          ...input,
-          spec,
-          carried: { ...s, events: [...s.events], pending: { stopRequested, restartRequested, spec: pendingSpec, exit: lastExit, healthChanges: [...healthChanges] } },
-        });
+        return continueAsNew<typeof instanceWorkflow>({ ...input, spec: run.spec, carried: machine.toCarried(run.s, run.inbox) });
     }
   }
 }
 
-function withoutPending(carried: CarriedInstanceState): CarriedInstanceState {
-  const { pending: _pending, ...state } = carried;
-  return state;
+/** One run of an instance workflow: the machine's state, the signals not yet acted on, and the commands they lead to. */
+class InstanceRun {
+  readonly id = workflowInfo().workflowId;
+  spec: McpServerSpec;
+  s: InstanceState;
+  inbox: Inbox = machine.emptyInbox();
+  private readonly node: ReturnType<typeof nodeActivities>;
+  private readonly historyLimit: number;
+  private readonly probes: boolean;
+  private probe: { scope: CancellationScope; done: Promise<unknown> } | null = null;
+  private published = '';
+
+  constructor(private readonly input: InstanceWorkflowArgs) {
+    this.spec = input.spec;
+    if (input.carried) ({ state: this.s, inbox: this.inbox } = machine.fromCarried(input.carried));
+    else this.s = machine.INITIAL_INSTANCE_STATE;
+    this.node = nodeActivities(input.node);
+    this.historyLimit = input.tuning?.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    this.probes = input.tuning?.probes !== false;
+    this.registerHandlers();
+  }
+
+  private registerHandlers(): void {
+    setHandler(statusQuery, () => this.view());
+    setHandler(forceRetrySignal, () => {
+      this.s = { ...this.s, retryRequested: true };
+    });
+    setHandler(stopSignal, () => {
+      this.inbox.stopRequested = true;
+    });
+    setHandler(restartSignal, () => {
+      this.inbox.restartRequested = true;
+    });
+    // Exits are matched against the current container when read: a late exit of an old container changes nothing.
+    setHandler(containerExitedSignal, (exit) => {
+      this.inbox.lastExit = exit;
+    });
+    setHandler(healthChangedSignal, (transition) => {
+      if (this.s.status === 'RUNNING') this.inbox.healthChanges.push(transition);
+    });
+    setHandler(specChangedSignal, (newSpec) => {
+      this.inbox.pendingSpec = newSpec;
+    });
+  }
+
+  /** The first phase of this run. */
+  begin(): Phase {
+    let phase: Phase = 'attempt';
+    if (this.input.carried) {
+      phase = machine.resumePhase(this.s);
+      this.s = machine.resumed(this.s, now());
+    }
+    this.publish();
+    return phase;
+  }
+
+  view(): InstanceView {
+    return machine.instanceView(this.id, this.input.server, this.input.ordinal, this.s);
+  }
+
+  private record(type: string, message: string): void {
+    this.s = machine.withEvent(this.s, now(), type, message);
+  }
+
+  private publish(): void {
+    const key = machine.searchAttributesKey(this.s);
+    if (key !== this.published) {
+      this.published = key;
+      upsertSearchAttributes([
+        { key: mcpServerKey, value: this.input.server },
+        { key: mcpInstanceStatusKey, value: this.s.status },
+        { key: mcpHealthKey, value: this.s.health },
+      ]);
+    }
+    setCurrentDetails(machine.detailsLine(this.input.server, this.input.ordinal, this.s));
+  }
+
+  private continueAsNewDue(): boolean {
+    const current = workflowInfo();
+    return current.continueAsNewSuggested || current.historyLength > this.historyLimit;
+  }
+
+  async attempt(): Promise<Phase> {
+    this.inbox = machine.inboxForAttempt(this.inbox);
+    this.s = machine.beginAttempt(this.s, now());
+    this.publish();
+    try {
+      const env = await control.resolveEnv(this.spec.env);
+      if (this.inbox.stopRequested) return 'stop';
+      const started = await this.node.slow.startContainer({ instanceId: this.id, generation: this.s.generation, spec: this.spec, env });
+      this.s = machine.containerStarted(this.s, started, now());
+      if (this.inbox.stopRequested) return 'stop';
+      await this.node.quick.attachUpstream({ instanceId: this.id, spec: this.spec, containerId: started.containerId, port: started.port });
+    } catch (err) {
+      if (this.inbox.stopRequested) return 'stop';
+      return this.fail(activityFailureReason(err, 'start', this.input.node));
+    }
+    this.s = machine.nowRunning(this.s, now());
+    this.publish();
+    return 'running';
+  }
+
+  private async fail(reason: string): Promise<Phase> {
+    this.s = machine.failing(this.s, reason);
+    if (this.s.containerId) {
+      // Detach from the gateway and make sure it is not running; the container stays for `docker logs` until the next attempt.
+      try {
+        await this.node.quick.stopContainer({ instanceId: this.id, reason, remove: false });
+      } catch (err) {
+        this.record('StopFailed', `could not stop the failed container: ${activityFailureReason(err, 'stopContainer', this.input.node)}`);
+      }
+    }
+    this.s = machine.attemptFailed(this.s, reason, Date.now(), this.spec.retry);
+    this.publish();
+    return 'waitRetry';
+  }
+
+  async running(): Promise<Phase> {
+    await this.startProbe();
+    for (;;) {
+      const untilStable = machine.msUntilStable(this.s, this.spec.retry.stableSeconds, Date.now());
+      const hasWork = () => machine.runningHasWork(this.s, this.inbox, this.continueAsNewDue());
+      // false only when the stable period passed without anything happening.
+      const woke = untilStable === undefined ? (await condition(hasWork), true) : await condition(hasWork, untilStable);
+      if (!woke) {
+        this.s = machine.backoffReset(this.s, this.spec.retry.stableSeconds, now());
+        this.publish();
+        continue;
+      }
+      const next = await this.handleRunningWork();
+      if (next) return next;
+    }
+  }
+
+  /** Acts on what woke a RUNNING instance, in order of precedence; null to keep running. */
+  private async handleRunningWork(): Promise<Phase | null> {
+    if (this.inbox.stopRequested) {
+      await this.stopProbe();
+      return 'stop';
+    }
+    const exit = machine.currentExit(this.s, this.inbox);
+    if (exit) {
+      await this.stopProbe();
+      return this.fail(exit.reason);
+    }
+    // Only the changes that woke us: a steady stream of signals must not keep this run from its continue-as-new check.
+    for (const change of this.inbox.healthChanges.splice(0)) {
+      const { state, command } = machine.healthChanged(this.s, change, now());
+      this.s = state;
+      this.publish();
+      if (command.kind === 'fail') {
+        await this.stopProbe();
+        return this.fail(command.reason);
+      }
+      try {
+        await this.node.quick.setReady({ instanceId: this.id, ready: command.ready });
+      } catch (err) {
+        this.record('SetReadyFailed', activityFailureReason(err, 'setReady', this.input.node));
+      }
+    }
+    let retryRestart = false;
+    if (this.s.retryRequested) {
+      const { state, restart } = machine.forceRetryWhileRunning(this.s, now());
+      this.s = state;
+      retryRestart = restart;
+    }
+    const why = machine.replacementReason(this.s, this.inbox, retryRestart);
+    if (why !== null) return this.replace(why);
+    if (this.continueAsNewDue()) {
+      await this.stopProbe();
+      return 'continueAsNew';
+    }
+    return null;
+  }
+
+  private async replace(why: string): Promise<Phase> {
+    const newSpec = this.inbox.pendingSpec;
+    if (newSpec !== null) this.spec = newSpec;
+    this.inbox = { ...this.inbox, pendingSpec: null, restartRequested: false };
+    this.s = machine.replacing(this.s, why, newSpec !== null, now());
+    await this.stopProbe();
+    await this.stopCurrent(why, true);
+    return 'attempt';
+  }
+
+  async waitRetry(): Promise<Phase> {
+    const waitMs = this.s.nextRetryAt ? Date.parse(this.s.nextRetryAt) - Date.now() : 0;
+    const woke = waitMs > 0 ? await condition(() => machine.retryWaitEnds(this.s, this.inbox, this.continueAsNewDue()), waitMs) : false;
+    const { state, next, adoptSpec } = machine.afterRetryWait(this.s, this.inbox, woke, now());
+    this.s = state;
+    if (adoptSpec && this.inbox.pendingSpec !== null) {
+      this.spec = this.inbox.pendingSpec;
+      this.inbox = { ...this.inbox, pendingSpec: null };
+    }
+    return next;
+  }
+
+  private async stopCurrent(reason: string, remove: boolean): Promise<void> {
+    try {
+      await this.node.quick.stopContainer({ instanceId: this.id, reason, remove });
+    } catch (err) {
+      this.record('StopFailed', `could not stop the container: ${activityFailureReason(err, 'stopContainer', this.input.node)}`);
+    }
+    this.s = machine.containerRemoved(this.s);
+  }
+
+  async stop(): Promise<InstanceView> {
+    this.s = machine.stopping(this.s, now());
+    this.publish();
+    await this.stopProbe();
+    await this.stopCurrent('instance stopped', true);
+    this.s = machine.stopped(this.s, now());
+    this.publish();
+    return this.view();
+  }
+
+  private async startProbe(): Promise<void> {
+    if (!this.probes) return;
+    const probeInput: ProbeWorkflowInput = {
+      instanceId: this.id,
+      node: this.input.node,
+      ...(this.spec.healthCheck ? { healthCheck: this.spec.healthCheck } : {}),
+      carried: { health: this.s.health, consecutiveFailures: 0 },
+    };
+    const scope = new CancellationScope();
+    try {
+      const handle = await scope.run(() =>
+        startChild(probeWorkflow, {
+          // One id per container generation: a new probe never collides with an old one that is still finishing.
+          workflowId: `${this.id}/probe/${this.s.generation}`,
+          args: [probeInput],
+          parentClosePolicy: ParentClosePolicy.TERMINATE,
+          staticSummary: `health probe of ${this.id}`,
+        }),
+      );
+      this.probe = { scope, done: handle.result().catch(() => undefined) };
+    } catch (err) {
+      const reason = err instanceof WorkflowExecutionAlreadyStartedError ? 'a probe workflow with this id is still running' : (err as Error).message;
+      this.record('ProbeNotStarted', `probe child not started: ${reason}`);
+    }
+  }
+
+  private async stopProbe(): Promise<void> {
+    if (!this.probe) return;
+    const { scope, done } = this.probe;
+    this.probe = null;
+    scope.cancel();
+    await done;
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
 }
 
 /** The reason an operator needs, from an activity failure: the activity's own message, or what timed out where. */

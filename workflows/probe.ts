@@ -16,12 +16,12 @@ import {
 } from '@temporalio/workflow';
 import type { ProbeActivities, ProbeInput, ProbeResult } from '../activities/probe';
 import { nodeTaskQueue } from '../src/contracts/instance';
+import { PROBE_DEFAULTS } from '../src/contracts/spec';
 import { INITIAL_HEALTH, nextHealth, type HealthState } from './health';
 import { healthChangedSignal, type HealthTransition, type ProbeWorkflowInput } from '../src/contracts/messages';
 
 /** Probes per run before continue-as-new: a 10 s probe stays well under history limits. */
 export const MAX_PROBES_PER_RUN = 500;
-export const PROBE_DEFAULTS = { intervalSeconds: 60, timeoutSeconds: 10, failureThreshold: 3 } as const;
 /** How long the probe may wait for a node worker to pick it up before it counts as failed. */
 const SCHEDULE_SLACK_SECONDS = 30;
 

@@ -7,6 +7,7 @@
  * converge on it. The reconciler is the only code that starts, stops or rolls
  * instances, so concurrent apply/scale/stop/delete are applied one after the
  * other and a newer request interrupts a rollout at the next safe point.
+ * The decisions live in serverMachine.ts (pure, unit-tested); this file runs them.
  */
 import {
   allHandlersFinished,
@@ -35,23 +36,18 @@ import {
   startServerUpdate,
   stopServerUpdate,
   stopSignal,
-  type InstanceWorkflowInput,
-  type ServerInstanceRecord,
   type ServerView,
   type ServerWorkflowInput,
 } from '../src/contracts/messages';
+import { instanceWorkflow } from './instance';
+import * as machine from './serverMachine';
+import type { DesiredChange, ServerState } from './serverMachine';
 
-/** How long a rolled instance may take to run healthy on the new spec before the rollout halts. */
-export const READY_TIMEOUT_SECONDS = 600;
+export { READY_TIMEOUT_SECONDS, sameSpecIgnoringReplicas } from './serverMachine';
 /** How long a stopping instance may take to end before the server gives up waiting for it. */
 export const STOP_TIMEOUT_SECONDS = 300;
-const POLL_MIN_SECONDS = 1;
-const POLL_MAX_SECONDS = 10;
 /** Continue as new past this many events even if the server does not suggest it yet. */
 const MAX_HISTORY_EVENTS = 10_000;
-
-
-type InstanceWorkflow = (input: InstanceWorkflowInput) => Promise<void>;
 
 const { instanceStatus, instanceRunning } = proxyActivities<ServerActivities>({
   taskQueue: TASK_QUEUE,
@@ -60,141 +56,134 @@ const { instanceStatus, instanceRunning } = proxyActivities<ServerActivities>({
 });
 
 export async function serverWorkflow(input: ServerWorkflowInput): Promise<void> {
-  const name = input.spec.name;
-  const node = input.node;
-  let spec: McpServerSpec = input.spec;
-  let running = input.running;
-  let deleting = false;
-  let specVersion = input.carried?.specVersion ?? 1;
-  let haltedVersion = input.carried?.haltedVersion ?? null;
-  let rolloutError = input.carried?.rolloutError ?? null;
-  const instances = new Map<number, ServerInstanceRecord>((input.carried?.instances ?? []).map((r) => [r.ordinal, { ...r }]));
-  /** Bumped by every accepted change of the desired state; the reconciler has converged up to `converged`. */
-  let requested = input.carried ? 0 : 1;
-  let converged = 0;
-  /** `start` also re-starts instance workflows that ended behind the server's back. */
-  let repairRequested = false;
+  const server = new ServerRun(input);
+  for (;;) {
+    await condition(() => machine.nextReconcileStep(server.s, continueAsNewDue()) !== 'wait');
+    const step = machine.nextReconcileStep(server.s, continueAsNewDue());
+    if (step === 'scale') {
+      if (await server.converge()) break;
+      continue;
+    }
+    if (step === 'roll') {
+      await server.rollOut();
+      continue;
+    }
+    // Idle and the history is long: hand the state to a fresh run once no update is in flight.
+    await condition(allHandlersFinished);
+    if (machine.hasPendingChange(server.s)) continue;
+    await continueAsNew<typeof serverWorkflow>({ spec: server.s.spec, node: input.node, running: server.s.running, carried: machine.carriedState(server.s) });
+  }
+  // Deleted: let the delete update return before the workflow completes.
+  await condition(allHandlersFinished);
+}
 
-  const wantedOrdinals = (): number[] => (running && !deleting ? range(spec.replicas) : []);
-  const idOf = (ordinal: number) => instanceId(name, ordinal);
-  const hasPendingChange = () => requested > converged;
-  /** The instances running or about to run (the reconciler may not have started them yet). */
-  const currentIds = () => [...new Set([...instances.keys(), ...wantedOrdinals()])].sort(byNumber).map(idOf);
+function continueAsNewDue(): boolean {
+  return workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY_EVENTS;
+}
 
-  const view = (): ServerView => {
-    const wanted = wantedOrdinals();
-    const updated = wanted.filter((o) => (instances.get(o)?.readyVersion ?? 0) >= specVersion).length;
-    const outdated = updated < wanted.length;
-    return {
-      name,
-      spec,
-      running,
-      instances: wanted.map(idOf),
-      specVersion,
-      rollout:
-        outdated || (rolloutError && haltedVersion === specVersion)
-          ? { inProgress: outdated && haltedVersion !== specVersion, updated, total: wanted.length, error: haltedVersion === specVersion ? rolloutError : null }
-          : null,
-    };
-  };
+/** One run of a server workflow: the desired state the updates change and the reconciler that converges on it. */
+class ServerRun {
+  s: ServerState;
+
+  constructor(private readonly input: ServerWorkflowInput) {
+    this.s = machine.initialServerState(input);
+    this.registerHandlers();
+  }
+
+  private idOf = (ordinal: number): string => instanceId(this.s.name, ordinal);
+  private view = (): ServerView => machine.serverView(this.s, this.idOf);
+  private currentIds = (): string[] => machine.currentOrdinals(this.s).map(this.idOf);
 
   /** Applies a change of the desired state at once and waits until the reconciler has started/stopped instances for it. */
-  const change = async (mutate: () => void): Promise<void> => {
-    mutate();
-    const ticket = ++requested;
-    await condition(() => converged >= ticket);
+  private async change(change: DesiredChange): Promise<void> {
+    this.s = machine.withDesiredChange(this.s, change);
+    const ticket = ++this.s.requested;
+    await condition(() => this.s.converged >= ticket);
+  }
+
+  private rejectWhileDeleting = (): void => {
+    if (this.s.deleting) throw new Error(`server "${this.s.name}" is being deleted`);
   };
 
-  const rejectWhileDeleting = () => {
-    if (deleting) throw new Error(`server "${name}" is being deleted`);
-  };
-
-  setHandler(serverQuery, view);
-
-  setHandler(
-    applySpecUpdate,
-    async (specInput) => {
-      const next = parseSpec(specInput);
-      await change(() => {
-        if (!sameSpecIgnoringReplicas(spec, next)) {
-          specVersion++;
-          haltedVersion = null;
-          rolloutError = null;
-        }
-        spec = next;
-      });
-      return view();
-    },
-    {
-      validator: (specInput) => {
-        rejectWhileDeleting();
-        const next = parseSpec(specInput);
-        if (next.name !== name) throw new Error(`name: must be "${name}" (this server's name), got "${next.name}"`);
+  private registerHandlers(): void {
+    setHandler(serverQuery, this.view);
+    setHandler(
+      applySpecUpdate,
+      async (specInput) => {
+        await this.change({ kind: 'apply', spec: parseSpec(specInput) });
+        return this.view();
       },
-    },
-  );
-
-  setHandler(
-    startServerUpdate,
-    async () => {
-      await change(() => {
-        running = true;
-        repairRequested = true;
-      });
-      return wantedOrdinals().map(idOf);
-    },
-    { validator: rejectWhileDeleting },
-  );
-
-  setHandler(
-    stopServerUpdate,
-    async () => {
-      const stopped = currentIds();
-      await change(() => {
-        running = false;
-      });
+      {
+        validator: (specInput) => {
+          this.rejectWhileDeleting();
+          const next = parseSpec(specInput);
+          if (next.name !== this.s.name) throw new Error(`name: must be "${this.s.name}" (this server's name), got "${next.name}"`);
+        },
+      },
+    );
+    setHandler(
+      startServerUpdate,
+      async () => {
+        await this.change({ kind: 'start' });
+        return machine.wantedOrdinals(this.s).map(this.idOf);
+      },
+      { validator: this.rejectWhileDeleting },
+    );
+    setHandler(
+      stopServerUpdate,
+      async () => {
+        const stopped = this.currentIds();
+        await this.change({ kind: 'stop' });
+        return stopped;
+      },
+      { validator: this.rejectWhileDeleting },
+    );
+    setHandler(
+      scaleServerUpdate,
+      async (replicas) => {
+        await this.change({ kind: 'scale', replicas });
+        return this.view();
+      },
+      {
+        validator: (replicas) => {
+          this.rejectWhileDeleting();
+          parseSpec({ ...this.s.spec, replicas });
+        },
+      },
+    );
+    setHandler(deleteServerUpdate, async () => {
+      const stopped = this.currentIds();
+      await this.change({ kind: 'delete' });
       return stopped;
-    },
-    { validator: rejectWhileDeleting },
-  );
-
-  setHandler(
-    scaleServerUpdate,
-    async (replicas) => {
-      await change(() => {
-        spec = { ...spec, replicas };
-      });
-      return view();
-    },
-    {
-      validator: (replicas) => {
-        rejectWhileDeleting();
-        parseSpec({ ...spec, replicas });
-      },
-    },
-  );
-
-  setHandler(deleteServerUpdate, async () => {
-    const stopped = currentIds();
-    await change(() => {
-      deleting = true;
     });
-    return stopped;
-  });
+  }
 
-  // ---- the reconciler ----------------------------------------------------------
+  /** Starts and stops instances for the pending changes; true when the server is deleted and empty. */
+  async converge(): Promise<boolean> {
+    const ticket = this.s.requested;
+    const wanted = machine.wantedOrdinals(this.s);
+    const extra = machine.ordinalsToStop(this.s, wanted);
+    if (extra.length) await this.stopInstances(extra);
+    const repair = this.s.repairRequested;
+    this.s.repairRequested = false;
+    const missing = machine.ordinalsToStart(this.s, wanted, repair);
+    if (missing.length) await this.startInstances(missing);
+    this.s.converged = ticket;
+    return this.s.deleting && this.s.instances.size === 0;
+  }
 
-  const startInstances = async (ordinals: number[]): Promise<void> => {
+  private async startInstances(ordinals: number[]): Promise<void> {
+    const { name, spec, specVersion } = this.s;
     await Promise.all(
       ordinals.map(async (ordinal) => {
-        const record: ServerInstanceRecord = { ordinal, signalledVersion: specVersion, readyVersion: specVersion, containerBefore: null };
+        const record = machine.startedRecord(ordinal, specVersion);
         try {
-          await startChild<InstanceWorkflow>('instanceWorkflow', {
-            workflowId: idOf(ordinal),
+          await startChild(instanceWorkflow, {
+            workflowId: this.idOf(ordinal),
             taskQueue: TASK_QUEUE,
             // Instances outlive this run: the server continues as new while they keep running.
             parentClosePolicy: ParentClosePolicy.ABANDON,
-            args: [{ server: name, ordinal, spec, node }],
+            args: [{ server: name, ordinal, spec, node: this.input.node }],
             // The line the Web UI's workflow list shows; live status is in the instance's current details.
             staticSummary: `MCP server ${name}, replica ${ordinal} (${spec.image ?? spec.packageName ?? spec.command?.join(' ')})`,
             typedSearchAttributes: [
@@ -203,124 +192,87 @@ export async function serverWorkflow(input: ServerWorkflowInput): Promise<void> 
               { key: mcpHealthKey, value: 'unknown' },
             ],
           });
-          instances.set(ordinal, record);
+          this.s.instances.set(ordinal, record);
         } catch (err) {
           if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
           // Already running (a repair, or a server workflow recreated while its
           // instances lived on): adopt it. Without a record we cannot know its
           // spec and take it as current rather than restarting it blindly.
-          if (!instances.has(ordinal)) instances.set(ordinal, record);
+          if (!this.s.instances.has(ordinal)) this.s.instances.set(ordinal, record);
         }
       }),
     );
-  };
+  }
 
-  const stopInstances = async (ordinals: number[]): Promise<void> => {
+  private async stopInstances(ordinals: number[]): Promise<void> {
     await Promise.all(
       ordinals.map(async (ordinal) => {
         try {
-          await getExternalWorkflowHandle(idOf(ordinal)).signal(stopSignal);
+          await getExternalWorkflowHandle(this.idOf(ordinal)).signal(stopSignal);
         } catch (err) {
           // Not running any more: nothing to stop.
-          log.info('instance already gone', { instanceId: idOf(ordinal), error: String(err) });
+          log.info('instance already gone', { instanceId: this.idOf(ordinal), error: String(err) });
         }
       }),
     );
     await Promise.all(
       ordinals.map(async (ordinal) => {
-        if (!(await waitUntilEnded(idOf(ordinal), STOP_TIMEOUT_SECONDS))) {
-          log.warn('instance did not stop in time', { instanceId: idOf(ordinal), timeoutSeconds: STOP_TIMEOUT_SECONDS });
+        if (!(await waitUntilEnded(this.idOf(ordinal), STOP_TIMEOUT_SECONDS))) {
+          log.warn('instance did not stop in time', { instanceId: this.idOf(ordinal), timeoutSeconds: STOP_TIMEOUT_SECONDS });
         }
-        instances.delete(ordinal);
+        this.s.instances.delete(ordinal);
       }),
     );
-  };
-
-  const scaleToDesired = async (): Promise<void> => {
-    const wanted = wantedOrdinals();
-    // Scale down from the highest ordinal; delete and stop take everything.
-    const extra = [...instances.keys()].filter((o) => !wanted.includes(o)).sort((a, b) => b - a);
-    if (extra.length) await stopInstances(extra);
-    const repair = repairRequested;
-    repairRequested = false;
-    const missing = wanted.filter((o) => repair || !instances.has(o));
-    if (missing.length) await startInstances(missing);
-  };
+  }
 
   /** Rolls outdated instances one at a time in ordinal order; returns early when a newer change waits. */
-  const rollOut = async (): Promise<void> => {
-    for (const ordinal of wantedOrdinals()) {
-      const record = instances.get(ordinal);
-      if (!record || record.readyVersion >= specVersion) continue;
-      if (haltedVersion === specVersion || hasPendingChange()) return;
-      const target = specVersion;
-      const id = idOf(ordinal);
-      if (record.signalledVersion < target) {
-        const before = await statusOrUnknown(id);
-        record.containerBefore = before && before.status === 'RUNNING' ? before.containerId : null;
-        try {
-          await getExternalWorkflowHandle(id).signal(specChangedSignal, spec);
-        } catch {
-          // The instance workflow ended behind our back: the next pass starts it on the new spec.
-          instances.delete(ordinal);
-          requested++;
-          return;
-        }
-        record.signalledVersion = target;
-      }
-      const outcome = await pollInstance(
-        id,
-        READY_TIMEOUT_SECONDS,
-        (v) => v !== null && v.status === 'RUNNING' && v.health === 'healthy' && !!v.containerId && v.containerId !== record.containerBefore,
-        () => hasPendingChange() || specVersion !== target,
-      );
-      if (outcome === 'interrupted') return;
-      if (outcome === 'gone') {
-        instances.delete(ordinal);
-        requested++;
-        return;
-      }
-      if (outcome === 'timeout') {
-        haltedVersion = target;
-        rolloutError = `${id} was not running healthy on spec version ${target} within ${READY_TIMEOUT_SECONDS} s; rollout halted (apply a fixed spec to resume)`;
-        log.warn('rollout halted', { server: name, instanceId: id, specVersion: target });
-        return;
-      }
-      record.readyVersion = target;
+  async rollOut(): Promise<void> {
+    for (const ordinal of machine.wantedOrdinals(this.s)) {
+      if (!machine.needsRoll(this.s, ordinal)) continue;
+      if (machine.rollStopsHere(this.s)) return;
+      if (!(await this.rollOne(ordinal))) return;
     }
-  };
-
-  const rolloutPending = (): boolean =>
-    haltedVersion !== specVersion && wantedOrdinals().some((o) => (instances.get(o)?.readyVersion ?? specVersion) < specVersion);
-
-  const shouldContinueAsNew = (): boolean =>
-    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY_EVENTS;
-
-  for (;;) {
-    await condition(() => hasPendingChange() || rolloutPending() || shouldContinueAsNew());
-    if (hasPendingChange()) {
-      const ticket = requested;
-      await scaleToDesired();
-      converged = ticket;
-      if (deleting && instances.size === 0) break;
-      continue;
-    }
-    if (rolloutPending()) {
-      await rollOut();
-      continue;
-    }
-    // Idle and the history is long: hand the state to a fresh run once no update is in flight.
-    await condition(allHandlersFinished);
-    if (hasPendingChange()) continue;
-    await continueAsNew<typeof serverWorkflow>({
-      spec,
-      node,
-      running,
-      carried: { specVersion, instances: [...instances.values()], haltedVersion, rolloutError },
-    });
   }
-  // Deleted: let the delete update return before the workflow completes.
-  await condition(allHandlersFinished);
+
+  /** Rolls one instance onto the current spec and waits until it runs healthy; false when the rollout must stop here. */
+  private async rollOne(ordinal: number): Promise<boolean> {
+    const record = machine.needsRoll(this.s, ordinal)!;
+    const target = this.s.specVersion;
+    const id = this.idOf(ordinal);
+    if (record.signalledVersion < target) {
+      record.containerBefore = machine.containerBefore(await statusOrUnknown(id));
+      try {
+        await getExternalWorkflowHandle(id).signal(specChangedSignal, this.s.spec);
+      } catch {
+        // The instance workflow ended behind our back: the next pass starts it on the new spec.
+        return this.forget(ordinal);
+      }
+      record.signalledVersion = target;
+    }
+    const outcome = await pollInstance(
+      id,
+      machine.READY_TIMEOUT_SECONDS,
+      (view) => machine.rolledOnto(view, record.containerBefore),
+      () => machine.hasPendingChange(this.s) || this.s.specVersion !== target,
+    );
+    if (outcome === 'interrupted') return false;
+    if (outcome === 'gone') return this.forget(ordinal);
+    if (outcome === 'timeout') {
+      this.s.haltedVersion = target;
+      this.s.rolloutError = machine.rolloutHaltedError(id, target);
+      log.warn('rollout halted', { server: this.s.name, instanceId: id, specVersion: target });
+      return false;
+    }
+    record.readyVersion = target;
+    return true;
+  }
+
+  /** An instance that ended behind the server's back is forgotten; the next pass starts it again. */
+  private forget(ordinal: number): false {
+    this.s.instances.delete(ordinal);
+    this.s.requested++;
+    return false;
+  }
 }
 
 /**
@@ -334,7 +286,7 @@ async function pollInstance(
   interrupt: () => boolean,
 ): Promise<'done' | 'gone' | 'timeout' | 'interrupted'> {
   const deadline = Date.now() + timeoutSeconds * 1000;
-  let delaySeconds = POLL_MIN_SECONDS;
+  let delaySeconds = machine.POLL_MIN_SECONDS;
   for (;;) {
     const status = await statusOrUnknown(id);
     if (status !== undefined && done(status)) return 'done';
@@ -342,14 +294,14 @@ async function pollInstance(
     const remaining = deadline - Date.now();
     if (remaining <= 0) return 'timeout';
     if (await condition(interrupt, Math.min(delaySeconds * 1000, remaining))) return 'interrupted';
-    delaySeconds = Math.min(delaySeconds * 2, POLL_MAX_SECONDS);
+    delaySeconds = machine.nextPollDelaySeconds(delaySeconds);
   }
 }
 
 /** Polls with a durable, growing sleep until the instance workflow has ended; false when the bound passed first. */
 async function waitUntilEnded(id: string, timeoutSeconds: number): Promise<boolean> {
   const deadline = Date.now() + timeoutSeconds * 1000;
-  let delaySeconds = POLL_MIN_SECONDS;
+  let delaySeconds = machine.POLL_MIN_SECONDS;
   for (;;) {
     let running = true;
     try {
@@ -361,7 +313,7 @@ async function waitUntilEnded(id: string, timeoutSeconds: number): Promise<boole
     const remaining = deadline - Date.now();
     if (remaining <= 0) return false;
     await sleep(Math.min(delaySeconds * 1000, remaining));
-    delaySeconds = Math.min(delaySeconds * 2, POLL_MAX_SECONDS);
+    delaySeconds = machine.nextPollDelaySeconds(delaySeconds);
   }
 }
 
@@ -380,28 +332,4 @@ function parseSpec(input: unknown): McpServerSpec {
   const result = validateSpec(input);
   if (!result.ok) throw new Error(describeFieldErrors(result.errors));
   return result.spec;
-}
-
-/** Replicas alone never restart instances: only a change of anything else rolls them. */
-export function sameSpecIgnoringReplicas(a: McpServerSpec, b: McpServerSpec): boolean {
-  return canonicalJson({ ...a, replicas: 0 }) === canonicalJson({ ...b, replicas: 0 });
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
-}
-
-function byNumber(a: number, b: number): number {
-  return a - b;
 }

@@ -72,11 +72,13 @@ export interface CarriedInstanceState {
   pending?: PendingInstanceSignals;
 }
 
+/** What arrived by signal and is not yet acted on (forceRetry lives in the carried state). */
 export interface PendingInstanceSignals {
   stopRequested: boolean;
   restartRequested: boolean;
-  spec: McpServerSpec | null;
-  exit: ContainerExit | null;
+  pendingSpec: McpServerSpec | null;
+  /** The last exit reported; it counts only while it names the current container. */
+  lastExit: ContainerExit | null;
   healthChanges: HealthTransition[];
 }
 
@@ -145,7 +147,7 @@ export interface ProbeWorkflowInput {
   node: string;
   /** Readiness probe (tools/call of this tool) when set; otherwise liveness (tools/list). */
   healthCheck?: import('./spec').HealthCheck;
-  /** Liveness defaults when no healthCheck is set. */
+  /** Liveness settings when no healthCheck is set; each falls back to PROBE_DEFAULTS (spec.ts). */
   intervalSeconds?: number;
   timeoutSeconds?: number;
   failureThreshold?: number;

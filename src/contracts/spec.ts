@@ -41,12 +41,15 @@ export const envEntrySchema = z
     message: 'needs exactly one of "value" or "secretRef"',
   });
 
+/** Probe timing when the spec does not say: a readiness healthCheck's defaults and the liveness probe's settings. */
+export const PROBE_DEFAULTS = { intervalSeconds: 60, timeoutSeconds: 10, failureThreshold: 3 } as const;
+
 export const healthCheckSchema = z.strictObject({
   tool: z.string().min(1),
   arguments: z.record(z.string(), z.unknown()).default({}),
-  intervalSeconds: z.number().int().min(1).max(86_400).default(60),
-  timeoutSeconds: z.number().int().min(1).max(3_600).default(10),
-  failureThreshold: z.number().int().min(1).max(100).default(3),
+  intervalSeconds: z.number().int().min(1).max(86_400).default(PROBE_DEFAULTS.intervalSeconds),
+  timeoutSeconds: z.number().int().min(1).max(3_600).default(PROBE_DEFAULTS.timeoutSeconds),
+  failureThreshold: z.number().int().min(1).max(100).default(PROBE_DEFAULTS.failureThreshold),
 });
 
 export const retrySchema = z.strictObject({

@@ -109,7 +109,7 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
     const id = instanceId(server, 0);
     const parsed = validateSpec({ name: server, image: 'mcpd/gitea-like:dev', env: [{ name: 'GITEA_TOKEN', secretRef: { name: SECRET, key: 'token' } }] });
     assert.ok(parsed.ok);
-    const args: InstanceWorkflowArgs = { server, ordinal: 0, spec: parsed.spec, node: NODE, tuning: { probeWorkflowType: null } };
+    const args: InstanceWorkflowArgs = { server, ordinal: 0, spec: parsed.spec, node: NODE, tuning: { probes: false } };
     const handle: WorkflowHandle = await client.workflow.start('instanceWorkflow', { taskQueue: TASK_QUEUE, workflowId: id, args: [args], staticSummary: `${server} instance 0` });
 
     const up = await until(() => handle.query(statusQuery), (v) => v.status === 'RUNNING', 'RUNNING');

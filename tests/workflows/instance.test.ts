@@ -12,7 +12,7 @@ import type { McpServerSpec } from '../../src/contracts/spec';
 import type { InstanceWorkflowArgs } from '../../workflows/instance';
 import { mcpInstanceStatusKey, mcpServerKey } from '../../src/contracts/searchAttributes';
 import { containerExitedSignal, forceRetrySignal, specChangedSignal, statusQuery, stopSignal } from '../../src/contracts/messages';
-import { createTimeSkippingEnv } from './fixtures/env';
+import { createTimeSkippingEnv, recordHistory, recordRuns } from './fixtures/env';
 import { FakeNode, MemorySecretStore, spec } from './fixtures/fakes';
 
 const NODE = 't-h2-node';
@@ -72,7 +72,7 @@ describe('instanceWorkflow (time-skipping)', function () {
    * Probes are off unless a test is about them: the time-skipping server can wedge when a child's
    * cancellation races a signal (it re-applies the cancel when the task completion is retried).
    */
-  async function start(server: string, s: McpServerSpec, tuning: InstanceWorkflowArgs['tuning'] = { probeWorkflowType: null }): Promise<WorkflowHandle> {
+  async function start(server: string, s: McpServerSpec, tuning: InstanceWorkflowArgs['tuning'] = { probes: false }): Promise<WorkflowHandle> {
     const id = instanceId(server, 0);
     const args: InstanceWorkflowArgs = { server, ordinal: 0, spec: s, node: NODE, tuning };
     return env.client.workflow.start('instanceWorkflow', { taskQueue: TASK_QUEUE, workflowId: id, args: [args] });
@@ -122,6 +122,7 @@ describe('instanceWorkflow (time-skipping)', function () {
     await handle.signal(stopSignal);
     const final = (await handle.result()) as InstanceView;
     assert.equal(final.status, 'STOPPED');
+    await recordHistory(handle, 'instance-escalating-backoff');
   });
 
   it('uses the retry settings of the spec', async () => {
@@ -152,6 +153,7 @@ describe('instanceWorkflow (time-skipping)', function () {
     assert.ok(running.events.some((e) => e.type === 'ForceRetry'));
     await handle.signal(stopSignal);
     await handle.result();
+    await recordHistory(handle, 'instance-force-retry');
   });
 
   it('stop during a wait removes the container and ends STOPPED', async () => {
@@ -166,6 +168,7 @@ describe('instanceWorkflow (time-skipping)', function () {
     assert.equal(final.nextRetryAt, null);
     assert.equal(node.containers.size, 0, 'the container is removed');
     assert.equal(node.startCalls, 1, 'no attempt after stop');
+    await recordHistory(handle, 'instance-stop-in-wait');
   });
 
   it('keeps attemptCount across a worker restart and goes on escalating', async () => {
@@ -192,7 +195,7 @@ describe('instanceWorkflow (time-skipping)', function () {
   // tests/workflows/instance.devserver.test.ts says why.
   it('continues as new during the retry waits, carrying attempts, the error and the events', async () => {
     node.failNextStarts = ['e1', 'e2', 'e3'];
-    const handle = await start('t-h2-can', spec('t-h2-can'), { historyLimit: 40, probeWorkflowType: null });
+    const handle = await start('t-h2-can', spec('t-h2-can'), { historyLimit: 40, probes: false });
     const firstRun = (await handle.describe()).runId;
     await until(handle, failedAttempt(1), 'failed attempt 1');
     for (let attempt = 2; attempt <= 3; attempt++) {
@@ -213,6 +216,7 @@ describe('instanceWorkflow (time-skipping)', function () {
     assert.equal(running.attemptCount, 4, 'the attempt after the carried ones');
     await handle.signal(stopSignal);
     assert.equal(((await handle.result()) as InstanceView).status, 'STOPPED');
+    await recordRuns(env.client.workflow, handle.workflowId, firstRun, 'instance-continue-as-new');
   });
 
   it('a container that dies while RUNNING goes through the backoff; a late exit of an old container is ignored', async () => {
@@ -231,10 +235,11 @@ describe('instanceWorkflow (time-skipping)', function () {
     assert.notEqual(again.containerId, running.containerId);
     await handle.signal(stopSignal);
     await handle.result();
+    await recordHistory(handle, 'instance-container-exit');
   });
 
   it('a liveness probe failure restarts the instance through the backoff', async () => {
-    const handle = await start('t-h2-live', spec('t-h2-live'), { probeWorkflowType: 'probeWorkflow' });
+    const handle = await start('t-h2-live', spec('t-h2-live'), { probes: true });
     await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
     node.probeFailure = 'timeout after 10 s';
     // Liveness defaults: every 60 s, unhealthy after 3 failures.
@@ -245,6 +250,7 @@ describe('instanceWorkflow (time-skipping)', function () {
     assert.ok(node.containers.get(handle.workflowId)?.running === false, 'the container was stopped');
     await handle.signal(stopSignal);
     await handle.result();
+    await recordHistory(handle, 'instance-health-liveness-failure');
   });
 
   it('resets attemptCount after a stable running period, so the next failure waits the fast delay again', async () => {
@@ -262,6 +268,7 @@ describe('instanceWorkflow (time-skipping)', function () {
     assert.equal(delayOf(failed), 1, 'the fast delay again, not the slow one');
     await handle.signal(stopSignal);
     await handle.result();
+    await recordHistory(handle, 'instance-backoff-reset');
   });
 
   it('rolls onto a changed spec: the old container is removed and a fresh one starts, not counted as a failure', async () => {
@@ -276,6 +283,7 @@ describe('instanceWorkflow (time-skipping)', function () {
     assert.equal(node.containers.size, 1);
     await handle.signal(stopSignal);
     await handle.result();
+    await recordHistory(handle, 'instance-spec-change');
   });
 
   it('keeps secret values out of history, search attributes, memo and the status view', async () => {
@@ -292,15 +300,24 @@ describe('instanceWorkflow (time-skipping)', function () {
     assert.equal(described.typedSearchAttributes.get(mcpServerKey), 't-h2-secret');
     await handle.signal(stopSignal);
     await handle.result();
+    await recordHistory(handle, 'instance-start-stop');
   });
 
-  it('a missing secret fails the attempt naming secret and key, without starting a container', async () => {
+  it('a missing secret fails the attempt naming secret and key, without starting a container; fixed and retried, it runs', async () => {
     const handle = await start('t-h2-nosecret', spec('t-h2-nosecret', { env: [{ name: 'GITEA_TOKEN', secretRef: { name: 't-h2-gitea', key: 'nope' } }] }));
     const failed = await until(handle, failedAttempt(1), 'the failure');
     assert.equal(failed.error, 'secret resolution failed: secret "t-h2-gitea" has no key "nope" (env GITEA_TOKEN)');
     assert.equal(node.startCalls, 0);
+    // The operator adds the key and cuts the wait short: the same instance starts with it.
+    await secrets.put('t-h2-gitea', { token: SECRET_VALUE, nope: 'fixed' });
+    await handle.signal(forceRetrySignal);
+    const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING after the fix');
+    assert.equal(running.attemptCount, 2);
+    assert.equal(running.error, null);
+    assert.equal(node.containers.get(handle.workflowId)?.env.GITEA_TOKEN, 'fixed');
     await handle.signal(stopSignal);
     await handle.result();
+    await recordHistory(handle, 'instance-secret-failure-force-retry');
   });
 });
 

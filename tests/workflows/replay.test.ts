@@ -3,7 +3,7 @@
  * current workflow code: a change that would break running workflows (a
  * reordered command, a new activity in the middle of a run) fails here.
  * Re-record after an intended, versioned change:
- *   MCPD_RECORD_HISTORIES=1 npx mocha dist/tests/workflows/probe.test.js dist/tests/workflows/server.test.js
+ *   MCPD_RECORD_HISTORIES=1 npm test -- tests/workflows/probe.test.ts tests/workflows/server.test.ts tests/workflows/instance.test.ts
  */
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
@@ -17,7 +17,7 @@ describe('workflow replay over recorded histories', function () {
 
   it('has histories of every workflow type it guards', () => {
     const types = new Set(files.map((f) => f.split('-')[0]));
-    for (const type of ['probe', 'server']) assert.ok(types.has(type), `no recorded ${type} history in ${HISTORIES_DIR}`);
+    for (const type of ['instance', 'probe', 'server']) assert.ok(types.has(type), `no recorded ${type} history in ${HISTORIES_DIR}`);
   });
 
   it('replays every recorded history without a determinism error', async () => {
