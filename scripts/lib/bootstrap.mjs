@@ -4,6 +4,7 @@
  * toolchain, a Docker engine and the local images.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -34,8 +35,38 @@ function runOrFail(what, command, args) {
   if (result.status !== 0) throw new Error(`${what} failed (exit ${result.status ?? result.signal})`);
 }
 
+/** Where tsc's last clean run records the hash of its inputs. */
+const BUILD_STAMP = path.join(ROOT, 'dist', '.build-inputs.sha256');
+
 /**
- * npm ci/install when needed, then tsc; throws a one-line error on failure. With `strict` (npm test), a type error fails the
+ * A hash of everything tsc reads: tsconfig.json, the lock file and every file in the
+ * folders tsconfig includes. Content, not mtimes: a copy or an extracted archive keeps
+ * old mtimes on changed files.
+ */
+function buildInputsHash() {
+  const hash = createHash('sha256');
+  const tsconfig = fs.readFileSync(path.join(ROOT, 'tsconfig.json'), 'utf8');
+  const lock = path.join(ROOT, 'package-lock.json');
+  hash.update(tsconfig).update(fs.existsSync(lock) ? fs.readFileSync(lock) : '');
+  const folders = [...new Set(JSON.parse(tsconfig).include.map((pattern) => pattern.split('/')[0]))].sort();
+  const visit = (dir) => {
+    if (!fs.existsSync(dir)) return;
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== 'node_modules') visit(full);
+      } else if (entry.isFile()) {
+        hash.update(`\0${path.relative(ROOT, full)}\0`).update(fs.readFileSync(full));
+      }
+    }
+  };
+  for (const folder of folders) visit(path.join(ROOT, folder));
+  return hash.digest('hex');
+}
+
+/**
+ * npm ci/install when needed, then tsc (skipped when its inputs are unchanged since
+ * its last clean run); throws a one-line error on failure. With `strict` (npm test), a type error fails the
  * run: tests must not pass on code that does not compile cleanly.
  */
 export function buildProject(prefix, { strict = false } = {}) {
@@ -48,6 +79,14 @@ export function buildProject(prefix, { strict = false } = {}) {
     say(prefix, `dependencies installed in ${seconds(started)}`);
   }
   const started = Date.now();
+  const inputs = buildInputsHash();
+  const upToDate =
+    fs.existsSync(BUILD_STAMP) && fs.readFileSync(BUILD_STAMP, 'utf8') === inputs && fs.existsSync(path.join(ROOT, 'dist', 'src', 'embedded', 'toolchain.js'));
+  if (upToDate) {
+    say(prefix, 'dist/ is up to date (sources unchanged since the last clean compile)');
+    return;
+  }
+  fs.rmSync(BUILD_STAMP, { force: true });
   const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', ROOT], {
     cwd: ROOT,
     encoding: 'utf8',
@@ -69,6 +108,7 @@ export function buildProject(prefix, { strict = false } = {}) {
   if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'embedded', 'toolchain.js'))) {
     throw new Error('tsc emitted nothing usable (dist/src/embedded/toolchain.js is missing)');
   }
+  if (tsc.status === 0) fs.writeFileSync(BUILD_STAMP, inputs);
   say(prefix, `compiled in ${seconds(started)}`);
 }
 
