@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +85,7 @@ export function buildProject(prefix, { strict = false } = {}) {
     fs.existsSync(BUILD_STAMP) && fs.readFileSync(BUILD_STAMP, 'utf8') === inputs && fs.existsSync(path.join(ROOT, 'dist', 'src', 'embedded', 'toolchain.js'));
   if (upToDate) {
     say(prefix, 'dist/ is up to date (sources unchanged since the last clean compile)');
+    repairNpxCacheEntry(prefix);
     return;
   }
   fs.rmSync(BUILD_STAMP, { force: true });
@@ -110,6 +112,27 @@ export function buildProject(prefix, { strict = false } = {}) {
   }
   if (tsc.status === 0) fs.writeFileSync(BUILD_STAMP, inputs);
   say(prefix, `compiled in ${seconds(started)}`);
+  repairNpxCacheEntry(prefix);
+}
+
+/**
+ * `npx mcpctl` in this checkout runs the package's own bin through a link npm keeps in
+ * its npx cache (<cache>/_npx/<first 16 hex of sha512(checkout path)>, libnpmexec), made
+ * once and only for bins whose file existed then. A checkout at this path that ran
+ * `npx mcpctl` before its bin existed (before bin/mcpctl.cjs, before a build) left an
+ * entry without the link, and npx never re-links it: "sh: 1: mcpctl: not found".
+ * Removes such an entry, so the next npx makes a complete one. Touches nothing else.
+ */
+export function repairNpxCacheEntry(prefix) {
+  const { name, bin = {} } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  const cache = process.env.npm_config_cache || path.join(os.homedir(), '.npm');
+  const entry = path.join(cache, '_npx', createHash('sha512').update(ROOT).digest('hex').slice(0, 16));
+  if (!fs.existsSync(path.join(entry, 'node_modules', name))) return;
+  // existsSync follows the link: a dangling one counts as missing too.
+  const missing = Object.keys(bin).filter((command) => fs.existsSync(path.join(ROOT, bin[command])) && !fs.existsSync(path.join(entry, 'node_modules', '.bin', command)));
+  if (missing.length === 0) return;
+  fs.rmSync(entry, { recursive: true, force: true });
+  say(prefix, `removed npm's npx cache entry for this checkout (${entry}): it had no link for ${missing.join(', ')}, so \`npx ${missing[0]}\` said "not found"; npx makes a new one on its next run`);
 }
 
 /** The compiled embedded-stack modules (CommonJS under dist/). */
