@@ -191,6 +191,15 @@ export class GatewayHttp {
       throw new HttpError(400, -32600, `Invalid Request: a batch must hold 1 to ${MAX_BATCH} messages`);
     }
     if (!messages.every(isMessage)) throw new HttpError(400, -32600, 'Invalid Request: not a JSON-RPC 2.0 message');
+    // MCP ids are strings or integers, params an object or absent. The SDK drops any
+    // other shape without an answer, so such a request would wait forever (found by tests/fuzz).
+    const oddId = messages.find((m) => typeof m.id === 'number' && !Number.isSafeInteger(m.id));
+    if (oddId) throw new HttpError(400, -32600, `Invalid Request: "id" must be a string or an integer, got ${oddId.id}`);
+    const oddParams = messages.find((m) => m.params !== undefined && (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params)));
+    if (oddParams) {
+      const got = oddParams.params === null ? 'null' : Array.isArray(oddParams.params) ? 'an array' : typeof oddParams.params;
+      throw new HttpError(400, -32600, `Invalid Request: "params" must be an object, got ${got}`);
+    }
     const initialize = messages.some((m) => m.method === 'initialize');
 
     if (session) {
