@@ -54,9 +54,15 @@ function supervisedCommand() {
   return command;
 }
 
-/** Polls GET url until 200 (true) or the child exits (false). */
+/** Polls GET url until 200 (true) or the child exits (false); says so when it takes long. */
 async function waitForReady(url, child) {
+  const slowAt = Date.now() + 120_000;
+  let toldSlow = false;
   for (;;) {
+    if (!toldSlow && Date.now() > slowAt) {
+      toldSlow = true;
+      log(`mcpd (pid ${child.pid}) has not answered ${url} for 120 s; still waiting (its output above says why; Ctrl-C stops everything)`);
+    }
     if (child.exitCode !== null || child.signalCode !== null) return false;
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
