@@ -4,7 +4,9 @@
  * toolchain, a Docker engine and the local images.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -34,8 +36,38 @@ function runOrFail(what, command, args) {
   if (result.status !== 0) throw new Error(`${what} failed (exit ${result.status ?? result.signal})`);
 }
 
+/** Where tsc's last clean run records the hash of its inputs. */
+const BUILD_STAMP = path.join(ROOT, 'dist', '.build-inputs.sha256');
+
 /**
- * npm ci/install when needed, then tsc; throws a one-line error on failure. With `strict` (npm test), a type error fails the
+ * A hash of everything tsc reads: tsconfig.json, the lock file and every file in the
+ * folders tsconfig includes. Content, not mtimes: a copy or an extracted archive keeps
+ * old mtimes on changed files.
+ */
+function buildInputsHash() {
+  const hash = createHash('sha256');
+  const tsconfig = fs.readFileSync(path.join(ROOT, 'tsconfig.json'), 'utf8');
+  const lock = path.join(ROOT, 'package-lock.json');
+  hash.update(tsconfig).update(fs.existsSync(lock) ? fs.readFileSync(lock) : '');
+  const folders = [...new Set(JSON.parse(tsconfig).include.map((pattern) => pattern.split('/')[0]))].sort();
+  const visit = (dir) => {
+    if (!fs.existsSync(dir)) return;
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== 'node_modules') visit(full);
+      } else if (entry.isFile()) {
+        hash.update(`\0${path.relative(ROOT, full)}\0`).update(fs.readFileSync(full));
+      }
+    }
+  };
+  for (const folder of folders) visit(path.join(ROOT, folder));
+  return hash.digest('hex');
+}
+
+/**
+ * npm ci/install when needed, then tsc (skipped when its inputs are unchanged since
+ * its last clean run); throws a one-line error on failure. With `strict` (npm test), a type error fails the
  * run: tests must not pass on code that does not compile cleanly.
  */
 export function buildProject(prefix, { strict = false } = {}) {
@@ -48,6 +80,15 @@ export function buildProject(prefix, { strict = false } = {}) {
     say(prefix, `dependencies installed in ${seconds(started)}`);
   }
   const started = Date.now();
+  const inputs = buildInputsHash();
+  const upToDate =
+    fs.existsSync(BUILD_STAMP) && fs.readFileSync(BUILD_STAMP, 'utf8') === inputs && fs.existsSync(path.join(ROOT, 'dist', 'src', 'embedded', 'toolchain.js'));
+  if (upToDate) {
+    say(prefix, 'dist/ is up to date (sources unchanged since the last clean compile)');
+    repairNpxCacheEntry(prefix);
+    return;
+  }
+  fs.rmSync(BUILD_STAMP, { force: true });
   const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', ROOT], {
     cwd: ROOT,
     encoding: 'utf8',
@@ -69,7 +110,29 @@ export function buildProject(prefix, { strict = false } = {}) {
   if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'embedded', 'toolchain.js'))) {
     throw new Error('tsc emitted nothing usable (dist/src/embedded/toolchain.js is missing)');
   }
+  if (tsc.status === 0) fs.writeFileSync(BUILD_STAMP, inputs);
   say(prefix, `compiled in ${seconds(started)}`);
+  repairNpxCacheEntry(prefix);
+}
+
+/**
+ * `npx mcpctl` in this checkout runs the package's own bin through a link npm keeps in
+ * its npx cache (<cache>/_npx/<first 16 hex of sha512(checkout path)>, libnpmexec), made
+ * once and only for bins whose file existed then. A checkout at this path that ran
+ * `npx mcpctl` before its bin existed (before bin/mcpctl.cjs, before a build) left an
+ * entry without the link, and npx never re-links it: "sh: 1: mcpctl: not found".
+ * Removes such an entry, so the next npx makes a complete one. Touches nothing else.
+ */
+export function repairNpxCacheEntry(prefix) {
+  const { name, bin = {} } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  const cache = process.env.npm_config_cache || path.join(os.homedir(), '.npm');
+  const entry = path.join(cache, '_npx', createHash('sha512').update(ROOT).digest('hex').slice(0, 16));
+  if (!fs.existsSync(path.join(entry, 'node_modules', name))) return;
+  // existsSync follows the link: a dangling one counts as missing too.
+  const missing = Object.keys(bin).filter((command) => fs.existsSync(path.join(ROOT, bin[command])) && !fs.existsSync(path.join(entry, 'node_modules', '.bin', command)));
+  if (missing.length === 0) return;
+  fs.rmSync(entry, { recursive: true, force: true });
+  say(prefix, `removed npm's npx cache entry for this checkout (${entry}): it had no link for ${missing.join(', ')}, so \`npx ${missing[0]}\` said "not found"; npx makes a new one on its next run`);
 }
 
 /** The compiled embedded-stack modules (CommonJS under dist/). */
