@@ -19,6 +19,7 @@ import {
   TimeoutFailure,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -29,6 +30,8 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ControlActivities } from '../activities/control';
 import type { NodeActivities } from '../activities/node';
+import type { PackageActivities } from '../activities/packages';
+import type { PackageImageRef } from '../activities/types';
 import type { McpServerSpec } from '../src/contracts/spec';
 import { MAX_EVENTS, TASK_QUEUE, nodeTaskQueue, type InstanceStatus, type InstanceView } from '../src/contracts/instance';
 import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../src/contracts/searchAttributes';
@@ -95,6 +98,27 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
     scheduleToCloseTimeout: '2 minutes',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
   });
+
+  // Installing a package and building its image can take minutes on a cold npm/pip cache; heartbeats carry the progress.
+  const packages = proxyActivities<PackageActivities>({
+    taskQueue: nodeQueue,
+    startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '10 seconds',
+    scheduleToCloseTimeout: '20 minutes',
+    // Registry hiccups get a few tries; a package or version that does not exist is non-retryable and lands in our backoff.
+    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
+  });
+  /** The exact version the current packageName resolved to: restarts and retries of this spec run that same version. */
+  let pinnedPackage: { packageName: string; exact: string } | null = null;
+  const preparePackageImage = async (packageName: string, entrypoint: string | undefined): Promise<PackageImageRef> => {
+    const requested = pinnedPackage?.packageName === packageName ? pinnedPackage.exact : packageName;
+    event('PreparingImage', `image of ${requested}: reusing or building it on node ${input.node}`);
+    const prepared = await packages.preparePackageImage({ packageName: requested, ...(entrypoint ? { entrypoint } : {}) });
+    pinnedPackage = { packageName, exact: `${prepared.package}@${prepared.version}` };
+    const how = prepared.built ? `built in ${Math.round(prepared.elapsedMs / 1000)} s` : 'cached';
+    event('PackageImage', `image ${prepared.image} for ${prepared.package}@${prepared.version} (${how}), runs ${prepared.executable}, lock sha256:${prepared.lockHash.slice(0, 12)}`);
+    return { image: prepared.image, entrypoint: prepared.entrypoint };
+  };
 
   const s: CarriedInstanceState = input.carried
     ? { ...input.carried, events: [...input.carried.events] }
@@ -266,7 +290,9 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
     try {
       const env = await control.resolveEnv(spec.env);
       if (stopRequested) return 'stop';
-      const started = await node.startContainer({ instanceId: id, generation: s.generation, spec, env });
+      const packageImage = spec.packageName && patched('package-images') ? await preparePackageImage(spec.packageName, spec.entrypoint) : undefined;
+      if (stopRequested) return 'stop';
+      const started = await node.startContainer({ instanceId: id, generation: s.generation, spec, env, ...(packageImage ? { packageImage } : {}) });
       s.containerId = started.containerId;
       port = started.port;
       event('ContainerStarted', `container ${started.containerId.slice(0, 12)} ${started.reused ? 'found running from a retried start' : 'started'}${port ? ` on port ${port}` : ''}`);

@@ -5,6 +5,7 @@
 import YAML from 'yaml';
 import type { InstanceView } from '../contracts/instance';
 import type { ServerResource } from '../contracts/api';
+import { formatPackageRef, parsePackageRef } from '../contracts/packageRef';
 import type { SecretInfo } from './client';
 
 export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml';
@@ -55,7 +56,11 @@ export function truncate(text: string | null | undefined, max: number): string {
 }
 
 function source(s: ServerResource['spec']): string {
-  return s.image ?? (s.packageName ? `npm:${s.packageName}` : s.command ? s.command.join(' ') : '-');
+  if (s.packageName) {
+    const parsed = parsePackageRef(s.packageName);
+    return parsed.ok ? formatPackageRef(parsed.ref, parsed.ref.version) : s.packageName;
+  }
+  return s.image ?? (s.command ? s.command.join(' ') : '-');
 }
 
 export interface Columns<T> {

@@ -31,6 +31,8 @@ export interface StartContainerRequest {
   env: Record<string, string>;
   /** Values masked with *** in anything this module reports. */
   secretValues: string[];
+  /** The built image of a packageName spec and the executable to run (src/docker/packageImages.ts). */
+  packageImage?: { image: string; entrypoint: string[] };
 }
 
 export interface StartedContainer {
@@ -176,7 +178,7 @@ export class DockerContainers {
     }
     if (existing) await this.remove(existing.Id);
 
-    const image = await this.imageFor(request.spec);
+    const image = await this.imageFor(request.spec, request.packageImage);
     const options = this.createOptions(name, image, request, port);
     let containerId: string;
     try {
@@ -273,21 +275,12 @@ export class DockerContainers {
     return `${prefix} with code ${exitCode}${meaning}${tail ? `: ${tail}` : ''}`;
   }
 
-  private async imageFor(spec: McpServerSpec): Promise<string> {
+  private async imageFor(spec: McpServerSpec, packageImage: StartContainerRequest['packageImage']): Promise<string> {
     let image: string;
     if (spec.image) image = spec.image;
     else if (spec.command) image = this.baseImage;
-    else {
-      // Without a registry there is nothing to run `npx <package>` against; a prebuilt image named after the package works.
-      image = packageImageName(spec.packageName ?? '');
-      if (!(await this.imageExists(image))) {
-        throw new ContainerStartError(
-          `packageName needs a registry: mcpd cannot install "${spec.packageName}" here; build an image ${image} or use "image" / "command"`,
-          true,
-        );
-      }
-      return image;
-    }
+    else if (packageImage) image = packageImage.image;
+    else throw new ContainerStartError(`packageName "${spec.packageName}" has no image yet: the preparePackageImage activity builds it before the start`, true);
     if (!(await this.imageExists(image))) throw new ContainerStartError(`image ${image} not found locally`, true);
     return image;
   }
@@ -312,7 +305,7 @@ export class DockerContainers {
     return {
       name,
       Image: image,
-      ...(spec.command ? { Entrypoint: spec.command } : {}),
+      ...(spec.command ? { Entrypoint: spec.command } : request.packageImage ? { Entrypoint: request.packageImage.entrypoint } : {}),
       ...(args.length ? { Cmd: args } : {}),
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       Labels: {
@@ -365,9 +358,4 @@ export class DockerContainers {
     const message = (err as { json?: { message?: string } })?.json?.message ?? (err as Error)?.message ?? String(err);
     return maskSecrets(message, secretValues);
   }
-}
-
-export function packageImageName(packageName: string): string {
-  const slug = packageName.toLowerCase().replace(/^@/, '').replace(/[^a-z0-9._-]+/g, '-');
-  return `mcpd/pkg-${slug}:latest`;
 }
