@@ -24,7 +24,8 @@ export interface PreparePackageImageResult {
   package: string;
   version: string;
   lockHash: string;
-  built: boolean;
+  /** built: by this activity; joined: it waited for the same build of another start on this node; cached: the image existed. */
+  how: 'built' | 'joined' | 'cached';
   elapsedMs: number;
 }
 

@@ -71,6 +71,7 @@ async function main(): Promise<void> {
       proxy: gateway,
       client,
       owner: `${settings.temporalAddress}/${settings.temporalNamespace}`,
+      packageImages: { nodeBaseImage: settings.packageBaseImages.node, pythonBaseImage: settings.packageBaseImages.python },
       log: log.child({ component: 'worker' }),
     });
     workers.run().catch((err: Error) => {

@@ -115,7 +115,8 @@ export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<Ins
     event('PreparingImage', `image of ${requested}: reusing or building it on node ${input.node}`);
     const prepared = await packages.preparePackageImage({ packageName: requested, ...(entrypoint ? { entrypoint } : {}) });
     pinnedPackage = { packageName, exact: `${prepared.package}@${prepared.version}` };
-    const how = prepared.built ? `built in ${Math.round(prepared.elapsedMs / 1000)} s` : 'cached';
+    const seconds = Math.round(prepared.elapsedMs / 1000);
+    const how = prepared.how === 'built' ? `built in ${seconds} s` : prepared.how === 'joined' ? `built once for two starts, waited ${seconds} s` : 'cached';
     event('PackageImage', `image ${prepared.image} for ${prepared.package}@${prepared.version} (${how}), runs ${prepared.executable}, lock sha256:${prepared.lockHash.slice(0, 12)}`);
     return { image: prepared.image, entrypoint: prepared.entrypoint };
   };

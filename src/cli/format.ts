@@ -179,6 +179,7 @@ export function describeInstance(i: InstanceView, now: Date): string {
       ['lastAttemptAt', i.lastAttemptAt ? `${i.lastAttemptAt} (${formatAge(i.lastAttemptAt, now)} ago)` : '-'],
       ['nextRetryAt', i.nextRetryAt ? `${i.nextRetryAt} (${formatUntil(i.nextRetryAt, now)})` : '-'],
       ['error', i.error ?? '-'],
+      ...(i.progress ? ([['progress', i.progress]] as [string, string][]) : []),
     ]),
     eventsBlock(i.events, now),
   ].join('\n');

@@ -23,6 +23,8 @@ export interface Settings {
   node: string;
   roles: { api: boolean; gateway: boolean; worker: boolean };
   logLevel: string;
+  /** Bases of the images built from npm / PyPI packages (default mcpd/node-base:20, mcpd/python-base:3). */
+  packageBaseImages: { node: string | undefined; python: string | undefined };
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -42,5 +44,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     node: env.MCPD_NODE ?? os.hostname(),
     roles: { api: roles.includes('api'), gateway: roles.includes('gateway'), worker: roles.includes('worker') },
     logLevel: env.MCPD_LOG_LEVEL ?? 'info',
+    packageBaseImages: { node: env.MCPD_PACKAGE_NODE_BASE, python: env.MCPD_PACKAGE_PYTHON_BASE },
   };
 }

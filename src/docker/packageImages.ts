@@ -49,8 +49,8 @@ export interface PackageImage {
   /** The exact version in the image. */
   version: string;
   lockHash: string;
-  /** False when an existing image was reused. */
-  built: boolean;
+  /** built: by this call; joined: this call waited for the same build started by another; cached: the image existed. */
+  how: 'built' | 'joined' | 'cached';
   /** Time this call spent (resolution, install and build; or the lookup). */
   elapsedMs: number;
 }
@@ -101,8 +101,10 @@ export class PackageImageBuilder {
     const image = `${imageRepository(ref)}:${imageTag(version, key)}`;
 
     let facts = await this.existing(image, key);
+    let how: PackageImage['how'] = 'cached';
     if (!facts) {
       let build = this.inflight.get(key);
+      how = build ? 'joined' : 'built';
       if (build) {
         progress('waiting for the same build', display);
       } else {
@@ -110,6 +112,8 @@ export class PackageImageBuilder {
         this.inflight.set(key, build);
       }
       facts = await build;
+      // Another mcpd on this engine may have built it first (then ours was dropped).
+      if (!facts.built) how = 'cached';
     }
     const chosen = commandFor(ref, facts.version, facts.executables, facts.own, request.entrypoint);
     return {
@@ -119,7 +123,7 @@ export class PackageImageBuilder {
       package: formatPackageRef(ref),
       version: facts.version,
       lockHash: facts.lockHash,
-      built: facts.built,
+      how,
       elapsedMs: Date.now() - started,
     };
   }

@@ -48,7 +48,7 @@ function lockOf(lines: string[]): PackageLock {
 }
 
 interface NpmLockfile {
-  packages?: Record<string, { version?: string; integrity?: string; resolved?: string; link?: boolean }>;
+  packages?: Record<string, { name?: string; version?: string; integrity?: string; resolved?: string; link?: boolean }>;
 }
 
 /** The lock of an npm install, from its package-lock.json (v2/v3): every installed package with version and integrity. */
@@ -169,7 +169,8 @@ export function installerReason(registry: PackageRegistry, output: string): stri
     }
     const useful = lines
       .filter((l) => /^npm (error|ERR!)/.test(l))
-      .map((l) => l.replace(/^npm (error|ERR!)\s*/, ''))
+      // npm tags continuation lines with a lowercase code ("notarget", "404"): the text after it is the reason.
+      .map((l) => l.replace(/^npm (error|ERR!)\s*/, '').replace(/^(notarget|404|code [A-Z0-9_]+)(\s+|$)/, ''))
       .filter((l) => l && !/^code /.test(l) && !/complete log of this run|^A complete log|^\d{3}$/.test(l));
     return oneLine(useful[0] ?? lines[lines.length - 1] ?? 'npm failed without a message');
   }
