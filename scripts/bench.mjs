@@ -6,7 +6,10 @@
  * baseline measured in the same run.
  *   - dist/bench/lifecycle.bench.js: start call -> RUNNING vs a plain `docker run`
  *   - dist/bench/gateway.bench.js: tools/call latency and throughput, direct vs gateway
- * Environment: BENCH_START_RUNS, BENCH_CALLS, BENCH_CONCURRENT_MS, BENCH_PORT, BENCH_SERVER.
+ *   - dist/bench/packages.bench.js: first (build included) and later starts of npm and PyPI
+ *     package servers vs `npx -y <package>` / a uvx-like venv on the host
+ * `npm run bench -- packages` runs only the benchmarks whose file name contains "packages".
+ * Environment: BENCH_START_RUNS, BENCH_CALLS, BENCH_CONCURRENT_MS, BENCH_PORT, BENCH_SERVER, BENCH_PACKAGE_RUNS.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,7 +36,9 @@ const stack = await embedded().stack.startStack(
 const env = stackEnv(stack, tools);
 let failed = false;
 try {
-  for (const bench of ['lifecycle.bench.js', 'gateway.bench.js']) {
+  const only = process.argv.slice(2);
+  const benches = ['lifecycle.bench.js', 'gateway.bench.js', 'packages.bench.js'].filter((b) => only.length === 0 || only.some((o) => b.includes(o)));
+  for (const bench of benches) {
     say(P, `running ${bench}`);
     const result = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', bench)], { cwd: ROOT, env, stdio: 'inherit' });
     if (result.status !== 0) failed = true;
