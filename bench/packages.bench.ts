@@ -147,7 +147,7 @@ async function main(): Promise<void> {
       cachedEvent = run.imageEvent;
     }
     // With the exact version in the spec, a start asks no registry: only the local image is looked up.
-    const version = /@(\S+) \(/.exec(first.imageEvent)?.[1];
+    const version = / for \S+@([^@\s]+) \(/.exec(first.imageEvent)?.[1];
     const pinned: number[] = [];
     if (version) {
       await api('PUT', `/api/v1/servers/${server}`, { name: server, packageName: `${packageName}@${version}` });
