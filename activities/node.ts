@@ -46,7 +46,7 @@ export function createNodeActivities({ runtime, secrets, routing, containers: op
         }
       }
       try {
-        const started = await containers.start({ instanceId: input.instanceId, generation: input.generation, spec: input.spec, env, secretValues });
+        const started = await containers.start({ instanceId: input.instanceId, generation: input.generation, spec: input.spec, env, secretValues, packageImage: input.packageImage });
         return { containerId: started.containerId, port: started.port, reused: started.reused };
       } catch (err) {
         if (err instanceof ContainerStartError) {

@@ -12,6 +12,13 @@ export interface StartContainerInput {
   generation: number;
   spec: McpServerSpec;
   env: ResolvedEnvEntry[];
+  /** For a packageName spec: the image preparePackageImage found or built, and the executable to run. */
+  packageImage?: PackageImageRef;
+}
+
+export interface PackageImageRef {
+  image: string;
+  entrypoint: string[];
 }
 
 export interface StartContainerResult {

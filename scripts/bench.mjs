@@ -7,8 +7,10 @@
  *   - dist/bench/lifecycle.bench.js: start call -> RUNNING vs a plain `docker run`
  *   - dist/bench/gateway.bench.js: tools/call latency and throughput, direct vs gateway
  *   - dist/bench/cli.bench.js: mcpctl --help and get servers vs `node -e 0` (median of 10)
- * `npm run bench -- cli gateway` runs only the named ones.
- * Environment: BENCH_START_RUNS, BENCH_CLI_RUNS, BENCH_CALLS, BENCH_CONCURRENT_MS, BENCH_PORT, BENCH_SERVER.
+ *   - dist/bench/packages.bench.js: first (build included) and later starts of npm and PyPI
+ *     package servers vs `npx -y <package>` / a uvx-like venv on the host
+ * `npm run bench -- cli packages` runs only the benchmarks whose file name contains one of the words.
+ * Environment: BENCH_START_RUNS, BENCH_CLI_RUNS, BENCH_CALLS, BENCH_CONCURRENT_MS, BENCH_PORT, BENCH_SERVER, BENCH_PACKAGE_RUNS.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -37,7 +39,7 @@ let failed = false;
 try {
   // `npm run bench -- cli` runs only the benchmarks whose file name contains "cli".
   const only = process.argv.slice(2);
-  const benches = ['lifecycle.bench.js', 'gateway.bench.js', 'cli.bench.js'].filter((b) => only.length === 0 || only.some((o) => b.includes(o)));
+  const benches = ['lifecycle.bench.js', 'gateway.bench.js', 'cli.bench.js', 'packages.bench.js'].filter((b) => only.length === 0 || only.some((o) => b.includes(o)));
   for (const bench of benches) {
     say(P, `running ${bench}`);
     const result = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', bench)], { cwd: ROOT, env, stdio: 'inherit' });

@@ -3,6 +3,10 @@
  * Builds the images mcpd runs here, locally and without any registry:
  *   mcpd/node-base:20          the host's node binary + the shared libraries it links,
  *                              CA certificates and /tmp, made with `docker import`
+ *   mcpd/python-base:3         the host's Python (python3, or MCPD_PYTHON) at its own path, its
+ *                              standard library (no tests, tkinter, idle, site-packages) and the
+ *                              shared libraries it and its extension modules link; the base of
+ *                              images mcpd builds from PyPI packages (src/docker/packageImages.ts)
  *   mcpd/gitea-like:dev        images/gitea-like/server.ts bundled with esbuild
  *   mcpd/server-everything:dev @modelcontextprotocol/server-everything bundled with esbuild
  *
@@ -22,6 +26,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const HASH_LABEL = 'io.mcpd.source-hash';
 export const IMAGES = {
   nodeBase: 'mcpd/node-base:20',
+  pythonBase: 'mcpd/python-base:3',
   giteaLike: 'mcpd/gitea-like:dev',
   serverEverything: 'mcpd/server-everything:dev',
 };
@@ -60,14 +65,130 @@ function sha256(...parts) {
   return hash.digest('hex');
 }
 
-/** The node binary and every shared library `ldd` lists, as absolute paths. */
-function nodeRuntimeFiles(nodePath) {
-  const files = [nodePath];
-  for (const line of run('ldd', [nodePath]).split('\n')) {
+/** The shared libraries `ldd` lists for a binary, as absolute paths. */
+function sharedLibraries(binary) {
+  const files = [];
+  for (const line of run('ldd', [binary]).split('\n')) {
     const match = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
     if (match) files.push(match[1]);
   }
   return files;
+}
+
+/** The node binary and every shared library `ldd` lists, as absolute paths. */
+function nodeRuntimeFiles(nodePath) {
+  return [nodePath, ...sharedLibraries(nodePath)];
+}
+
+/** Copies absolute host paths into rootfs at the same paths (symlinks followed: the real file lands under the link's name). */
+function copyIntoRootfs(rootfs, files) {
+  for (const file of files) {
+    const target = path.join(rootfs, file);
+    if (fs.existsSync(target)) continue;
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.copyFileSync(file, target);
+    fs.chmodSync(target, fs.statSync(file).mode & 0o777);
+  }
+}
+
+function writeMinimalEtc(rootfs) {
+  fs.mkdirSync(path.join(rootfs, 'etc'), { recursive: true });
+  fs.writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n');
+  fs.writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+  for (const dir of ['tmp', 'root', 'app']) fs.mkdirSync(path.join(rootfs, dir), { recursive: true });
+  fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777);
+}
+
+// Parts of the standard library an MCP server does not run with: tests, GUI, IDE, installers, and the host's own packages.
+const STDLIB_SKIP = /^(site-packages|dist-packages|test|tests|idlelib|tkinter|turtledemo|ensurepip|lib2to3|config-[^/]*|__phello__)(\/|$)|(^|\/)(_tkinter|_test|xxlimited|_xxtestfuzz)[^/]*\.so$/;
+
+// What manylinux wheels may link without bundling (PEP 600's policy): wheels on PyPI expect them on the system.
+const MANYLINUX_LIBRARIES = ['libgcc_s.so.1', 'libstdc++.so.6', 'libm.so.6', 'libdl.so.2', 'librt.so.1', 'libc.so.6', 'libnsl.so.1', 'libutil.so.1', 'libpthread.so.0', 'libresolv.so.2', 'libz.so.1', 'libexpat.so.1'];
+
+/** Host paths of those libraries, from the dynamic linker's cache. */
+function manylinuxLibraries() {
+  const cache = spawnSync('ldconfig', ['-p'], { encoding: 'utf8' });
+  const found = [];
+  for (const name of MANYLINUX_LIBRARIES) {
+    const match = new RegExp(`^\\s*${name.replace(/[.+]/g, '\\$&')} \\(libc6,x86-64[^)]*\\) => (\\S+)$`, 'm').exec(cache.stdout ?? '');
+    if (match) found.push(match[1]);
+  }
+  return found;
+}
+
+/** What the Python base is made of: the interpreter, its stdlib files and the libraries they link. */
+function pythonRuntime(python) {
+  const probe = spawnSync(python, ['-c', 'import json, os, sys, sysconfig; print(json.dumps({"executable": os.path.realpath(sys.executable), "version": sys.version.split()[0], "stdlib": sysconfig.get_paths()["stdlib"], "dynload": sysconfig.get_config_var("DESTSHARED")}))'], { encoding: 'utf8' });
+  if (probe.status !== 0) return null;
+  const info = JSON.parse(probe.stdout);
+  const stdlibFiles = [];
+  // Walked by hand so skipped trees (a host's site-packages can be huge) are never listed.
+  const walk = (dir, rel) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const relative = rel ? `${rel}/${entry.name}` : entry.name;
+      if (STDLIB_SKIP.test(relative)) continue;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full, relative);
+      else if (entry.isFile()) stdlibFiles.push(full);
+    }
+  };
+  walk(info.stdlib, '');
+  if (info.dynload && path.relative(info.stdlib, info.dynload).startsWith('..')) walk(info.dynload, '');
+  // The fingerprint covers these; the libraries of every extension module are only listed (one ldd each) when building.
+  const files = [...new Set([info.executable, ...sharedLibraries(info.executable), ...manylinuxLibraries(), ...stdlibFiles])];
+  const withLinkedLibraries = () => {
+    const all = new Set(files);
+    for (const file of files.filter((f) => f.includes('.so'))) for (const lib of sharedLibraries(file)) all.add(lib);
+    return [...all];
+  };
+  return { ...info, files, withLinkedLibraries };
+}
+
+function buildPythonBase({ force, log }) {
+  const python = process.env.MCPD_PYTHON ?? 'python3';
+  const runtime = pythonRuntime(python);
+  if (!runtime) {
+    log(`no ${python} on this host: ${IMAGES.pythonBase} not built, PyPI packages cannot run here`);
+    return false;
+  }
+  const fingerprint = runtime.files
+    .map((f) => {
+      const st = fs.statSync(f);
+      return `${f}:${st.size}:${st.mtimeMs}`;
+    })
+    .join('\n');
+  const hash = sha256('python-base/v1\n', runtime.executable, runtime.version, '\n', fingerprint);
+  if (!force && imageHash(IMAGES.pythonBase) === hash) return false;
+
+  const files = runtime.withLinkedLibraries();
+  log(`building ${IMAGES.pythonBase} from ${runtime.executable} (${runtime.version}, ${files.length} files)`);
+  const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-python-base-'));
+  try {
+    const rootfs = path.join(staging, 'rootfs');
+    copyIntoRootfs(rootfs, files);
+    // Venvs link to the interpreter's own path (kept above); python3 on PATH is a convenience.
+    fs.mkdirSync(path.join(rootfs, 'usr/local/bin'), { recursive: true });
+    if (!fs.existsSync(path.join(rootfs, 'usr/local/bin/python3'))) fs.symlinkSync(runtime.executable, path.join(rootfs, 'usr/local/bin/python3'));
+    writeMinimalEtc(rootfs);
+    const tarball = path.join(staging, 'rootfs.tar');
+    run('tar', ['-C', rootfs, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.']);
+    run('docker', [
+      'import',
+      '--change', `LABEL ${HASH_LABEL}=${hash}`,
+      '--change', `LABEL io.mcpd.python.executable=${runtime.executable}`,
+      '--change', `LABEL io.mcpd.python.version=${runtime.version}`,
+      '--change', `ENV PATH=/usr/local/bin:${path.dirname(runtime.executable)}:/usr/bin:/bin`,
+      // A stdio server's stderr should reach `mcpctl logs` as it is written.
+      '--change', 'ENV PYTHONUNBUFFERED=1',
+      '--change', 'WORKDIR /app',
+      '--change', 'CMD ["python3"]',
+      tarball,
+      IMAGES.pythonBase,
+    ]);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+  return true;
 }
 
 function buildNodeBase({ force, log }) {
@@ -183,6 +304,7 @@ export async function buildImages({ force = false, log = (msg) => console.log(`[
   });
   const built = [];
   if (buildNodeBase({ force, log })) built.push(IMAGES.nodeBase);
+  if (buildPythonBase({ force, log })) built.push(IMAGES.pythonBase);
 
   const giteaLike = await bundle(esbuild, {
     entryPoints: [path.join(ROOT, 'images/gitea-like/server.ts')],

@@ -106,6 +106,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         proxy: gateway,
         client,
         owner: overrides.owner ?? `${settings.temporalAddress}/${settings.temporalNamespace}`,
+        packageImages: { nodeBaseImage: settings.packageBaseImages.node, pythonBaseImage: settings.packageBaseImages.python },
         log: log.child({ component: 'worker' }),
       });
       workers.run().catch((err: Error) => {

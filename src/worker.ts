@@ -10,6 +10,7 @@ import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createControlActivities } from '../activities/control';
 import { createNodeActivities } from '../activities/node';
+import { createPackageActivities } from '../activities/packages';
 import { createProbeActivities } from '../activities/probe';
 import { createServerActivities } from '../activities/server';
 import { TASK_QUEUE, nodeTaskQueue } from './contracts/instance';
@@ -17,6 +18,7 @@ import type { InstanceRouting, ProxyExecutor } from './contracts/routing';
 import type { SecretStore } from './secrets/types';
 import type { InstanceContainerOptions } from './docker/containers';
 import { ExitWatcher } from './docker/exit-watcher';
+import type { PackageImageBuilderOptions } from './docker/packageImages';
 import { Reaper } from './docker/reaper';
 import { reattachRunningInstances } from './docker/reattach';
 import type { ContainerRuntime } from './docker/runtime';
@@ -39,6 +41,8 @@ export interface WorkerDeps {
    */
   owner?: string;
   container?: Pick<InstanceContainerOptions, 'baseImage' | 'startGraceMs' | 'stopTimeoutSeconds'>;
+  /** Base images, npm client and work dir of the package image builder (defaults: mcpd/node-base:20, mcpd/python-base:3). */
+  packageImages?: PackageImageBuilderOptions;
   /** Which halves to run (both by default). */
   queues?: { control?: boolean; node?: boolean };
   reaperIntervalMs?: number;
@@ -86,7 +90,11 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         connection: deps.connection,
         namespace: deps.namespace,
         taskQueue: nodeTaskQueue(deps.node),
-        activities: { ...nodeActivities, ...(deps.proxy ? createProbeActivities({ proxy: deps.proxy }) : {}) },
+        activities: {
+          ...nodeActivities,
+          ...createPackageActivities({ runtime: deps.runtime, builder: deps.packageImages }),
+          ...(deps.proxy ? createProbeActivities({ proxy: deps.proxy }) : {}),
+        },
       }),
     );
     watcher = new ExitWatcher({ runtime: deps.runtime, client: deps.client, owner, log: deps.log });

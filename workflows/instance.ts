@@ -20,6 +20,7 @@ import {
   TimeoutFailure,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -30,6 +31,8 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ControlActivities } from '../activities/control';
 import type { NodeActivities } from '../activities/node';
+import type { PackageActivities } from '../activities/packages';
+import type { PackageImageRef } from '../activities/types';
 import type { McpServerSpec } from '../src/contracts/spec';
 import { TASK_QUEUE, nodeTaskQueue, type InstanceView } from '../src/contracts/instance';
 import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../src/contracts/searchAttributes';
@@ -85,6 +88,15 @@ function nodeActivities(node: string) {
       heartbeatTimeout: '10 seconds',
       scheduleToCloseTimeout: '2 minutes',
       retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
+    }),
+    // Installing a package and building its image can take minutes on a cold npm/pip cache; heartbeats carry the progress.
+    packages: proxyActivities<PackageActivities>({
+      taskQueue,
+      startToCloseTimeout: '10 minutes',
+      heartbeatTimeout: '10 seconds',
+      scheduleToCloseTimeout: '20 minutes',
+      // Registry hiccups get a few tries; a package or version that does not exist is non-retryable and lands in our backoff.
+      retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
     }),
   };
 }
@@ -201,7 +213,9 @@ class InstanceRun {
     try {
       const env = await control.resolveEnv(this.spec.env);
       if (this.inbox.stopRequested) return 'stop';
-      const started = await this.node.slow.startContainer({ instanceId: this.id, generation: this.s.generation, spec: this.spec, env });
+      const packageImage = this.spec.packageName && patched('package-images') ? await this.preparePackageImage(this.spec.packageName, this.spec.entrypoint) : undefined;
+      if (this.inbox.stopRequested) return 'stop';
+      const started = await this.node.slow.startContainer({ instanceId: this.id, generation: this.s.generation, spec: this.spec, env, ...(packageImage ? { packageImage } : {}) });
       this.s = machine.containerStarted(this.s, started, now());
       if (this.inbox.stopRequested) return 'stop';
       await this.node.quick.attachUpstream({ instanceId: this.id, spec: this.spec, containerId: started.containerId, port: started.port });
@@ -212,6 +226,17 @@ class InstanceRun {
     this.s = machine.nowRunning(this.s, now());
     this.publish();
     return 'running';
+  }
+
+  /** The package's image, found or built on the node; the exact version it resolves to is pinned for later attempts of this spec. */
+  private async preparePackageImage(packageName: string, entrypoint: string | undefined): Promise<PackageImageRef> {
+    const pinned = this.s.pinnedPackage;
+    const requested = pinned?.packageName === packageName ? pinned.exact : packageName;
+    this.record('PreparingImage', `image of ${requested}: reusing or building it on node ${this.input.node}`);
+    const prepared = await this.node.packages.preparePackageImage({ packageName: requested, ...(entrypoint ? { entrypoint } : {}) });
+    this.s = { ...this.s, pinnedPackage: { packageName, exact: `${prepared.package}@${prepared.version}` } };
+    this.record('PackageImage', machine.packageImageLine(prepared));
+    return { image: prepared.image, entrypoint: prepared.entrypoint };
   }
 
   private async fail(reason: string): Promise<Phase> {

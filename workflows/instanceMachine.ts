@@ -53,6 +53,13 @@ export const INITIAL_INSTANCE_STATE: InstanceState = {
   retryRequested: false,
 };
 
+/** The event line of a prepared package image: which image, which exact version, how it was had. */
+export function packageImageLine(prepared: { image: string; package: string; version: string; how: 'built' | 'joined' | 'cached'; elapsedMs: number; executable: string; lockHash: string }): string {
+  const seconds = Math.round(prepared.elapsedMs / 1000);
+  const how = prepared.how === 'built' ? `built in ${seconds} s` : prepared.how === 'joined' ? `built once for two starts, waited ${seconds} s` : 'cached';
+  return `image ${prepared.image} for ${prepared.package}@${prepared.version} (${how}), runs ${prepared.executable}, lock sha256:${prepared.lockHash.slice(0, 12)}`;
+}
+
 /** Appends one event line, keeping the last MAX_EVENTS. */
 export function withEvent(s: InstanceState, at: string, type: string, message: string): InstanceState {
   const events = [...s.events, { at, type, message }];

@@ -60,11 +60,28 @@ export class InstanceControl {
   /** Works on ended instance workflows too: their last state stays queryable. */
   async describe(rawId: string): Promise<InstanceView> {
     const id = normalizeInstanceId(rawId);
+    let view: InstanceView;
     try {
-      return await this.client.workflow.getHandle(id).query(statusQuery);
+      view = await this.client.workflow.getHandle(id).query(statusQuery);
     } catch (err) {
       throw toApiError(err, `instance "${id}"`);
     }
+    if (view.status !== 'STARTING') return view;
+    const progress = await this.pendingProgress(id).catch(() => undefined);
+    return progress ? { ...view, progress } : view;
+  }
+
+  /** The progress line a pending activity heartbeats (preparePackageImage: "building image for … 12 s: installing"). */
+  private async pendingProgress(id: string): Promise<string | undefined> {
+    const { raw } = await this.client.workflow.getHandle(id).describe();
+    const converter = this.client.options.loadedDataConverter.payloadConverter;
+    for (const activity of raw.pendingActivities ?? []) {
+      const payload = activity.heartbeatDetails?.payloads?.[0];
+      if (!payload) continue;
+      const details = converter.fromPayload(payload) as { message?: unknown } | undefined;
+      if (typeof details?.message === 'string') return details.message;
+    }
+    return undefined;
   }
 
   async retry(rawId: string): Promise<string> {

@@ -5,6 +5,7 @@
 import type YAMLModule from 'yaml';
 import type { InstanceView } from '../contracts/instance';
 import type { ServerResource } from '../contracts/api';
+import { formatPackageRef, parsePackageRef } from '../contracts/packageRef';
 import type { SecretInfo } from '../client/mcpdClient';
 
 /**
@@ -65,7 +66,11 @@ export function truncate(text: string | null | undefined, max: number): string {
 }
 
 function source(s: ServerResource['spec']): string {
-  return s.image ?? (s.packageName ? `npm:${s.packageName}` : s.command ? s.command.join(' ') : '-');
+  if (s.packageName) {
+    const parsed = parsePackageRef(s.packageName);
+    return parsed.ok ? formatPackageRef(parsed.ref, parsed.ref.version) : s.packageName;
+  }
+  return s.image ?? (s.command ? s.command.join(' ') : '-');
 }
 
 export interface Columns<T> {
@@ -184,6 +189,7 @@ export function describeInstance(i: InstanceView, now: Date): string {
       ['lastAttemptAt', i.lastAttemptAt ? `${i.lastAttemptAt} (${formatAge(i.lastAttemptAt, now)} ago)` : '-'],
       ['nextRetryAt', i.nextRetryAt ? `${i.nextRetryAt} (${formatUntil(i.nextRetryAt, now)})` : '-'],
       ['error', i.error ?? '-'],
+      ...(i.progress ? ([['progress', i.progress]] as [string, string][]) : []),
     ]),
     eventsBlock(i.events, now),
   ].join('\n');

@@ -26,6 +26,8 @@ export interface Settings {
   node: string;
   roles: { api: boolean; gateway: boolean; worker: boolean };
   logLevel: string;
+  /** Bases of the images built from npm / PyPI packages (default mcpd/node-base:20, mcpd/python-base:3). */
+  packageBaseImages: { node: string | undefined; python: string | undefined };
 }
 
 export const ROLES = ['api', 'gateway', 'worker'] as const;
@@ -79,6 +81,8 @@ export const environmentSchema = z.object({
   MCPD_NODE: optional(text),
   MCPD_ROLES: optional(roles),
   MCPD_LOG_LEVEL: optional(logLevel),
+  MCPD_PACKAGE_NODE_BASE: optional(text),
+  MCPD_PACKAGE_PYTHON_BASE: optional(text),
 });
 
 export class SettingsError extends Error {
@@ -109,5 +113,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     node: e.MCPD_NODE ?? os.hostname(),
     roles: e.MCPD_ROLES ?? { api: true, gateway: true, worker: true },
     logLevel: e.MCPD_LOG_LEVEL ?? 'info',
+    packageBaseImages: { node: e.MCPD_PACKAGE_NODE_BASE, python: e.MCPD_PACKAGE_PYTHON_BASE },
   };
 }

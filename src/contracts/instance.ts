@@ -30,6 +30,11 @@ export interface InstanceView {
   healthReason: string | null;
   runningSince: string | null;
   events: InstanceEvent[];
+  /**
+   * While STARTING, what the node is doing right now, from the pending activity's heartbeat
+   * (e.g. "building image for pypi:mcp-server-time@2026.10.19 12 s: installing"). Only in a single instance's view.
+   */
+  progress?: string;
 }
 
 export const MAX_EVENTS = 50;

@@ -15,3 +15,19 @@ export const LABELS = {
   /** JSON UpstreamEndpoint (transport, loopback port, path), so a restarted mcpd can re-attach. */
   endpoint: 'io.mcpd.endpoint',
 } as const;
+
+/** Labels of the images mcpd builds from npm and PyPI packages (src/docker/packageImages.ts). */
+export const PACKAGE_IMAGE_LABELS = {
+  /** "npm:@scope/name" or "pypi:name". */
+  package: 'io.mcpd.package',
+  /** The exact version installed. */
+  version: 'io.mcpd.package.version',
+  /** sha256 of the lock: every installed package with its version and integrity hash. */
+  lockHash: 'io.mcpd.package.lock-hash',
+  /** What the image was built from (builder recipe, package, version, base image); an image is reused while it matches. */
+  buildKey: 'io.mcpd.package.build-key',
+  /** JSON {name: command[]} of the executables the package installs (npm bins, console scripts). */
+  executables: 'io.mcpd.package.executables',
+  /** Comma-separated: the package's own executables (npm "bin", console scripts); the default is chosen among them. */
+  ownExecutables: 'io.mcpd.package.own-executables',
+} as const;

@@ -64,6 +64,8 @@ export interface CarriedInstanceState {
   health: HealthStatus;
   healthReason: string | null;
   retryRequested: boolean;
+  /** The exact version a spec's packageName resolved to: later attempts of that spec run the same version. */
+  pinnedPackage?: { packageName: string; exact: string } | null;
   /**
    * Signals received but not yet acted on when the run continued as new. A signal can
    * land while a run hands over (e.g. while it waits for its probe child to end); the

@@ -3,6 +3,7 @@
  * workflow carries. Pure: imported by the API, the CLI and workflow code alike.
  */
 import { z } from 'zod';
+import { parsePackageRef } from './packageRef';
 
 /** Server names become workflow ids, container names and tool-name prefixes. */
 export const SERVER_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
@@ -72,7 +73,17 @@ export const mcpServerSpecSchema = z
   .strictObject({
     name: serverNameSchema,
     image: z.string().min(1).optional(),
-    packageName: z.string().min(1).optional(),
+    /** An MCP server published on npm ("@scope/name[@version]") or PyPI ("pypi:name[@version]"); mcpd builds its image. */
+    packageName: z
+      .string()
+      .min(1)
+      .superRefine((value, ctx) => {
+        const parsed = parsePackageRef(value);
+        if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.error });
+      })
+      .optional(),
+    /** With packageName: which of the package's executables to run (an npm "bin" or a console script); default its own. */
+    entrypoint: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be the name of an executable the package installs').optional(),
     command: z.array(z.string()).min(1).optional(),
     args: z.array(z.string()).default([]),
     transport: z.enum(['stdio', 'http', 'sse']).default('stdio'),
@@ -89,6 +100,9 @@ export const mcpServerSpecSchema = z
     const sources = [s.image, s.packageName, s.command].filter((x) => x !== undefined).length;
     if (sources !== 1) {
       ctx.addIssue({ code: 'custom', path: ['image'], message: 'needs exactly one of "image", "packageName" or "command"' });
+    }
+    if (s.entrypoint !== undefined && s.packageName === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['entrypoint'], message: 'only applies to "packageName" (use "command" to choose what an image runs)' });
     }
     if (s.transport !== 'stdio' && s.port === undefined) {
       ctx.addIssue({ code: 'custom', path: ['port'], message: `is required for transport "${s.transport}"` });

@@ -31,6 +31,8 @@ export interface StartContainerRequest {
   env: Record<string, string>;
   /** Values masked with *** in anything this module reports. */
   secretValues: string[];
+  /** The built image of a packageName spec and the executable to run (src/docker/packageImages.ts). */
+  packageImage?: { image: string; entrypoint: string[] };
 }
 
 export interface StartedContainer {
@@ -151,7 +153,7 @@ export class InstanceContainers {
     }
     if (existing) await this.runtime.remove(existing.id);
 
-    const image = await this.imageFor(request.spec);
+    const image = await this.imageFor(request.spec, request.packageImage);
     let containerId: string;
     try {
       containerId = await this.runtime.create(this.containerSpec(name, image, request, port));
@@ -225,21 +227,12 @@ export class InstanceContainers {
     return `${prefix} with code ${exitCode}${meaning}${tail ? `: ${tail}` : ''}`;
   }
 
-  private async imageFor(spec: McpServerSpec): Promise<string> {
+  private async imageFor(spec: McpServerSpec, packageImage: StartContainerRequest['packageImage']): Promise<string> {
     let image: string;
     if (spec.image) image = spec.image;
     else if (spec.command) image = this.baseImage;
-    else {
-      // Without a registry there is nothing to run `npx <package>` against; a prebuilt image named after the package works.
-      image = packageImageName(spec.packageName ?? '');
-      if (!(await this.runtime.imageExists(image))) {
-        throw new ContainerStartError(
-          `packageName needs a registry: mcpd cannot install "${spec.packageName}" here; build an image ${image} or use "image" / "command"`,
-          true,
-        );
-      }
-      return image;
-    }
+    else if (packageImage) image = packageImage.image;
+    else throw new ContainerStartError(`packageName "${spec.packageName}" has no image yet: the preparePackageImage activity builds it before the start`, true);
     if (!(await this.runtime.imageExists(image))) throw new ContainerStartError(`image ${image} not found locally`, true);
     return image;
   }
@@ -253,7 +246,7 @@ export class InstanceContainers {
     return {
       name,
       image,
-      ...(spec.command ? { entrypoint: spec.command } : {}),
+      ...(spec.command ? { entrypoint: spec.command } : request.packageImage ? { entrypoint: request.packageImage.entrypoint } : {}),
       ...(args.length ? { cmd: args } : {}),
       env,
       labels: {
@@ -274,9 +267,4 @@ export class InstanceContainers {
       pidsLimit: spec.resources.pids,
     };
   }
-}
-
-export function packageImageName(packageName: string): string {
-  const slug = packageName.toLowerCase().replace(/^@/, '').replace(/[^a-z0-9._-]+/g, '-');
-  return `mcpd/pkg-${slug}:latest`;
 }

@@ -96,6 +96,11 @@ export interface OwnedFilter {
   node?: string;
 }
 
+export interface ImageDetails {
+  id: string;
+  labels: Record<string, string>;
+}
+
 export interface ContainerRuntime {
   /** Creates a container and returns its id. */
   create(spec: ContainerSpec): Promise<string>;
@@ -108,6 +113,17 @@ export interface ContainerRuntime {
   /** A container by id or name; null when there is none. */
   inspect(idOrName: string): Promise<ContainerDetails | null>;
   imageExists(image: string): Promise<boolean>;
+  /** An image's id and labels; null when there is no such image. */
+  inspectImage(image: string): Promise<ImageDetails | null>;
+  /**
+   * Builds `files` of the folder `context` (a Dockerfile among them) into `tag`, with the
+   * classic builder, which uses local images as they are (there may be no registry).
+   * Rejects with the engine's own message when the build fails.
+   */
+  buildImage(context: string, files: string[], tag: string, labels: Record<string, string>): Promise<void>;
+  tagImage(image: string, repository: string, tag: string): Promise<void>;
+  /** Removes an image tag; one already gone is fine. */
+  removeImage(image: string): Promise<void>;
   /**
    * Attaches to stdin, stdout and stderr (the container runs without a TTY, so the
    * engine multiplexes both outputs on one connection; they arrive apart in
@@ -219,6 +235,33 @@ export class DockerRuntime implements ContainerRuntime {
       .getImage(image)
       .inspect()
       .then(() => true, ignoring([404], false));
+  }
+
+  async inspectImage(image: string): Promise<ImageDetails | null> {
+    return this.docker
+      .getImage(image)
+      .inspect()
+      .then((info) => ({ id: info.Id, labels: info.Config?.Labels ?? {} }), ignoring([404], null));
+  }
+
+  async buildImage(context: string, files: string[], tag: string, labels: Record<string, string>): Promise<void> {
+    const stream = await this.docker.buildImage({ context, src: files }, { t: tag, labels, rm: true, forcerm: true, version: '1' } as Dockerode.ImageBuildOptions);
+    const output = await new Promise<{ error?: string; errorDetail?: { message?: string } }[]>((resolve, reject) =>
+      this.docker.modem.followProgress(stream, (err: Error | null, out: unknown[]) => (err ? reject(err) : resolve(out as never))),
+    );
+    const failure = output.find((o) => o.error || o.errorDetail);
+    if (failure) throw new Error((failure.errorDetail?.message ?? failure.error ?? 'the build failed').trim());
+  }
+
+  async tagImage(image: string, repository: string, tag: string): Promise<void> {
+    await this.docker.getImage(image).tag({ repo: repository, tag });
+  }
+
+  async removeImage(image: string): Promise<void> {
+    await this.docker
+      .getImage(image)
+      .remove({ noprune: false })
+      .catch(ignoring([404], undefined));
   }
 
   async attach(id: string, output: OutputSink): Promise<Duplex> {

@@ -174,7 +174,8 @@ describe('instance activities (Docker + OpenBao)', function () {
     assert.equal(err.message, 'image mcpd/t-h2-missing:dev not found locally');
     assert.equal(err.nonRetryable, true);
     const pkg = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: spec('t-h2-noimage', { packageName: '@t-h2/some-server' }), env: [] }));
-    assert.match(pkg.message, /^packageName needs a registry: /);
+    // The package's image comes from preparePackageImage (tests/packages/); a start without it says so.
+    assert.match(pkg.message, /^packageName "@t-h2\/some-server" has no image yet: /);
   });
 
   it('never removes a container of the same name that another control plane owns; the attempt fails naming it', async () => {

@@ -10,7 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { removeContainers } from '../support/stack';
 
-const IMAGES = ['mcpd/node-base:20', 'mcpd/gitea-like:dev', 'mcpd/server-everything:dev'];
+const IMAGES = ['mcpd/node-base:20', 'mcpd/python-base:3', 'mcpd/gitea-like:dev', 'mcpd/server-everything:dev'];
 
 describe('local images', function () {
   this.timeout(120_000);
@@ -46,6 +46,21 @@ describe('local images', function () {
       }).trim();
       assert.match(hash, /^[0-9a-f]{64}$/, `${image} carries io.mcpd.source-hash`);
     }
+  });
+
+  it('python-base: the host\'s Python with the stdlib modules servers use, without the host\'s site-packages or a shell', () => {
+    const name = `t-images-${randomBytes(4).toString('hex')}`;
+    names.push(name);
+    const script = [
+      'import ssl, sqlite3, ctypes, zoneinfo, asyncio, json, lzma, bz2, decimal, uuid, sys',
+      'import importlib.util as u',
+      // pip and setuptools live in the host's site-packages, which the base leaves out.
+      'print(sys.version.split()[0], u.find_spec("pip") is None)',
+    ].join('; ');
+    const out = execFileSync('docker', ['run', '--rm', '--name', name, '--network', 'none', 'mcpd/python-base:3', 'python3', '-c', script], { encoding: 'utf8' }).trim();
+    const version = execFileSync('docker', ['image', 'inspect', '--format', '{{ index .Config.Labels "io.mcpd.python.version" }}', 'mcpd/python-base:3'], { encoding: 'utf8' }).trim();
+    assert.equal(out, `${version} True`);
+    assert.throws(() => execFileSync('docker', ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', 'mcpd/python-base:3', '-c', 'true'], { stdio: 'ignore' }), 'no shell in the image');
   });
 
   it('gitea-like: get_me answers "token is required" without a token, yet tools/list works', async () => {
