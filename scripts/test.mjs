@@ -77,10 +77,14 @@ function removeTestContainers(since) {
   }
 }
 
-/** Mocha's "N passing / N failing / N pending" as the plain closing line any CI reads: "N passed, N failed, N skipped". */
-function closingLine(mochaTail) {
-  const plain = mochaTail.replace(/\u001b\[[0-9;]*m/g, '');
-  const count = (word) => Number(new RegExp(`(\\d+) ${word}`).exec(plain)?.[1] ?? 0);
+/**
+ * Mocha's summary ("N passing", "N failing", "N pending" lines) as the plain closing line any CI
+ * reads: "N passed, N failed, N skipped". Read from the whole output: long failure reports follow
+ * the summary.
+ */
+function closingLine(mochaOutput) {
+  const plain = mochaOutput.replace(/\u001b\[[0-9;]*m/g, '');
+  const count = (word) => Number(new RegExp(`^\\s*(\\d+) ${word}\\b`, 'm').exec(plain)?.[1] ?? 0);
   return `${count('passing')} passed, ${count('failing')} failed, ${count('pending')} skipped`;
 }
 
@@ -139,17 +143,17 @@ async function main() {
   delete env.MCPD_DATA_DIR; // each test's mcpd gets its own (tests/support/stack.ts)
   const args = mochaArgs(userArgs);
   log(`mocha ${args.join(' ')}`);
-  let tail = '';
+  let output = '';
   const code = await new Promise((resolve) => {
     mocha = spawn(process.execPath, [path.join(ROOT, 'node_modules/mocha/bin/mocha.js'), ...args], { cwd: ROOT, env, stdio: ['inherit', 'pipe', 'inherit'] });
     mocha.stdout.on('data', (chunk) => {
       process.stdout.write(chunk);
-      tail = (tail + chunk.toString('utf8')).slice(-4096);
+      output += chunk.toString('utf8');
     });
     mocha.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
   });
   await cleanup();
-  console.log(closingLine(tail));
+  console.log(closingLine(output));
   process.exit(code);
 }
 

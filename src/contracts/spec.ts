@@ -137,7 +137,7 @@ export function fieldErrorsOf(error: z.ZodError): FieldError[] {
   const at = (path: PropertyKey[]) => (path.length ? path.map(String).join('.') : '(root)');
   return error.issues.flatMap((issue) =>
     issue.code === 'unrecognized_keys'
-      ? issue.keys.map((key) => ({ field: at([...issue.path, key]), message: 'is not a known field' }))
+      ? issue.keys.map((key) => ({ field: at([...issue.path, key]), message: `unknown field ${JSON.stringify(key)}` }))
       : [{ field: at(issue.path), message: issue.message }],
   );
 }

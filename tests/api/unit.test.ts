@@ -113,7 +113,7 @@ describe('api: request validation', () => {
     assert.equal(status(() => parseSecretBody({ data: {} })).status, 400);
     assert.equal(status(() => parseSecretBody({ data: 'x' })).status, 400);
     const unknown = status(() => parseSecretBody({ data: { a: 'b' }, value: 'leak' }));
-    assert.deepEqual(unknown.details, [{ field: 'value', message: 'is not a known field' }]);
+    assert.deepEqual(unknown.details, [{ field: 'value', message: 'unknown field "value"' }]);
     assert.doesNotMatch(JSON.stringify(unknown), /leak/);
     const badKey = status(() => parseSecretBody({ data: { 'bad key': 'hunter2' } }));
     assert.doesNotMatch(JSON.stringify(badKey), /hunter2/);
