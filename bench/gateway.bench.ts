@@ -22,7 +22,7 @@ import { UpstreamConnection } from '../src/gateway/upstream';
 import { containerName, instanceId } from '../src/contracts/instance';
 import type { UpstreamTarget } from '../src/contracts/routing';
 
-const SERVER = process.env.BENCH_SERVER ?? 't-h3-bench';
+const SERVER = process.env.BENCH_SERVER ?? 't-gw-bench';
 const PORT = Number(process.env.BENCH_PORT ?? 21900);
 const SEQUENTIAL_CALLS = Number(process.env.BENCH_CALLS ?? 2000);
 const CONCURRENT_MS = Number(process.env.BENCH_CONCURRENT_MS ?? 3000);

@@ -1,6 +1,6 @@
 /**
  * resolveEnv and the node activities against the real Docker engine and a real
- * OpenBao dev server (BAO_ADDR / BAO_TOKEN). Containers are named t-h2-*.
+ * OpenBao dev server (BAO_ADDR / BAO_TOKEN). Containers are named t-act-*.
  */
 import assert from 'node:assert/strict';
 import { ApplicationFailure } from '@temporalio/common';
@@ -16,8 +16,8 @@ import type { InstanceRouting, UpstreamTarget } from '../../src/contracts/routin
 import { OpenBaoSecretStore } from '../../src/secrets/openbao';
 
 const docker = new Docker();
-const OWNER = `t-h2-owner-${process.pid}`;
-const SECRET = `t-h2-act-${process.pid}`;
+const OWNER = `t-act-owner-${process.pid}`;
+const SECRET = `t-act-secret-${process.pid}`;
 const TOKEN = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
 const secrets = new OpenBaoSecretStore({
   address: process.env.BAO_ADDR ?? 'http://127.0.0.1:20200',
@@ -66,7 +66,7 @@ describe('instance activities (Docker + OpenBao)', function () {
   this.timeout(60_000);
   const routing = new RecordingRouting();
   const control = createControlActivities({ secrets });
-  const node = createNodeActivities({ runtime: new DockerRuntime(), secrets, routing, containers: { node: 't-h2-node', owner: OWNER, startGraceMs: 1_000 } });
+  const node = createNodeActivities({ runtime: new DockerRuntime(), secrets, routing, containers: { node: 't-act-node', owner: OWNER, startGraceMs: 1_000 } });
   const used: string[] = [];
   const idFor = (server: string) => {
     const id = instanceId(server, 0);
@@ -85,8 +85,8 @@ describe('instance activities (Docker + OpenBao)', function () {
   });
 
   it('resolves env to pinned references, and startContainer is idempotent: twice -> one container with the secret in its env', async () => {
-    const id = idFor('t-h2-idem');
-    const s = spec('t-h2-idem', {
+    const id = idFor('t-act-idem');
+    const s = spec('t-act-idem', {
       image: 'mcpd/gitea-like:dev',
       env: [
         { name: 'GITEA_TOKEN', secretRef: { name: SECRET, key: 'token' } },
@@ -108,7 +108,7 @@ describe('instance activities (Docker + OpenBao)', function () {
     const info = await docker.getContainer(first.containerId).inspect();
     assert.equal(info.Name, `/${containerName(id)}`);
     assert.equal(info.State.Running, true, 'a stdio server keeps running with stdin held open');
-    assert.equal(info.Config.Labels[LABELS.server], 't-h2-idem');
+    assert.equal(info.Config.Labels[LABELS.server], 't-act-idem');
     assert.equal(info.Config.Labels[LABELS.instance], id);
     assert.equal(info.Config.Labels[LABELS.generation], '1');
     assert.equal(info.HostConfig.Init, true);
@@ -119,12 +119,12 @@ describe('instance activities (Docker + OpenBao)', function () {
     assert.ok(info.Config.Env.includes(`GITEA_TOKEN=${TOKEN}`));
 
     await node.attachUpstream({ instanceId: id, spec: s, containerId: first.containerId });
-    assert.deepEqual(routing.attached.at(-1), { instanceId: id, server: 't-h2-idem', transport: 'stdio', containerId: first.containerId });
+    assert.deepEqual(routing.attached.at(-1), { instanceId: id, server: 't-act-idem', transport: 'stdio', containerId: first.containerId });
   });
 
   it('a new generation replaces the old container', async () => {
-    const id = idFor('t-h2-gen');
-    const s = spec('t-h2-gen', { command: ['node', '-e', 'process.stdin.resume()'] });
+    const id = idFor('t-act-gen');
+    const s = spec('t-act-gen', { command: ['node', '-e', 'process.stdin.resume()'] });
     const first = await node.startContainer({ instanceId: id, generation: 1, spec: s, env: [] });
     const second = await node.startContainer({ instanceId: id, generation: 2, spec: s, env: [] });
     assert.notEqual(second.containerId, first.containerId);
@@ -134,15 +134,15 @@ describe('instance activities (Docker + OpenBao)', function () {
   });
 
   it('a missing secret fails resolution naming secret and key, and no container is created', async () => {
-    const id = idFor('t-h2-nosecret');
-    const s = spec('t-h2-nosecret', { image: 'mcpd/gitea-like:dev', env: [{ name: 'GITEA_TOKEN', secretRef: { name: SECRET, key: 'password' } }] });
+    const id = idFor('t-act-nosecret');
+    const s = spec('t-act-nosecret', { image: 'mcpd/gitea-like:dev', env: [{ name: 'GITEA_TOKEN', secretRef: { name: SECRET, key: 'password' } }] });
     const err = await rejection(control.resolveEnv(s.env));
     assert.equal(err.message, `secret resolution failed: secret "${SECRET}" has no key "password" (env GITEA_TOKEN)`);
     assert.equal(err.type, 'SecretResolutionFailed');
     assert.equal(err.nonRetryable, true);
 
-    const missing = await rejection(control.resolveEnv([{ name: 'T', secretRef: { name: 't-h2-never-written', key: 'token' } }]));
-    assert.match(missing.message, /^secret resolution failed: secret "t-h2-never-written" not found \(wanted key "token"\)/);
+    const missing = await rejection(control.resolveEnv([{ name: 'T', secretRef: { name: 't-act-never-written', key: 'token' } }]));
+    assert.match(missing.message, /^secret resolution failed: secret "t-act-never-written" not found \(wanted key "token"\)/);
 
     // A pinned version that vanished before the start fails the same way, before any container exists.
     const stale: ResolvedEnvEntry[] = [{ name: 'GITEA_TOKEN', secret: { name: SECRET, key: 'token', version: 999 } }];
@@ -152,8 +152,8 @@ describe('instance activities (Docker + OpenBao)', function () {
   });
 
   it('a container that exits right after start fails with its exit code and last stderr lines, secrets masked', async () => {
-    const id = idFor('t-h2-exits');
-    const s = spec('t-h2-exits', {
+    const id = idFor('t-act-exits');
+    const s = spec('t-act-exits', {
       command: ['node', '-e', 'console.error("fatal: cannot log in with token " + process.env.GITEA_TOKEN); process.exit(3)'],
       env: [{ name: 'GITEA_TOKEN', secretRef: { name: SECRET, key: 'token' } }],
     });
@@ -169,17 +169,17 @@ describe('instance activities (Docker + OpenBao)', function () {
   });
 
   it('an image that does not exist fails clearly, without retries', async () => {
-    const id = idFor('t-h2-noimage');
-    const err = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: spec('t-h2-noimage', { image: 'mcpd/t-h2-missing:dev' }), env: [] }));
-    assert.equal(err.message, 'image mcpd/t-h2-missing:dev not found locally');
+    const id = idFor('t-act-noimage');
+    const err = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: spec('t-act-noimage', { image: 'mcpd/t-act-missing:dev' }), env: [] }));
+    assert.equal(err.message, 'image mcpd/t-act-missing:dev not found locally');
     assert.equal(err.nonRetryable, true);
-    const pkg = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: spec('t-h2-noimage', { packageName: '@t-h2/some-server' }), env: [] }));
+    const pkg = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: spec('t-act-noimage', { packageName: '@t-act/some-server' }), env: [] }));
     // The package's image comes from preparePackageImage (tests/packages/); a start without it says so.
-    assert.match(pkg.message, /^packageName "@t-h2\/some-server" has no image yet: /);
+    assert.match(pkg.message, /^packageName "@t-act\/some-server" has no image yet: /);
   });
 
   it('never removes a container of the same name that another control plane owns; the attempt fails naming it', async () => {
-    const id = idFor('t-h2-foreign');
+    const id = idFor('t-act-foreign');
     const foreign = await docker.createContainer({
       name: containerName(id),
       Image: 'mcpd/gitea-like:dev',
@@ -187,7 +187,7 @@ describe('instance activities (Docker + OpenBao)', function () {
       HostConfig: { NetworkMode: 'none' },
     });
     try {
-      const failure = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: spec('t-h2-foreign', { image: 'mcpd/gitea-like:dev' }), env: [] }));
+      const failure = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: spec('t-act-foreign', { image: 'mcpd/gitea-like:dev' }), env: [] }));
       assert.match(failure.message, /in use by a container this mcpd does not own \(owner: another-temporal:7233\/default\)/);
       assert.equal(failure.nonRetryable, true);
       assert.equal((await foreign.inspect()).Id, foreign.id, 'the other control plane keeps its container');
@@ -197,8 +197,8 @@ describe('instance activities (Docker + OpenBao)', function () {
   });
 
   it('stopContainer stops and removes, detaches the upstream, and is idempotent', async () => {
-    const id = idFor('t-h2-stop');
-    const s = spec('t-h2-stop', { command: ['node', '-e', 'process.stdin.resume()'] });
+    const id = idFor('t-act-stop');
+    const s = spec('t-act-stop', { command: ['node', '-e', 'process.stdin.resume()'] });
     const started = await node.startContainer({ instanceId: id, generation: 1, spec: s, env: [] });
     assert.equal((await docker.getContainer(started.containerId).inspect()).State.Running, true);
     assert.equal(await node.stopContainer({ instanceId: id, reason: 'instance stopped', remove: true }), started.containerId);
@@ -208,9 +208,9 @@ describe('instance activities (Docker + OpenBao)', function () {
   });
 
   it('runs http servers on the host network at spec.port + ordinal, passing the port in env and args', async () => {
-    const id = instanceId('t-h2-http', 1);
+    const id = instanceId('t-act-http', 1);
     used.push(id);
-    const s = spec('t-h2-http', { image: 'mcpd/gitea-like:dev', transport: 'http', port: 20410, args: ['--transport', 'http', '--port', '$(PORT)'] });
+    const s = spec('t-act-http', { image: 'mcpd/gitea-like:dev', transport: 'http', port: 20410, args: ['--transport', 'http', '--port', '$(PORT)'] });
     const started = await node.startContainer({ instanceId: id, generation: 1, spec: s, env: [] });
     assert.equal(started.port, 20411);
     const info = await docker.getContainer(started.containerId).inspect();
@@ -223,7 +223,7 @@ describe('instance activities (Docker + OpenBao)', function () {
     const res = await fetch('http://127.0.0.1:20411/mcp', {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't-h2', version: '0' } } }),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't-act', version: '0' } } }),
     });
     assert.equal(res.status, 200, 'the server listens on its port');
   });

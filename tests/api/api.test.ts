@@ -78,7 +78,7 @@ describe('api: REST against a real mcpd', function () {
 
   describe('bad input', () => {
     it('400 naming every bad field of a spec', async () => {
-      const res = await call('PUT', '/api/v1/servers/t-h4-bad', { name: 't-h4-bad', transport: 'http', replicas: 500, healthCheck: { tool: '' } });
+      const res = await call('PUT', '/api/v1/servers/t-api-bad', { name: 't-api-bad', transport: 'http', replicas: 500, healthCheck: { tool: '' } });
       assert.equal(res.status, 400);
       assert.match(res.json.error, /^invalid spec: /);
       const fields = res.json.details.map((d: { field: string }) => d.field).sort();
@@ -86,36 +86,36 @@ describe('api: REST against a real mcpd', function () {
     });
 
     it('400 when the URL name and spec.name differ, for bad JSON, and 413 for a huge body', async () => {
-      const mismatch = await call('PUT', '/api/v1/servers/t-h4-a', { name: 't-h4-b', image: 'x' });
+      const mismatch = await call('PUT', '/api/v1/servers/t-api-a', { name: 't-api-b', image: 'x' });
       assert.equal(mismatch.status, 400);
       assert.match(mismatch.json.error, /does not match the URL name/);
-      const badJson = await call('PUT', '/api/v1/servers/t-h4-a', undefined, { rawBody: '{"name": ' });
+      const badJson = await call('PUT', '/api/v1/servers/t-api-a', undefined, { rawBody: '{"name": ' });
       assert.equal(badJson.status, 400);
       assert.equal(badJson.json.error, 'request body is not valid JSON');
-      const huge = await call('PUT', '/api/v1/servers/t-h4-a', { name: 't-h4-a', image: 'x'.repeat(2_000_000) });
+      const huge = await call('PUT', '/api/v1/servers/t-api-a', { name: 't-api-a', image: 'x'.repeat(2_000_000) });
       assert.equal(huge.status, 413);
-      const noBody = await call('PUT', '/api/v1/servers/t-h4-a');
+      const noBody = await call('PUT', '/api/v1/servers/t-api-a');
       assert.equal(noBody.status, 400);
     });
 
     it('404 JSON for unknown servers, instances, secrets and routes', async () => {
       for (const [method, p] of [
-        ['GET', '/api/v1/servers/t-h4-nope'],
-        ['POST', '/api/v1/servers/t-h4-nope/start'],
-        ['POST', '/api/v1/servers/t-h4-nope/stop'],
-        ['DELETE', '/api/v1/servers/t-h4-nope'],
-        ['GET', '/api/v1/instances/mcp-instance:t-h4-nope:0'],
-        ['POST', '/api/v1/instances/t-h4-nope:0/retry'],
-        ['GET', '/api/v1/instances/t-h4-nope:0/logs'],
-        ['GET', '/api/v1/secrets/t-h4-nope'],
-        ['DELETE', '/api/v1/secrets/t-h4-nope'],
+        ['GET', '/api/v1/servers/t-api-nope'],
+        ['POST', '/api/v1/servers/t-api-nope/start'],
+        ['POST', '/api/v1/servers/t-api-nope/stop'],
+        ['DELETE', '/api/v1/servers/t-api-nope'],
+        ['GET', '/api/v1/instances/mcp-instance:t-api-nope:0'],
+        ['POST', '/api/v1/instances/t-api-nope:0/retry'],
+        ['GET', '/api/v1/instances/t-api-nope:0/logs'],
+        ['GET', '/api/v1/secrets/t-api-nope'],
+        ['DELETE', '/api/v1/secrets/t-api-nope'],
         ['GET', '/api/v1/nothing-here'],
       ]) {
         const res = await call(method, p);
         assert.equal(res.status, 404, `${method} ${p}: ${res.text}`);
         assert.equal(typeof res.json.error, 'string');
       }
-      const scale = await call('POST', '/api/v1/servers/t-h4-nope/scale', { replicas: 2 });
+      const scale = await call('POST', '/api/v1/servers/t-api-nope/scale', { replicas: 2 });
       assert.equal(scale.status, 404);
     });
 
@@ -124,7 +124,7 @@ describe('api: REST against a real mcpd', function () {
       const filter = await call('GET', '/api/v1/instances?status=SLEEPING');
       assert.equal(filter.status, 400);
       assert.equal(filter.json.details[0].field, 'status');
-      const scale = await call('POST', '/api/v1/servers/t-h4-nope/scale', { replicas: 'many' });
+      const scale = await call('POST', '/api/v1/servers/t-api-nope/scale', { replicas: 'many' });
       assert.equal(scale.status, 400);
       assert.equal(scale.json.details[0].field, 'replicas');
     });
@@ -136,10 +136,10 @@ describe('api: REST against a real mcpd', function () {
         ['GET', '/api/v1/instances/gitea', undefined, 'id'],
         ['GET', '/api/v1/instances?server=a&server=b', undefined, 'server'],
         ['GET', '/api/v1/instances?health=fine', undefined, 'health'],
-        ['GET', '/api/v1/instances/t-h4-nope:0/logs?tail=-1', undefined, 'tail'],
-        ['POST', '/api/v1/servers/t-h4-nope/scale', { replicas: 101 }, 'replicas'],
-        ['PUT', '/api/v1/secrets/t-h4-any', { data: {} }, 'data'],
-        ['PUT', '/api/v1/secrets/t-h4-any', { data: { a: 'b' }, value: 'c' }, 'value'],
+        ['GET', '/api/v1/instances/t-api-nope:0/logs?tail=-1', undefined, 'tail'],
+        ['POST', '/api/v1/servers/t-api-nope/scale', { replicas: 101 }, 'replicas'],
+        ['PUT', '/api/v1/secrets/t-api-any', { data: {} }, 'data'],
+        ['PUT', '/api/v1/secrets/t-api-any', { data: { a: 'b' }, value: 'c' }, 'value'],
       ];
       for (const [method, p, body, field] of cases) {
         const res = await call(method, p, body);
@@ -159,7 +159,7 @@ describe('api: REST against a real mcpd', function () {
   });
 
   describe('servers and instances', () => {
-    const name = 't-h4-everything';
+    const name = 't-api-everything';
 
     it('applies, starts and shows a healthy instance with its events and stderr', async () => {
       created.push(name);
@@ -271,14 +271,14 @@ describe('api: REST against a real mcpd', function () {
   });
 
   describe('retry of a failed start', () => {
-    const name = 't-h4-nosecret';
+    const name = 't-api-nosecret';
 
     it('shows the failure, and retry cuts the wait', async () => {
       created.push(name);
       const spec = {
         name,
         image: 'mcpd/gitea-like:dev',
-        env: [{ name: 'GITEA_TOKEN', secretRef: { name: 't-h4-missing', key: 'token' } }],
+        env: [{ name: 'GITEA_TOKEN', secretRef: { name: 't-api-missing', key: 'token' } }],
         retry: { fastDelaySeconds: 3600, fastAttempts: 5, slowDelaySeconds: 3600 },
       };
       assert.equal((await call('PUT', `/api/v1/servers/${name}`, spec)).status, 201);
@@ -309,23 +309,23 @@ describe('api: REST against a real mcpd', function () {
   describe('secrets', () => {
     it('writes, lists names and keys, never returns values, deletes', async () => {
       const value = `v-${Date.now()}-do-not-show`;
-      const put = await call('PUT', '/api/v1/secrets/t-h4-secret', { data: { token: value, user: 'bob-the-value' } });
+      const put = await call('PUT', '/api/v1/secrets/t-api-secret', { data: { token: value, user: 'bob-the-value' } });
       assert.equal(put.status, 200, put.text);
       assert.deepEqual(put.json.keys, ['token', 'user']);
       assert.equal(put.json.version, 1);
       const list = await call('GET', '/api/v1/secrets');
-      const mine = list.json.items.find((s: { name: string }) => s.name === 't-h4-secret');
+      const mine = list.json.items.find((s: { name: string }) => s.name === 't-api-secret');
       assert.deepEqual(mine.keys, ['token', 'user']);
-      const one = await call('GET', '/api/v1/secrets/t-h4-secret');
+      const one = await call('GET', '/api/v1/secrets/t-api-secret');
       for (const res of [put, list, one]) {
         assert.ok(!res.text.includes(value) && !res.text.includes('bob-the-value'), 'no value in any response');
       }
-      const bad = await call('PUT', '/api/v1/secrets/t-h4-secret', { data: { token: 42 } });
+      const bad = await call('PUT', '/api/v1/secrets/t-api-secret', { data: { token: 42 } });
       assert.equal(bad.status, 400);
       assert.equal(bad.json.details[0].field, 'data.token');
       assert.equal((await call('PUT', '/api/v1/secrets/Bad Name', { data: { a: 'b' } })).status, 400);
-      assert.equal((await call('DELETE', '/api/v1/secrets/t-h4-secret')).status, 200);
-      assert.equal((await call('GET', '/api/v1/secrets/t-h4-secret')).status, 404);
+      assert.equal((await call('DELETE', '/api/v1/secrets/t-api-secret')).status, 200);
+      assert.equal((await call('GET', '/api/v1/secrets/t-api-secret')).status, 404);
     });
   });
 
@@ -341,29 +341,29 @@ describe('api: REST against a real mcpd', function () {
 
     it('applies and starts them once: healthy instances and one honestly unhealthy', async () => {
       // The shipped examples, renamed to this suite's prefix and probed faster.
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-h4-examples-'));
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-api-examples-'));
       const rename = (file: string, name: string) => {
         const spec = YAML.parse(fs.readFileSync(path.join(defaultExamplesDir(), file), 'utf8'));
         spec.name = name;
         spec.replicas = 1;
         spec.healthCheck.intervalSeconds = 1;
-        for (const e of spec.env ?? []) if (e.secretRef) e.secretRef.name = 't-h4-gitea';
+        for (const e of spec.env ?? []) if (e.secretRef) e.secretRef.name = 't-api-gitea';
         fs.writeFileSync(path.join(dir, file), YAML.stringify(spec));
       };
-      rename('server-everything.yaml', 't-h4-ex-everything');
-      rename('gitea.yaml', 't-h4-ex-gitea');
-      created.push('t-h4-ex-everything', 't-h4-ex-gitea');
+      rename('server-everything.yaml', 't-api-ex-everything');
+      rename('gitea.yaml', 't-api-ex-gitea');
+      created.push('t-api-ex-everything', 't-api-ex-gitea');
       try {
         const result = await seedExamples({ url: stack.url, token: stack.token, dataDir: stack.dataDir, examplesDir: dir, env: {} });
-        assert.deepEqual(result, { seeded: true, servers: ['t-h4-ex-gitea', 't-h4-ex-everything'] });
+        assert.deepEqual(result, { seeded: true, servers: ['t-api-ex-gitea', 't-api-ex-everything'] });
         assert.ok(fs.existsSync(path.join(stack.dataDir, SEED_MARKER)));
-        const secret = await call('GET', '/api/v1/secrets/t-h4-gitea');
+        const secret = await call('GET', '/api/v1/secrets/t-api-gitea');
         assert.deepEqual(secret.json.keys, ['token']);
         assert.ok(!secret.text.includes(PLACEHOLDER_SECRET_VALUE));
 
-        await waitHealthy('t-h4-ex-everything', 1);
+        await waitHealthy('t-api-ex-everything', 1);
         const gitea = await waitFor(async () => {
-          const [v] = await instances('t-h4-ex-gitea');
+          const [v] = await instances('t-api-ex-gitea');
           return v?.status === 'RUNNING' && v.health === 'unhealthy' && v;
         }, { timeoutMs: 90_000, what: 'the gitea example unhealthy' });
         assert.match(gitea.healthReason ?? '', /invalid token/);
@@ -371,15 +371,15 @@ describe('api: REST against a real mcpd', function () {
         const again = await seedExamples({ url: stack.url, token: stack.token, dataDir: stack.dataDir, examplesDir: dir, env: {} });
         assert.deepEqual(again, { seeded: false, servers: [], reason: 'already seeded' });
       } finally {
-        await call('DELETE', '/api/v1/servers/t-h4-ex-everything');
-        await call('DELETE', '/api/v1/servers/t-h4-ex-gitea');
-        await call('DELETE', '/api/v1/secrets/t-h4-gitea');
+        await call('DELETE', '/api/v1/servers/t-api-ex-everything');
+        await call('DELETE', '/api/v1/servers/t-api-ex-gitea');
+        await call('DELETE', '/api/v1/secrets/t-api-gitea');
         fs.rmSync(dir, { recursive: true, force: true });
       }
     });
 
     it('does nothing when disabled, and reports a failure without writing the marker', async () => {
-      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-h4-seed-'));
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-api-seed-'));
       try {
         const disabled = await seedExamples({ url: stack.url, token: stack.token, dataDir, env: { MCPD_SEED_EXAMPLES: 'false' } });
         assert.equal(disabled.seeded, false);

@@ -200,7 +200,7 @@ describe('api: OpenAPI document', () => {
 describe('api: bearer token', () => {
   let dir: string;
   beforeEach(() => {
-    dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-h4-auth-')), 'data');
+    dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-api-auth-')), 'data');
   });
   afterEach(() => fs.rmSync(path.dirname(dir), { recursive: true, force: true }));
 

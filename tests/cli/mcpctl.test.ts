@@ -19,7 +19,7 @@ import { MCPCTL, runMcpctl } from '../support/clients';
 describe('mcpctl (end to end)', function () {
   this.timeout(240_000);
   const suffix = randomBytes(2).toString('hex');
-  const name = `t-h4-cli-${suffix}`;
+  const name = `t-cli-cli-${suffix}`;
   let mcpd: McpdProcess;
   let work: string;
 
@@ -64,7 +64,7 @@ describe('mcpctl (end to end)', function () {
   }
 
   before(async () => {
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-h4-cli-'));
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-cli-'));
     mcpd = await startMcpd({ env: { MCPD_SEED_EXAMPLES: 'false' } });
   });
 
@@ -213,15 +213,15 @@ describe('mcpctl (end to end)', function () {
 
   describe('bad input: exit code and one line on stderr', () => {
     it('unknown server or instance -> 3', async () => {
-      await fails(['describe', 'server', 't-h4-nope'], 3, /^error: server "t-h4-nope" not found$/);
-      await fails(['get', 'server', 't-h4-nope'], 3, /not found/);
-      await fails(['scale', 'server', 't-h4-nope', '--replicas', '2'], 3, /not found/);
-      await fails(['delete', 'server', 't-h4-nope'], 3, /not found/);
-      await fails(['edit', 'server', 't-h4-nope'], 3, /not found/, { EDITOR: 'true' });
-      await fails(['describe', 'instance', 't-h4-nope:0'], 3, /not found/);
-      await fails(['logs', 'instance', 't-h4-nope:0'], 3, /no container/);
-      await fails(['retry', 'instance', 't-h4-nope:0'], 3, /not found/);
-      await fails(['call', 't-h4-nope', 'echo'], 3, /t-h4-nope/);
+      await fails(['describe', 'server', 't-cli-nope'], 3, /^error: server "t-cli-nope" not found$/);
+      await fails(['get', 'server', 't-cli-nope'], 3, /not found/);
+      await fails(['scale', 'server', 't-cli-nope', '--replicas', '2'], 3, /not found/);
+      await fails(['delete', 'server', 't-cli-nope'], 3, /not found/);
+      await fails(['edit', 'server', 't-cli-nope'], 3, /not found/, { EDITOR: 'true' });
+      await fails(['describe', 'instance', 't-cli-nope:0'], 3, /not found/);
+      await fails(['logs', 'instance', 't-cli-nope:0'], 3, /no container/);
+      await fails(['retry', 'instance', 't-cli-nope:0'], 3, /not found/);
+      await fails(['call', 't-cli-nope', 'echo'], 3, /t-cli-nope/);
     });
 
     it('invalid YAML, invalid spec, unreadable file -> 2', async () => {
@@ -238,8 +238,8 @@ describe('mcpctl (end to end)', function () {
       await fails(['scale', 'server', name], 2, /required option '--replicas <n>' not specified/);
       await fails(['scale', 'server', name, '--replicas', 'lots'], 2, /--replicas must be an integer/);
       await fails(['apply'], 2, /required option '-f, --filename <file...>' not specified/);
-      await fails(['create', 'secret', 't-h4-x'], 2, /needs at least one --from-literal/);
-      await fails(['create', 'secret', 't-h4-x', '--from-literal', 'novalue'], 2, /expects KEY=VALUE/);
+      await fails(['create', 'secret', 't-cli-x'], 2, /needs at least one --from-literal/);
+      await fails(['create', 'secret', 't-cli-x', '--from-literal', 'novalue'], 2, /expects KEY=VALUE/);
       await fails(['describe', 'server'], 2, /missing required argument 'name'/);
       await fails(['get', 'pods'], 2, /unknown resource type "pods"/);
       await fails(['get', 'servers', '-o', 'xml'], 2, /argument 'xml' is invalid/);

@@ -140,7 +140,7 @@ describe('cli: documents', () => {
 
 describe('cli: connection and exit codes', () => {
   it('flags win over the environment, which wins over the token file', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-h4-cli-'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-cli-'));
     try {
       fs.writeFileSync(path.join(dir, 'api-token'), 'from-file\n');
       assert.deepEqual(resolveConnection({ env: { MCPD_DATA_DIR: dir } }), { url: 'http://127.0.0.1:7400', token: 'from-file', tokenSource: path.join(dir, 'api-token') });

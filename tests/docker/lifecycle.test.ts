@@ -27,9 +27,9 @@ const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:20233';
 const temporalCli = process.env.MCPD_TEMPORAL_CLI ?? '.tools/venv/bin/temporal';
 const docker = new Docker();
 const runtime = new DockerRuntime();
-const OWNER = `t-h2-life-${process.pid}`;
-const NODE = `t-h2-node-${process.pid}`;
-const SECRET = `t-h2-life-${process.pid}`;
+const OWNER = `t-docker-life-${process.pid}`;
+const NODE = `t-docker-node-${process.pid}`;
+const SECRET = `t-docker-life-${process.pid}`;
 const TOKEN = '0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c';
 
 class RecordingRouting implements InstanceRouting {
@@ -105,7 +105,7 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
   });
 
   it('starts with the secret, notices a killed container, retries on forceRetry from the CLI, and stops', async () => {
-    const server = `t-h2-life${process.pid % 1000}`;
+    const server = `t-docker-life${process.pid % 1000}`;
     const id = instanceId(server, 0);
     const parsed = validateSpec({ name: server, image: 'mcpd/gitea-like:dev', env: [{ name: 'GITEA_TOKEN', secretRef: { name: SECRET, key: 'token' } }] });
     assert.ok(parsed.ok);
@@ -151,10 +151,10 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
   });
 
   it('the reaper removes this owner\'s containers whose workflow is gone, and nothing else', async () => {
-    const orphanId = instanceId('t-h2-orphan', 0);
-    const labels = (owner: string) => ({ [LABELS.managed]: 'true', [LABELS.instance]: orphanId, [LABELS.server]: 't-h2-orphan', [LABELS.owner]: owner });
-    const orphan = await docker.createContainer({ name: `t-h2-orphan-${process.pid}`, Image: 'mcpd/node-base:20', Cmd: ['node', '-e', '0'], Labels: labels(OWNER), HostConfig: { NetworkMode: 'none' } });
-    const foreign = await docker.createContainer({ name: `t-h2-foreign-${process.pid}`, Image: 'mcpd/node-base:20', Cmd: ['node', '-e', '0'], Labels: labels(`${OWNER}-other`), HostConfig: { NetworkMode: 'none' } });
+    const orphanId = instanceId('t-docker-orphan', 0);
+    const labels = (owner: string) => ({ [LABELS.managed]: 'true', [LABELS.instance]: orphanId, [LABELS.server]: 't-docker-orphan', [LABELS.owner]: owner });
+    const orphan = await docker.createContainer({ name: `t-docker-orphan-${process.pid}`, Image: 'mcpd/node-base:20', Cmd: ['node', '-e', '0'], Labels: labels(OWNER), HostConfig: { NetworkMode: 'none' } });
+    const foreign = await docker.createContainer({ name: `t-docker-foreign-${process.pid}`, Image: 'mcpd/node-base:20', Cmd: ['node', '-e', '0'], Labels: labels(`${OWNER}-other`), HostConfig: { NetworkMode: 'none' } });
     try {
       const reaper = new Reaper({ runtime, client, owner: OWNER });
       const removed = await reaper.reapOnce();

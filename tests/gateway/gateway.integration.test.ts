@@ -19,7 +19,7 @@ import { mountGateway, type GatewayHttp } from '../../src/gateway/http';
 import type { UpstreamTarget } from '../../src/contracts/routing';
 import { docker, removeContainers, runtime, startContainer } from './containers';
 
-const PREFIX = 't-h3-';
+const PREFIX = 't-gw-';
 const PORT = 21001;
 const TOKEN = '0123456789abcdef0123456789abcdef01234567';
 
@@ -36,7 +36,7 @@ describe('gateway (integration, real containers)', function () {
   const clients: Client[] = [];
 
   async function connect(path: string, capabilities: ClientCapabilities = {}): Promise<Client> {
-    const client = new Client({ name: 'h3-test', version: '1.0.0' }, { capabilities });
+    const client = new Client({ name: 'gateway-test', version: '1.0.0' }, { capabilities });
     await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${PORT}${path}`)));
     clients.push(client);
     return client;
@@ -45,8 +45,8 @@ describe('gateway (integration, real containers)', function () {
   before(async () => {
     await removeContainers(PREFIX);
     [everything, gitea] = await Promise.all([
-      startContainer({ server: 't-h3-ev', image: 'mcpd/server-everything:dev' }),
-      startContainer({ server: 't-h3-gitea', image: 'mcpd/gitea-like:dev', env: { GITEA_TOKEN: TOKEN } }),
+      startContainer({ server: 't-gw-ev', image: 'mcpd/server-everything:dev' }),
+      startContainer({ server: 't-gw-gitea', image: 'mcpd/gitea-like:dev', env: { GITEA_TOKEN: TOKEN } }),
     ]);
     gateway = new Gateway({ runtime, discovery: { timeoutMs: 1500, negativeTtlMs: 60_000 } });
     await Promise.all([gateway.attach(everything), gateway.attach(gitea)]);
@@ -74,13 +74,13 @@ describe('gateway (integration, real containers)', function () {
       const client = await connect('/mcp');
       const { tools } = await client.listTools();
       const names = tools.map((t) => t.name);
-      for (const name of ['t-h3-gitea__echo', 't-h3-gitea__get_me', 't-h3-ev__echo', 't-h3-ev__trigger-sampling-request']) {
+      for (const name of ['t-gw-gitea__echo', 't-gw-gitea__get_me', 't-gw-ev__echo', 't-gw-ev__trigger-sampling-request']) {
         assert.ok(names.includes(name), `${name} in ${names.join(', ')}`);
       }
       assert.ok(names.every((n) => n.length <= 64));
-      assert.equal(textOf(await client.callTool({ name: 't-h3-gitea__echo', arguments: { message: 'hello' } })), 'hello');
-      assert.equal(textOf(await client.callTool({ name: 't-h3-ev__echo', arguments: { message: 'hi' } })), 'Echo: hi');
-      const me = await client.callTool({ name: 't-h3-gitea__get_me', arguments: {} });
+      assert.equal(textOf(await client.callTool({ name: 't-gw-gitea__echo', arguments: { message: 'hello' } })), 'hello');
+      assert.equal(textOf(await client.callTool({ name: 't-gw-ev__echo', arguments: { message: 'hi' } })), 'Echo: hi');
+      const me = await client.callTool({ name: 't-gw-gitea__get_me', arguments: {} });
       assert.equal(me.isError, undefined);
       assert.match(textOf(me), /mcpd-test/);
     });
@@ -96,8 +96,8 @@ describe('gateway (integration, real containers)', function () {
       const dynamic = await client.readResource({ uri: 'demo://resource/dynamic/text/3' });
       assert.equal(dynamic.contents[0].uri, 'demo://resource/dynamic/text/3');
       const { prompts } = await client.listPrompts();
-      assert.ok(prompts.some((p) => p.name === 't-h3-ev__simple-prompt'));
-      const prompt = await client.getPrompt({ name: 't-h3-ev__simple-prompt' });
+      assert.ok(prompts.some((p) => p.name === 't-gw-ev__simple-prompt'));
+      const prompt = await client.getPrompt({ name: 't-gw-ev__simple-prompt' });
       assert.ok(prompt.messages.length > 0);
     });
 
@@ -105,7 +105,7 @@ describe('gateway (integration, real containers)', function () {
       const client = await connect('/mcp');
       const progress: number[] = [];
       const result = await client.callTool(
-        { name: 't-h3-ev__trigger-long-running-operation', arguments: { duration: 0.6, steps: 3 } },
+        { name: 't-gw-ev__trigger-long-running-operation', arguments: { duration: 0.6, steps: 3 } },
         undefined,
         { onprogress: (p) => progress.push(p.progress) },
       );
@@ -120,7 +120,7 @@ describe('gateway (integration, real containers)', function () {
         role: 'assistant',
         content: { type: 'text', text: `answer to ${(request.params.messages[0].content as { text: string }).text}` },
       }));
-      const result = await client.callTool({ name: 't-h3-ev__trigger-sampling-request', arguments: { prompt: 'ping?' } });
+      const result = await client.callTool({ name: 't-gw-ev__trigger-sampling-request', arguments: { prompt: 'ping?' } });
       assert.match(textOf(result), /answer to .*ping\?/);
       assert.match(textOf(result), /test-model/);
     });
@@ -151,19 +151,19 @@ describe('gateway (integration, real containers)', function () {
       assert.equal(oversized.status, 413);
 
       const client = await connect('/mcp');
-      await assert.rejects(client.callTool({ name: 't-h3-gitea__no_such_tool', arguments: {} }), (e: { code?: number }) => e.code === -32602 || e.code === -32601);
+      await assert.rejects(client.callTool({ name: 't-gw-gitea__no_such_tool', arguments: {} }), (e: { code?: number }) => e.code === -32602 || e.code === -32601);
       await assert.rejects(client.callTool({ name: 'nosuchserver__echo', arguments: {} }), (e: { code?: number; message: string }) => {
         assert.equal(e.code, -32602);
         assert.match(e.message, /Unknown tool: nosuchserver__echo/);
         return true;
       });
-      assert.equal(textOf(await client.callTool({ name: 't-h3-gitea__echo', arguments: { message: 'still here' } })), 'still here');
+      assert.equal(textOf(await client.callTool({ name: 't-gw-gitea__echo', arguments: { message: 'still here' } })), 'still here');
     });
   });
 
   describe('/mcp/servers/<name> (one server, transparent)', () => {
     it('lists and calls the tools of that server under their own names', async () => {
-      const client = await connect('/mcp/servers/t-h3-gitea');
+      const client = await connect('/mcp/servers/t-gw-gitea');
       assert.equal(client.getServerVersion()?.name, 'gitea-like');
       const { tools } = await client.listTools();
       assert.deepEqual(tools.map((t) => t.name).sort(), ['echo', 'get_me', 'hang', 'sleep']);
@@ -171,7 +171,7 @@ describe('gateway (integration, real containers)', function () {
     });
 
     it('passes cancellation through: the upstream receives notifications/cancelled and stops', async () => {
-      const client = await connect('/mcp/servers/t-h3-gitea');
+      const client = await connect('/mcp/servers/t-gw-gitea');
       const connection = gateway.connectionOf(gitea.instanceId)!;
       const wire: { direction: string; message: Record<string, unknown> }[] = [];
       connection.onTrace = (direction, message) => wire.push({ direction, message });
@@ -204,7 +204,7 @@ describe('gateway (integration, real containers)', function () {
     });
 
     it('passes progress, sampling and resource reads through for server-everything', async () => {
-      const client = await connect('/mcp/servers/t-h3-ev', { sampling: {} });
+      const client = await connect('/mcp/servers/t-gw-ev', { sampling: {} });
       client.setRequestHandler(CreateMessageRequestSchema, async () => ({
         model: 'passthrough-model',
         role: 'assistant',
@@ -224,7 +224,7 @@ describe('gateway (integration, real containers)', function () {
     });
 
     it('multiplexes several client sessions over one STDIO upstream without crossing replies', async () => {
-      const sessions = await Promise.all([0, 1, 2, 3, 4].map(() => connect('/mcp/servers/t-h3-gitea')));
+      const sessions = await Promise.all([0, 1, 2, 3, 4].map(() => connect('/mcp/servers/t-gw-gitea')));
       const aggregate = await connect('/mcp');
       const calls: Promise<void>[] = [];
       for (let round = 0; round < 20; round++) {
@@ -233,19 +233,19 @@ describe('gateway (integration, real containers)', function () {
           calls.push(client.callTool({ name: 'echo', arguments: { message } }).then((r) => assert.equal(textOf(r), message)));
         });
         const message = `aggregate call ${round}`;
-        calls.push(aggregate.callTool({ name: 't-h3-gitea__echo', arguments: { message } }).then((r) => assert.equal(textOf(r), message)));
+        calls.push(aggregate.callTool({ name: 't-gw-gitea__echo', arguments: { message } }).then((r) => assert.equal(textOf(r), message)));
       }
       await Promise.all(calls);
     });
 
     it('answers an unknown server with a clear 404', async () => {
-      const response = await fetch(`http://127.0.0.1:${PORT}/mcp/servers/t-h3-nope`, {
+      const response = await fetch(`http://127.0.0.1:${PORT}/mcp/servers/t-gw-nope`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
         body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
       });
       assert.equal(response.status, 404);
-      assert.match(((await response.json()) as { error: { message: string } }).error.message, /t-h3-nope.*not running/);
+      assert.match(((await response.json()) as { error: { message: string } }).error.message, /t-gw-nope.*not running/);
     });
   });
 
@@ -253,7 +253,7 @@ describe('gateway (integration, real containers)', function () {
     it('resolves with the tool result, isError included, and rejects clearly', async () => {
       const ok = await gateway.execute(gitea.instanceId, { method: 'tools/call', params: { name: 'get_me', arguments: {} } }, { timeoutMs: 5000 });
       assert.match(textOf(ok), /mcpd-test/);
-      await assert.rejects(gateway.execute('mcp-instance:t-h3-unknown:0', { method: 'tools/list' }, { timeoutMs: 1000 }), /unknown instance mcp-instance:t-h3-unknown:0/);
+      await assert.rejects(gateway.execute('mcp-instance:t-gw-unknown:0', { method: 'tools/list' }, { timeoutMs: 1000 }), /unknown instance mcp-instance:t-gw-unknown:0/);
       await assert.rejects(
         gateway.execute(gitea.instanceId, { method: 'tools/call', params: { name: 'hang', arguments: {} } }, { timeoutMs: 1000 }),
         /timeout after 1 s/,
@@ -269,26 +269,26 @@ describe('gateway (integration, real containers)', function () {
       const client = await connect('/mcp');
       const changed = new Promise<void>((resolve) => client.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve()));
       // A notification reaches a client once its GET stream is open; a first round trip gives it time to open.
-      assert.ok((await client.listTools()).tools.some((t) => t.name === 't-h3-gitea__echo'));
+      assert.ok((await client.listTools()).tools.some((t) => t.name === 't-gw-gitea__echo'));
       gateway.setReady(gitea.instanceId, false);
       try {
         await changed;
         const names = (await client.listTools()).tools.map((t) => t.name);
-        assert.ok(!names.some((n) => n.startsWith('t-h3-gitea__')), 'unready tools leave the list');
-        await assert.rejects(client.callTool({ name: 't-h3-gitea__echo', arguments: { message: 'x' } }), /no ready instance/);
+        assert.ok(!names.some((n) => n.startsWith('t-gw-gitea__')), 'unready tools leave the list');
+        await assert.rejects(client.callTool({ name: 't-gw-gitea__echo', arguments: { message: 'x' } }), /no ready instance/);
         const probe = await gateway.execute(gitea.instanceId, { method: 'tools/call', params: { name: 'echo', arguments: { message: 'probe' } } }, { timeoutMs: 5000 });
         assert.equal(textOf(probe), 'probe');
       } finally {
         gateway.setReady(gitea.instanceId, true);
       }
       const names = (await client.listTools()).tools.map((t) => t.name);
-      assert.ok(names.includes('t-h3-gitea__echo'), 'ready again, back in the list');
+      assert.ok(names.includes('t-gw-gitea__echo'), 'ready again, back in the list');
     });
   });
 
   describe('failures', () => {
     it('a dead (frozen) upstream costs its timeout once and never stalls the others', async () => {
-      const frozen = await startContainer({ server: 't-h3-frozen', image: 'mcpd/gitea-like:dev' });
+      const frozen = await startContainer({ server: 't-gw-frozen', image: 'mcpd/gitea-like:dev' });
       await gateway.attach(frozen);
       const wire: string[] = [];
       gateway.connectionOf(frozen.instanceId)!.onTrace = (direction, message) => {
@@ -298,8 +298,8 @@ describe('gateway (integration, real containers)', function () {
       try {
         const client = await connect('/mcp');
         const first = (await client.listTools()).tools.map((t) => t.name);
-        assert.ok(first.includes('t-h3-gitea__echo') && first.includes('t-h3-ev__echo'), 'the others answer');
-        assert.ok(!first.some((n) => n.startsWith('t-h3-frozen__')), 'the frozen server is left out');
+        assert.ok(first.includes('t-gw-gitea__echo') && first.includes('t-gw-ev__echo'), 'the others answer');
+        assert.ok(!first.some((n) => n.startsWith('t-gw-frozen__')), 'the frozen server is left out');
         const second = (await client.listTools()).tools.map((t) => t.name);
         assert.deepEqual(second, first);
         assert.equal(wire.filter((m) => m === 'tools/list').length, 1, 'the second list did not ask the frozen upstream again');
@@ -311,36 +311,36 @@ describe('gateway (integration, real containers)', function () {
     });
 
     it('a container killed mid-call fails the call promptly and clearly; its tools leave and come back', async () => {
-      const victim = await startContainer({ server: 't-h3-victim', image: 'mcpd/gitea-like:dev' });
+      const victim = await startContainer({ server: 't-gw-victim', image: 'mcpd/gitea-like:dev' });
       await gateway.attach(victim);
       const client = await connect('/mcp');
-      assert.ok((await client.listTools()).tools.some((t) => t.name === 't-h3-victim__hang'));
+      assert.ok((await client.listTools()).tools.some((t) => t.name === 't-gw-victim__hang'));
       let listChanged = 0;
       client.setNotificationHandler(ToolListChangedNotificationSchema, () => void listChanged++);
-      const call = client.callTool({ name: 't-h3-victim__hang', arguments: {} });
+      const call = client.callTool({ name: 't-gw-victim__hang', arguments: {} });
       call.catch(() => undefined);
-      const perClient = await connect('/mcp/servers/t-h3-victim');
+      const perClient = await connect('/mcp/servers/t-gw-victim');
       const call2 = perClient.callTool({ name: 'sleep', arguments: { ms: 60_000 } });
       call2.catch(() => undefined);
       const probe = gateway.execute(victim.instanceId, { method: 'tools/call', params: { name: 'hang', arguments: {} } }, { timeoutMs: 60_000 });
       probe.catch(() => undefined);
       await new Promise((resolve) => setTimeout(resolve, 300));
       await docker.getContainer(victim.containerId).kill();
-      await assert.rejects(call, /instance mcp-instance:t-h3-victim:0.*(exited|stopped|ended)/);
-      await assert.rejects(call2, /instance mcp-instance:t-h3-victim:0.*(exited|stopped|ended)/);
-      await assert.rejects(probe, /instance mcp-instance:t-h3-victim:0.*(exited|stopped|ended)/);
+      await assert.rejects(call, /instance mcp-instance:t-gw-victim:0.*(exited|stopped|ended)/);
+      await assert.rejects(call2, /instance mcp-instance:t-gw-victim:0.*(exited|stopped|ended)/);
+      await assert.rejects(probe, /instance mcp-instance:t-gw-victim:0.*(exited|stopped|ended)/);
       const during = (await client.listTools()).tools.map((t) => t.name);
-      assert.ok(!during.some((n) => n.startsWith('t-h3-victim__')), 'its tools left the list');
+      assert.ok(!during.some((n) => n.startsWith('t-gw-victim__')), 'its tools left the list');
       assert.ok(listChanged >= 1, 'the client was told the list changed');
       await assert.rejects(
         gateway.execute(victim.instanceId, { method: 'tools/list' }, { timeoutMs: 1000 }),
-        /instance mcp-instance:t-h3-victim:0 is not connected/,
+        /instance mcp-instance:t-gw-victim:0 is not connected/,
       );
       // The lifecycle restarts it and attaches again.
       await docker.getContainer(victim.containerId).start();
       await gateway.attach(victim);
       const after = (await client.listTools()).tools.map((t) => t.name);
-      assert.ok(after.includes('t-h3-victim__echo'), 'its tools are back');
+      assert.ok(after.includes('t-gw-victim__echo'), 'its tools are back');
       await gateway.detach(victim.instanceId, 'test over');
       await docker.getContainer(victim.containerId).remove({ force: true });
     });
@@ -365,7 +365,7 @@ describe('gateway (integration, real containers)', function () {
   describe('HTTP upstreams (host network, loopback port)', () => {
     it('serves a Streamable HTTP server in a container', async () => {
       const target = await startContainer({
-        server: 't-h3-web',
+        server: 't-gw-web',
         image: 'mcpd/gitea-like:dev',
         transport: 'http',
         cmd: ['--transport', 'http', '--port', '21050'],
@@ -374,17 +374,17 @@ describe('gateway (integration, real containers)', function () {
       });
       try {
         await gateway.attach(target);
-        const client = await connect('/mcp/servers/t-h3-web');
+        const client = await connect('/mcp/servers/t-gw-web');
         assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { message: 'over http' } })), 'over http');
         const progress: number[] = [];
         await client.callTool({ name: 'sleep', arguments: { ms: 300 } }, undefined, { onprogress: (p) => progress.push(p.progress) });
         assert.ok(progress.length >= 2);
         const aggregate = await connect('/mcp');
-        assert.match(textOf(await aggregate.callTool({ name: 't-h3-web__get_me', arguments: {} })), /mcpd-test/);
-        const killed = aggregate.callTool({ name: 't-h3-web__hang', arguments: {} });
+        assert.match(textOf(await aggregate.callTool({ name: 't-gw-web__get_me', arguments: {} })), /mcpd-test/);
+        const killed = aggregate.callTool({ name: 't-gw-web__hang', arguments: {} });
         await new Promise((resolve) => setTimeout(resolve, 200));
         await docker.getContainer(target.containerId).kill();
-        await assert.rejects(killed, /instance mcp-instance:t-h3-web:0 stopped/);
+        await assert.rejects(killed, /instance mcp-instance:t-gw-web:0 stopped/);
       } finally {
         await gateway.detach(target.instanceId, 'test over');
         await docker.getContainer(target.containerId).remove({ force: true }).catch(() => undefined);
@@ -393,7 +393,7 @@ describe('gateway (integration, real containers)', function () {
 
     it('serves an SSE server in a container', async () => {
       const target = await startContainer({
-        server: 't-h3-sse',
+        server: 't-gw-sse',
         image: 'mcpd/server-everything:dev',
         transport: 'sse',
         cmd: ['sse'],
@@ -404,7 +404,7 @@ describe('gateway (integration, real containers)', function () {
       try {
         await gateway.attach(target);
         const client = await connect('/mcp');
-        assert.equal(textOf(await client.callTool({ name: 't-h3-sse__echo', arguments: { message: 'sse' } })), 'Echo: sse');
+        assert.equal(textOf(await client.callTool({ name: 't-gw-sse__echo', arguments: { message: 'sse' } })), 'Echo: sse');
       } finally {
         await gateway.detach(target.instanceId, 'test over');
         await docker.getContainer(target.containerId).remove({ force: true }).catch(() => undefined);

@@ -4,12 +4,12 @@ import { OpenBaoSecretStore } from '../../src/secrets/openbao';
 
 const address = process.env.BAO_ADDR ?? 'http://127.0.0.1:20200';
 const token = process.env.BAO_TOKEN ?? 'h2root';
-const VALUE_1 = 'h2-first-0123456789abcdef0123456789abcdef';
-const VALUE_2 = 'h2-second-fedcba9876543210fedcba98765432';
+const VALUE_1 = 'kv-first-0123456789abcdef0123456789abcdef';
+const VALUE_2 = 'kv-second-fedcba9876543210fedcba98765432';
 
 describe('OpenBaoSecretStore', () => {
   const store = new OpenBaoSecretStore({ address, token, mount: 'secret', prefix: 'mcpd' });
-  const name = `t-h2-gitea-${process.pid}`;
+  const name = `t-secrets-gitea-${process.pid}`;
 
   after(async () => {
     await store.delete(name).catch(() => undefined);
@@ -38,8 +38,8 @@ describe('OpenBaoSecretStore', () => {
 
   it('fails pin naming the missing secret, or the secret and its missing key', async () => {
     await store.put(name, { token: VALUE_1 });
-    await assert.rejects(store.pin({ name: 't-h2-does-not-exist', key: 'token' }), {
-      message: 'secret resolution failed: secret "t-h2-does-not-exist" not found (wanted key "token")',
+    await assert.rejects(store.pin({ name: 't-secrets-does-not-exist', key: 'token' }), {
+      message: 'secret resolution failed: secret "t-secrets-does-not-exist" not found (wanted key "token")',
     });
     await assert.rejects(store.pin({ name, key: 'password' }), (err: Error) => {
       assert.equal(err.message, `secret resolution failed: secret "${name}" has no key "password"`);
@@ -56,10 +56,10 @@ describe('OpenBaoSecretStore', () => {
   });
 
   it('says permission denied for a bad token, without echoing the token', async () => {
-    const denied = new OpenBaoSecretStore({ address, token: 'h2-wrong-token', mount: 'secret', prefix: 'mcpd' });
+    const denied = new OpenBaoSecretStore({ address, token: 'kv-wrong-token', mount: 'secret', prefix: 'mcpd' });
     await assert.rejects(denied.pin({ name, key: 'token' }), (err: Error) => {
       assert.match(err.message, /^secret resolution failed: .*permission denied/);
-      assert.ok(!err.message.includes('h2-wrong-token'));
+      assert.ok(!err.message.includes('kv-wrong-token'));
       return true;
     });
   });

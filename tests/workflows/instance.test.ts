@@ -15,8 +15,8 @@ import { containerExitedSignal, forceRetrySignal, specChangedSignal, statusQuery
 import { createTimeSkippingEnv, recordHistory, recordRuns } from './fixtures/env';
 import { FakeNode, MemorySecretStore, spec } from './fixtures/fakes';
 
-const NODE = 't-h2-node';
-const SECRET_VALUE = 'h2-Sup3r-Secret-Value-0b1c2d3e4f';
+const NODE = 't-wf-node';
+const SECRET_VALUE = 'wf-Sup3r-Secret-Value-0b1c2d3e4f';
 
 describe('instanceWorkflow (time-skipping)', function () {
   this.timeout(180_000);
@@ -42,7 +42,7 @@ describe('instanceWorkflow (time-skipping)', function () {
 
   beforeEach(async () => {
     secrets = new MemorySecretStore();
-    await secrets.put('t-h2-gitea', { token: SECRET_VALUE });
+    await secrets.put('t-wf-gitea', { token: SECRET_VALUE });
     node = new FakeNode(secrets);
     await startWorkers();
   });
@@ -100,7 +100,7 @@ describe('instanceWorkflow (time-skipping)', function () {
 
   it('escalates the retry delay: 30 s for the first five failed attempts, then 300 s, retrying the same instance', async () => {
     node.failAllStarts = 'container exited right after start with code 1: boom';
-    const handle = await start('t-h2-esc', spec('t-h2-esc'));
+    const handle = await start('t-wf-esc', spec('t-wf-esc'));
     const delays: number[] = [];
     for (let attempt = 1; attempt <= 7; attempt++) {
       const view = await until(handle, failedAttempt(attempt), `failed attempt ${attempt}`);
@@ -126,8 +126,8 @@ describe('instanceWorkflow (time-skipping)', function () {
   });
 
   it('uses the retry settings of the spec', async () => {
-    node.failAllStarts = 'image h2/none not found locally';
-    const handle = await start('t-h2-custom', spec('t-h2-custom', { retry: { fastDelaySeconds: 5, fastAttempts: 2, slowDelaySeconds: 45 } }));
+    node.failAllStarts = 'image test/none not found locally';
+    const handle = await start('t-wf-custom', spec('t-wf-custom', { retry: { fastDelaySeconds: 5, fastAttempts: 2, slowDelaySeconds: 45 } }));
     const delays: number[] = [];
     for (let attempt = 1; attempt <= 4; attempt++) {
       const view = await until(handle, failedAttempt(attempt), `failed attempt ${attempt}`);
@@ -141,7 +141,7 @@ describe('instanceWorkflow (time-skipping)', function () {
 
   it('forceRetry ends a wait at once', async () => {
     node.failNextStarts = ['container exited right after start with code 2: no config'];
-    const handle = await start('t-h2-force', spec('t-h2-force'));
+    const handle = await start('t-wf-force', spec('t-wf-force'));
     const failed = await until(handle, failedAttempt(1), 'the first failure');
     assert.equal(delayOf(failed), 30);
     await handle.signal(forceRetrySignal);
@@ -158,7 +158,7 @@ describe('instanceWorkflow (time-skipping)', function () {
 
   it('stop during a wait removes the container and ends STOPPED', async () => {
     node.failAllStarts = 'container exited right after start with code 3: crash';
-    const handle = await start('t-h2-stop', spec('t-h2-stop'));
+    const handle = await start('t-wf-stop', spec('t-wf-stop'));
     await until(handle, failedAttempt(1), 'the first failure');
     assert.equal(node.containers.size, 1, 'the failed container is kept until the next attempt');
     await handle.signal(stopSignal);
@@ -175,7 +175,7 @@ describe('instanceWorkflow (time-skipping)', function () {
     node.failAllStarts = 'container exited right after start with code 1: boom';
     await stopWorkers();
     await startWorkers({ cached: false });
-    const handle = await start('t-h2-restart', spec('t-h2-restart'));
+    const handle = await start('t-wf-restart', spec('t-wf-restart'));
     await until(handle, failedAttempt(1), 'failed attempt 1');
     await env.sleep(30_000);
     await until(handle, failedAttempt(2), 'failed attempt 2');
@@ -195,7 +195,7 @@ describe('instanceWorkflow (time-skipping)', function () {
   // tests/workflows/instance.devserver.test.ts says why.
   it('continues as new during the retry waits, carrying attempts, the error and the events', async () => {
     node.failNextStarts = ['e1', 'e2', 'e3'];
-    const handle = await start('t-h2-can', spec('t-h2-can'), { historyLimit: 40, probes: false });
+    const handle = await start('t-wf-can', spec('t-wf-can'), { historyLimit: 40, probes: false });
     const firstRun = (await handle.describe()).runId;
     await until(handle, failedAttempt(1), 'failed attempt 1');
     for (let attempt = 2; attempt <= 3; attempt++) {
@@ -220,7 +220,7 @@ describe('instanceWorkflow (time-skipping)', function () {
   });
 
   it('a container that dies while RUNNING goes through the backoff; a late exit of an old container is ignored', async () => {
-    const handle = await start('t-h2-exit', spec('t-h2-exit'));
+    const handle = await start('t-wf-exit', spec('t-wf-exit'));
     const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
     await handle.signal(containerExitedSignal, { containerId: 'some-older-container', exitCode: 1, reason: 'container exited with code 1' });
     await env.sleep(1_000);
@@ -239,7 +239,7 @@ describe('instanceWorkflow (time-skipping)', function () {
   });
 
   it('a liveness probe failure restarts the instance through the backoff', async () => {
-    const handle = await start('t-h2-live', spec('t-h2-live'), { probes: true });
+    const handle = await start('t-wf-live', spec('t-wf-live'), { probes: true });
     await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
     node.probeFailure = 'timeout after 10 s';
     // Liveness defaults: every 60 s, unhealthy after 3 failures.
@@ -255,7 +255,7 @@ describe('instanceWorkflow (time-skipping)', function () {
 
   it('resets attemptCount after a stable running period, so the next failure waits the fast delay again', async () => {
     node.failNextStarts = ['f1', 'f2', 'f3', 'f4', 'f5', 'f6'];
-    const handle = await start('t-h2-stable', spec('t-h2-stable', { retry: { fastDelaySeconds: 1, fastAttempts: 5, slowDelaySeconds: 2, stableSeconds: 600 } }));
+    const handle = await start('t-wf-stable', spec('t-wf-stable', { retry: { fastDelaySeconds: 1, fastAttempts: 5, slowDelaySeconds: 2, stableSeconds: 600 } }));
     await until(handle, failedAttempt(1), 'failed attempt 1');
     for (let i = 0; i < 20 && (await handle.query(statusQuery)).status !== 'RUNNING'; i++) await env.sleep(2_000);
     const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
@@ -272,9 +272,9 @@ describe('instanceWorkflow (time-skipping)', function () {
   });
 
   it('rolls onto a changed spec: the old container is removed and a fresh one starts, not counted as a failure', async () => {
-    const handle = await start('t-h2-roll', spec('t-h2-roll'));
+    const handle = await start('t-wf-roll', spec('t-wf-roll'));
     const before = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
-    await handle.signal(specChangedSignal, spec('t-h2-roll', { image: 'h2/never-pulled:v2', env: [{ name: 'MODE', value: 'v2' }] }));
+    await handle.signal(specChangedSignal, spec('t-wf-roll', { image: 'test/never-pulled:v2', env: [{ name: 'MODE', value: 'v2' }] }));
     const after = await until(handle, (v) => v.status === 'RUNNING' && v.containerId !== before.containerId, 'RUNNING on the new spec');
     assert.equal(after.attemptCount, 1, 'a spec change starts a fresh schedule');
     assert.equal(after.error, null);
@@ -287,29 +287,29 @@ describe('instanceWorkflow (time-skipping)', function () {
   });
 
   it('keeps secret values out of history, search attributes, memo and the status view', async () => {
-    const handle = await start('t-h2-secret', spec('t-h2-secret', { env: [{ name: 'GITEA_TOKEN', secretRef: { name: 't-h2-gitea', key: 'token' } }, { name: 'MODE', value: 'plain' }] }));
+    const handle = await start('t-wf-secret', spec('t-wf-secret', { env: [{ name: 'GITEA_TOKEN', secretRef: { name: 't-wf-gitea', key: 'token' } }, { name: 'MODE', value: 'plain' }] }));
     const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
     assert.equal(node.containers.get(handle.workflowId)?.env.GITEA_TOKEN, SECRET_VALUE, 'the container got the value');
     const history = readableHistory(await handle.fetchHistory());
-    assert.ok(history.includes('t-h2-gitea'), 'history holds the reference');
+    assert.ok(history.includes('t-wf-gitea'), 'history holds the reference');
     assert.ok(!history.includes(SECRET_VALUE), 'history never holds the value');
     const described = await handle.describe();
     assert.ok(!JSON.stringify({ sa: described.typedSearchAttributes, memo: described.memo, raw: described.raw }).includes(SECRET_VALUE));
     assert.ok(!JSON.stringify(running).includes(SECRET_VALUE));
     assert.equal(described.typedSearchAttributes.get(mcpInstanceStatusKey), 'RUNNING');
-    assert.equal(described.typedSearchAttributes.get(mcpServerKey), 't-h2-secret');
+    assert.equal(described.typedSearchAttributes.get(mcpServerKey), 't-wf-secret');
     await handle.signal(stopSignal);
     await handle.result();
     await recordHistory(handle, 'instance-start-stop');
   });
 
   it('a missing secret fails the attempt naming secret and key, without starting a container; fixed and retried, it runs', async () => {
-    const handle = await start('t-h2-nosecret', spec('t-h2-nosecret', { env: [{ name: 'GITEA_TOKEN', secretRef: { name: 't-h2-gitea', key: 'nope' } }] }));
+    const handle = await start('t-wf-nosecret', spec('t-wf-nosecret', { env: [{ name: 'GITEA_TOKEN', secretRef: { name: 't-wf-gitea', key: 'nope' } }] }));
     const failed = await until(handle, failedAttempt(1), 'the failure');
-    assert.equal(failed.error, 'secret resolution failed: secret "t-h2-gitea" has no key "nope" (env GITEA_TOKEN)');
+    assert.equal(failed.error, 'secret resolution failed: secret "t-wf-gitea" has no key "nope" (env GITEA_TOKEN)');
     assert.equal(node.startCalls, 0);
     // The operator adds the key and cuts the wait short: the same instance starts with it.
-    await secrets.put('t-h2-gitea', { token: SECRET_VALUE, nope: 'fixed' });
+    await secrets.put('t-wf-gitea', { token: SECRET_VALUE, nope: 'fixed' });
     await handle.signal(forceRetrySignal);
     const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING after the fix');
     assert.equal(running.attemptCount, 2);

@@ -39,7 +39,7 @@ class ScriptedProxy implements ProxyExecutor {
   }
 }
 
-const NODE = 'h5-probe-node';
+const NODE = 'wf-probe-node';
 
 describe('probeWorkflow', function () {
   this.timeout(120_000);
@@ -76,11 +76,11 @@ describe('probeWorkflow', function () {
 
   /** Runs the stand-in parent with the real probe child and the scripted proxy behind the real activity. */
   async function runProbe(name: string, proxy: ScriptedProxy, input: Omit<ProbeParentInput['probe'], 'instanceId' | 'node'>, expectTransitions: number, settleSeconds = 300) {
-    const instanceId = `mcp-instance:h5-probe-${++runId}:0`;
+    const instanceId = `mcp-instance:wf-probe-${++runId}:0`;
     proxies.set(instanceId, proxy);
     const handle = await env.client.workflow.start('probeParentWorkflow', {
       taskQueue: TASK_QUEUE,
-      workflowId: `h5-probe-parent-${runId}`,
+      workflowId: `wf-probe-parent-${runId}`,
       args: [{ probe: { instanceId, node: NODE, ...input }, expectTransitions, settleSeconds } satisfies ProbeParentInput],
     });
     const result = (await handle.result()) as ProbeParentResult;

@@ -28,7 +28,7 @@ import {
 import { READY_TIMEOUT_SECONDS } from '../../workflows/server';
 import { createTimeSkippingEnv, recordHistory, registerSearchAttributes, skippingTime } from './fixtures/env';
 
-const NODE = 'h5-server-node';
+const NODE = 'wf-server-node';
 
 /** A Docker node in memory; `log` keeps the order in which things happened to containers. */
 class FakeNode {
@@ -70,7 +70,7 @@ class FakeNode {
 }
 
 function spec(name: string, extra: Partial<McpServerSpecInput> = {}): McpServerSpec {
-  const result = validateSpec({ name, image: 'h5/never-pulled:dev', ...extra });
+  const result = validateSpec({ name, image: 'test/never-pulled:dev', ...extra });
   if (!result.ok) throw new Error(JSON.stringify(result.errors));
   return result.spec;
 }
@@ -148,7 +148,7 @@ describe('serverWorkflow (time-skipping)', function () {
   }
 
   it('rejects an invalid spec with every field error and applies nothing', async () => {
-    const name = 'h5-invalid';
+    const name = 'wf-invalid';
     const handle = await startServer(spec(name, { args: ['v1'] }));
     const bad = { name, image: 'x', command: ['y'], transport: 'http', replicas: -1, env: [{ name: '1BAD', value: 'v' }] };
     await assert.rejects(handle.executeUpdate(applySpecUpdate, { args: [bad as unknown as McpServerSpecInput] }), (err: unknown) => {
@@ -157,8 +157,8 @@ describe('serverWorkflow (time-skipping)', function () {
       for (const field of ['image:', 'port:', 'replicas:', 'env.0.name:']) assert.ok(message.includes(field), `"${field}" missing from: ${message}`);
       return true;
     });
-    await assert.rejects(handle.executeUpdate(applySpecUpdate, { args: [{ name: 'h5-other', image: 'x' }] }), (err: unknown) => {
-      assert.match(String((err as WorkflowUpdateFailedError).cause?.message), /name: must be "h5-invalid"/);
+    await assert.rejects(handle.executeUpdate(applySpecUpdate, { args: [{ name: 'wf-other', image: 'x' }] }), (err: unknown) => {
+      assert.match(String((err as WorkflowUpdateFailedError).cause?.message), /name: must be "wf-invalid"/);
       return true;
     });
     await assert.rejects(handle.executeUpdate(scaleServerUpdate, { args: [101] }), /Update failed|replicas/);
@@ -167,14 +167,14 @@ describe('serverWorkflow (time-skipping)', function () {
     assert.equal(view.specVersion, 1);
     assert.equal(view.spec.replicas, 1);
 
-    const applied = await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', args: ['v2'] }] });
+    const applied = await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'test/never-pulled:dev', args: ['v2'] }] });
     assert.deepEqual(applied.spec.args, ['v2']);
     assert.equal(applied.specVersion, 2);
     assert.deepEqual(await deleteServer(handle, 'invalid'), []);
   });
 
   it('start creates instances with deterministic ids; scale 1 -> 3 -> 1 stops the highest ordinals; delete removes everything', async () => {
-    const name = 'h5-scale';
+    const name = 'wf-scale';
     const handle = await startServer(spec(name, { replicas: 1 }));
     const ids = await skippingTime(env, handle.executeUpdate(startServerUpdate));
     assert.deepEqual(ids, [instanceId(name, 0)]);
@@ -205,14 +205,14 @@ describe('serverWorkflow (time-skipping)', function () {
   });
 
   it('rolls a spec change one instance at a time, in order, each healthy before the next', async () => {
-    const name = 'h5-roll';
+    const name = 'wf-roll';
     const handle = await startServer(spec(name, { replicas: 3, args: ['v1'] }), true);
     await until(handle, (v) => v.instances.length === 3, 'three instances');
     const ids = [0, 1, 2].map((o) => instanceId(name, o));
     // Let every instance run healthy on v1 first.
     await until(handle, () => ids.every((id) => node.log.includes(`healthy ${id}`)), 'v1 healthy');
 
-    const applied = await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 3, args: ['v2'] }] });
+    const applied = await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'test/never-pulled:dev', replicas: 3, args: ['v2'] }] });
     assert.equal(applied.specVersion, 2);
     const done = await until(handle, (v) => v.rollout === null, 'rollout done');
     assert.equal(done.specVersion, 2);
@@ -234,7 +234,7 @@ describe('serverWorkflow (time-skipping)', function () {
 
     // Changing only replicas rolls nothing: the new replica starts on v2, the others keep their containers.
     const startsBefore = node.log.filter((e) => e.startsWith('start ')).length;
-    const scaled = await skippingTime(env, handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 4, args: ['v2'] }] }));
+    const scaled = await skippingTime(env, handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'test/never-pulled:dev', replicas: 4, args: ['v2'] }] }));
     assert.equal(scaled.specVersion, 2);
     assert.deepEqual(scaled.instances, [...ids, instanceId(name, 3)]);
     await until(handle, () => node.log.includes(`start ${instanceId(name, 3)} v2`), 'the fourth instance to start');
@@ -243,12 +243,12 @@ describe('serverWorkflow (time-skipping)', function () {
   });
 
   it('halts a rollout whose instance never becomes healthy, and a fixed spec resumes it', async () => {
-    const name = 'h5-halt';
+    const name = 'wf-halt';
     const handle = await startServer(spec(name, { replicas: 2, args: ['v1'] }), true);
     const ids = [0, 1].map((o) => instanceId(name, o));
     await until(handle, () => ids.every((id) => node.log.includes(`healthy ${id}`)), 'v1 healthy');
 
-    await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 2, args: ['broken'] }] });
+    await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'test/never-pulled:dev', replicas: 2, args: ['broken'] }] });
     const halted = await until(handle, (v) => v.rollout?.inProgress === false, 'rollout halted', 30_000);
     assert.deepEqual(halted.rollout, {
       inProgress: false,
@@ -259,7 +259,7 @@ describe('serverWorkflow (time-skipping)', function () {
     assert.ok(!node.log.includes(`start ${ids[1]} broken`), 'the second instance must keep the old spec');
     assert.deepEqual(node.containers.get(ids[1])?.spec.args, ['v1']);
 
-    await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'h5/never-pulled:dev', replicas: 2, args: ['v3'] }] });
+    await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'test/never-pulled:dev', replicas: 2, args: ['v3'] }] });
     const done = await until(handle, (v) => v.rollout === null, 'rollout of the fix');
     assert.equal(done.specVersion, 3);
     for (const id of ids) assert.deepEqual(node.containers.get(id)?.spec.args, ['v3']);
@@ -267,7 +267,7 @@ describe('serverWorkflow (time-skipping)', function () {
   });
 
   it('stop stops every instance and keeps the spec; start brings them back', async () => {
-    const name = 'h5-stop';
+    const name = 'wf-stop';
     const handle = await startServer(spec(name, { replicas: 2 }), true);
     await until(handle, (v) => v.instances.length === 2, 'two instances');
     const stopped = await skippingTime(env, handle.executeUpdate(stopServerUpdate));
