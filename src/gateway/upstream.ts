@@ -106,8 +106,8 @@ export class UpstreamConnection {
     private readonly transport: Transport,
   ) {
     transport.onmessage = (message) => {
-      this.onTrace?.('in', message as Record<string, unknown>);
-      this.receive(message as Incoming);
+      this.onTrace?.('in', message);
+      this.receive(message);
     };
     transport.onclose = () => {
       const why = (transport as { closeReason?: string }).closeReason ?? 'connection closed';
