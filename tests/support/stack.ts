@@ -68,7 +68,7 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>
   for (;;) {
     try {
       const value = await fn();
-      if (value !== undefined && value !== null && value !== false) return value as T;
+      if (value !== undefined && value !== null && value !== false) return value;
     } catch (err) {
       lastError = err;
     }
