@@ -44,9 +44,9 @@ export interface ServerRequest {
 
 export interface CallHooks {
   /** A progress notification for this call, carrying the caller's own progress token. */
-  onProgress?(params: Params): void;
+  onProgress?: (params: Params) => void;
   /** The upstream asks the client something while this call runs. */
-  onServerRequest?(request: ServerRequest, signal: AbortSignal): Promise<Result>;
+  onServerRequest?: (request: ServerRequest, signal: AbortSignal) => Promise<Result>;
 }
 
 export interface CallOptions {
