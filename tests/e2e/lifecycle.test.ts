@@ -47,7 +47,7 @@ describe('instance lifecycle (end to end)', function () {
         .then(({ stdout }) => stdout.slice(stdout.indexOf('Pending Activities')))
         .catch(() => '');
       const logTail = mcpd.output().trim().split('\n').slice(-15).join('\n');
-      throw new Error(`${(err as Error).message}\n${pending}\n--- mcpd ---\n${logTail}`);
+      throw new Error(`${(err as Error).message}\n${pending}\n--- mcpd ---\n${logTail}`, { cause: err });
     }
   };
   const containersOf = async () =>

@@ -58,7 +58,7 @@ async function waitWithOutput<T>(s: Supervisor, fn: () => Promise<T | false> | T
   try {
     return await waitFor(fn, { timeoutMs, what });
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- npm start output ---\n${s.output().split('\n').slice(-40).join('\n')}`);
+    throw new Error(`${(err as Error).message}\n--- npm start output ---\n${s.output().split('\n').slice(-40).join('\n')}`, { cause: err });
   }
 }
 
