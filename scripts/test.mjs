@@ -15,6 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { ROOT, buildProject, embedded, prepareInfrastructure, say, stackEnv } from './lib/bootstrap.mjs';
 
 const P = 'test';
@@ -79,7 +80,7 @@ function removeTestContainers(since) {
 
 /** Mocha's "N passing / N failing / N pending" as the plain closing line any CI reads: "N passed, N failed, N skipped". */
 function closingLine(mochaTail) {
-  const plain = mochaTail.replace(/\u001b\[[0-9;]*m/g, '');
+  const plain = stripVTControlCharacters(mochaTail);
   const count = (word) => Number(new RegExp(`(\\d+) ${word}`).exec(plain)?.[1] ?? 0);
   return `${count('passing')} passed, ${count('failing')} failed, ${count('pending')} skipped`;
 }
