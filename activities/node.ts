@@ -82,7 +82,7 @@ export function createNodeActivities({ runtime, secrets, routing, containers: op
     startContainer: (input: StartContainerInput) => withHeartbeat(() => activities.startContainer(input)),
     stopContainer: (input: StopContainerInput) => withHeartbeat(() => activities.stopContainer(input)),
     attachUpstream: (input: AttachUpstreamInput) => withHeartbeat(() => activities.attachUpstream(input)),
-    setReady: activities.setReady,
+    setReady: (input: { instanceId: string; ready: boolean }) => activities.setReady(input),
   };
 }
 

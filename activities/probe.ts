@@ -70,7 +70,7 @@ function judgeResult(kind: ProbeInput['kind'], result: Record<string, unknown>):
 
 function contentText(content: unknown): string {
   if (!Array.isArray(content)) return '';
-  return content
+  return (content as { type?: unknown; text?: unknown }[])
     .filter((c): c is { type: 'text'; text: string } => !!c && c.type === 'text' && typeof c.text === 'string')
     .map((c) => c.text)
     .join(' ')

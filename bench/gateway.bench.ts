@@ -81,11 +81,12 @@ async function leanHttpCaller(url: string, token: string): Promise<{ call: CallT
       req.on('error', reject);
       req.end(JSON.stringify(body));
     });
+  type Reply = { result?: { content: { text: string }[] }; error?: { message: string } };
   const parse = (r: { headers: http.IncomingHttpHeaders; text: string }) => {
     const json = String(r.headers['content-type']).startsWith('text/event-stream')
-      ? r.text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6))).find((m) => 'result' in m || 'error' in m)
-      : JSON.parse(r.text);
-    if (json.error) throw new Error(json.error.message);
+      ? r.text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as Reply).find((m) => 'result' in m || 'error' in m)
+      : (JSON.parse(r.text) as Reply);
+    if (!json?.result) throw new Error(json?.error?.message ?? 'no JSON-RPC reply');
     return json.result;
   };
   const init = await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'mcpd-bench', version: '1' } } });

@@ -56,9 +56,9 @@ async function main(): Promise<void> {
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await callApi(mcpd, method, path, body);
     if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.text}`);
-    return res.json;
+    return res.json as unknown;
   };
-  const status = async () => (await api('GET', `/api/v1/instances/${encodeURIComponent(`mcp-instance:${server}:0`)}`)).status as string;
+  const status = async () => ((await api('GET', `/api/v1/instances/${encodeURIComponent(`mcp-instance:${server}:0`)}`)) as { status: string }).status;
 
   try {
     const plain: number[] = [];

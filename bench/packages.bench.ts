@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   const api = async (method: string, urlPath: string, body?: unknown) => {
     const res = await callApi(mcpd, method, urlPath, body);
     if (res.status >= 300) throw new Error(`${method} ${urlPath}: ${res.status} ${res.text}`);
-    return res.json;
+    return res.json as unknown;
   };
   const servers: string[] = [];
   const builtImages = new Set<string>();

@@ -7,7 +7,7 @@
  * created during this run);
  * exits with mocha's code.
  *
- *   npm test                                  every dist/tests/**\/*.test.js
+ *   npm test                                  lint (npm run lint), then every dist/tests/**\/*.test.js
  *   npm test -- tests/embedded/*.test.ts      only these (.ts paths map to dist .js)
  *   npm test -- --grep "OpenBao"              any mocha option
  */
@@ -15,7 +15,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, buildProject, embedded, prepareInfrastructure, say, stackEnv } from './lib/bootstrap.mjs';
+import { stripVTControlCharacters } from 'node:util';
+import { ROOT, buildProject, embedded, lintProject, prepareInfrastructure, say, stackEnv } from './lib/bootstrap.mjs';
 
 const P = 'test';
 const log = (msg) => say(P, msg);
@@ -83,7 +84,7 @@ function removeTestContainers(since) {
  * the summary.
  */
 function closingLine(mochaOutput) {
-  const plain = mochaOutput.replace(/\u001b\[[0-9;]*m/g, '');
+  const plain = stripVTControlCharacters(mochaOutput);
   const count = (word) => Number(new RegExp(`^\\s*(\\d+) ${word}\\b`, 'm').exec(plain)?.[1] ?? 0);
   return `${count('passing')} passed, ${count('failing')} failed, ${count('pending')} skipped`;
 }
@@ -102,6 +103,8 @@ async function main() {
   process.on('SIGTERM', onSignal);
   const runStartedAt = Date.now();
   buildProject(P, { strict: true });
+  // The whole suite is what CI runs, so it lints too; a run over chosen files does not.
+  if (userArgs.length === 0) await lintProject(P);
   // A dockerd started here outlives the run, so its log goes to the project's data dir.
   const { tools } = await prepareInfrastructure(P, path.resolve(process.env.MCPD_DATA_DIR ?? path.join(ROOT, '.data')));
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-test-'));

@@ -132,11 +132,15 @@ async function main() {
       const exited = new Promise((r) => child.once('exit', r));
       try {
         process.kill(-child.pid, 'SIGTERM');
-      } catch {}
+      } catch {
+        // already gone
+      }
       const timer = setTimeout(() => {
         try {
           process.kill(-child.pid, 'SIGKILL');
-        } catch {}
+        } catch {
+          // already gone
+        }
       }, 15_000);
       await exited;
       clearTimeout(timer);

@@ -141,7 +141,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     // MCP traffic skips express: its routing and response helpers cost more CPU per call than the whole proxy hop.
     const server = http.createServer((req, res) => {
       const route = mcpHttp ? matchGatewayPath(req.url) : undefined;
-      if (!mcpHttp || !route) return app(req, res);
+      if (!mcpHttp || !route) return void app(req, res);
       const rejection = checkBearer(req.headers.authorization, token);
       if (rejection) return sendRejection(res, rejection);
       mcpHttp.handle(req, res, route.server).catch((err: Error) => {

@@ -11,7 +11,7 @@
  */
 import { MAX_EVENTS, type InstanceView } from '../src/contracts/instance';
 import type { CarriedInstanceState, ContainerExit, HealthTransition, PendingInstanceSignals } from '../src/contracts/messages';
-import type { McpServerSpec, RetryPolicy } from '../src/contracts/spec';
+import type { RetryPolicy } from '../src/contracts/spec';
 import { retryDelaySeconds } from './backoff';
 
 export type InstanceState = CarriedInstanceState;

@@ -145,7 +145,7 @@ class ServerRun {
         return this.view();
       },
       {
-        validator: (replicas) => {
+        validator: (replicas: number) => {
           this.rejectWhileDeleting();
           parseSpec({ ...this.s.spec, replicas });
         },

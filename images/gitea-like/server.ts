@@ -99,7 +99,7 @@ function parseArgs(argv: string[]): { transport: 'stdio' | 'http'; port: number 
 
 async function serveHttp(port: number): Promise<void> {
   const sessions = new Map<string, StreamableHTTPServerTransport>();
-  const httpServer = http.createServer(async (req, res) => {
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     if (!req.url?.startsWith('/mcp')) {
       res.writeHead(404).end();
       return;
@@ -125,6 +125,14 @@ async function serveHttp(port: number): Promise<void> {
       transport = created;
     }
     await transport.handleRequest(req, res);
+  };
+  // node:http ignores the handler's promise, so a failure is answered here rather than left unhandled.
+  const httpServer = http.createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      console.error(`gitea-like: ${req.method} ${req.url} failed: ${err instanceof Error ? err.message : String(err)}`);
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
   });
   await new Promise<void>((resolve) => httpServer.listen(port, '127.0.0.1', resolve));
   console.error(`gitea-like MCP server on http://127.0.0.1:${port}/mcp`);

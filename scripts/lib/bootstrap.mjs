@@ -3,7 +3,7 @@
  * missing or older than package-lock.json, compile with tsc, then get the pinned
  * toolchain, a Docker engine and the local images.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -113,6 +113,44 @@ export function buildProject(prefix, { strict = false } = {}) {
   if (tsc.status === 0) fs.writeFileSync(BUILD_STAMP, inputs);
   say(prefix, `compiled in ${seconds(started)}`);
   repairNpxCacheEntry(prefix);
+}
+
+/** Runs a Node CLI of this package's devDependencies, collecting its output. */
+function runNodeTool(script, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, script), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, output: output.trim() }));
+  });
+}
+
+/**
+ * `npm run lint`, as one step of `npm test`: ESLint (type-checked rules, no warnings
+ * allowed) and Prettier's check, side by side. Shows what they found and throws a
+ * one-line error when either fails.
+ */
+export async function lintProject(prefix) {
+  const started = Date.now();
+  const [eslint, prettier] = await Promise.all([
+    runNodeTool('node_modules/eslint/bin/eslint.js', ['.', '--max-warnings', '0']),
+    runNodeTool('node_modules/prettier/bin/prettier.cjs', ['--check', '.', '--log-level', 'warn']),
+  ]);
+  const failures = [];
+  if (eslint.code !== 0) {
+    console.log(eslint.output);
+    const problems = /(\d+) problems?/.exec(eslint.output)?.[1];
+    failures.push(problems ? `ESLint found ${problems} problem(s)` : `ESLint failed (exit ${eslint.code})`);
+  }
+  if (prettier.code !== 0) {
+    console.log(prettier.output);
+    const files = prettier.output.split('\n').filter((line) => line.startsWith('[warn] ') && !line.includes('Code style issues')).length;
+    failures.push(files ? `Prettier would reformat ${files} file(s) (npm run format)` : `Prettier failed (exit ${prettier.code})`);
+  }
+  if (failures.length > 0) throw new Error(`lint failed after ${seconds(started)}: ${failures.join('; ')} (listed above; npm run lint repeats them)`);
+  say(prefix, `lint clean (ESLint, Prettier) in ${seconds(started)}`);
 }
 
 /**

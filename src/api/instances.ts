@@ -78,7 +78,7 @@ export class InstanceControl {
     for (const activity of raw.pendingActivities ?? []) {
       const payload = activity.heartbeatDetails?.payloads?.[0];
       if (!payload) continue;
-      const details = converter.fromPayload(payload) as { message?: unknown } | undefined;
+      const details = converter.fromPayload<{ message?: unknown } | undefined>(payload);
       if (typeof details?.message === 'string') return details.message;
     }
     return undefined;

@@ -14,7 +14,7 @@ import type { SecretInfo } from '../client/mcpdClient';
  * renderer async.)
  */
 function yaml(): typeof YAMLModule {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily on purpose (see above)
   return require('yaml') as typeof YAMLModule;
 }
 

@@ -102,15 +102,15 @@ export function buildProgram(): Command {
       let columns: Columns<never>;
       if (kind === 'server') {
         fetchItems = async () => (name ? [await c.getServer(name)] : c.listServers());
-        columns = serverColumns(wide) as Columns<never>;
+        columns = serverColumns(wide);
       } else if (kind === 'instance') {
         const single = name?.includes(':');
         fetchItems = async () =>
           single ? [await c.getInstance(name!)] : c.listInstances({ server: name, status: opts.status, health: opts.health, all: opts.all });
-        columns = instanceColumns(wide) as Columns<never>;
+        columns = instanceColumns(wide);
       } else {
         fetchItems = async () => (name ? [await c.getSecret(name)] : c.listSecrets());
-        columns = secretColumns(wide) as Columns<never>;
+        columns = secretColumns(wide);
       }
       const items = (await fetchItems()) as never[];
       if (!opts.watch) {

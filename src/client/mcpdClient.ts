@@ -106,7 +106,7 @@ export class McpdClient {
     const query = new URLSearchParams();
     if (options.follow) query.set('follow', 'true');
     if (options.tail !== undefined) query.set('tail', String(options.tail));
-    return this.send('GET', `/instances/${enc(id)}/logs?${query}`, undefined, options.signal);
+    return this.send('GET', `/instances/${enc(id)}/logs?${query.toString()}`, undefined, options.signal);
   };
 
   // ---- secrets

@@ -26,7 +26,7 @@ export function parseDocuments(text: string, source: string): unknown[] {
     }
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) return;
-    if (Array.isArray(value)) values.push(...value);
+    if (Array.isArray(value)) values.push(...(value as unknown[]));
     else values.push(value);
   });
   values.forEach((value, index) => {

@@ -64,11 +64,6 @@ interface ImageFacts {
   built: boolean;
 }
 
-function statusCode(err: unknown): number | undefined {
-  const code = (err as { statusCode?: number })?.statusCode;
-  return typeof code === 'number' ? code : undefined;
-}
-
 export class PackageImageBuilder {
   private readonly inflight = new Map<string, Promise<ImageFacts>>();
   private readonly nodeBase: string;
@@ -151,9 +146,9 @@ export class PackageImageBuilder {
     const labels = (await this.runtime.inspectImage(image))?.labels;
     if (!labels) return null;
     if (labels[PACKAGE_IMAGE_LABELS.buildKey] !== key) return null;
-    let executables: Record<string, string[]> = {};
+    let executables: Record<string, string[]>;
     try {
-      executables = JSON.parse(labels[PACKAGE_IMAGE_LABELS.executables] ?? '{}');
+      executables = JSON.parse(labels[PACKAGE_IMAGE_LABELS.executables] ?? '{}') as Record<string, string[]>;
     } catch {
       return null; // not one of ours after all: rebuild it
     }

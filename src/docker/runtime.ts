@@ -85,8 +85,9 @@ export interface ContainerOutput {
 
 /** Receives an attached container's output, demultiplexed, chunk by chunk. */
 export interface OutputSink {
-  stdout(chunk: Buffer): void;
-  stderr(chunk: Buffer): void;
+  // Function properties, not methods: they are handed on as bare write callbacks.
+  stdout: (chunk: Buffer) => void;
+  stderr: (chunk: Buffer) => void;
 }
 
 export interface OwnedFilter {

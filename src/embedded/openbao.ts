@@ -36,7 +36,7 @@ export interface OpenBaoServer {
   /** Root token: handed to mcpd through the environment, never printed. */
   token: string;
   process: ManagedProcess;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 export function unsealKeyFile(dir: string): string {
@@ -50,7 +50,7 @@ async function api(
   token?: string,
   body?: unknown,
   timeoutMs = 10_000,
-): Promise<{ status: number; json: any }> {
+): Promise<{ status: number; json: unknown }> {
   const response = await fetch(`${address}/v1/${urlPath}`, {
     method,
     headers: { ...(token ? { 'X-Vault-Token': token } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
@@ -58,7 +58,7 @@ async function api(
     signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await response.text();
-  let json: any = null;
+  let json: unknown;
   try {
     json = text ? JSON.parse(text) : null;
   } catch {
@@ -67,10 +67,16 @@ async function api(
   return { status: response.status, json };
 }
 
-async function expectOk(what: string, call: Promise<{ status: number; json: any }>): Promise<any> {
+/** The JSON body of a successful call, as the OpenBao API documents it for that path. */
+async function expectOk<T>(what: string, call: Promise<{ status: number; json: unknown }>): Promise<T> {
   const { status, json } = await call;
-  if (status >= 300) throw new Error(`OpenBao ${what} failed: HTTP ${status} ${JSON.stringify(json?.errors ?? json)}`);
-  return json;
+  if (status >= 300) throw new Error(`OpenBao ${what} failed: HTTP ${status} ${JSON.stringify((json as { errors?: unknown } | null)?.errors ?? json)}`);
+  return json as T;
+}
+
+interface SecretsMount {
+  type: string;
+  options?: { version?: string } | null;
 }
 
 async function assertPortFree(port: number): Promise<void> {
@@ -139,11 +145,11 @@ export async function startPersistentOpenBao(options: PersistentOpenBaoOptions):
   const proc = startProcess({ name: 'OpenBao', command: options.baoBin, args: ['server', `-config=${configFile}`], logFile: options.logFile });
   try {
     await waitForListener(address, proc, timeoutMs);
-    const status = await expectOk('init status', api(address, 'GET', 'sys/init'));
+    const status = await expectOk<{ initialized: boolean }>('init status', api(address, 'GET', 'sys/init'));
     if (!status.initialized) {
       fs.writeFileSync(initMarker, '');
       // Raft init writes and elects; on a busy machine it takes several seconds.
-      const init = await expectOk('init', api(address, 'PUT', 'sys/init', undefined, { secret_shares: 1, secret_threshold: 1 }, timeoutMs));
+      const init = await expectOk<{ keys_base64: string[]; root_token: string }>('init', api(address, 'PUT', 'sys/init', undefined, { secret_shares: 1, secret_threshold: 1 }, timeoutMs));
       writeSecretFile(unsealKeyFile(options.dir), init.keys_base64[0]);
       writeSecretFile(rootTokenFile(options.dir), init.root_token);
       fs.rmSync(initMarker);
@@ -156,9 +162,9 @@ export async function startPersistentOpenBao(options: PersistentOpenBaoOptions):
     }
     const key = fs.readFileSync(unsealKeyFile(options.dir), 'utf8').trim();
     const token = fs.readFileSync(rootTokenFile(options.dir), 'utf8').trim();
-    const seal = await expectOk('seal status', api(address, 'GET', 'sys/seal-status'));
+    const seal = await expectOk<{ sealed: boolean }>('seal status', api(address, 'GET', 'sys/seal-status'));
     if (seal.sealed) {
-      const unsealed = await expectOk('unseal', api(address, 'PUT', 'sys/unseal', undefined, { key }, timeoutMs));
+      const unsealed = await expectOk<{ sealed: boolean }>('unseal', api(address, 'PUT', 'sys/unseal', undefined, { key }, timeoutMs));
       if (unsealed.sealed) throw new Error('OpenBao is still sealed after unseal with the stored key');
     }
     // Active once unsealed and the Raft node has elected itself; until then 503/429.
@@ -167,7 +173,8 @@ export async function startPersistentOpenBao(options: PersistentOpenBaoOptions):
       intervalMs: 200,
       proc,
     });
-    const mounts = await expectOk('list mounts', api(address, 'GET', 'sys/mounts', token));
+    // Newer servers list the mounts under `data`, older ones at the top level.
+    const mounts = await expectOk<Record<string, SecretsMount | undefined> & { data?: Record<string, SecretsMount | undefined> }>('list mounts', api(address, 'GET', 'sys/mounts', token));
     const secretMount = mounts['secret/'] ?? mounts.data?.['secret/'];
     if (!secretMount) {
       await expectOk('enable KV v2 at secret/', api(address, 'POST', 'sys/mounts/secret', token, { type: 'kv', options: { version: '2' } }));

@@ -25,7 +25,7 @@ export interface TemporalDevServer {
   address: string;
   uiUrl: string | null;
   process: ManagedProcess;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 export const HOST = '127.0.0.1';

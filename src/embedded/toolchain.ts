@@ -108,7 +108,7 @@ async function withLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
       break;
     } catch {
       const holder = Number(fs.readFileSync(lockFile, 'utf8') || 0);
-      let alive = false;
+      let alive: boolean;
       try {
         if (holder > 0) process.kill(holder, 0);
         alive = holder > 0;

@@ -147,7 +147,7 @@ export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalo
         void extra.sendNotification({ method: 'notifications/progress', params: progress } as ServerNotification);
       },
       onServerRequest: (request, signal) =>
-        extra.sendRequest({ method: request.method, params: request.params } as SdkServerRequest, ResultSchema, { signal }) as Promise<Result>,
+        extra.sendRequest({ method: request.method, params: request.params } as SdkServerRequest, ResultSchema, { signal }),
     };
     return gateway.call(instanceId, { method, params }, { timeoutMs: gateway.callTimeoutMs, signal: extra.signal, hooks });
   };
@@ -163,7 +163,7 @@ export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalo
     if (!gateway.knowsServer(target.server) || !(await catalog.mayHaveTool(target.server, target.name))) {
       throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
     }
-    return forward(target.server, 'tools/call', { ...request.params, name: target.name }, extra) as never;
+    return forward(target.server, 'tools/call', { ...request.params, name: target.name }, extra);
   });
 
   server.setRequestHandler(GetPromptRequestSchema, async (request, extra) => {
@@ -171,13 +171,13 @@ export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalo
     if (!target || !gateway.knowsServer(target.server)) {
       throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${request.params.name}`);
     }
-    return forward(target.server, 'prompts/get', { ...request.params, name: target.name }, extra) as never;
+    return forward(target.server, 'prompts/get', { ...request.params, name: target.name }, extra);
   });
 
   server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
     const owner = await catalog.ownerOfUri(request.params.uri);
     if (!owner) throw new McpError(-32002, `Resource not found: ${request.params.uri}`, { uri: request.params.uri });
-    return forward(owner, 'resources/read', request.params, extra) as never;
+    return forward(owner, 'resources/read', request.params, extra);
   });
 
   server.setRequestHandler(CompleteRequestSchema, async (request, extra) => {
@@ -185,11 +185,11 @@ export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalo
     if (ref.type === 'ref/prompt') {
       const target = catalog.prompts.resolve(ref.name);
       if (!target) throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${ref.name}`);
-      return forward(target.server, 'completion/complete', { ...request.params, ref: { ...ref, name: target.name } }, extra) as never;
+      return forward(target.server, 'completion/complete', { ...request.params, ref: { ...ref, name: target.name } }, extra);
     }
     const owner = await catalog.ownerOfTemplate(ref.uri);
     if (!owner) throw new McpError(ErrorCode.InvalidParams, `Unknown resource template: ${ref.uri}`);
-    return forward(owner, 'completion/complete', request.params, extra) as never;
+    return forward(owner, 'completion/complete', request.params, extra);
   });
 
   return server;

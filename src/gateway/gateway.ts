@@ -267,7 +267,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
         { timeoutMs: Math.max(1, deadline - Date.now()) },
       );
       const pageItems = result[kind];
-      if (Array.isArray(pageItems)) items.push(...pageItems);
+      if (Array.isArray(pageItems)) items.push(...(pageItems as unknown[]));
       cursor = typeof result.nextCursor === 'string' ? result.nextCursor : undefined;
       if (cursor === undefined) break;
     }

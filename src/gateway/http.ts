@@ -260,7 +260,7 @@ export class GatewayHttp {
     // MCP ids are strings or integers; the SDK drops a request with an id JSON cannot carry exactly
     // and never answers it, so such a request would wait forever (found by tests/fuzz).
     const oddId = messages.find((m) => typeof m.id === 'number' && !Number.isSafeInteger(m.id));
-    if (oddId) throw new HttpError(400, ErrorCode.InvalidRequest, `Invalid Request: "id" must be a string or an integer, got ${oddId.id}`);
+    if (oddId) throw new HttpError(400, ErrorCode.InvalidRequest, `Invalid Request: "id" must be a string or an integer, got ${String(oddId.id)}`);
     const initialize = messages.some((m) => m.method === 'initialize');
 
     if (session) {

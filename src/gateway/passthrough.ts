@@ -41,7 +41,7 @@ export class PassthroughSession {
   ) {}
 
   start(): void {
-    this.transport.onmessage = (message) => this.receive(message as Message);
+    this.transport.onmessage = (message) => this.receive(message);
     this.unsubscribe = this.gateway.onUpstreamNotification((n) => {
       if (n.server !== this.server || this.gateway.router.boundTo(this.sessionKey, this.server) !== n.instanceId) return;
       if (n.method === 'notifications/resources/updated' && !this.subscriptions.has(String(n.params?.uri))) return;

@@ -17,7 +17,7 @@ export class ReplicaRouter {
     if (ready.length === 0) return undefined;
     let best = ready[0];
     for (const candidate of ready) if (this.loadOf(candidate) < this.loadOf(best)) best = candidate;
-    if (!perServer) this.bindings.set(session, (perServer = new Map()));
+    if (!perServer) this.bindings.set(session, (perServer = new Map<string, string>()));
     perServer.set(server, best);
     this.load.set(best, this.loadOf(best) + 1);
     return best;

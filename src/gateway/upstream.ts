@@ -44,9 +44,9 @@ export interface ServerRequest {
 
 export interface CallHooks {
   /** A progress notification for this call, carrying the caller's own progress token. */
-  onProgress?(params: Params): void;
+  onProgress?: (params: Params) => void;
   /** The upstream asks the client something while this call runs. */
-  onServerRequest?(request: ServerRequest, signal: AbortSignal): Promise<Result>;
+  onServerRequest?: (request: ServerRequest, signal: AbortSignal) => Promise<Result>;
 }
 
 export interface CallOptions {
@@ -106,8 +106,8 @@ export class UpstreamConnection {
     private readonly transport: Transport,
   ) {
     transport.onmessage = (message) => {
-      this.onTrace?.('in', message as Record<string, unknown>);
-      this.receive(message as Incoming);
+      this.onTrace?.('in', message);
+      this.receive(message);
     };
     transport.onclose = () => {
       const why = (transport as { closeReason?: string }).closeReason ?? 'connection closed';

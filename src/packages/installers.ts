@@ -25,7 +25,9 @@ import {
   pipInstalledVersion,
   pipLock,
   pipRequirement,
+  type NpmLockfile,
   type PackageLock,
+  type PipReport,
 } from './naming';
 
 const run = promisify(execFile);
@@ -109,7 +111,7 @@ export async function resolveVersion(ref: PackageRef, options: InstallerOptions 
     ['-m', 'pip', 'install', '--dry-run', '--no-deps', '--ignore-installed', '--only-binary=:all:', '--no-input', '--quiet', '--report', '-', pipRequirement(ref.name, ref.version)],
     options,
   );
-  const version = pipInstalledVersion(JSON.parse(stdout), ref.name);
+  const version = pipInstalledVersion(JSON.parse(stdout) as PipReport, ref.name);
   if (!version) throw new PackageInstallError(`${formatPackageRef(ref, ref.version)} cannot be installed: pip resolved no version`, true);
   return version;
 }
@@ -126,7 +128,7 @@ export async function installNpm(ref: PackageRef, version: string, context: stri
     ['install', '--prefix', app, '--save-exact', '--ignore-scripts', '--no-audit', '--no-fund', '--no-update-notifier', '--loglevel=error', `${ref.name}@${version}`],
     { ...options, cwd: context },
   );
-  const lock = npmLock(JSON.parse(await fs.readFile(path.join(app, 'package-lock.json'), 'utf8')));
+  const lock = npmLock(JSON.parse(await fs.readFile(path.join(app, 'package-lock.json'), 'utf8')) as NpmLockfile);
   const packageDir = path.join(app, 'node_modules', ref.name);
   const packageJson = JSON.parse(await fs.readFile(path.join(packageDir, 'package.json'), 'utf8')) as { name?: string; version?: string; bin?: string | Record<string, string> };
   const inImage = (file: string) => `/app/${path.relative(app, file).split(path.sep).join('/')}`;
@@ -161,7 +163,7 @@ export async function installPypi(ref: PackageRef, version: string, context: str
     ['-m', 'pip', '--python', path.join(venv, 'bin', 'python'), 'install', '--only-binary=:all:', '--no-input', '--quiet', '--report', report, `${ref.name}==${version}`],
     { ...options, cwd: context },
   );
-  const pipReport = JSON.parse(await fs.readFile(path.join(report), 'utf8'));
+  const pipReport = JSON.parse(await fs.readFile(path.join(report), 'utf8')) as PipReport;
   const lock = pipLock(pipReport);
   await fs.writeFile(path.join(context, 'requirements.lock'), `${lock.lines.join('\n')}\n`);
   await fs.rm(report, { force: true });

@@ -47,7 +47,7 @@ function lockOf(lines: string[]): PackageLock {
   return { lines: sorted, hash: sha256(sorted.join('\n')) };
 }
 
-interface NpmLockfile {
+export interface NpmLockfile {
   packages?: Record<string, { name?: string; version?: string; integrity?: string; resolved?: string; link?: boolean }>;
 }
 
@@ -62,7 +62,7 @@ export function npmLock(lockfile: NpmLockfile): PackageLock {
   return lockOf(lines);
 }
 
-interface PipReport {
+export interface PipReport {
   install?: {
     metadata?: { name?: string; version?: string };
     download_info?: { url?: string; archive_info?: { hash?: string; hashes?: Record<string, string> } };

@@ -27,6 +27,22 @@ export class SecretStoreError extends Error {
   }
 }
 
+// The KV v2 response bodies this store reads (node-vault types every response as `any`).
+interface KvWriteResponse {
+  data?: { version?: number; created_time?: string };
+}
+interface KvListResponse {
+  data?: { keys?: string[] };
+}
+interface KvMetadata {
+  current_version?: number;
+  updated_time?: string;
+  versions?: Record<string, { deletion_time?: string; destroyed?: boolean }>;
+}
+interface KvReadResponse {
+  data?: { data?: Record<string, unknown> | null; metadata?: { version?: number; deletion_time?: string; destroyed?: boolean } };
+}
+
 interface VaultLikeError {
   response?: { statusCode?: number };
   code?: string;
@@ -52,7 +68,7 @@ export class OpenBaoSecretStore implements SecretStore {
     for (const [key, value] of Object.entries(data)) {
       if (typeof value !== 'string') throw new SecretStoreError(`secret "${name}" key "${key}" must be a string`);
     }
-    const body = await this.call(`write secret "${name}"`, () => this.client.write(this.dataPath(name), { data }));
+    const body = await this.call(`write secret "${name}"`, () => this.client.write(this.dataPath(name), { data }) as Promise<KvWriteResponse | undefined>);
     const version = Number(body?.data?.version ?? 0);
     return { name, keys: keys.sort(), version, updatedAt: body?.data?.created_time ?? null };
   }
@@ -60,8 +76,8 @@ export class OpenBaoSecretStore implements SecretStore {
   async list(): Promise<SecretSummary[]> {
     let names: string[];
     try {
-      const body = await this.client.list(`${this.options.mount}/metadata/${this.options.prefix}`);
-      names = (body?.data?.keys ?? []).filter((k: string) => !k.endsWith('/'));
+      const body = (await this.client.list(`${this.options.mount}/metadata/${this.options.prefix}`)) as KvListResponse | undefined;
+      names = (body?.data?.keys ?? []).filter((k) => !k.endsWith('/'));
     } catch (err) {
       if (statusOf(err) === 404) return [];
       throw this.storeError('list secrets', err);
@@ -72,9 +88,9 @@ export class OpenBaoSecretStore implements SecretStore {
 
   async describe(name: string): Promise<SecretSummary | null> {
     this.checkName(name);
-    let metadata: { current_version?: number; updated_time?: string; versions?: Record<string, { deletion_time?: string; destroyed?: boolean }> };
+    let metadata: KvMetadata;
     try {
-      metadata = (await this.client.read(this.metadataPath(name)))?.data ?? {};
+      metadata = ((await this.client.read(this.metadataPath(name))) as { data?: KvMetadata } | undefined)?.data ?? {};
     } catch (err) {
       if (statusOf(err) === 404) return null;
       throw this.storeError(`describe secret "${name}"`, err);
@@ -85,7 +101,7 @@ export class OpenBaoSecretStore implements SecretStore {
       return { name, keys: [], version, updatedAt: metadata.updated_time ?? null };
     }
     // Only the key names are kept; the values are dropped right here.
-    const data = await this.call(`describe secret "${name}"`, () => this.client.read(`${this.dataPath(name)}?version=${version}`));
+    const data = await this.call(`describe secret "${name}"`, () => this.client.read(`${this.dataPath(name)}?version=${version}`) as Promise<KvReadResponse | undefined>);
     return { name, keys: Object.keys(data?.data?.data ?? {}).sort(), version, updatedAt: metadata.updated_time ?? null };
   }
 
@@ -99,9 +115,9 @@ export class OpenBaoSecretStore implements SecretStore {
   async pin(ref: { name: string; key: string }): Promise<PinnedSecretRef> {
     const fail = (reason: string) => new SecretStoreError(`secret resolution failed: ${reason}`);
     if (!SECRET_NAME_PATTERN.test(ref.name)) throw fail(`"${ref.name}" is not a valid secret name`);
-    let body: { data?: { data?: Record<string, unknown> | null; metadata?: { version?: number; deletion_time?: string; destroyed?: boolean } } };
+    let body: KvReadResponse | undefined;
     try {
-      body = await this.client.read(this.dataPath(ref.name));
+      body = (await this.client.read(this.dataPath(ref.name))) as KvReadResponse | undefined;
     } catch (err) {
       if (statusOf(err) === 404) throw fail(`secret "${ref.name}" not found (wanted key "${ref.key}")`);
       throw fail(`secret "${ref.name}" key "${ref.key}": ${this.reason(err)}`);
@@ -116,9 +132,9 @@ export class OpenBaoSecretStore implements SecretStore {
   async readPinned(ref: PinnedSecretRef): Promise<string> {
     const fail = (reason: string) => new SecretStoreError(`secret resolution failed: ${reason}`);
     if (!SECRET_NAME_PATTERN.test(ref.name)) throw fail(`"${ref.name}" is not a valid secret name`);
-    let body: { data?: { data?: Record<string, unknown> | null } };
+    let body: KvReadResponse | undefined;
     try {
-      body = await this.client.read(`${this.dataPath(ref.name)}?version=${ref.version}`);
+      body = (await this.client.read(`${this.dataPath(ref.name)}?version=${ref.version}`)) as KvReadResponse | undefined;
     } catch (err) {
       if (statusOf(err) === 404) throw fail(`secret "${ref.name}" version ${ref.version} not found (wanted key "${ref.key}")`);
       throw fail(`secret "${ref.name}" key "${ref.key}": ${this.reason(err)}`);

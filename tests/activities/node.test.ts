@@ -50,7 +50,7 @@ async function ourContainers(id: string) {
 }
 
 function failureOf(err: unknown): ApplicationFailure {
-  assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${err}`);
+  assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
   return err;
 }
 

@@ -211,7 +211,7 @@ describe('api: REST against a real mcpd', function () {
       assert.equal(res.status, 200);
       const reader = res.body!.getReader();
       const { value } = await reader.read();
-      assert.match(Buffer.from(value!).toString('utf8'), /Starting default/);
+      assert.match(Buffer.from(value).toString('utf8'), /Starting default/);
       controller.abort();
       await reader.read().catch(() => undefined);
     });

@@ -24,7 +24,7 @@ function status(fn: () => unknown): { status: number; message: string; details: 
   try {
     fn();
   } catch (err) {
-    assert.ok(err instanceof ApiError, `expected ApiError, got ${err}`);
+    assert.ok(err instanceof ApiError, `expected ApiError, got ${String(err)}`);
     return { status: err.status, message: err.message, details: err.details };
   }
   assert.fail('expected an error');

@@ -47,7 +47,7 @@ describe('instance lifecycle (end to end)', function () {
         .then(({ stdout }) => stdout.slice(stdout.indexOf('Pending Activities')))
         .catch(() => '');
       const logTail = mcpd.output().trim().split('\n').slice(-15).join('\n');
-      throw new Error(`${(err as Error).message}\n${pending}\n--- mcpd ---\n${logTail}`);
+      throw new Error(`${(err as Error).message}\n${pending}\n--- mcpd ---\n${logTail}`, { cause: err });
     }
   };
   const containersOf = async () =>
@@ -99,7 +99,7 @@ describe('instance lifecycle (end to end)', function () {
     assert.match(v.error ?? '', /token/);
     assert.ok(v.lastAttemptAt, 'lastAttemptAt is set');
     assert.ok(v.nextRetryAt, 'nextRetryAt is set');
-    const waitSeconds = (Date.parse(v.nextRetryAt!) - Date.parse(v.lastAttemptAt!)) / 1000;
+    const waitSeconds = (Date.parse(v.nextRetryAt) - Date.parse(v.lastAttemptAt)) / 1000;
     assert.ok(waitSeconds > 500, `after ${v.attemptCount} attempts the wait is the slow delay, got ${waitSeconds}s`);
     assert.equal((await containersOf()).length, 0, 'no container is started without its secret');
 

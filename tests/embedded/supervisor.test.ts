@@ -42,8 +42,8 @@ async function startSupervisor(extraEnv: NodeJS.ProcessEnv = {}): Promise<Superv
   for (const name of ['TEMPORAL_ADDRESS', 'BAO_ADDR', 'BAO_TOKEN', 'VAULT_ADDR', 'VAULT_TOKEN']) delete env[name];
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'scripts', 'up.mjs')], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout!.on('data', (c) => (output += c));
-  child.stderr!.on('data', (c) => (output += c));
+  child.stdout.on('data', (c) => (output += c));
+  child.stderr.on('data', (c) => (output += c));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   return { child, output: () => output, exited, ports, dataDir };
 }
@@ -58,7 +58,7 @@ async function waitWithOutput<T>(s: Supervisor, fn: () => Promise<T | false> | T
   try {
     return await waitFor(fn, { timeoutMs, what });
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- npm start output ---\n${s.output().split('\n').slice(-40).join('\n')}`);
+    throw new Error(`${(err as Error).message}\n--- npm start output ---\n${s.output().split('\n').slice(-40).join('\n')}`, { cause: err });
   }
 }
 

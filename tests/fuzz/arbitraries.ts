@@ -20,7 +20,7 @@ export const junk: fc.Arbitrary<unknown> = fc.oneof(
 
 /** Mostly the right kind of value, sometimes anything at all. */
 function maybe<T>(good: fc.Arbitrary<T>): fc.Arbitrary<unknown> {
-  return fc.oneof({ weight: 4, arbitrary: good as fc.Arbitrary<unknown> }, { weight: 1, arbitrary: junk });
+  return fc.oneof({ weight: 4, arbitrary: good }, { weight: 1, arbitrary: junk });
 }
 
 const serverName = fc.oneof(fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?$/), fc.string({ maxLength: 50 }));

@@ -27,8 +27,8 @@ describe('gateway: invalid params are checked with the SDK schemas (pure)', () =
     const reply = invalidParamsReply(request('tools/call', { arguments: {} })) as Reply;
     assert.equal(reply.id, 7);
     assert.equal(reply.error?.code, -32602);
-    assert.match(reply.error!.message, /^Invalid params for tools\/call: params\.name: /);
-    assert.doesNotMatch(reply.error!.message, /\n/);
+    assert.match(reply.error.message, /^Invalid params for tools\/call: params\.name: /);
+    assert.doesNotMatch(reply.error.message, /\n/);
     assert.match((invalidParamsReply(request('resources/read', { uri: 5 })) as Reply).error!.message, /params\.uri/);
     assert.match((invalidParamsReply(request('prompts/get', {})) as Reply).error!.message, /params\.name/);
   });
@@ -37,8 +37,8 @@ describe('gateway: invalid params are checked with the SDK schemas (pure)', () =
     assert.equal(invalidParamsReply(request('tools/call', { name: 'echo', arguments: { message: 'hi' } })), null);
     assert.equal(invalidParamsReply(request('tools/list')), null);
     assert.equal(invalidParamsReply(request('x-vendor/anything', { whatever: [1] })), null);
-    assert.equal(invalidParamsReply({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage), null);
-    assert.equal(invalidParamsReply({ jsonrpc: '2.0', id: 3, result: {} } as JSONRPCMessage), null);
+    assert.equal(invalidParamsReply({ jsonrpc: '2.0', method: 'notifications/initialized' }), null);
+    assert.equal(invalidParamsReply({ jsonrpc: '2.0', id: 3, result: {} }), null);
   });
 });
 
@@ -92,7 +92,7 @@ describe('gateway: malformed JSON-RPC over HTTP (real container)', function () {
     const wrongVersion = await post('/mcp', { jsonrpc: '1.0', id: 1, method: 'initialize', params: {} });
     assert.equal(wrongVersion.status, 400);
     assert.equal(wrongVersion.body.error?.code, -32600);
-    assert.match(wrongVersion.body.error!.message, /^Invalid Request: not a JSON-RPC 2\.0 message: jsonrpc: /);
+    assert.match(wrongVersion.body.error.message, /^Invalid Request: not a JSON-RPC 2\.0 message: jsonrpc: /);
     const badId = await post('/mcp', { jsonrpc: '2.0', id: { nested: true }, method: 'initialize', params: {} });
     assert.equal(badId.status, 400);
     assert.match(badId.body.error!.message, /: id: /);
@@ -110,15 +110,15 @@ describe('gateway: malformed JSON-RPC over HTTP (real container)', function () {
       assert.equal(noName.status, 200);
       assert.equal(noName.body.id, 2);
       assert.equal(noName.body.error?.code, -32602);
-      assert.match(noName.body.error!.message, /^Invalid params for tools\/call: params\.name: [^\n]+$/);
+      assert.match(noName.body.error.message, /^Invalid params for tools\/call: params\.name: [^\n]+$/);
 
       const badArguments = await post(path, { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: tool, arguments: 'hi' } }, session);
       assert.equal(badArguments.body.error?.code, -32602);
-      assert.match(badArguments.body.error!.message, /params\.arguments/);
+      assert.match(badArguments.body.error.message, /params\.arguments/);
 
       const badPrompt = await post(path, { jsonrpc: '2.0', id: 4, method: 'prompts/get', params: { name: 7 } }, session);
       assert.equal(badPrompt.body.error?.code, -32602, 'not -32603 with a zod dump');
-      assert.match(badPrompt.body.error!.message, /params\.name/);
+      assert.match(badPrompt.body.error.message, /params\.name/);
 
       const good = await post(path, { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: tool, arguments: { message: 'still here' } } }, session);
       assert.deepEqual((good.body.result?.content as { text: string }[])[0].text, 'still here');

@@ -18,7 +18,7 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { createPackageActivities, type PackageBuildProgress, type PreparePackageImageResult } from '../../activities/packages';
+import { createPackageActivities, type PackageBuildProgress, type PreparePackageImageInput, type PreparePackageImageResult } from '../../activities/packages';
 import { PACKAGE_IMAGE_LABELS } from '../../src/contracts/labels';
 
 const docker = new Docker();
@@ -58,7 +58,7 @@ describe('package image builder (npm, cold cache)', function () {
     // The expected failure below is asserted, not logged.
     const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
     env.on('heartbeat', (details: PackageBuildProgress) => beats.push(details));
-    return env.run(activities.preparePackageImage, { packageName });
+    return env.run((input: PreparePackageImageInput) => activities.preparePackageImage(input), { packageName });
   };
 
   it('two starts of one package build it once, heartbeating "building image for … N s", into one labelled image', async () => {

@@ -10,7 +10,6 @@ import { REPO_ROOT, type McpdProcess } from './stack';
 export interface ApiResponse {
   status: number;
   text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json: any;
 }
 

@@ -68,7 +68,7 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>
   for (;;) {
     try {
       const value = await fn();
-      if (value !== undefined && value !== null && value !== false) return value as T;
+      if (value !== undefined && value !== null && value !== false) return value;
     } catch (err) {
       lastError = err;
     }
@@ -101,7 +101,7 @@ export async function waitForValue<T>(read: () => Promise<T>, ok: (value: T) => 
     return found.value;
   } catch (err) {
     const seen = last ? (options.describe ?? ((v: T) => JSON.stringify(v)))(last.value) : 'nothing read';
-    throw new Error(`${(err as Error).message}; last value: ${seen}`);
+    throw new Error(`${(err as Error).message}; last value: ${seen}`, { cause: err });
   }
 }
 
@@ -223,7 +223,7 @@ async function launch(plan: LaunchPlan): Promise<McpdProcess> {
     await end('SIGKILL');
     fs.rmSync(plan.dataDir, { recursive: true, force: true });
     const tail = output.trim().split('\n').slice(-20).join('\n');
-    throw new Error(`${(err as Error).message}\n--- mcpd output ---\n${tail}`);
+    throw new Error(`${(err as Error).message}\n--- mcpd output ---\n${tail}`, { cause: err });
   }
   const tokenFile = path.join(plan.dataDir, 'api-token');
   const token = fs.existsSync(tokenFile) ? fs.readFileSync(tokenFile, 'utf8').trim() : '';

@@ -76,7 +76,7 @@ describe('instanceMachine', () => {
       const retry = spec().retry;
       let s = failing(beginAttempt(INITIAL_INSTANCE_STATE, at()), 'secret resolution failed: secret "gitea" has no key "token"');
       assert.equal(s.error, 'secret resolution failed: secret "gitea" has no key "token"');
-      s = attemptFailed(s, s.error!, T0, retry);
+      s = attemptFailed(s, s.error, T0, retry);
       assert.equal(s.status, 'ERROR');
       assert.equal(s.nextRetryAt, at(30));
       assert.equal(s.events.at(-1)?.message, 'attempt 1 failed: secret resolution failed: secret "gitea" has no key "token"; next attempt in 30s');

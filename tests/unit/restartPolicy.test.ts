@@ -30,7 +30,7 @@ describe('npm start restart policy', () => {
     const policy = new RestartPolicy();
     let now = 1_000_000;
     const actions: string[] = [];
-    let last;
+    let last: ReturnType<RestartPolicy['onExit']> | undefined;
     for (let i = 0; i < 5; i++) {
       const startedAt = now;
       now += 500; // crashes half a second after each start

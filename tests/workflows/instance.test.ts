@@ -88,7 +88,7 @@ describe('instanceWorkflow (time-skipping)', function () {
       await new Promise((r) => setTimeout(r, 50));
     }
     const history = await handle.fetchHistory();
-    const trail = history.events?.map((e) => `${e.eventId} ${Object.keys(e).find((k) => k.endsWith('Attributes'))}`).join('\n');
+    const trail = history.events?.map((e) => `${String(e.eventId)} ${Object.keys(e).find((k) => k.endsWith('Attributes'))}`).join('\n');
     throw new Error(`timed out waiting for ${what}; last view: ${JSON.stringify(last, null, 1)}\nhistory:\n${trail}`);
   }
 

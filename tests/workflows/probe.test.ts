@@ -49,7 +49,7 @@ describe('probeWorkflow', function () {
   /** The proxy each test scripts, by instance id; the node worker's activity goes through it. */
   const proxies = new Map<string, ScriptedProxy>();
   const dispatcher: ProxyExecutor = {
-    execute: (instanceId, request, options) => {
+    execute: (instanceId, request) => {
       const proxy = proxies.get(instanceId);
       if (!proxy) return Promise.reject(new Error(`unknown instance ${instanceId}`));
       return proxy.execute(instanceId, request);
