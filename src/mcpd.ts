@@ -107,6 +107,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         secrets,
         routing: gateway,
         proxy: gateway,
+        knows: (instanceId) => gateway.connectionOf(instanceId) !== undefined,
         client,
         owner: overrides.owner ?? `${settings.temporalAddress}/${settings.temporalNamespace}`,
         packageImages: { nodeBaseImage: settings.packageBaseImages.node, pythonBaseImage: settings.packageBaseImages.python },
