@@ -7,6 +7,16 @@
  */
 import type { ProxyExecutor } from '../src/contracts/routing';
 
+/** What the node knows about its gateway's view of instances (all optional: a bare proxy probes as before). */
+export interface ProbeNodeState {
+  /** Resolves once the node has re-attached its running instances after a start. */
+  reattached?: () => Promise<void>;
+  /** Whether the gateway has an upstream for the instance. */
+  knows?: (instanceId: string) => boolean;
+  /** Makes the gateway and the instance workflow agree again; returns what it did. */
+  repair?: (instanceId: string) => Promise<{ message: string }>;
+}
+
 export interface ProbeInput {
   instanceId: string;
   /** liveness: tools/list; readiness: tools/call of `tool`. */
@@ -20,16 +30,24 @@ export interface ProbeResult {
   ok: boolean;
   /** Why the probe failed (null on success); upstream text, redacted and truncated. */
   reason: string | null;
+  /**
+   * false: not a verdict on the server's health, so it must not count. The node had not
+   * re-attached its instances yet, or the gateway did not know an instance its workflow
+   * calls RUNNING (a control-plane inconsistency, repaired here, not the server's failure).
+   */
+  counts?: false;
 }
 
 export const MAX_REASON_LENGTH = 200;
 
-export function createProbeActivities({ proxy }: { proxy: ProxyExecutor }) {
+export function createProbeActivities({ proxy, node = {} }: { proxy: ProxyExecutor; node?: ProbeNodeState }) {
   return {
     async probe(input: ProbeInput): Promise<ProbeResult> {
       if (input.kind === 'readiness' && !input.tool) {
         return { ok: false, reason: 'readiness probe has no tool to call' };
       }
+      const notCounted = await checkNodeState(node, input);
+      if (notCounted) return notCounted;
       const request =
         input.kind === 'readiness'
           ? { method: 'tools/call', params: { name: input.tool as string, arguments: input.arguments ?? {} } }
@@ -57,6 +75,26 @@ export function createProbeActivities({ proxy }: { proxy: ProxyExecutor }) {
 }
 
 export type ProbeActivities = ReturnType<typeof createProbeActivities>;
+
+/** A result that does not count when the gateway cannot yet (or no longer) know the instance; undefined to probe. */
+async function checkNodeState(node: ProbeNodeState, input: ProbeInput): Promise<ProbeResult | undefined> {
+  if (node.reattached) {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = await Promise.race([
+      node.reattached().then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(1, input.timeoutSeconds) * 1000))),
+    ]).finally(() => clearTimeout(timer));
+    if (!waited) return { ok: false, reason: 'the node is still re-attaching its instances after a start', counts: false };
+  }
+  if (!node.knows || node.knows(input.instanceId)) return undefined;
+  let repaired: string;
+  try {
+    repaired = node.repair ? (await node.repair(input.instanceId)).message : 'no repair available';
+  } catch (err) {
+    repaired = `repair failed: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  return { ok: false, reason: cleanReason(`the gateway did not know the instance: ${repaired}`), counts: false };
+}
 
 function judgeResult(kind: ProbeInput['kind'], result: Record<string, unknown>): ProbeResult {
   if (kind === 'liveness') {

@@ -14,6 +14,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type pino from 'pino';
 import { createApi } from './api/app';
+import { ControlPlaneMonitor } from './api/controlPlane';
 import { checkBearer, ensureApiToken, sendRejection } from './api/auth';
 import { seedExamples } from './api/seed';
 import type { Settings } from './config/settings';
@@ -70,6 +71,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     new OpenBaoSecretStore({ address: settings.baoAddress, token: resolveBaoToken(settings), mount: settings.secretsMount, prefix: settings.secretsPrefix });
   const connection = await Connection.connect({ address: settings.temporalAddress });
   const client = new Client({ connection, namespace: settings.temporalNamespace });
+  const controlPlane = new ControlPlaneMonitor(connection, settings.temporalAddress);
   const gateway = settings.roles.gateway ? new Gateway({ runtime, logger: log.child({ component: 'gateway' }) }) : undefined;
 
   let workers: McpdWorkers | undefined;
@@ -85,6 +87,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         httpServer.close();
         httpServer.closeAllConnections();
       }
+      controlPlane.stop();
       await gatewayHttp?.close().catch(() => undefined);
       await workers?.shutdown().catch(() => undefined);
       await gateway?.close().catch(() => undefined);
@@ -104,6 +107,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         secrets,
         routing: gateway,
         proxy: gateway,
+        knows: (instanceId) => gateway.connectionOf(instanceId) !== undefined,
         client,
         owner: overrides.owner ?? `${settings.temporalAddress}/${settings.temporalNamespace}`,
         packageImages: { nodeBaseImage: settings.packageBaseImages.node, pythonBaseImage: settings.packageBaseImages.python },
@@ -131,10 +135,12 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           // Ready once the running instances are back in the gateway, so clients arriving after a restart find them.
           ready: () => !workerFailure && (workers?.reattached() ?? true),
           gateway,
+          controlPlane,
           logger: log.child({ component: 'api' }),
         }),
       );
     }
+    controlPlane.start();
     const mcpHttp = gateway ? new GatewayHttp(gateway) : undefined;
     gatewayHttp = mcpHttp;
 

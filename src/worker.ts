@@ -20,7 +20,7 @@ import type { InstanceContainerOptions } from './docker/containers';
 import { ExitWatcher } from './docker/exit-watcher';
 import type { PackageImageBuilderOptions } from './docker/packageImages';
 import { Reaper } from './docker/reaper';
-import { reattachRunningInstances } from './docker/reattach';
+import { reattachRunningInstances, repairInstance } from './docker/reattach';
 import type { ContainerRuntime } from './docker/runtime';
 import type { Logger } from './logger';
 
@@ -34,6 +34,8 @@ export interface WorkerDeps {
   client: Client;
   /** The gateway's proxy; when given, the node queue also runs the probe activity. */
   proxy?: ProxyExecutor;
+  /** Whether the gateway has an upstream for an instance (probes that find it does not repair the instance). */
+  knows?: (instanceId: string) => boolean;
   /**
    * Identifies this control plane on shared Docker engines: its containers carry it
    * as a label, and the exit watcher and reaper only touch containers that do.
@@ -78,6 +80,9 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
 
   let watcher: ExitWatcher | null = null;
   let reaper: Reaper | null = null;
+  let reattachDone!: () => void;
+  const reattachFinished = new Promise<void>((resolve) => (reattachDone = resolve));
+  const repairOptions = { runtime: deps.runtime, client: deps.client, routing: deps.routing, owner, node: deps.node, log: deps.log };
   if (runNode) {
     const nodeActivities = createNodeActivities({
       runtime: deps.runtime,
@@ -93,7 +98,12 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         activities: {
           ...nodeActivities,
           ...createPackageActivities({ runtime: deps.runtime, builder: deps.packageImages }),
-          ...(deps.proxy ? createProbeActivities({ proxy: deps.proxy }) : {}),
+          ...(deps.proxy
+            ? createProbeActivities({
+                proxy: deps.proxy,
+                node: { reattached: () => reattachFinished, knows: deps.knows, repair: (instanceId) => repairInstance(repairOptions, instanceId) },
+              })
+            : {}),
         },
       }),
     );
@@ -113,10 +123,11 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
           const polling = Promise.all(workers.map((w) => w.run()));
           // Status queries need a polling workflow worker, so this runs once the workers are up.
           if (runNode) {
-            void reattachRunningInstances({ runtime: deps.runtime, client: deps.client, routing: deps.routing, owner, node: deps.node, log: deps.log })
+            void reattachRunningInstances(repairOptions)
               .catch((err: Error) => deps.log?.warn({ err: err.message }, 're-attaching running instances failed'))
               .finally(() => {
                 reattached = true;
+                reattachDone();
               });
           }
           await polling;

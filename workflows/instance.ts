@@ -148,8 +148,8 @@ class InstanceRun {
 
   private registerHandlers(): void {
     setHandler(statusQuery, () => this.view());
-    setHandler(forceRetrySignal, () => {
-      this.s = { ...this.s, retryRequested: true };
+    setHandler(forceRetrySignal, (request) => {
+      this.s = machine.withRetryRequest(this.s, request?.reason);
     });
     setHandler(stopSignal, () => {
       this.inbox.stopRequested = true;
@@ -181,7 +181,7 @@ class InstanceRun {
   }
 
   view(): InstanceView {
-    return machine.instanceView(this.id, this.input.server, this.input.ordinal, this.s);
+    return machine.instanceView(this.id, this.input.server, this.input.ordinal, this.s, this.input.node);
   }
 
   private record(type: string, message: string): void {
@@ -239,7 +239,7 @@ class InstanceRun {
     return { image: prepared.image, entrypoint: prepared.entrypoint };
   }
 
-  private async fail(reason: string): Promise<Phase> {
+  private async fail(reason: string, external = false): Promise<Phase> {
     this.s = machine.failing(this.s, reason);
     if (this.s.containerId) {
       // Detach from the gateway and make sure it is not running; the container stays for `docker logs` until the next attempt.
@@ -249,7 +249,7 @@ class InstanceRun {
         this.record('StopFailed', `could not stop the failed container: ${activityFailureReason(err, 'stopContainer', this.input.node)}`);
       }
     }
-    this.s = machine.attemptFailed(this.s, reason, Date.now(), this.spec.retry);
+    this.s = machine.attemptFailed(this.s, reason, Date.now(), this.spec.retry, external);
     this.publish();
     return 'waitRetry';
   }
@@ -280,7 +280,7 @@ class InstanceRun {
     const exit = machine.currentExit(this.s, this.inbox);
     if (exit) {
       await this.stopProbe();
-      return this.fail(exit.reason);
+      return this.fail(exit.reason, exit.external === true);
     }
     // Only the changes that woke us: a steady stream of signals must not keep this run from its continue-as-new check.
     for (const change of this.inbox.healthChanges.splice(0)) {

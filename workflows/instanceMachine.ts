@@ -80,6 +80,7 @@ export function beginAttempt(s: InstanceState, at: string): InstanceState {
   const next: InstanceState = {
     ...s,
     retryRequested: false,
+    retryReason: null,
     attemptCount: s.attemptCount + 1,
     generation: s.generation + 1,
     lastAttemptAt: at,
@@ -112,11 +113,21 @@ export function failing(s: InstanceState, reason: string): InstanceState {
   return { ...s, error: reason, runningSince: null };
 }
 
-/** After the failed container is stopped: ERROR, with the next attempt due after the backoff delay. */
-export function attemptFailed(s: InstanceState, reason: string, nowMs: number, retry: RetryPolicy): InstanceState {
-  const delaySeconds = retryDelaySeconds(s.attemptCount, retry);
+/**
+ * After the failed container is stopped: ERROR, with the next attempt due after the backoff
+ * delay, or at once when the failure came from outside the server (`external`: the engine
+ * restarted, the container was removed while mcpd was down), which is not the server's fault.
+ */
+export function attemptFailed(s: InstanceState, reason: string, nowMs: number, retry: RetryPolicy, external = false): InstanceState {
+  const delaySeconds = external ? 0 : retryDelaySeconds(s.attemptCount, retry);
   const next: InstanceState = { ...s, nextRetryAt: new Date(nowMs + delaySeconds * 1000).toISOString(), status: 'ERROR' };
-  return withEvent(next, new Date(nowMs).toISOString(), 'AttemptFailed', `attempt ${s.attemptCount} failed: ${reason}; next attempt in ${delaySeconds}s`);
+  const then = external ? 'not the server\'s fault: next attempt now' : `next attempt in ${delaySeconds}s`;
+  return withEvent(next, new Date(nowMs).toISOString(), 'AttemptFailed', `attempt ${s.attemptCount} failed: ${reason}; ${then}`);
+}
+
+/** A forceRetry as the handler records it: a reason given by mcpd's node is kept for the event line. */
+export function withRetryRequest(s: InstanceState, reason: string | undefined): InstanceState {
+  return { ...s, retryRequested: true, retryReason: reason ?? s.retryReason ?? null };
 }
 
 /** The exit of the current container; a late exit of an older one is none. */
@@ -170,7 +181,7 @@ export function healthChanged(s: InstanceState, change: HealthTransition, at: st
  * one is left alone.
  */
 export function forceRetryWhileRunning(s: InstanceState, at: string): { state: InstanceState; restart: boolean } {
-  const state = { ...s, retryRequested: false };
+  const state = { ...s, retryRequested: false, retryReason: null };
   if (s.health === 'healthy') return { state: withEvent(state, at, 'ForceRetry', 'forceRetry ignored: the instance is running and healthy (use restart to replace it)'), restart: false };
   return { state, restart: true };
 }
@@ -207,7 +218,7 @@ export function retryWaitEnds(s: InstanceState, inbox: Inbox, continueAsNewDue: 
 export function afterRetryWait(s: InstanceState, inbox: Inbox, woke: boolean, at: string): { state: InstanceState; next: Phase; adoptSpec: boolean } {
   if (woke && inbox.stopRequested) return { state: s, next: 'stop', adoptSpec: false };
   let state = s;
-  if (woke && s.retryRequested) state = withEvent(state, at, 'ForceRetry', 'forceRetry received: retrying now');
+  if (woke && s.retryRequested) state = withEvent(state, at, 'ForceRetry', `${s.retryReason ?? 'forceRetry received'}: retrying now`);
   else if (woke && inbox.restartRequested) state = withEvent(state, at, 'Restart', 'restart requested: retrying now');
   // Woken by none of the above and no new spec: the history is long.
   else if (woke && inbox.pendingSpec === null) return { state, next: 'continueAsNew', adoptSpec: false };
@@ -226,19 +237,22 @@ export function stopped(s: InstanceState, at: string): InstanceState {
   return withEvent({ ...s, nextRetryAt: null, health: 'unknown', healthReason: null, status: 'STOPPED' }, at, 'Stopped', 'container stopped and removed');
 }
 
-export function instanceView(id: string, server: string, ordinal: number, s: InstanceState): InstanceView {
+/** The operator's view. Health is a verdict on a running container, so it reads unknown in any other status. */
+export function instanceView(id: string, server: string, ordinal: number, s: InstanceState, node?: string): InstanceView {
+  const running = s.status === 'RUNNING';
   return {
     id,
     server,
     ordinal,
+    ...(node !== undefined ? { node } : {}),
     status: s.status,
-    health: s.health,
+    health: running ? s.health : 'unknown',
     containerId: s.containerId,
     attemptCount: s.attemptCount,
     lastAttemptAt: s.lastAttemptAt,
     nextRetryAt: s.nextRetryAt,
     error: s.error,
-    healthReason: s.healthReason,
+    healthReason: running ? s.healthReason : null,
     runningSince: s.runningSince,
     events: [...s.events],
   };

@@ -57,6 +57,12 @@ export async function probeWorkflow(input: ProbeWorkflowInput): Promise<void> {
     // wait is bounded by timeoutSeconds.
     const outcome = await runProbe(probe, probeInput);
     probesInRun++;
+    if (outcome.counts === false) {
+      // Not a verdict on the server (the node was re-attaching, or repaired an inconsistency): health stays as it is.
+      log.info('probe result not counted', { instanceId: input.instanceId, reason: outcome.reason });
+      await sleep(`${intervalSeconds} s`);
+      continue;
+    }
     const step = nextHealth(state, outcome, failureThreshold);
     state = { health: step.health, consecutiveFailures: step.consecutiveFailures };
     if (step.transition && parentHandle) {

@@ -13,6 +13,7 @@ import type { Logger } from '../logger';
 import type { SecretStore } from '../secrets/types';
 import { bearerAuth } from './auth';
 import { instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySchema } from '../contracts/api';
+import { API_CALL_DEADLINE_MS, temporalUnreachable, type ControlPlaneMonitor } from './controlPlane';
 import { errorHandler, notFound } from './errors';
 import { InstanceControl } from './instances';
 import { pipeInstanceLogs } from './logs';
@@ -37,7 +38,38 @@ export interface ApiDependencies {
   ready: () => boolean;
   /** When the gateway runs in this process: what it routes to, for GET /api/v1/gateway. */
   gateway?: { instances(): unknown };
+  /** Temporal's health: /readyz reports it, and API calls answer 503 fast while it does not answer. */
+  controlPlane?: ControlPlaneMonitor;
   logger?: Logger;
+}
+
+/** Routes that never call Temporal (Docker logs, OpenBao secrets): a Temporal outage must not cut them off. */
+const WITHOUT_TEMPORAL = /^\/(secrets(\/|$)|instances\/[^/]+\/logs$)/;
+
+/**
+ * A silent Temporal (stopped, partitioned) never fails a call, it just never answers.
+ * A request still pending after API_CALL_DEADLINE_MS checks Temporal's health and, if
+ * it does not answer, gets 503 "Temporal unreachable at …" (within about 4 s). Reads
+ * also carry a gRPC deadline, so their calls do not stay pending; writes keep theirs,
+ * and complete when Temporal returns.
+ */
+function answerFastWhenTemporalIsSilent(controlPlane: ControlPlaneMonitor): express.RequestHandler {
+  return (req, res, next) => {
+    if (WITHOUT_TEMPORAL.test(req.path)) return next();
+    const timer = setTimeout(() => {
+      void controlPlane.check().then((state) => {
+        if (state.reachable || res.headersSent) return;
+        const error = temporalUnreachable(controlPlane.address, state.reason);
+        res.status(error.status).json({ error: error.message });
+      });
+    }, API_CALL_DEADLINE_MS);
+    res.once('close', () => clearTimeout(timer));
+    if (req.method !== 'GET') return next();
+    void controlPlane.withDeadline(Date.now() + 3 * API_CALL_DEADLINE_MS, () => new Promise<void>((resolve) => {
+      res.once('close', resolve);
+      next();
+    }));
+  };
 }
 
 export function createApi(deps: ApiDependencies): express.Express {
@@ -49,9 +81,20 @@ export function createApi(deps: ApiDependencies): express.Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', (_req, res) => {
-    if (deps.ready()) res.json({ status: 'ready' });
-    else res.status(503).json({ error: 'not ready' });
+  // The status code is the gateway's readiness (what a load balancer in front of /mcp needs: the gateway serves
+  // without Temporal); `controlPlane` says whether the API can act. `?controlPlane=required` makes a Temporal
+  // outage a 503 too, for load balancers in front of the API.
+  app.get('/readyz', (req, res) => {
+    const gatewayReady = deps.ready();
+    const cp = deps.controlPlane?.current() ?? { reachable: true as const };
+    const body = {
+      status: gatewayReady ? 'ready' : 'not ready',
+      gateway: gatewayReady ? 'ok' : 'starting',
+      controlPlane: cp.reachable ? 'ok' : 'unreachable',
+      ...(cp.reachable ? {} : { controlPlaneError: temporalUnreachable(deps.controlPlane!.address, cp.reason).message }),
+    };
+    const required = req.query.controlPlane === 'required';
+    res.status(gatewayReady && (cp.reachable || !required) ? 200 : 503).json(body);
   });
 
   const api = express.Router();
@@ -62,6 +105,7 @@ export function createApi(deps: ApiDependencies): express.Express {
     res.json(openApiDocument);
   });
   api.use(bearerAuth(deps.token));
+  if (deps.controlPlane) api.use(answerFastWhenTemporalIsSilent(deps.controlPlane));
   api.use(express.json({ limit: JSON_BODY_LIMIT }));
 
   // ---- servers --------------------------------------------------------------

@@ -48,6 +48,7 @@ const onServer = { requestParams: { path: serverPathSchema } };
 const onInstance = { requestParams: { path: instancePathSchema } };
 const onSecret = { requestParams: { path: secretPathSchema } };
 const status = z.object({ status: z.string() });
+const readiness = z.object({ status: z.string(), gateway: z.enum(['ok', 'starting']), controlPlane: z.enum(['ok', 'unreachable']), controlPlaneError: z.string().optional() });
 
 export function buildOpenApiDocument(): object {
   return createDocument({
@@ -64,7 +65,13 @@ export function buildOpenApiDocument(): object {
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths: {
       '/healthz': { get: { summary: 'Liveness of the mcpd process', security: [], responses: { '200': ok('Alive', status) } } },
-      '/readyz': { get: { summary: 'Readiness (worker and gateway up)', security: [], responses: { '200': ok('Ready', status), '503': err('Not ready') } } },
+      '/readyz': {
+        get: {
+          summary: 'Readiness: 200 while the gateway serves (fields gateway and controlPlane say what is up); ?controlPlane=required answers 503 while Temporal does not answer',
+          security: [],
+          responses: { '200': ok('Ready', readiness), '503': ok('Not ready', readiness) },
+        },
+      },
       '/api/v1/openapi.json': {
         get: { summary: 'This document', security: [], responses: { '200': ok('OpenAPI document', z.record(z.string(), z.unknown())) } },
       },

@@ -30,6 +30,8 @@ export interface InstanceView {
   healthReason: string | null;
   runningSince: string | null;
   events: InstanceEvent[];
+  /** The Docker node whose engine runs this instance's containers. */
+  node?: string;
   /**
    * While STARTING, what the node is doing right now, from the pending activity's heartbeat
    * (e.g. "building image for pypi:mcp-server-time@2026.10.19 12 s: installing"). Only in a single instance's view.

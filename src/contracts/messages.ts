@@ -10,8 +10,12 @@ import type { HealthStatus, InstanceView } from './instance';
 
 // ---- instanceWorkflow -------------------------------------------------------
 
-/** Ends a retry wait at once. */
-export const forceRetrySignal = defineSignal('forceRetry');
+/**
+ * Ends a retry wait at once (an unhealthy RUNNING instance gets a fresh container). Operators
+ * send it without arguments; mcpd's node sends a reason when it knows a failure was not the
+ * instance's own, e.g. "the Docker engine restarted".
+ */
+export const forceRetrySignal = defineSignal<[RetryRequest?]>('forceRetry');
 /** Stops and removes the container, then ends the workflow. */
 export const stopSignal = defineSignal('stop');
 /** Stop the current container and start a fresh one (same backoff bookkeeping). */
@@ -28,6 +32,17 @@ export interface ContainerExit {
   containerId: string;
   exitCode: number | null;
   /** e.g. "container exited with code 137 (killed)". */
+  reason: string;
+  /**
+   * True when something outside the server took the container down (the Docker engine
+   * restarted, the container was removed while mcpd was down): the next attempt starts
+   * at once instead of after the backoff delay.
+   */
+  external?: boolean;
+}
+
+export interface RetryRequest {
+  /** Why the retry is due, for the instance's events, e.g. "the Docker engine restarted". */
   reason: string;
 }
 
@@ -64,6 +79,8 @@ export interface CarriedInstanceState {
   health: HealthStatus;
   healthReason: string | null;
   retryRequested: boolean;
+  /** Why the pending forceRetry was sent, when the sender said (absent: an operator's forceRetry). */
+  retryReason?: string | null;
   /** The exact version a spec's packageName resolved to: later attempts of that spec run the same version. */
   pinnedPackage?: { packageName: string; exact: string } | null;
   /**

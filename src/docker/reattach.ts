@@ -2,18 +2,25 @@
  * After an mcpd restart its gateway knows no upstream, while the containers of
  * RUNNING instances live on. This pass hands each of them back to the gateway
  * (re-attach and re-initialize), but only where the instance workflow says that
- * container is its current one, and with the routing its health calls for. An
- * instance it cannot re-attach is left to its liveness probe, which restarts it
- * through the backoff.
+ * container is its current one, and with the routing its health calls for.
+ *
+ * Then it reconciles what is recorded with what is there: an instance recorded
+ * RUNNING on this node whose container is gone or stopped is told so (a
+ * containerExited signal), so it goes through the attempt path with a fresh
+ * container instead of staying RUNNING with a container that does not exist.
+ * repairInstance does the same for one instance, for the probe that finds the
+ * gateway does not know an instance its workflow calls RUNNING.
  */
 import type { Client } from '@temporalio/client';
-import { statusQuery } from '../contracts/messages';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { containerExitedSignal, statusQuery, type ContainerExit } from '../contracts/messages';
+import { instanceListQuery } from '../api/visibility';
 import { mapLimit } from '../concurrency';
 import { type InstanceView } from '../contracts/instance';
 import { LABELS } from '../contracts/labels';
 import type { InstanceRouting } from '../contracts/routing';
 import type { Logger } from '../logger';
-import { endpointFromLabels } from './containers';
+import { endpointFromLabels, exitReason } from './containers';
 import type { ContainerRuntime } from './runtime';
 
 export interface ReattachOptions {
@@ -49,7 +56,56 @@ export async function reattachRunningInstances(options: ReattachOptions): Promis
     }
   });
   if (reattached.length > 0) options.log?.info({ instances: reattached }, 're-attached running instances');
+  await reconcileRecordedRunning(options, new Set(reattached)).catch((err: Error) =>
+    options.log?.warn({ err: err.message }, 'reconciling recorded RUNNING instances with their containers failed'),
+  );
   return reattached;
+}
+
+/** Every instance recorded RUNNING on this node that was not re-attached gets repaired (its container is gone or stopped). */
+async function reconcileRecordedRunning(options: ReattachOptions, reattached: Set<string>): Promise<void> {
+  const ids: string[] = [];
+  for await (const info of options.client.workflow.list({ query: instanceListQuery({ status: 'RUNNING' }) })) {
+    if (!reattached.has(info.workflowId)) ids.push(info.workflowId);
+  }
+  await mapLimit(ids, REATTACH_CONCURRENCY, async (instanceId) => {
+    const outcome = await repairInstance(options, instanceId, 'while mcpd was down');
+    if (outcome.kind !== 'nothing') options.log?.info({ instanceId, outcome: outcome.message }, 'reconciled a recorded RUNNING instance with its container');
+  });
+}
+
+export type RepairOutcome = { kind: 'nothing' | 'reattached' | 'exitSignalled'; message: string };
+
+/**
+ * Makes the gateway and the instance workflow agree about one instance of this node:
+ * a RUNNING instance whose container runs is (re-)attached; one whose container is
+ * stopped or gone gets a containerExited signal (gone counts as not the server's fault:
+ * its next attempt starts at once). `when` says when it went missing, for the event line.
+ */
+export async function repairInstance(options: ReattachOptions, instanceId: string, when = 'while the gateway did not know it'): Promise<RepairOutcome> {
+  const view = await currentView(options, instanceId);
+  if (!view || view.node !== options.node || view.status !== 'RUNNING' || !view.containerId) {
+    return { kind: 'nothing', message: view ? `instance is ${view.status}${view.node !== options.node ? ` on node ${view.node}` : ''}` : 'instance did not answer' };
+  }
+  const containerId = view.containerId;
+  const details = await options.runtime.inspect(containerId);
+  let exit: ContainerExit | null = null;
+  if (!details) exit = { containerId, exitCode: null, reason: `container ${containerId.slice(0, 12)} is gone (removed ${when})`, external: true };
+  else if (!details.running) exit = { containerId, exitCode: details.exitCode, reason: `${exitReason(details.exitCode, details.oomKilled)} ${when}` };
+  if (exit) {
+    try {
+      await options.client.workflow.getHandle(instanceId).signal(containerExitedSignal, exit);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return { kind: 'nothing', message: 'the instance workflow ended' };
+      throw err;
+    }
+    return { kind: 'exitSignalled', message: exit.reason };
+  }
+  const endpoint = endpointFromLabels(details!.labels);
+  if (!endpoint) return { kind: 'nothing', message: `container ${containerId.slice(0, 12)} carries no endpoint label` };
+  await options.routing.attach({ instanceId, server: details!.labels[LABELS.server] ?? view.server, containerId, ...endpoint });
+  if (view.health === 'unhealthy') options.routing.setReady(instanceId, false);
+  return { kind: 'reattached', message: `container ${containerId.slice(0, 12)} re-attached to the gateway` };
 }
 
 async function currentView(options: ReattachOptions, instanceId: string): Promise<InstanceView | null> {

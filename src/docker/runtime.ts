@@ -44,6 +44,8 @@ export interface ContainerDetails {
   exitCode: number;
   oomKilled: boolean;
   labels: Record<string, string>;
+  /** When it last stopped (ISO time; absent while it never stopped). */
+  finishedAt?: string;
 }
 
 export interface ContainerSummary {
@@ -228,6 +230,7 @@ export class DockerRuntime implements ContainerRuntime {
       exitCode: info.State.ExitCode,
       oomKilled: info.State.OOMKilled,
       labels: info.Config.Labels ?? {},
+      ...(info.State.FinishedAt && !info.State.FinishedAt.startsWith('0001-') ? { finishedAt: info.State.FinishedAt } : {}),
     };
   }
 

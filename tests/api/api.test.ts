@@ -53,7 +53,7 @@ describe('api: REST against a real mcpd', function () {
   describe('authentication', () => {
     it('keeps /healthz, /readyz and the OpenAPI document open', async () => {
       assert.equal((await call('GET', '/healthz', undefined, { token: null })).status, 200);
-      assert.deepEqual((await call('GET', '/readyz', undefined, { token: null })).json, { status: 'ready' });
+      assert.deepEqual((await call('GET', '/readyz', undefined, { token: null })).json, { status: 'ready', gateway: 'ok', controlPlane: 'ok' });
       const doc = await call('GET', '/api/v1/openapi.json', undefined, { token: null });
       assert.equal(doc.status, 200);
       assert.ok(doc.json.paths['/api/v1/servers/{name}/scale']);

@@ -15,6 +15,7 @@ import {
   failing,
   forceRetryWhileRunning,
   healthChanged,
+  instanceView,
   msUntilStable,
   nowRunning,
   replacementReason,
@@ -25,6 +26,7 @@ import {
   stopped,
   stopping,
   withEvent,
+  withRetryRequest,
   type Inbox,
   type InstanceState,
 } from '../../workflows/instanceMachine';
@@ -82,6 +84,26 @@ describe('instanceMachine', () => {
       assert.equal(s.events.at(-1)?.message, 'attempt 1 failed: secret resolution failed: secret "gitea" has no key "token"; next attempt in 30s');
       const sixth = attemptFailed({ ...s, attemptCount: 6 }, 'boom', T0, retry);
       assert.equal(sixth.nextRetryAt, at(300));
+    });
+
+    it('retries at once when something outside the server took its container down, and says so', () => {
+      const s = failing(beginAttempt(INITIAL_INSTANCE_STATE, at()), 'container abc is gone (removed while mcpd was down)');
+      const failed = attemptFailed({ ...s, attemptCount: 6 }, s.error!, T0, spec().retry, true);
+      assert.equal(failed.status, 'ERROR');
+      assert.equal(failed.nextRetryAt, at(0), 'no backoff: the next attempt is due now');
+      assert.match(failed.events.at(-1)!.message, /is gone \(removed while mcpd was down\); not the server's fault: next attempt now$/);
+    });
+
+    it('reads health unknown whenever the instance is not RUNNING', () => {
+      const healthy: InstanceState = { ...runningState(), health: 'healthy', healthReason: null };
+      assert.equal(instanceView('i', 'gitea', 0, healthy).health, 'healthy');
+      const failed = attemptFailed(failing(healthy, 'container exited with code 137 (killed)'), 'container exited with code 137 (killed)', T0, spec().retry);
+      assert.equal(failed.health, 'healthy', 'the last verdict is kept in the state');
+      const view = instanceView('i', 'gitea', 0, failed, 'node-a');
+      assert.equal(view.status, 'ERROR');
+      assert.equal(view.health, 'unknown');
+      assert.equal(view.healthReason, null);
+      assert.equal(view.node, 'node-a');
     });
   });
 
@@ -166,6 +188,16 @@ describe('instanceMachine', () => {
       assert.equal(forced.next, 'attempt');
       assert.equal(forced.state.events.at(-1)?.message, 'forceRetry received: retrying now');
       assert.equal(afterRetryWait(error, inbox({ restartRequested: true }), true, at()).state.events.at(-1)?.type, 'Restart');
+    });
+
+    it('names the reason a forceRetry came with (the engine restarted), and forgets it with the next attempt', () => {
+      const requested = withRetryRequest(error, 'the Docker engine restarted');
+      assert.equal(retryWaitEnds(requested, inbox(), false), true);
+      const woke = afterRetryWait(requested, inbox(), true, at());
+      assert.equal(woke.next, 'attempt');
+      assert.equal(woke.state.events.at(-1)?.message, 'the Docker engine restarted: retrying now');
+      assert.equal(beginAttempt(woke.state, at()).retryReason, null);
+      assert.equal(withRetryRequest(error, undefined).retryReason, null, 'an operator\'s forceRetry has no reason');
     });
 
     it('stops on stop, continues as new when woken by nothing else, and adopts a new spec with a fresh schedule', () => {
