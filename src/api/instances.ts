@@ -11,7 +11,7 @@ import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../contracts/s
 import type { InstanceFilters } from '../contracts/api';
 import { conflict, toApiError } from './errors';
 import { mapLimit } from '../concurrency';
-import { instanceListQuery } from './visibility';
+import { instanceListQuery } from '../contracts/visibility';
 import { normalizeInstanceId } from './validation';
 
 /** The view visibility alone can give, for an instance whose query did not answer. */

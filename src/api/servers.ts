@@ -21,7 +21,7 @@ import {
 } from '../contracts/messages';
 import { badRequest, notFound, toApiError } from './errors';
 import { mapLimit } from '../concurrency';
-import { instanceListQuery, serverListQuery } from './visibility';
+import { instanceListQuery, serverListQuery } from '../contracts/visibility';
 import { parseWith } from './validation';
 
 

@@ -14,7 +14,7 @@
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { containerExitedSignal, statusQuery, type ContainerExit } from '../contracts/messages';
-import { instanceListQuery } from '../api/visibility';
+import { instanceListQuery } from '../contracts/visibility';
 import { mapLimit } from '../concurrency';
 import { type InstanceView } from '../contracts/instance';
 import { LABELS } from '../contracts/labels';

@@ -14,7 +14,7 @@ import { INSTANCE_STATUSES, instanceFiltersSchema, logQuerySchema, scaleRequestS
 import { REPLICAS, SECRET_NAME_PATTERN } from '../../src/contracts/spec';
 import { listenInRange } from './stack';
 import { mapLimit } from '../../src/concurrency';
-import { instanceListQuery, quoteLiteral } from '../../src/api/visibility';
+import { instanceListQuery, quoteLiteral } from '../../src/contracts/visibility';
 
 const parseInstanceFilters = (query: unknown) => parseWith(instanceFiltersSchema, query, 'instance filter');
 const parseLogOptions = (query: unknown) => parseWith(logQuerySchema, query, 'log options');

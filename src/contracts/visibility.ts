@@ -3,8 +3,8 @@
  * filter values arrive from URLs (validated by instanceFiltersSchema in
  * contracts/api.ts) and must never change the shape of a query.
  */
-import type { InstanceFilters } from '../contracts/api';
-import { SEARCH_ATTRIBUTES } from '../contracts/searchAttributes';
+import type { InstanceFilters } from './api';
+import { SEARCH_ATTRIBUTES } from './searchAttributes';
 
 /** A visibility string literal: single-quoted, with backslashes and quotes escaped. */
 export function quoteLiteral(value: string): string {
