@@ -9,13 +9,7 @@ import type { InstanceRouting, UpstreamTarget } from '../src/contracts/routing';
 import type { SecretStore } from '../src/secrets/types';
 import { secretFailure } from './control';
 import { withHeartbeat } from './heartbeat';
-import {
-  FAILURE_TYPES,
-  type AttachUpstreamInput,
-  type StartContainerInput,
-  type StartContainerResult,
-  type StopContainerInput,
-} from './types';
+import { FAILURE_TYPES, type AttachUpstreamInput, type StartContainerInput, type StartContainerResult, type StopContainerInput } from './types';
 
 export interface NodeActivityDeps {
   runtime: ContainerRuntime;
@@ -46,7 +40,14 @@ export function createNodeActivities({ runtime, secrets, routing, containers: op
         }
       }
       try {
-        const started = await containers.start({ instanceId: input.instanceId, generation: input.generation, spec: input.spec, env, secretValues, packageImage: input.packageImage });
+        const started = await containers.start({
+          instanceId: input.instanceId,
+          generation: input.generation,
+          spec: input.spec,
+          env,
+          secretValues,
+          packageImage: input.packageImage,
+        });
         return { containerId: started.containerId, port: started.port, reused: started.reused };
       } catch (err) {
         if (err instanceof ContainerStartError) {

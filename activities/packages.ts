@@ -80,7 +80,10 @@ export function createPackageActivities({ runtime, builder: options }: PackageAc
           // A missing package or version is the spec's problem: the instance's own backoff retries, not Temporal's.
           throw ApplicationFailure.create({ message: err.message, type: PACKAGE_FAILURE_TYPE, nonRetryable: err.userError });
         }
-        throw ApplicationFailure.create({ message: `building the image of ${input.packageName} failed: ${(err as Error)?.message ?? String(err)}`, type: 'DockerError' });
+        throw ApplicationFailure.create({
+          message: `building the image of ${input.packageName} failed: ${(err as Error)?.message ?? String(err)}`,
+          type: 'DockerError',
+        });
       } finally {
         clearInterval(timer);
       }

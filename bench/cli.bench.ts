@@ -57,7 +57,9 @@ async function main(): Promise<void> {
     console.log(`${'command'.padEnd(44)} ${'median'.padStart(8)} ${'over baseline'.padStart(14)}  budget`);
     for (const row of rows) {
       const verdict = row.budgeted ? (over(row.ms) <= BUDGET_MS ? 'ok' : 'OVER') : '';
-      console.log(`${row.what.padEnd(44)} ${`${row.ms.toFixed(0)} ms`.padStart(8)} ${row.what.includes('baseline') ? ''.padStart(14) : `${over(row.ms) >= 0 ? '+' : ''}${over(row.ms).toFixed(0)} ms`.padStart(14)}  ${verdict}`);
+      console.log(
+        `${row.what.padEnd(44)} ${`${row.ms.toFixed(0)} ms`.padStart(8)} ${row.what.includes('baseline') ? ''.padStart(14) : `${over(row.ms) >= 0 ? '+' : ''}${over(row.ms).toFixed(0)} ms`.padStart(14)}  ${verdict}`,
+      );
     }
     if (rows.some((r) => r.budgeted && over(r.ms) > BUDGET_MS)) process.exitCode = 1;
   } finally {

@@ -57,8 +57,10 @@ function percentile(sorted: number[], p: number): number {
 type CallTool = (name: string, message: string) => Promise<{ content: { text: string }[] }>;
 
 /** The SDK's Client: what an application built on the SDK sees. */
-const sdkCaller = (client: Client): CallTool => async (name, message) =>
-  (await client.callTool({ name, arguments: { message } })) as { content: { text: string }[] };
+const sdkCaller =
+  (client: Client): CallTool =>
+  async (name, message) =>
+    (await client.callTool({ name, arguments: { message } })) as { content: { text: string }[] };
 
 /**
  * A lean JSON-RPC client (node:http with keep-alive, or the attach stream), so the
@@ -70,7 +72,11 @@ async function leanHttpCaller(url: string, token: string): Promise<{ call: CallT
   let nextId = 1;
   const post = (body: unknown) =>
     new Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
-      const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` };
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${token}`,
+      };
       if (sessionId) Object.assign(headers, { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' });
       const req = http.request(url, { method: 'POST', agent, headers }, (res) => {
         let text = '';
@@ -84,18 +90,26 @@ async function leanHttpCaller(url: string, token: string): Promise<{ call: CallT
   type Reply = { result?: { content: { text: string }[] }; error?: { message: string } };
   const parse = (r: { headers: http.IncomingHttpHeaders; text: string }) => {
     const json = String(r.headers['content-type']).startsWith('text/event-stream')
-      ? r.text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as Reply).find((m) => 'result' in m || 'error' in m)
+      ? r.text
+          .split('\n')
+          .filter((l) => l.startsWith('data: '))
+          .map((l) => JSON.parse(l.slice(6)) as Reply)
+          .find((m) => 'result' in m || 'error' in m)
       : (JSON.parse(r.text) as Reply);
     if (!json?.result) throw new Error(json?.error?.message ?? 'no JSON-RPC reply');
     return json.result;
   };
-  const init = await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'mcpd-bench', version: '1' } } });
+  const init = await post({
+    jsonrpc: '2.0',
+    id: 0,
+    method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'mcpd-bench', version: '1' } },
+  });
   sessionId = String(init.headers['mcp-session-id']);
   parse(init);
   await post({ jsonrpc: '2.0', method: 'notifications/initialized' });
   return {
-    call: async (name, message) =>
-      parse(await post({ jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: { message } } })),
+    call: async (name, message) => parse(await post({ jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: { message } } })),
     close: () => agent.destroy(),
   };
 }
@@ -156,7 +170,10 @@ function pidOf(command: string): number | undefined {
 type ProcessGroups = Record<string, number[]>;
 
 async function processGroups(containerId: string, gatewayPid?: number): Promise<ProcessGroups> {
-  const top = (await docker.getContainer(containerId).top({ ps_args: '-o pid' }).catch(() => ({ Processes: [] }))) as { Processes: string[][] };
+  const top = (await docker
+    .getContainer(containerId)
+    .top({ ps_args: '-o pid' })
+    .catch(() => ({ Processes: [] }))) as { Processes: string[][] };
   const containerPids = top.Processes.map((p) => Number(p[0])).filter((pid) => pid > 0);
   const initPid = (await docker.getContainer(containerId).inspect()).State.Pid;
   const shim = parentPid(initPid);
@@ -227,7 +244,10 @@ async function connected(transport: Transport): Promise<Client> {
 }
 
 async function removeOurContainer(): Promise<void> {
-  await docker.getContainer(containerName(instanceId(SERVER, 0))).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getContainer(containerName(instanceId(SERVER, 0)))
+    .remove({ force: true })
+    .catch(() => undefined);
 }
 
 function startUpstream(): Promise<UpstreamTarget> {
@@ -241,7 +261,9 @@ function startGateway(target: UpstreamTarget): Promise<{ child: ChildProcess; to
     execArgv: [...process.execArgv, ...GATEWAY_NODE_ARGS],
   });
   return new Promise((resolve, reject) => {
-    child.once('message', (m: { ready?: number; token?: string; error?: string }) => (m.ready && m.token ? resolve({ child, token: m.token }) : reject(new Error(m.error))));
+    child.once('message', (m: { ready?: number; token?: string; error?: string }) =>
+      m.ready && m.token ? resolve({ child, token: m.token }) : reject(new Error(m.error)),
+    );
     child.once('exit', (code) => reject(new Error(`gateway process exited with ${code}`)));
   });
 }
@@ -308,13 +330,17 @@ async function main(): Promise<void> {
       lean.push(await measure(label, leanClient.call, tool, gatewayGroups));
       leanClient.close();
       if (WITH_SDK_CLIENT) {
-        const client = await connected(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${started.token}` } } }));
+        const client = await connected(
+          new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${started.token}` } } }),
+        );
         sdk.push(await measure(label, sdkCaller(client), tool, gatewayGroups));
         await client.close();
       }
     }
 
-    console.log(`\ntools/call echo: ${SEQUENTIAL_CALLS} sequential calls, then ${IN_FLIGHT} in flight for ${CONCURRENT_MS} ms (node ${process.version}, ${os.cpus().length} CPUs)`);
+    console.log(
+      `\ntools/call echo: ${SEQUENTIAL_CALLS} sequential calls, then ${IN_FLIGHT} in flight for ${CONCURRENT_MS} ms (node ${process.version}, ${os.cpus().length} CPUs)`,
+    );
     const goal = (rows: Row[]) => {
       const [a, b, c] = rows;
       const latency = (r: Row) => (r.p50 - a.p50 <= 0.5 ? 'met' : 'NOT met');

@@ -25,9 +25,13 @@ const INITIALIZE = JSON.stringify({
 function plainDockerRun(token: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn('docker', ['run', '-i', '--rm', '--init', '--network', 'none', '--label', `${LABELS.server}=t-bench-plain`, '-e', `GITEA_TOKEN=${token}`, IMAGE], {
-      stdio: ['pipe', 'pipe', 'ignore'],
-    });
+    const child = spawn(
+      'docker',
+      ['run', '-i', '--rm', '--init', '--network', 'none', '--label', `${LABELS.server}=t-bench-plain`, '-e', `GITEA_TOKEN=${token}`, IMAGE],
+      {
+        stdio: ['pipe', 'pipe', 'ignore'],
+      },
+    );
     let buffered = '';
     child.stdout.on('data', (chunk: Buffer) => {
       buffered += chunk.toString('utf8');
@@ -82,7 +86,11 @@ async function main(): Promise<void> {
     }
 
     const row = (label: string, values: number[]) =>
-      `| ${label.padEnd(56)} | ${median(values).toFixed(0).padStart(10)} | ${Math.min(...values).toFixed(0).padStart(8)} | ${Math.max(...values).toFixed(0).padStart(8)} |`;
+      `| ${label.padEnd(56)} | ${median(values).toFixed(0).padStart(10)} | ${Math.min(...values)
+        .toFixed(0)
+        .padStart(8)} | ${Math.max(...values)
+        .toFixed(0)
+        .padStart(8)} |`;
     console.log(`\nStart latency of a STDIO server (${IMAGE}), ${RUNS} runs, ms`);
     console.log(`| ${'path'.padEnd(56)} | ${'median'.padStart(10)} | ${'min'.padStart(8)} | ${'max'.padStart(8)} |`);
     console.log(`|${'-'.repeat(58)}|${'-'.repeat(12)}|${'-'.repeat(10)}|${'-'.repeat(10)}|`);

@@ -174,7 +174,11 @@ async function main(): Promise<void> {
         { label: 'mcpd: later starts (image cached) -> RUNNING', values: npm.later },
         { label: 'mcpd: later starts, exact version in the spec -> RUNNING', values: npm.pinned },
       ],
-      notes: [npm.first.imageEvent, npm.cachedEvent, ...(npm.first.progress.length ? [`progress seen in GET /instances/:id: ${npm.first.progress.slice(-1)[0]}`] : [])],
+      notes: [
+        npm.first.imageEvent,
+        npm.cachedEvent,
+        ...(npm.first.progress.length ? [`progress seen in GET /instances/:id: ${npm.first.progress.slice(-1)[0]}`] : []),
+      ],
     });
 
     // ---- PyPI -----------------------------------------------------------------------
@@ -206,7 +210,11 @@ async function main(): Promise<void> {
         { label: 'mcpd: later starts (image cached) -> RUNNING', values: pypi.later },
         { label: 'mcpd: later starts, exact version in the spec -> RUNNING', values: pypi.pinned },
       ],
-      notes: [pypi.first.imageEvent, pypi.cachedEvent, ...(pypi.first.progress.length ? [`progress seen in GET /instances/:id: ${pypi.first.progress.slice(-1)[0]}`] : [])],
+      notes: [
+        pypi.first.imageEvent,
+        pypi.cachedEvent,
+        ...(pypi.first.progress.length ? [`progress seen in GET /instances/:id: ${pypi.first.progress.slice(-1)[0]}`] : []),
+      ],
     });
 
     for (const table of tables) {
@@ -215,19 +223,33 @@ async function main(): Promise<void> {
       console.log(`|${'-'.repeat(66)}|${'-'.repeat(10)}|${'-'.repeat(10)}|${'-'.repeat(10)}|`);
       for (const row of table.rows.filter((r) => r.values.length > 0)) {
         console.log(
-          `| ${row.label.padEnd(64)} | ${median(row.values).toFixed(0).padStart(8)} | ${Math.min(...row.values).toFixed(0).padStart(8)} | ${Math.max(...row.values).toFixed(0).padStart(8)} |`,
+          `| ${row.label.padEnd(64)} | ${median(row.values).toFixed(0).padStart(8)} | ${Math.min(...row.values)
+            .toFixed(0)
+            .padStart(8)} | ${Math.max(...row.values)
+            .toFixed(0)
+            .padStart(8)} |`,
         );
       }
       for (const note of table.notes.filter(Boolean)) console.log(`  ${note}`);
     }
     console.log('  mcpd rows: POST /servers/:name/start -> instance RUNNING (container started, gateway attached, MCP initialize answered).');
-    console.log('  "later starts" of a spec without a version ask the registry which version is newest (npm view / a pip dry run); an exact version skips that.');
+    console.log(
+      '  "later starts" of a spec without a version ask the registry which version is newest (npm view / a pip dry run); an exact version skips that.',
+    );
   } finally {
     for (const server of servers) await api('DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
     await mcpd.stop();
     for (const server of servers) await removeContainers({ label: `${LABELS.server}=${server}` });
-    for (const image of builtImages) await docker.getImage(image).remove().catch(() => undefined);
-    for (const base of [nodeBase, pythonBase]) await docker.getImage(base).remove().catch(() => undefined);
+    for (const image of builtImages)
+      await docker
+        .getImage(image)
+        .remove()
+        .catch(() => undefined);
+    for (const base of [nodeBase, pythonBase])
+      await docker
+        .getImage(base)
+        .remove()
+        .catch(() => undefined);
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 }

@@ -39,7 +39,9 @@ let failed = false;
 try {
   // `npm run bench -- cli` runs only the benchmarks whose file name contains "cli".
   const only = process.argv.slice(2);
-  const benches = ['lifecycle.bench.js', 'gateway.bench.js', 'cli.bench.js', 'packages.bench.js'].filter((b) => only.length === 0 || only.some((o) => b.includes(o)));
+  const benches = ['lifecycle.bench.js', 'gateway.bench.js', 'cli.bench.js', 'packages.bench.js'].filter(
+    (b) => only.length === 0 || only.some((o) => b.includes(o)),
+  );
   for (const bench of benches) {
     say(P, `running ${bench}`);
     const result = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', bench)], { cwd: ROOT, env, stdio: 'inherit' });

@@ -100,10 +100,24 @@ function writeMinimalEtc(rootfs) {
 }
 
 // Parts of the standard library an MCP server does not run with: tests, GUI, IDE, installers, and the host's own packages.
-const STDLIB_SKIP = /^(site-packages|dist-packages|test|tests|idlelib|tkinter|turtledemo|ensurepip|lib2to3|config-[^/]*|__phello__)(\/|$)|(^|\/)(_tkinter|_test|xxlimited|_xxtestfuzz)[^/]*\.so$/;
+const STDLIB_SKIP =
+  /^(site-packages|dist-packages|test|tests|idlelib|tkinter|turtledemo|ensurepip|lib2to3|config-[^/]*|__phello__)(\/|$)|(^|\/)(_tkinter|_test|xxlimited|_xxtestfuzz)[^/]*\.so$/;
 
 // What manylinux wheels may link without bundling (PEP 600's policy): wheels on PyPI expect them on the system.
-const MANYLINUX_LIBRARIES = ['libgcc_s.so.1', 'libstdc++.so.6', 'libm.so.6', 'libdl.so.2', 'librt.so.1', 'libc.so.6', 'libnsl.so.1', 'libutil.so.1', 'libpthread.so.0', 'libresolv.so.2', 'libz.so.1', 'libexpat.so.1'];
+const MANYLINUX_LIBRARIES = [
+  'libgcc_s.so.1',
+  'libstdc++.so.6',
+  'libm.so.6',
+  'libdl.so.2',
+  'librt.so.1',
+  'libc.so.6',
+  'libnsl.so.1',
+  'libutil.so.1',
+  'libpthread.so.0',
+  'libresolv.so.2',
+  'libz.so.1',
+  'libexpat.so.1',
+];
 
 /** Host paths of those libraries, from the dynamic linker's cache. */
 function manylinuxLibraries() {
@@ -118,7 +132,14 @@ function manylinuxLibraries() {
 
 /** What the Python base is made of: the interpreter, its stdlib files and the libraries they link. */
 function pythonRuntime(python) {
-  const probe = spawnSync(python, ['-c', 'import json, os, sys, sysconfig; print(json.dumps({"executable": os.path.realpath(sys.executable), "version": sys.version.split()[0], "stdlib": sysconfig.get_paths()["stdlib"], "dynload": sysconfig.get_config_var("DESTSHARED")}))'], { encoding: 'utf8' });
+  const probe = spawnSync(
+    python,
+    [
+      '-c',
+      'import json, os, sys, sysconfig; print(json.dumps({"executable": os.path.realpath(sys.executable), "version": sys.version.split()[0], "stdlib": sysconfig.get_paths()["stdlib"], "dynload": sysconfig.get_config_var("DESTSHARED")}))',
+    ],
+    { encoding: 'utf8' },
+  );
   if (probe.status !== 0) return null;
   const info = JSON.parse(probe.stdout);
   const stdlibFiles = [];
@@ -174,14 +195,21 @@ function buildPythonBase({ force, log }) {
     run('tar', ['-C', rootfs, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.']);
     run('docker', [
       'import',
-      '--change', `LABEL ${HASH_LABEL}=${hash}`,
-      '--change', `LABEL io.mcpd.python.executable=${runtime.executable}`,
-      '--change', `LABEL io.mcpd.python.version=${runtime.version}`,
-      '--change', `ENV PATH=/usr/local/bin:${path.dirname(runtime.executable)}:/usr/bin:/bin`,
+      '--change',
+      `LABEL ${HASH_LABEL}=${hash}`,
+      '--change',
+      `LABEL io.mcpd.python.executable=${runtime.executable}`,
+      '--change',
+      `LABEL io.mcpd.python.version=${runtime.version}`,
+      '--change',
+      `ENV PATH=/usr/local/bin:${path.dirname(runtime.executable)}:/usr/bin:/bin`,
       // A stdio server's stderr should reach `mcpctl logs` as it is written.
-      '--change', 'ENV PYTHONUNBUFFERED=1',
-      '--change', 'WORKDIR /app',
-      '--change', 'CMD ["python3"]',
+      '--change',
+      'ENV PYTHONUNBUFFERED=1',
+      '--change',
+      'WORKDIR /app',
+      '--change',
+      'CMD ["python3"]',
       tarball,
       IMAGES.pythonBase,
     ]);
@@ -232,10 +260,14 @@ function buildNodeBase({ force, log }) {
     run('tar', ['-C', rootfs, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.']);
     run('docker', [
       'import',
-      '--change', `LABEL ${HASH_LABEL}=${hash}`,
-      '--change', 'ENV PATH=/usr/local/bin:/usr/bin:/bin',
-      '--change', 'WORKDIR /app',
-      '--change', 'CMD ["node"]',
+      '--change',
+      `LABEL ${HASH_LABEL}=${hash}`,
+      '--change',
+      'ENV PATH=/usr/local/bin:/usr/bin:/bin',
+      '--change',
+      'WORKDIR /app',
+      '--change',
+      'CMD ["node"]',
       tarball,
       IMAGES.nodeBase,
     ]);

@@ -36,7 +36,8 @@ function options() {
   const minutes = Number(values.minutes);
   const inFlight = Number(values['in-flight']);
   if (!(minutes > 0)) throw new Error(`--minutes must be a positive number, got "${values.minutes}"`);
-  if (!Number.isInteger(inFlight) || inFlight < 1 || inFlight > 256) throw new Error(`--in-flight must be an integer from 1 to 256, got "${values['in-flight']}"`);
+  if (!Number.isInteger(inFlight) || inFlight < 1 || inFlight > 256)
+    throw new Error(`--in-flight must be an integer from 1 to 256, got "${values['in-flight']}"`);
   return { minutes, inFlight };
 }
 
@@ -226,7 +227,10 @@ async function main() {
     const readyBy = Date.now() + 120_000;
     for (;;) {
       if (mcpdExit !== null) throw new Error(`mcpd exited (${mcpdExit}) before it was ready; its log: ${mcpdLog}`);
-      const ok = await fetch(`${api}/readyz`).then((r) => r.status === 200, () => false);
+      const ok = await fetch(`${api}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ok) break;
       if (Date.now() > readyBy) throw new Error(`mcpd did not answer ${api}/readyz within 120 s`);
       await sleep(300);
@@ -271,7 +275,8 @@ async function main() {
             await sleep(100); // an error is not a reason to spin
           }
         } catch (err) {
-          const kind = err.kind ?? (err.name === 'TimeoutError' ? `no answer within ${CALL_TIMEOUT_MS / 1000} s` : `network: ${err.cause?.code ?? err.message}`);
+          const kind =
+            err.kind ?? (err.name === 'TimeoutError' ? `no answer within ${CALL_TIMEOUT_MS / 1000} s` : `network: ${err.cause?.code ?? err.message}`);
           tally.failure(kindOf(kind));
           session.id = null;
           await sleep(100);

@@ -23,7 +23,6 @@ const log = (msg) => say(P, msg);
 
 const DEFAULT_PORTS = { temporal: 17233, temporalUi: 18233, openbao: 18200 };
 
-
 /** The default port, or a free one when another test run already holds it. */
 async function portFor(name) {
   const wanted = DEFAULT_PORTS[name];
@@ -43,7 +42,12 @@ function mochaArgs(userArgs) {
     if (arg.startsWith('-')) {
       options.push(arg);
       // options with a value: --grep x, -g x, --fgrep x, --timeout n ...
-      if (!arg.includes('=') && i + 1 < userArgs.length && !userArgs[i + 1].startsWith('-') && /^(-g|--grep|--fgrep|-f|--timeout|-t|--reporter|-R|--slow|-s|--retries|--jobs|-j)$/.test(arg)) {
+      if (
+        !arg.includes('=') &&
+        i + 1 < userArgs.length &&
+        !userArgs[i + 1].startsWith('-') &&
+        /^(-g|--grep|--fgrep|-f|--timeout|-t|--reporter|-R|--slow|-s|--retries|--jobs|-j)$/.test(arg)
+      ) {
         options.push(userArgs[++i]);
       }
     } else {
@@ -124,7 +128,9 @@ async function main() {
       fs.rmSync(dataDir, { recursive: true, force: true });
       throw err;
     });
-  log(`test stack up in ${((Date.now() - started) / 1000).toFixed(1)}s: Temporal ${stack.temporalAddress} (UI ${stack.temporalUiUrl}), OpenBao ${stack.baoAddress}; logs in ${dataDir}/logs`);
+  log(
+    `test stack up in ${((Date.now() - started) / 1000).toFixed(1)}s: Temporal ${stack.temporalAddress} (UI ${stack.temporalUiUrl}), OpenBao ${stack.baoAddress}; logs in ${dataDir}/logs`,
+  );
 
   let mocha = null;
   // One cleanup, however many callers (mocha's exit and a signal may both ask).

@@ -185,7 +185,9 @@ async function main() {
       const cause = describeExit(code, signal, lastLine.value);
       const decision = policy.onExit(runStartedAt, Date.now());
       if (decision.action === 'give-up') {
-        log(`mcpd exited (${cause}); ${decision.reason}, so npm start is stopping everything. Fix the cause (see mcpd's output above) and run npm start again.`);
+        log(
+          `mcpd exited (${cause}); ${decision.reason}, so npm start is stopping everything. Fix the cause (see mcpd's output above) and run npm start again.`,
+        );
         stopAll(1);
         return;
       }
@@ -235,7 +237,14 @@ async function main() {
     const lines = [
       '',
       `mcpd is up (${((Date.now() - startedAt) / 1000).toFixed(1)}s):`,
-      ...(command ? [`  API              ${api}/api/v1`, `  MCP gateway      ${api}/mcp`, `  readiness        ${api}/readyz`, `  API token        ${path.join(dataDir, 'api-token')} (send Authorization: Bearer <token>)`] : []),
+      ...(command
+        ? [
+            `  API              ${api}/api/v1`,
+            `  MCP gateway      ${api}/mcp`,
+            `  readiness        ${api}/readyz`,
+            `  API token        ${path.join(dataDir, 'api-token')} (send Authorization: Bearer <token>)`,
+          ]
+        : []),
       `  Temporal         ${stack.temporalAddress}`,
       ...(stack.temporalUiUrl ? [`  Temporal Web UI  ${stack.temporalUiUrl}`] : []),
       `  OpenBao          ${stack.baoAddress}`,

@@ -213,9 +213,16 @@ class InstanceRun {
     try {
       const env = await control.resolveEnv(this.spec.env);
       if (this.inbox.stopRequested) return 'stop';
-      const packageImage = this.spec.packageName && patched('package-images') ? await this.preparePackageImage(this.spec.packageName, this.spec.entrypoint) : undefined;
+      const packageImage =
+        this.spec.packageName && patched('package-images') ? await this.preparePackageImage(this.spec.packageName, this.spec.entrypoint) : undefined;
       if (this.inbox.stopRequested) return 'stop';
-      const started = await this.node.slow.startContainer({ instanceId: this.id, generation: this.s.generation, spec: this.spec, env, ...(packageImage ? { packageImage } : {}) });
+      const started = await this.node.slow.startContainer({
+        instanceId: this.id,
+        generation: this.s.generation,
+        spec: this.spec,
+        env,
+        ...(packageImage ? { packageImage } : {}),
+      });
       this.s = machine.containerStarted(this.s, started, now());
       if (this.inbox.stopRequested) return 'stop';
       await this.node.quick.attachUpstream({ instanceId: this.id, spec: this.spec, containerId: started.containerId, port: started.port });

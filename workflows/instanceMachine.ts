@@ -54,7 +54,15 @@ export const INITIAL_INSTANCE_STATE: InstanceState = {
 };
 
 /** The event line of a prepared package image: which image, which exact version, how it was had. */
-export function packageImageLine(prepared: { image: string; package: string; version: string; how: 'built' | 'joined' | 'cached'; elapsedMs: number; executable: string; lockHash: string }): string {
+export function packageImageLine(prepared: {
+  image: string;
+  package: string;
+  version: string;
+  how: 'built' | 'joined' | 'cached';
+  elapsedMs: number;
+  executable: string;
+  lockHash: string;
+}): string {
   const seconds = Math.round(prepared.elapsedMs / 1000);
   const how = prepared.how === 'built' ? `built in ${seconds} s` : prepared.how === 'joined' ? `built once for two starts, waited ${seconds} s` : 'cached';
   return `image ${prepared.image} for ${prepared.package}@${prepared.version} (${how}), runs ${prepared.executable}, lock sha256:${prepared.lockHash.slice(0, 12)}`;
@@ -121,7 +129,7 @@ export function failing(s: InstanceState, reason: string): InstanceState {
 export function attemptFailed(s: InstanceState, reason: string, nowMs: number, retry: RetryPolicy, external = false): InstanceState {
   const delaySeconds = external ? 0 : retryDelaySeconds(s.attemptCount, retry);
   const next: InstanceState = { ...s, nextRetryAt: new Date(nowMs + delaySeconds * 1000).toISOString(), status: 'ERROR' };
-  const then = external ? 'not the server\'s fault: next attempt now' : `next attempt in ${delaySeconds}s`;
+  const then = external ? "not the server's fault: next attempt now" : `next attempt in ${delaySeconds}s`;
   return withEvent(next, new Date(nowMs).toISOString(), 'AttemptFailed', `attempt ${s.attemptCount} failed: ${reason}; ${then}`);
 }
 
@@ -171,7 +179,8 @@ export type HealthCommand = { kind: 'fail'; reason: string } | { kind: 'setReady
 export function healthChanged(s: InstanceState, change: HealthTransition, at: string): { state: InstanceState; command: HealthCommand } {
   const what = `${change.liveness ? 'liveness' : 'readiness'} ${change.health}${change.reason ? `: ${change.reason}` : ''}`;
   const state = withEvent({ ...s, health: change.health, healthReason: change.reason }, at, 'HealthChanged', what);
-  if (change.liveness && change.health === 'unhealthy') return { state, command: { kind: 'fail', reason: `liveness probe failed: ${change.reason ?? 'unknown reason'}` } };
+  if (change.liveness && change.health === 'unhealthy')
+    return { state, command: { kind: 'fail', reason: `liveness probe failed: ${change.reason ?? 'unknown reason'}` } };
   return { state, command: { kind: 'setReady', ready: change.health !== 'unhealthy' } };
 }
 
@@ -182,7 +191,8 @@ export function healthChanged(s: InstanceState, change: HealthTransition, at: st
  */
 export function forceRetryWhileRunning(s: InstanceState, at: string): { state: InstanceState; restart: boolean } {
   const state = { ...s, retryRequested: false, retryReason: null };
-  if (s.health === 'healthy') return { state: withEvent(state, at, 'ForceRetry', 'forceRetry ignored: the instance is running and healthy (use restart to replace it)'), restart: false };
+  if (s.health === 'healthy')
+    return { state: withEvent(state, at, 'ForceRetry', 'forceRetry ignored: the instance is running and healthy (use restart to replace it)'), restart: false };
   return { state, restart: true };
 }
 

@@ -5,15 +5,7 @@
  * signals its parent only when health changes, so both histories stay small.
  * It continues as new every MAX_PROBES_PER_RUN probes, carrying health.
  */
-import {
-  ActivityFailure,
-  continueAsNew,
-  getExternalWorkflowHandle,
-  log,
-  proxyActivities,
-  sleep,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ActivityFailure, continueAsNew, getExternalWorkflowHandle, log, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
 import type { ProbeActivities, ProbeInput, ProbeResult } from '../activities/probe';
 import { nodeTaskQueue } from '../src/contracts/instance';
 import { PROBE_DEFAULTS } from '../src/contracts/spec';
@@ -46,9 +38,7 @@ export async function probeWorkflow(input: ProbeWorkflowInput): Promise<void> {
   const parent = workflowInfo().parent;
   const parentHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
 
-  let state: HealthState = input.carried
-    ? { health: input.carried.health, consecutiveFailures: input.carried.consecutiveFailures }
-    : INITIAL_HEALTH;
+  let state: HealthState = input.carried ? { health: input.carried.health, consecutiveFailures: input.carried.consecutiveFailures } : INITIAL_HEALTH;
   let probesInRun = input.carried?.probesInRun ?? 0;
 
   for (;;) {

@@ -56,7 +56,8 @@ export function carriedState(s: ServerState): CarriedServerState {
 }
 
 /** A change of the desired state that an update asks for. */
-export type DesiredChange = { kind: 'apply'; spec: McpServerSpec } | { kind: 'start' } | { kind: 'stop' } | { kind: 'scale'; replicas: number } | { kind: 'delete' };
+export type DesiredChange =
+  { kind: 'apply'; spec: McpServerSpec } | { kind: 'start' } | { kind: 'stop' } | { kind: 'scale'; replicas: number } | { kind: 'delete' };
 
 /** The desired state after `change` (the reconciler then converges on it); the instances are untouched. */
 export function withDesiredChange(s: ServerState, change: DesiredChange): ServerState {

@@ -25,23 +25,17 @@ function toolError(text: string) {
 export function buildServer(env: NodeJS.ProcessEnv = process.env): McpServer {
   const server = new McpServer({ name: 'gitea-like', version: '1.0.0' });
 
-  server.registerTool(
-    'get_me',
-    { description: 'Get the user that owns the configured GITEA_TOKEN.' },
-    async () => {
-      const token = env.GITEA_TOKEN ?? '';
-      if (token === '') return toolError('token is required');
-      if (!TOKEN_PATTERN.test(token)) return toolError('invalid token');
-      const user = { id: 1, login: 'mcpd-test', full_name: 'mcpd test user', email: 'mcpd-test@example.invalid' };
-      return { content: [{ type: 'text' as const, text: JSON.stringify(user) }] };
-    },
-  );
+  server.registerTool('get_me', { description: 'Get the user that owns the configured GITEA_TOKEN.' }, async () => {
+    const token = env.GITEA_TOKEN ?? '';
+    if (token === '') return toolError('token is required');
+    if (!TOKEN_PATTERN.test(token)) return toolError('invalid token');
+    const user = { id: 1, login: 'mcpd-test', full_name: 'mcpd test user', email: 'mcpd-test@example.invalid' };
+    return { content: [{ type: 'text' as const, text: JSON.stringify(user) }] };
+  });
 
-  server.registerTool(
-    'echo',
-    { description: 'Answer with the given message.', inputSchema: { message: z.string() } },
-    async ({ message }) => ({ content: [{ type: 'text' as const, text: message }] }),
-  );
+  server.registerTool('echo', { description: 'Answer with the given message.', inputSchema: { message: z.string() } }, async ({ message }) => ({
+    content: [{ type: 'text' as const, text: message }],
+  }));
 
   server.registerTool(
     'sleep',

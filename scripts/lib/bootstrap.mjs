@@ -167,10 +167,15 @@ export function repairNpxCacheEntry(prefix) {
   const entry = path.join(cache, '_npx', createHash('sha512').update(ROOT).digest('hex').slice(0, 16));
   if (!fs.existsSync(path.join(entry, 'node_modules', name))) return;
   // existsSync follows the link: a dangling one counts as missing too.
-  const missing = Object.keys(bin).filter((command) => fs.existsSync(path.join(ROOT, bin[command])) && !fs.existsSync(path.join(entry, 'node_modules', '.bin', command)));
+  const missing = Object.keys(bin).filter(
+    (command) => fs.existsSync(path.join(ROOT, bin[command])) && !fs.existsSync(path.join(entry, 'node_modules', '.bin', command)),
+  );
   if (missing.length === 0) return;
   fs.rmSync(entry, { recursive: true, force: true });
-  say(prefix, `removed npm's npx cache entry for this checkout (${entry}): it had no link for ${missing.join(', ')}, so \`npx ${missing[0]}\` said "not found"; npx makes a new one on its next run`);
+  say(
+    prefix,
+    `removed npm's npx cache entry for this checkout (${entry}): it had no link for ${missing.join(', ')}, so \`npx ${missing[0]}\` said "not found"; npx makes a new one on its next run`,
+  );
 }
 
 /** The compiled embedded-stack modules (CommonJS under dist/). */

@@ -65,10 +65,14 @@ function answerFastWhenTemporalIsSilent(controlPlane: ControlPlaneMonitor): expr
     }, API_CALL_DEADLINE_MS);
     res.once('close', () => clearTimeout(timer));
     if (req.method !== 'GET') return next();
-    void controlPlane.withDeadline(Date.now() + 3 * API_CALL_DEADLINE_MS, () => new Promise<void>((resolve) => {
-      res.once('close', resolve);
-      next();
-    }));
+    void controlPlane.withDeadline(
+      Date.now() + 3 * API_CALL_DEADLINE_MS,
+      () =>
+        new Promise<void>((resolve) => {
+          res.once('close', resolve);
+          next();
+        }),
+    );
   };
 }
 

@@ -18,7 +18,10 @@ export const API_CALL_DEADLINE_MS = 3_000;
 export type ControlPlaneState = { reachable: true } | { reachable: false; reason: string };
 
 /** One check of Temporal's gRPC health service with a deadline; never throws. */
-export async function checkTemporal(connection: Pick<Connection, 'withDeadline' | 'healthService'>, timeoutMs = HEALTH_CHECK_TIMEOUT_MS): Promise<ControlPlaneState> {
+export async function checkTemporal(
+  connection: Pick<Connection, 'withDeadline' | 'healthService'>,
+  timeoutMs = HEALTH_CHECK_TIMEOUT_MS,
+): Promise<ControlPlaneState> {
   try {
     await connection.withDeadline(Date.now() + timeoutMs, () => connection.healthService.check({}));
     return { reachable: true };

@@ -13,7 +13,14 @@ async function stderrStream(runtime: ContainerRuntime, rawId: string, options: L
   const id = normalizeInstanceId(rawId);
   let output;
   try {
-    output = await runtime.logs(containerName(id), { stdout: false, stderr: true, timestamps: options.timestamps, tail: options.tail, follow: options.follow, signal });
+    output = await runtime.logs(containerName(id), {
+      stdout: false,
+      stderr: true,
+      timestamps: options.timestamps,
+      tail: options.tail,
+      follow: options.follow,
+      signal,
+    });
   } catch (err) {
     throw new ApiError(502, `docker: ${(err as Error).message}`);
   }

@@ -48,7 +48,12 @@ const onServer = { requestParams: { path: serverPathSchema } };
 const onInstance = { requestParams: { path: instancePathSchema } };
 const onSecret = { requestParams: { path: secretPathSchema } };
 const status = z.object({ status: z.string() });
-const readiness = z.object({ status: z.string(), gateway: z.enum(['ok', 'starting']), controlPlane: z.enum(['ok', 'unreachable']), controlPlaneError: z.string().optional() });
+const readiness = z.object({
+  status: z.string(),
+  gateway: z.enum(['ok', 'starting']),
+  controlPlane: z.enum(['ok', 'unreachable']),
+  controlPlaneError: z.string().optional(),
+});
 
 export function buildOpenApiDocument(): object {
   return createDocument({
@@ -67,7 +72,8 @@ export function buildOpenApiDocument(): object {
       '/healthz': { get: { summary: 'Liveness of the mcpd process', security: [], responses: { '200': ok('Alive', status) } } },
       '/readyz': {
         get: {
-          summary: 'Readiness: 200 while the gateway serves (fields gateway and controlPlane say what is up); ?controlPlane=required answers 503 while Temporal does not answer',
+          summary:
+            'Readiness: 200 while the gateway serves (fields gateway and controlPlane say what is up); ?controlPlane=required answers 503 while Temporal does not answer',
           security: [],
           responses: { '200': ok('Ready', readiness), '503': ok('Not ready', readiness) },
         },
@@ -88,7 +94,11 @@ export function buildOpenApiDocument(): object {
           },
           { ...onServer, requestBody: body(mcpServerSpecSchema) },
         ),
-        delete: op('Stop every instance, remove containers, forget the server', { '200': ok('Deleted', deletedServerSchema), '404': err('No such server') }, onServer),
+        delete: op(
+          'Stop every instance, remove containers, forget the server',
+          { '200': ok('Deleted', deletedServerSchema), '404': err('No such server') },
+          onServer,
+        ),
       },
       '/api/v1/servers/{name}/start': {
         post: op('Start the instances for the spec replicas', { '200': ok('Instance ids', runningServerSchema), '404': err('No such server') }, onServer),
@@ -104,10 +114,18 @@ export function buildOpenApiDocument(): object {
         ),
       },
       '/api/v1/instances': {
-        get: op('List instances', { '200': ok('Instances', listOf(instanceViewSchema)), '400': err('Invalid filter') }, { requestParams: { query: instanceFiltersSchema } }),
+        get: op(
+          'List instances',
+          { '200': ok('Instances', listOf(instanceViewSchema)), '400': err('Invalid filter') },
+          { requestParams: { query: instanceFiltersSchema } },
+        ),
       },
       '/api/v1/instances/{id}': {
-        get: op('Describe an instance (ended ones too)', { '200': ok('The instance', instanceViewSchema), '400': err('Not an instance id'), '404': err('No such instance') }, onInstance),
+        get: op(
+          'Describe an instance (ended ones too)',
+          { '200': ok('The instance', instanceViewSchema), '400': err('Not an instance id'), '404': err('No such instance') },
+          onInstance,
+        ),
       },
       '/api/v1/instances/{id}/events': {
         get: op('The instance’s last 50 events', { '200': ok('Events', instanceEventsSchema), '404': err('No such instance') }, onInstance),
@@ -115,15 +133,27 @@ export function buildOpenApiDocument(): object {
       '/api/v1/instances/{id}/logs': {
         get: op(
           'The container’s stderr (stdout carries the MCP protocol)',
-          { '200': { description: 'Log text', content: { 'text/plain': { schema: z.string() } } }, '400': err('Invalid log options'), '404': err('No such instance or container') },
+          {
+            '200': { description: 'Log text', content: { 'text/plain': { schema: z.string() } } },
+            '400': err('Invalid log options'),
+            '404': err('No such instance or container'),
+          },
           { requestParams: { path: instancePathSchema, query: logQuerySchema } },
         ),
       },
       '/api/v1/instances/{id}/retry': {
-        post: op('Cut a retry wait short (the forceRetry signal)', { '202': ok('Signalled', signalledSchema), '404': err('No such instance'), '409': err('The instance has ended') }, onInstance),
+        post: op(
+          'Cut a retry wait short (the forceRetry signal)',
+          { '202': ok('Signalled', signalledSchema), '404': err('No such instance'), '409': err('The instance has ended') },
+          onInstance,
+        ),
       },
       '/api/v1/instances/{id}/restart': {
-        post: op('Replace the container with a fresh one', { '202': ok('Signalled', signalledSchema), '404': err('No such instance'), '409': err('The instance has ended') }, onInstance),
+        post: op(
+          'Replace the container with a fresh one',
+          { '202': ok('Signalled', signalledSchema), '404': err('No such instance'), '409': err('The instance has ended') },
+          onInstance,
+        ),
       },
       '/api/v1/secrets': { get: op('List secrets (names and keys, never values)', { '200': ok('Secrets', listOf(secretSummarySchema)) }) },
       '/api/v1/secrets/{name}': {

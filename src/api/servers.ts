@@ -24,7 +24,6 @@ import { mapLimit } from '../concurrency';
 import { instanceListQuery, serverListQuery } from '../contracts/visibility';
 import { parseWith } from './validation';
 
-
 /** A request body as the spec of server `name` (already a valid name); 400 naming every bad field. */
 export function parseSpecBody(name: string, body: unknown): McpServerSpec {
   const spec = parseWith(mcpServerSpecSchema, body, 'spec');

@@ -197,9 +197,7 @@ export function describeInstance(i: InstanceView, now: Date): string {
 
 export function describeServer(s: ServerResource, instances: InstanceView[], now: Date): string {
   const spec = s.spec;
-  const env = spec.env.length
-    ? spec.env.map((e) => (e.secretRef ? `${e.name} <- secret ${e.secretRef.name}/${e.secretRef.key}` : `${e.name}=${e.value}`))
-    : [];
+  const env = spec.env.length ? spec.env.map((e) => (e.secretRef ? `${e.name} <- secret ${e.secretRef.name}/${e.secretRef.key}` : `${e.name}=${e.value}`)) : [];
   const hc = spec.healthCheck;
   const lines = [
     fields([
@@ -209,7 +207,10 @@ export function describeServer(s: ServerResource, instances: InstanceView[], now
       ['Source', source(spec)],
       ['Args', spec.args.length ? spec.args.join(' ') : '-'],
       ['Transport', spec.transport + (spec.port ? ` (port ${spec.port}${spec.path ?? ''})` : '')],
-      ['Health check', hc ? `tools/call ${hc.tool} every ${hc.intervalSeconds}s, timeout ${hc.timeoutSeconds}s, ${hc.failureThreshold} failures` : 'liveness (tools/list)'],
+      [
+        'Health check',
+        hc ? `tools/call ${hc.tool} every ${hc.intervalSeconds}s, timeout ${hc.timeoutSeconds}s, ${hc.failureThreshold} failures` : 'liveness (tools/list)',
+      ],
       ['Retry', `${spec.retry.fastAttempts} attempts ${spec.retry.fastDelaySeconds}s apart, then every ${spec.retry.slowDelaySeconds}s`],
       ['Spec version', String(s.specVersion)],
       ['Rollout', s.rollout?.inProgress ? `${s.rollout.updated}/${s.rollout.total} updated` : '-'],
@@ -220,7 +221,14 @@ export function describeServer(s: ServerResource, instances: InstanceView[], now
   if (instances.length === 0) lines.push('Instances:  <none>');
   else {
     const cols = instanceColumns(false);
-    lines.push(`Instances:\n${indent(renderTable(cols.headers, instances.map((i) => cols.row(i, now))))}`);
+    lines.push(
+      `Instances:\n${indent(
+        renderTable(
+          cols.headers,
+          instances.map((i) => cols.row(i, now)),
+        ),
+      )}`,
+    );
   }
   return lines.join('\n');
 }

@@ -72,10 +72,7 @@ export function buildProgram(): Command {
     .description('Command line for mcpd: run MCP servers as Docker containers.')
     .option('--server <url>', 'mcpd API URL (env MCPD_URL)', undefined)
     .option('--token <token>', 'API bearer token (env MCPD_TOKEN; default <MCPD_DATA_DIR or ./.data>/api-token)')
-    .addHelpText(
-      'after',
-      '\nExit codes: 0 ok, 1 server or API error, 2 usage or invalid input, 3 not found, 4 authentication failed.',
-    )
+    .addHelpText('after', '\nExit codes: 0 ok, 1 server or API error, 2 usage or invalid input, 3 not found, 4 authentication failed.')
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text.trimEnd().split('\n')[0] + '\n') })
     .showSuggestionAfterError(true);
@@ -237,7 +234,7 @@ export function buildProgram(): Command {
   // ---- instance actions ---------------------------------------------------------------
   program
     .command('retry')
-    .description('Cut an instance\'s retry wait short (the forceRetry signal)')
+    .description("Cut an instance's retry wait short (the forceRetry signal)")
     .argument('<resource>', 'instance')
     .argument('<id>', 'instance id (mcp-instance:<server>:<n> or <server>:<n>)')
     .action(async (resource: string, id: string) => {
@@ -247,7 +244,7 @@ export function buildProgram(): Command {
     });
   program
     .command('restart')
-    .description('Replace an instance\'s container with a fresh one')
+    .description("Replace an instance's container with a fresh one")
     .argument('<resource>', 'instance')
     .argument('<id>', 'instance id')
     .action(async (resource: string, id: string) => {
@@ -259,7 +256,7 @@ export function buildProgram(): Command {
   // ---- server actions -----------------------------------------------------------------
   program
     .command('scale')
-    .description('Set a server\'s number of replicas')
+    .description("Set a server's number of replicas")
     .argument('<resource>', 'server')
     .argument('<name>', 'server name')
     .requiredOption('--replicas <n>', 'number of replicas (0-100, as the spec allows)')
@@ -274,8 +271,8 @@ export function buildProgram(): Command {
       print(`server/${name} scaled to ${replicas}`);
     });
   for (const [verb, description] of [
-    ['start', 'Start a server\'s instances'],
-    ['stop', 'Stop a server\'s instances (the spec is kept)'],
+    ['start', "Start a server's instances"],
+    ['stop', "Stop a server's instances (the spec is kept)"],
   ] as const) {
     program
       .command(verb)
@@ -293,7 +290,7 @@ export function buildProgram(): Command {
   // ---- logs -------------------------------------------------------------------------------
   program
     .command('logs')
-    .description('Print an instance\'s container stderr (stdout carries the MCP protocol)')
+    .description("Print an instance's container stderr (stdout carries the MCP protocol)")
     .argument('<resource>', 'instance')
     .argument('<id>', 'instance id')
     .option('-f, --follow', 'keep streaming')
@@ -363,7 +360,11 @@ async function watch<T>(initial: T[], fetchItems: () => Promise<T[]>, columns: C
   const YAML = format === 'yaml' ? (await import('yaml')).default : undefined;
   const lastSeen = new Map<string, { fingerprint: string; item: T }>();
   let widths: number[] = [];
-  const line = (cells: string[]) => cells.map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i] ?? c.length) : c)).join('   ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i] ?? c.length) : c))
+      .join('   ')
+      .trimEnd();
   const emit = (items: T[], first: boolean) => {
     const now = new Date();
     const changed: T[] = [];

@@ -46,7 +46,10 @@ const port = z.string().transform((raw, ctx) => {
 });
 
 const roles = z.string().transform((raw, ctx) => {
-  const names = raw.split(',').map((r) => r.trim()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean);
   const unknown = names.filter((r) => !(ROLES as readonly string[]).includes(r));
   if (unknown.length || names.length === 0) {
     ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of ${ROLES.join(', ')}, got "${raw}"` });

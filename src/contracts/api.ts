@@ -170,9 +170,7 @@ export const serverResourceSchema = z
     running: z.boolean(),
     instances: z.array(z.string()).meta({ description: 'Instance workflow ids the server wants.' }),
     specVersion: z.int(),
-    rollout: z
-      .object({ inProgress: z.boolean(), updated: z.int(), total: z.int(), error: z.string().nullable().optional() })
-      .nullable(),
+    rollout: z.object({ inProgress: z.boolean(), updated: z.int(), total: z.int(), error: z.string().nullable().optional() }).nullable(),
     createdAt: nullableTime,
     readyReplicas: z.int().meta({ description: 'Instances RUNNING and healthy.' }),
   })

@@ -39,7 +39,10 @@ export function parsePackageRef(packageName: string): PackageRefParse {
   const version = at > 0 ? rest.slice(at + 1).trim() : null;
   if (at > 0 && !version) return { ok: false, error: `"${packageName}" has an empty version after "@"` };
   if (registry === 'npm' && !NPM_NAME.test(name)) {
-    return { ok: false, error: `"${name}" is not an npm package name (lowercase letters, digits, "-", ".", "_", "~", an optional @scope/); PyPI packages are written "pypi:<name>"` };
+    return {
+      ok: false,
+      error: `"${name}" is not an npm package name (lowercase letters, digits, "-", ".", "_", "~", an optional @scope/); PyPI packages are written "pypi:<name>"`,
+    };
   }
   if (registry === 'pypi' && !PYPI_NAME.test(name)) {
     return { ok: false, error: `"${name}" is not a PyPI package name (letters, digits, ".", "_" or "-")` };

@@ -58,7 +58,11 @@ export const retrySchema = z.strictObject({
   fastAttempts: z.number().int().min(0).max(1_000).default(5),
   slowDelaySeconds: z.number().min(0).max(86_400).default(300),
   /** Running this long without a failure resets attemptCount (Kubernetes resets CrashLoopBackOff after 10 min). */
-  stableSeconds: z.number().min(1).max(86_400 * 7).default(600),
+  stableSeconds: z
+    .number()
+    .min(1)
+    .max(86_400 * 7)
+    .default(600),
 });
 
 export const resourcesSchema = z.strictObject({
@@ -83,7 +87,10 @@ export const mcpServerSpecSchema = z
       })
       .optional(),
     /** With packageName: which of the package's executables to run (an npm "bin" or a console script); default its own. */
-    entrypoint: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be the name of an executable the package installs').optional(),
+    entrypoint: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be the name of an executable the package installs')
+      .optional(),
     command: z.array(z.string()).min(1).optional(),
     args: z.array(z.string()).default([]),
     transport: z.enum(['stdio', 'http', 'sse']).default('stdio'),

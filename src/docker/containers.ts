@@ -194,7 +194,13 @@ export class InstanceContainers {
     throw new ContainerStartError(await this.exitMessage(info.id, info.exitCode, info.oomKilled, request.secretValues, 'container exited'), true);
   }
 
-  private async startAndSettle(containerId: string, name: string, request: StartContainerRequest, port: number | undefined, reused: boolean): Promise<StartedContainer> {
+  private async startAndSettle(
+    containerId: string,
+    name: string,
+    request: StartContainerRequest,
+    port: number | undefined,
+    reused: boolean,
+  ): Promise<StartedContainer> {
     try {
       await this.runtime.start(containerId);
     } catch (err) {
@@ -206,7 +212,10 @@ export class InstanceContainers {
     // Removed behind our back: an engine-side surprise, worth another attempt.
     if (!info) throw new Error(`container ${containerId.slice(0, 12)} disappeared right after start`);
     if (!info.running) {
-      throw new ContainerStartError(await this.exitMessage(containerId, info.exitCode, info.oomKilled, request.secretValues, 'container exited right after start'), true);
+      throw new ContainerStartError(
+        await this.exitMessage(containerId, info.exitCode, info.oomKilled, request.secretValues, 'container exited right after start'),
+        true,
+      );
     }
     return { containerId, name, port, reused };
   }

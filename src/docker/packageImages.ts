@@ -81,7 +81,11 @@ export class PackageImageBuilder {
    * The image for a package: found, or built now. `progress` hears each phase (for heartbeats).
    * Throws PackageInstallError naming the package, the version and the installer's reason.
    */
-  async prepare(request: PackageImageRequest, progress: (phase: BuildPhase, display: string) => void = () => undefined, signal?: AbortSignal): Promise<PackageImage> {
+  async prepare(
+    request: PackageImageRequest,
+    progress: (phase: BuildPhase, display: string) => void = () => undefined,
+    signal?: AbortSignal,
+  ): Promise<PackageImage> {
     const started = Date.now();
     const parsed = parsePackageRef(request.packageName);
     if (!parsed.ok) throw new PackageInstallError(`packageName: ${parsed.error}`, true);
@@ -127,11 +131,19 @@ export class PackageImageBuilder {
     const image = ref.registry === 'npm' ? this.nodeBase : this.pythonBase;
     const info = await this.runtime.inspectImage(image);
     if (!info) {
-      throw new PackageInstallError(`cannot build ${formatPackageRef(ref, ref.version)}: the base image ${image} is missing on this node (node scripts/images.mjs makes it)`, true);
+      throw new PackageInstallError(
+        `cannot build ${formatPackageRef(ref, ref.version)}: the base image ${image} is missing on this node (node scripts/images.mjs makes it)`,
+        true,
+      );
     }
     if (ref.registry === 'npm') return { image, id: info.id };
     const python = info.labels[PYTHON_EXECUTABLE_LABEL];
-    const usable = python ? await fs.access(python).then(() => true, () => false) : false;
+    const usable = python
+      ? await fs.access(python).then(
+          () => true,
+          () => false,
+        )
+      : false;
     if (!python || !usable) {
       throw new PackageInstallError(
         `cannot build ${formatPackageRef(ref, ref.version)}: ${image} was made from ${python ?? 'an unknown Python'}, which this host does not have (node scripts/images.mjs --force remakes it)`,
@@ -182,7 +194,9 @@ export class PackageImageBuilder {
     try {
       progress('installing');
       const installed: InstalledPackage =
-        ref.registry === 'npm' ? await installNpm(ref, version, context, installer) : await installPypi(ref, version, context, { ...installer, python: base.python! });
+        ref.registry === 'npm'
+          ? await installNpm(ref, version, context, installer)
+          : await installPypi(ref, version, context, { ...installer, python: base.python! });
       // The default is fixed at build time (ENTRYPOINT), so `docker run <image>` runs the server too.
       const defaultChoice = installed.own.length ? commandFor(ref, installed.version, installed.executables, installed.own, undefined) : null;
       const dockerfile = [
@@ -231,5 +245,4 @@ export class PackageImageBuilder {
   private async removeTag(image: string): Promise<void> {
     await this.runtime.removeImage(image);
   }
-
 }

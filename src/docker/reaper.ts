@@ -26,7 +26,10 @@ export class Reaper {
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.reapOnce().catch((err) => this.options.log?.warn({ err: String(err) }, 'reaper pass failed')), this.options.intervalMs ?? 60_000);
+    this.timer = setInterval(
+      () => void this.reapOnce().catch((err) => this.options.log?.warn({ err: String(err) }, 'reaper pass failed')),
+      this.options.intervalMs ?? 60_000,
+    );
     this.timer.unref();
   }
 

@@ -85,7 +85,10 @@ export type RepairOutcome = { kind: 'nothing' | 'reattached' | 'exitSignalled'; 
 export async function repairInstance(options: ReattachOptions, instanceId: string, when = 'while the gateway did not know it'): Promise<RepairOutcome> {
   const view = await currentView(options, instanceId);
   if (!view || view.node !== options.node || view.status !== 'RUNNING' || !view.containerId) {
-    return { kind: 'nothing', message: view ? `instance is ${view.status}${view.node !== options.node ? ` on node ${view.node}` : ''}` : 'instance did not answer' };
+    return {
+      kind: 'nothing',
+      message: view ? `instance is ${view.status}${view.node !== options.node ? ` on node ${view.node}` : ''}` : 'instance did not answer',
+    };
   }
   const containerId = view.containerId;
   const details = await options.runtime.inspect(containerId);

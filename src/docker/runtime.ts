@@ -207,21 +207,33 @@ export class DockerRuntime implements ContainerRuntime {
 
   async start(id: string): Promise<void> {
     // 304: already started.
-    await this.docker.getContainer(id).start().catch(ignoring([304], undefined));
+    await this.docker
+      .getContainer(id)
+      .start()
+      .catch(ignoring([304], undefined));
   }
 
   async stop(id: string, timeoutSeconds: number): Promise<void> {
     // 304: already stopped; 404: already gone.
-    await this.docker.getContainer(id).stop({ t: timeoutSeconds }).catch(ignoring([304, 404], undefined));
+    await this.docker
+      .getContainer(id)
+      .stop({ t: timeoutSeconds })
+      .catch(ignoring([304, 404], undefined));
   }
 
   async remove(id: string): Promise<void> {
     // 404: gone; 409: removal already in progress.
-    await this.docker.getContainer(id).remove({ force: true }).catch(ignoring([404, 409], undefined));
+    await this.docker
+      .getContainer(id)
+      .remove({ force: true })
+      .catch(ignoring([404, 409], undefined));
   }
 
   async inspect(idOrName: string): Promise<ContainerDetails | null> {
-    const info = await this.docker.getContainer(idOrName).inspect().catch(ignoring([404], null));
+    const info = await this.docker
+      .getContainer(idOrName)
+      .inspect()
+      .catch(ignoring([404], null));
     if (!info) return null;
     return {
       id: info.Id,
@@ -249,7 +261,13 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async buildImage(context: string, files: string[], tag: string, labels: Record<string, string>): Promise<void> {
-    const stream = await this.docker.buildImage({ context, src: files }, { t: tag, labels, rm: true, forcerm: true, version: '1' } as Dockerode.ImageBuildOptions);
+    const stream = await this.docker.buildImage({ context, src: files }, {
+      t: tag,
+      labels,
+      rm: true,
+      forcerm: true,
+      version: '1',
+    } as Dockerode.ImageBuildOptions);
     const output = await new Promise<{ error?: string; errorDetail?: { message?: string } }[]>((resolve, reject) =>
       this.docker.modem.followProgress(stream, (err: Error | null, out: unknown[]) => (err ? reject(err) : resolve(out as never))),
     );
@@ -271,7 +289,11 @@ export class DockerRuntime implements ContainerRuntime {
   async attach(id: string, output: OutputSink): Promise<Duplex> {
     const stream = (await this.docker.getContainer(id).attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
     // Plain write callbacks rather than streams: on the proxy's hot path a stream per output costs more than the demultiplexing.
-    this.docker.modem.demuxStream(stream, { write: output.stdout } as unknown as NodeJS.WritableStream, { write: output.stderr } as unknown as NodeJS.WritableStream);
+    this.docker.modem.demuxStream(
+      stream,
+      { write: output.stdout } as unknown as NodeJS.WritableStream,
+      { write: output.stderr } as unknown as NodeJS.WritableStream,
+    );
     return stream;
   }
 
@@ -282,7 +304,13 @@ export class DockerRuntime implements ContainerRuntime {
 
   async logs(idOrName: string, request: LogRequest): Promise<ContainerOutput | null> {
     const container = this.docker.getContainer(idOrName);
-    const options = { stdout: request.stdout, stderr: request.stderr, timestamps: request.timestamps ?? false, tail: request.tail, abortSignal: request.signal };
+    const options = {
+      stdout: request.stdout,
+      stderr: request.stderr,
+      timestamps: request.timestamps ?? false,
+      tail: request.tail,
+      abortSignal: request.signal,
+    };
     let raw: NodeJS.ReadableStream;
     try {
       raw = request.follow ? await container.logs({ ...options, follow: true }) : ReadableStream.from([await container.logs({ ...options, follow: false })]);

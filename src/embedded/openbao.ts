@@ -149,7 +149,10 @@ export async function startPersistentOpenBao(options: PersistentOpenBaoOptions):
     if (!status.initialized) {
       fs.writeFileSync(initMarker, '');
       // Raft init writes and elects; on a busy machine it takes several seconds.
-      const init = await expectOk<{ keys_base64: string[]; root_token: string }>('init', api(address, 'PUT', 'sys/init', undefined, { secret_shares: 1, secret_threshold: 1 }, timeoutMs));
+      const init = await expectOk<{ keys_base64: string[]; root_token: string }>(
+        'init',
+        api(address, 'PUT', 'sys/init', undefined, { secret_shares: 1, secret_threshold: 1 }, timeoutMs),
+      );
       writeSecretFile(unsealKeyFile(options.dir), init.keys_base64[0]);
       writeSecretFile(rootTokenFile(options.dir), init.root_token);
       fs.rmSync(initMarker);
@@ -174,7 +177,10 @@ export async function startPersistentOpenBao(options: PersistentOpenBaoOptions):
       proc,
     });
     // Newer servers list the mounts under `data`, older ones at the top level.
-    const mounts = await expectOk<Record<string, SecretsMount | undefined> & { data?: Record<string, SecretsMount | undefined> }>('list mounts', api(address, 'GET', 'sys/mounts', token));
+    const mounts = await expectOk<Record<string, SecretsMount | undefined> & { data?: Record<string, SecretsMount | undefined> }>(
+      'list mounts',
+      api(address, 'GET', 'sys/mounts', token),
+    );
     const secretMount = mounts['secret/'] ?? mounts.data?.['secret/'];
     if (!secretMount) {
       await expectOk('enable KV v2 at secret/', api(address, 'POST', 'sys/mounts/secret', token, { type: 'kv', options: { version: '2' } }));
@@ -202,11 +208,11 @@ export async function startDevOpenBao(options: DevOpenBaoOptions): Promise<OpenB
     env: { ...process.env, HOME: path.dirname(options.logFile) },
   });
   try {
-    await waitUntil(
-      `OpenBao (dev) at ${address} to become active`,
-      async () => (await api(address, 'GET', 'sys/health')).status === 200,
-      { timeoutMs: options.timeoutMs ?? 30_000, intervalMs: 200, proc },
-    );
+    await waitUntil(`OpenBao (dev) at ${address} to become active`, async () => (await api(address, 'GET', 'sys/health')).status === 200, {
+      timeoutMs: options.timeoutMs ?? 30_000,
+      intervalMs: 200,
+      proc,
+    });
     return { address, token, process: proc, stop: () => proc.stop() };
   } catch (err) {
     await proc.stop();

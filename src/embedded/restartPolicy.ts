@@ -26,9 +26,7 @@ export const DEFAULT_RESTART_POLICY: RestartPolicyOptions = {
   crashLoopWindowMs: 60_000,
 };
 
-export type RestartDecision =
-  | { action: 'restart'; delayMs: number; exitsInWindow: number }
-  | { action: 'give-up'; exitsInWindow: number; reason: string };
+export type RestartDecision = { action: 'restart'; delayMs: number; exitsInWindow: number } | { action: 'give-up'; exitsInWindow: number; reason: string };
 
 /** The delay before restart number `consecutiveCrashes` (1 = the first crash after a stable run). */
 export function restartDelayMs(consecutiveCrashes: number, options: RestartPolicyOptions = DEFAULT_RESTART_POLICY): number {

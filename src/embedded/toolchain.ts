@@ -140,7 +140,11 @@ function findPython(): string {
 
 function install(venv: string, log: (msg: string) => void): void {
   const python = findPython();
-  log(`installing ${Object.entries(PINS).map(([p, v]) => `${p}==${v}`).join(' ')} into ${venv}`);
+  log(
+    `installing ${Object.entries(PINS)
+      .map(([p, v]) => `${p}==${v}`)
+      .join(' ')} into ${venv}`,
+  );
   fs.rmSync(venv, { recursive: true, force: true });
   let created = runQuiet(python, ['-m', 'venv', venv]);
   if (!created.ok && isRootOnDebian()) {

@@ -51,7 +51,10 @@ export class AggregateCatalog {
   async listTools(): Promise<Result> {
     const tools: Record<string, unknown>[] = [];
     for (const { server, items } of await this.collect('tools')) {
-      const names = this.tools.setServer(server, items.map((t) => String(t.name)));
+      const names = this.tools.setServer(
+        server,
+        items.map((t) => String(t.name)),
+      );
       items.forEach((tool, i) => tools.push({ ...tool, name: names[i] }));
     }
     return { tools };
@@ -66,7 +69,10 @@ export class AggregateCatalog {
   async listPrompts(): Promise<Result> {
     const prompts: Record<string, unknown>[] = [];
     for (const { server, items } of await this.collect('prompts')) {
-      const names = this.prompts.setServer(server, items.map((p) => String(p.name)));
+      const names = this.prompts.setServer(
+        server,
+        items.map((p) => String(p.name)),
+      );
       items.forEach((prompt, i) => prompts.push({ ...prompt, name: names[i] }));
     }
     return { prompts };
@@ -146,8 +152,7 @@ export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalo
       onProgress: (progress) => {
         void extra.sendNotification({ method: 'notifications/progress', params: progress } as ServerNotification);
       },
-      onServerRequest: (request, signal) =>
-        extra.sendRequest({ method: request.method, params: request.params } as SdkServerRequest, ResultSchema, { signal }),
+      onServerRequest: (request, signal) => extra.sendRequest({ method: request.method, params: request.params } as SdkServerRequest, ResultSchema, { signal }),
     };
     return gateway.call(instanceId, { method, params }, { timeoutMs: gateway.callTimeoutMs, signal: extra.signal, hooks });
   };

@@ -12,9 +12,7 @@ export interface DiscoveryCacheOptions {
 }
 
 type Entry<V> =
-  | { state: 'loading'; promise: Promise<V> }
-  | { state: 'ok'; value: V; expiresAt: number }
-  | { state: 'failed'; error: unknown; expiresAt: number };
+  { state: 'loading'; promise: Promise<V> } | { state: 'ok'; value: V; expiresAt: number } | { state: 'failed'; error: unknown; expiresAt: number };
 
 export class DiscoveryCache<V> {
   private readonly entries = new Map<string, Entry<V>>();

@@ -186,10 +186,13 @@ export class GatewayHttp {
       }
     });
     const idleMs = options.sessionIdleMs ?? 30 * 60_000;
-    this.sweeper = setInterval(() => {
-      const cutoff = Date.now() - idleMs;
-      for (const session of this.sessions.values()) if (session.lastSeen < cutoff) void session.close();
-    }, Math.min(idleMs, 60_000)).unref();
+    this.sweeper = setInterval(
+      () => {
+        const cutoff = Date.now() - idleMs;
+        for (const session of this.sessions.values()) if (session.lastSeen < cutoff) void session.close();
+      },
+      Math.min(idleMs, 60_000),
+    ).unref();
   }
 
   /** Handles /mcp (server undefined) or /mcp/servers/<server>; never throws. */

@@ -97,21 +97,24 @@ export class PassthroughSession {
     if (listKind && params?.cursor === undefined) {
       return { [listKind]: await this.gateway.list(this.server, listKind) };
     }
-    return this.gateway.call(instanceId, { method, params }, {
-      timeoutMs: this.gateway.callTimeoutMs,
-      signal,
-      hooks: {
-        onProgress: (progress) => this.send({ jsonrpc: '2.0', method: 'notifications/progress', params: progress }, id),
-        onServerRequest: (request, upstreamSignal) => this.requestClient(request, id, upstreamSignal),
+    return this.gateway.call(
+      instanceId,
+      { method, params },
+      {
+        timeoutMs: this.gateway.callTimeoutMs,
+        signal,
+        hooks: {
+          onProgress: (progress) => this.send({ jsonrpc: '2.0', method: 'notifications/progress', params: progress }, id),
+          onServerRequest: (request, upstreamSignal) => this.requestClient(request, id, upstreamSignal),
+        },
       },
-    });
+    );
   }
 
   private initializeResult(instanceId: string, params: Params | undefined): Result {
     const upstream = this.gateway.connectionOf(instanceId)?.initializeResult;
     const requested = params?.protocolVersion;
-    const protocolVersion =
-      typeof requested === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+    const protocolVersion = typeof requested === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
     return {
       protocolVersion,
       capabilities: upstream?.capabilities ?? { tools: {}, resources: {}, prompts: {} },
@@ -149,8 +152,6 @@ export class PassthroughSession {
   }
 
   private send(message: Record<string, unknown>, relatedRequestId?: JsonRpcId): void {
-    this.transport
-      .send(message as JSONRPCMessage, relatedRequestId === undefined ? undefined : { relatedRequestId })
-      .catch(() => undefined);
+    this.transport.send(message as JSONRPCMessage, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch(() => undefined);
   }
 }

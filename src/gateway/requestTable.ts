@@ -47,10 +47,7 @@ export class RequestTable<T> {
 }
 
 /** A copy of request params whose `_meta.progressToken` is replaced (or absent when token is undefined). */
-export function withProgressToken(
-  params: Record<string, unknown> | undefined,
-  token: JsonRpcId | undefined,
-): Record<string, unknown> | undefined {
+export function withProgressToken(params: Record<string, unknown> | undefined, token: JsonRpcId | undefined): Record<string, unknown> | undefined {
   const meta = params?._meta as Record<string, unknown> | undefined;
   if (token === undefined) {
     if (!meta || !('progressToken' in meta)) return params;

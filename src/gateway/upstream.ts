@@ -202,9 +202,7 @@ export class UpstreamConnection {
         entry.reject(new UpstreamError(formatTimeout(options.timeoutMs), GatewayErrorCode.RequestTimeout));
       }, options.timeoutMs);
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      const message = upstreamParams === undefined
-        ? { jsonrpc: '2.0' as const, id, method }
-        : { jsonrpc: '2.0' as const, id, method, params: upstreamParams };
+      const message = upstreamParams === undefined ? { jsonrpc: '2.0' as const, id, method } : { jsonrpc: '2.0' as const, id, method, params: upstreamParams };
       this.onTrace?.('out', message);
       this.transport.send(message as JSONRPCMessage).catch((error: Error) => {
         entry.reject(new UpstreamError(`${this.label}: send failed: ${error.message}`, GatewayErrorCode.ConnectionClosed));

@@ -63,7 +63,8 @@ export interface InstalledPackage {
   copies: { from: string; to: string }[];
 }
 
-const NETWORK_TROUBLE = /ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|ECONNREFUSED|socket hang up|network|timed out|Temporary failure|Max retries exceeded|Connection/i;
+const NETWORK_TROUBLE =
+  /ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|ECONNREFUSED|socket hang up|network|timed out|Temporary failure|Max retries exceeded|Connection/i;
 
 async function runInstaller(
   ref: PackageRef,
@@ -86,7 +87,9 @@ async function runInstaller(
     if (e.code === 'ENOENT') throw new PackageInstallError(`${command} is not installed on this node: cannot install ${formatPackageRef(ref, version)}`, true);
     if (options.signal?.aborted) throw new PackageInstallError(`installing ${formatPackageRef(ref, version)} was cancelled`, false);
     const client = ref.registry === 'npm' ? 'npm' : 'pip';
-    const reason = e.killed ? `timed out after ${Math.round((options.timeoutMs ?? 8 * 60_000) / 1000)} s` : installerReason(ref.registry, `${e.stdout ?? ''}\n${e.stderr ?? ''}`.trim());
+    const reason = e.killed
+      ? `timed out after ${Math.round((options.timeoutMs ?? 8 * 60_000) / 1000)} s`
+      : installerReason(ref.registry, `${e.stdout ?? ''}\n${e.stderr ?? ''}`.trim());
     throw new PackageInstallError(`${formatPackageRef(ref, version ?? 'latest')} cannot be installed: ${client}: ${reason}`, !NETWORK_TROUBLE.test(reason));
   }
 }
@@ -108,7 +111,20 @@ export async function resolveVersion(ref: PackageRef, options: InstallerOptions 
     ref,
     ref.version,
     options.python,
-    ['-m', 'pip', 'install', '--dry-run', '--no-deps', '--ignore-installed', '--only-binary=:all:', '--no-input', '--quiet', '--report', '-', pipRequirement(ref.name, ref.version)],
+    [
+      '-m',
+      'pip',
+      'install',
+      '--dry-run',
+      '--no-deps',
+      '--ignore-installed',
+      '--only-binary=:all:',
+      '--no-input',
+      '--quiet',
+      '--report',
+      '-',
+      pipRequirement(ref.name, ref.version),
+    ],
     options,
   );
   const version = pipInstalledVersion(JSON.parse(stdout) as PipReport, ref.name);
@@ -125,12 +141,27 @@ export async function installNpm(ref: PackageRef, version: string, context: stri
     ref,
     version,
     options.npm ?? 'npm',
-    ['install', '--prefix', app, '--save-exact', '--ignore-scripts', '--no-audit', '--no-fund', '--no-update-notifier', '--loglevel=error', `${ref.name}@${version}`],
+    [
+      'install',
+      '--prefix',
+      app,
+      '--save-exact',
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      '--no-update-notifier',
+      '--loglevel=error',
+      `${ref.name}@${version}`,
+    ],
     { ...options, cwd: context },
   );
   const lock = npmLock(JSON.parse(await fs.readFile(path.join(app, 'package-lock.json'), 'utf8')) as NpmLockfile);
   const packageDir = path.join(app, 'node_modules', ref.name);
-  const packageJson = JSON.parse(await fs.readFile(path.join(packageDir, 'package.json'), 'utf8')) as { name?: string; version?: string; bin?: string | Record<string, string> };
+  const packageJson = JSON.parse(await fs.readFile(path.join(packageDir, 'package.json'), 'utf8')) as {
+    name?: string;
+    version?: string;
+    bin?: string | Record<string, string>;
+  };
   const inImage = (file: string) => `/app/${path.relative(app, file).split(path.sep).join('/')}`;
 
   const executables: Record<string, string[]> = {};
@@ -151,7 +182,12 @@ export async function installNpm(ref: PackageRef, version: string, context: stri
  * A venv made by the base image's Python (the same interpreter, at the same path, is in
  * the image), filled by pip from wheels only; the lock is pip's install report.
  */
-export async function installPypi(ref: PackageRef, version: string, context: string, options: InstallerOptions & { python: string }): Promise<InstalledPackage> {
+export async function installPypi(
+  ref: PackageRef,
+  version: string,
+  context: string,
+  options: InstallerOptions & { python: string },
+): Promise<InstalledPackage> {
   const venv = path.join(context, 'venv');
   await runInstaller(ref, version, options.python, ['-m', 'venv', '--without-pip', venv], options);
   const report = path.join(context, 'pip-report.json');
@@ -160,7 +196,19 @@ export async function installPypi(ref: PackageRef, version: string, context: str
     version,
     options.python,
     // --python: the host's pip installs into the venv, so the image carries no pip.
-    ['-m', 'pip', '--python', path.join(venv, 'bin', 'python'), 'install', '--only-binary=:all:', '--no-input', '--quiet', '--report', report, `${ref.name}==${version}`],
+    [
+      '-m',
+      'pip',
+      '--python',
+      path.join(venv, 'bin', 'python'),
+      'install',
+      '--only-binary=:all:',
+      '--no-input',
+      '--quiet',
+      '--report',
+      report,
+      `${ref.name}==${version}`,
+    ],
     { ...options, cwd: context },
   );
   const pipReport = JSON.parse(await fs.readFile(path.join(report), 'utf8')) as PipReport;
@@ -210,7 +258,13 @@ async function pypiConsoleScripts(venv: string, name: string): Promise<string[]>
 }
 
 /** Picks the command to run, or explains why there is none. */
-export function commandFor(ref: PackageRef, version: string, executables: Record<string, string[]>, own: string[], entrypoint: string | undefined): { name: string; command: string[] } {
+export function commandFor(
+  ref: PackageRef,
+  version: string,
+  executables: Record<string, string[]>,
+  own: string[],
+  entrypoint: string | undefined,
+): { name: string; command: string[] } {
   const choice = chooseExecutable(ref.name, own, Object.keys(executables).sort(), entrypoint);
   if (!choice.ok) throw new PackageInstallError(`${formatPackageRef(ref, version)} ${choice.error}`, true);
   return { name: choice.name, command: executables[choice.name] };

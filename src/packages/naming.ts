@@ -26,7 +26,10 @@ export function imageRepository(ref: Pick<PackageRef, 'registry' | 'name'>): str
 
 /** "<version>-<12 hex of the build key>": the version readable in `docker images`, the key making it exact. */
 export function imageTag(version: string, buildKey: string): string {
-  const cleanVersion = version.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[.-]+/, '').slice(0, 100);
+  const cleanVersion = version
+    .replace(/[^A-Za-z0-9_.-]+/g, '_')
+    .replace(/^[.-]+/, '')
+    .slice(0, 100);
   return `${cleanVersion || 'v'}-${buildKey.slice(0, 12)}`;
 }
 

@@ -101,7 +101,10 @@ export class OpenBaoSecretStore implements SecretStore {
       return { name, keys: [], version, updatedAt: metadata.updated_time ?? null };
     }
     // Only the key names are kept; the values are dropped right here.
-    const data = await this.call(`describe secret "${name}"`, () => this.client.read(`${this.dataPath(name)}?version=${version}`) as Promise<KvReadResponse | undefined>);
+    const data = await this.call(
+      `describe secret "${name}"`,
+      () => this.client.read(`${this.dataPath(name)}?version=${version}`) as Promise<KvReadResponse | undefined>,
+    );
     return { name, keys: Object.keys(data?.data?.data ?? {}).sort(), version, updatedAt: metadata.updated_time ?? null };
   }
 

@@ -56,10 +56,7 @@ function failureOf(err: unknown): ApplicationFailure {
 
 /** The ApplicationFailure an activity call rejects with (the test fails if it resolves). */
 async function rejection(call: Promise<unknown>): Promise<ApplicationFailure> {
-  return call.then(
-    (value) => assert.fail(`expected a failure, got ${JSON.stringify(value)}`),
-    failureOf,
-  );
+  return call.then((value) => assert.fail(`expected a failure, got ${JSON.stringify(value)}`), failureOf);
 }
 
 describe('instance activities (Docker + OpenBao)', function () {
@@ -79,7 +76,11 @@ describe('instance activities (Docker + OpenBao)', function () {
   });
   after(async () => {
     for (const id of used) {
-      for (const c of await ourContainers(id)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      for (const c of await ourContainers(id))
+        await docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined);
     }
     await secrets.delete(SECRET).catch(() => undefined);
   });
@@ -130,7 +131,10 @@ describe('instance activities (Docker + OpenBao)', function () {
     assert.notEqual(second.containerId, first.containerId);
     assert.equal(second.reused, false);
     const containers = await ourContainers(id);
-    assert.deepEqual(containers.map((c) => c.Id), [second.containerId]);
+    assert.deepEqual(
+      containers.map((c) => c.Id),
+      [second.containerId],
+    );
   });
 
   it('a missing secret fails resolution naming secret and key, and no container is created', async () => {
@@ -170,10 +174,14 @@ describe('instance activities (Docker + OpenBao)', function () {
 
   it('an image that does not exist fails clearly, without retries', async () => {
     const id = idFor('t-act-noimage');
-    const err = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: spec('t-act-noimage', { image: 'mcpd/t-act-missing:dev' }), env: [] }));
+    const err = await rejection(
+      node.startContainer({ instanceId: id, generation: 1, spec: spec('t-act-noimage', { image: 'mcpd/t-act-missing:dev' }), env: [] }),
+    );
     assert.equal(err.message, 'image mcpd/t-act-missing:dev not found locally');
     assert.equal(err.nonRetryable, true);
-    const pkg = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: spec('t-act-noimage', { packageName: '@t-act/some-server' }), env: [] }));
+    const pkg = await rejection(
+      node.startContainer({ instanceId: id, generation: 1, spec: spec('t-act-noimage', { packageName: '@t-act/some-server' }), env: [] }),
+    );
     // The package's image comes from preparePackageImage (tests/packages/); a start without it says so.
     assert.match(pkg.message, /^packageName "@t-act\/some-server" has no image yet: /);
   });
@@ -187,7 +195,9 @@ describe('instance activities (Docker + OpenBao)', function () {
       HostConfig: { NetworkMode: 'none' },
     });
     try {
-      const failure = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: spec('t-act-foreign', { image: 'mcpd/gitea-like:dev' }), env: [] }));
+      const failure = await rejection(
+        node.startContainer({ instanceId: id, generation: 1, spec: spec('t-act-foreign', { image: 'mcpd/gitea-like:dev' }), env: [] }),
+      );
       assert.match(failure.message, /in use by a container this mcpd does not own \(owner: another-temporal:7233\/default\)/);
       assert.equal(failure.nonRetryable, true);
       assert.equal((await foreign.inspect()).Id, foreign.id, 'the other control plane keeps its container');
@@ -223,7 +233,12 @@ describe('instance activities (Docker + OpenBao)', function () {
     const res = await fetch('http://127.0.0.1:20411/mcp', {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't-act', version: '0' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't-act', version: '0' } },
+      }),
     });
     assert.equal(res.status, 200, 'the server listens on its port');
   });

@@ -230,10 +230,13 @@ describe('api: REST against a real mcpd', function () {
       await waitHealthy(name, 2);
       const down = await call('POST', `/api/v1/servers/${name}/scale`, { replicas: 1 });
       assert.equal(down.status, 200);
-      const left = await waitFor(async () => {
-        const items = await instances(name);
-        return items.length === 1 && items;
-      }, { timeoutMs: 60_000, what: 'scale down to 1' });
+      const left = await waitFor(
+        async () => {
+          const items = await instances(name);
+          return items.length === 1 && items;
+        },
+        { timeoutMs: 60_000, what: 'scale down to 1' },
+      );
       assert.equal(left[0].id, `mcp-instance:${name}:0`);
     });
 
@@ -242,10 +245,13 @@ describe('api: REST against a real mcpd', function () {
       const res = await call('POST', `/api/v1/instances/${name}:0/restart`);
       assert.equal(res.status, 202);
       assert.deepEqual(res.json, { id: before.id, signal: 'restart' });
-      await waitFor(async () => {
-        const now = (await call('GET', `/api/v1/instances/${name}:0`)).json as InstanceView;
-        return now.containerId && now.containerId !== before.containerId && now.status === 'RUNNING';
-      }, { timeoutMs: 60_000, what: 'a new container' });
+      await waitFor(
+        async () => {
+          const now = (await call('GET', `/api/v1/instances/${name}:0`)).json as InstanceView;
+          return now.containerId && now.containerId !== before.containerId && now.status === 'RUNNING';
+        },
+        { timeoutMs: 60_000, what: 'a new container' },
+      );
     });
 
     it('stops (keeping the spec) and deletes', async () => {
@@ -283,10 +289,13 @@ describe('api: REST against a real mcpd', function () {
       };
       assert.equal((await call('PUT', `/api/v1/servers/${name}`, spec)).status, 201);
       assert.equal((await call('POST', `/api/v1/servers/${name}/start`)).status, 200);
-      const failed = await waitFor(async () => {
-        const v = (await call('GET', `/api/v1/instances/${name}:0`)).json as InstanceView;
-        return v.status === 'ERROR' && v.attemptCount === 1 && v;
-      }, { timeoutMs: 60_000, what: 'the first failed attempt' });
+      const failed = await waitFor(
+        async () => {
+          const v = (await call('GET', `/api/v1/instances/${name}:0`)).json as InstanceView;
+          return v.status === 'ERROR' && v.attemptCount === 1 && v;
+        },
+        { timeoutMs: 60_000, what: 'the first failed attempt' },
+      );
       assert.match(failed.error ?? '', /secret resolution failed/);
       assert.ok(failed.nextRetryAt && Date.parse(failed.nextRetryAt) > Date.now() + 600_000, 'the next retry is an hour away');
       assert.equal(failed.containerId, null);
@@ -362,10 +371,13 @@ describe('api: REST against a real mcpd', function () {
         assert.ok(!secret.text.includes(PLACEHOLDER_SECRET_VALUE));
 
         await waitHealthy('t-api-ex-everything', 1);
-        const gitea = await waitFor(async () => {
-          const [v] = await instances('t-api-ex-gitea');
-          return v?.status === 'RUNNING' && v.health === 'unhealthy' && v;
-        }, { timeoutMs: 90_000, what: 'the gitea example unhealthy' });
+        const gitea = await waitFor(
+          async () => {
+            const [v] = await instances('t-api-ex-gitea');
+            return v?.status === 'RUNNING' && v.health === 'unhealthy' && v;
+          },
+          { timeoutMs: 90_000, what: 'the gitea example unhealthy' },
+        );
         assert.match(gitea.healthReason ?? '', /invalid token/);
 
         const again = await seedExamples({ url: stack.url, token: stack.token, dataDir: stack.dataDir, examplesDir: dir, env: {} });

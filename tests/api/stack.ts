@@ -58,10 +58,12 @@ export async function startApiStack(): Promise<ApiStack> {
     },
   );
   // Ready as a client would see it: the workers polling and the node's running instances re-attached.
-  await waitFor(async () => (await fetch(`${mcpd.url}/readyz`)).status === 200, { timeoutMs: 60_000, intervalMs: 100, what: `${mcpd.url}/readyz` }).catch(async (err) => {
-    await mcpd.close();
-    throw err;
-  });
+  await waitFor(async () => (await fetch(`${mcpd.url}/readyz`)).status === 200, { timeoutMs: 60_000, intervalMs: 100, what: `${mcpd.url}/readyz` }).catch(
+    async (err) => {
+      await mcpd.close();
+      throw err;
+    },
+  );
   const docker = new Dockerode();
   return {
     url: mcpd.url,

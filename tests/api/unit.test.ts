@@ -93,7 +93,10 @@ describe('api: request validation', () => {
   it('rejects a non-object body', () => {
     const notObject = status(() => parseSpecBody('demo', [1, 2]));
     assert.equal(notObject.status, 400);
-    assert.deepEqual((notObject.details as { field: string }[]).map((d) => d.field), ['(root)']);
+    assert.deepEqual(
+      (notObject.details as { field: string }[]).map((d) => d.field),
+      ['(root)'],
+    );
   });
 
   it('scale takes an integer number of replicas within the spec bounds', () => {
@@ -153,7 +156,11 @@ describe('api: OpenAPI document', () => {
   it('describes every route and the spec schema', () => {
     const doc = buildOpenApiDocument() as { openapi: string; paths: Record<string, Record<string, unknown>>; components: { schemas: Record<string, any> } };
     assert.equal(doc.openapi, '3.1.0');
-    const routes = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).filter((k) => k !== 'parameters').map((m) => `${m.toUpperCase()} ${p}`));
+    const routes = Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.keys(ops)
+        .filter((k) => k !== 'parameters')
+        .map((m) => `${m.toUpperCase()} ${p}`),
+    );
     for (const route of [
       'PUT /api/v1/servers/{name}',
       'GET /api/v1/servers',
@@ -186,10 +193,16 @@ describe('api: OpenAPI document', () => {
     assert.deepEqual([replicas.minimum, replicas.maximum], [REPLICAS.min, REPLICAS.max]);
     assert.deepEqual(doc.components.schemas.McpServerSpec.properties.replicas.maximum, REPLICAS.max);
     const filters = doc.paths['/api/v1/instances'].get.parameters as { name: string; in: string; schema: { enum?: string[] } }[];
-    assert.deepEqual(filters.map((p) => `${p.in}:${p.name}`), ['query:server', 'query:status', 'query:health', 'query:all']);
+    assert.deepEqual(
+      filters.map((p) => `${p.in}:${p.name}`),
+      ['query:server', 'query:status', 'query:health', 'query:all'],
+    );
     assert.deepEqual(filters[1].schema.enum, [...INSTANCE_STATUSES]);
     const logs = doc.paths['/api/v1/instances/{id}/logs'].get.parameters as { name: string }[];
-    assert.deepEqual(logs.map((p) => p.name), ['id', 'tail', 'follow', 'timestamps']);
+    assert.deepEqual(
+      logs.map((p) => p.name),
+      ['id', 'tail', 'follow', 'timestamps'],
+    );
     const secret = doc.paths['/api/v1/secrets/{name}'];
     assert.equal(secret.put.requestBody.content['application/json'].schema.$ref, '#/components/schemas/SecretWrite');
     assert.equal(doc.components.schemas.SecretWrite.additionalProperties, false);

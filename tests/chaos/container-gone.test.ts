@@ -50,19 +50,31 @@ describe('chaos: a container removed while mcpd is down', function () {
 
     const t0 = Date.now();
     mcpd = await mcpd.restart();
-    const after = await waitForInstance(mcpd, server, 'RUNNING and healthy in a new container', (v) => runningAndHealthy(v) && v.containerId !== before.containerId, 30_000);
+    const after = await waitForInstance(
+      mcpd,
+      server,
+      'RUNNING and healthy in a new container',
+      (v) => runningAndHealthy(v) && v.containerId !== before.containerId,
+      30_000,
+    );
     const seconds = (Date.now() - t0) / 1000;
     console.log(`      healthy in a new container ${seconds.toFixed(1)} s after mcpd was started again`);
 
     const why = after.events.find((e) => e.type === 'AttemptFailed' && e.message.includes(before.containerId!.slice(0, 12)));
     assert.ok(why, `an event names the gone container: ${JSON.stringify(after.events.slice(-8))}`);
     assert.match(why.message, /is gone \(removed while mcpd was down\)/);
-    assert.ok(!after.events.some((e) => e.type === 'HealthChanged' && /unknown instance/.test(e.message)), 'no probe blamed the server for the gateway not knowing it');
+    assert.ok(
+      !after.events.some((e) => e.type === 'HealthChanged' && /unknown instance/.test(e.message)),
+      'no probe blamed the server for the gateway not knowing it',
+    );
 
     await assertOneCurrentContainer(docker, server, after);
     assert.equal(await echoThroughGateway(mcpd, server, 'after the reconcile'), 'after the reconcile');
     const listed = await callApi(mcpd, 'GET', '/api/v1/instances');
-    assert.ok(listed.json.items.some((v: { id: string }) => v.id === server.instance), 'no instance was lost');
+    assert.ok(
+      listed.json.items.some((v: { id: string }) => v.id === server.instance),
+      'no instance was lost',
+    );
     const ctl = await runMcpctl(mcpd, ['get', 'instances'], { cwd: workDir });
     assert.equal(ctl.code, 0, ctl.stderr);
     assertNoSecret(server, { 'mcpd output before': firstOutput, 'mcpd output': mcpd.output(), API: listed.text, mcpctl: ctl.stdout + ctl.stderr });

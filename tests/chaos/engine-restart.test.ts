@@ -35,11 +35,17 @@ class TestEngine {
     const proc = spawn(
       'dockerd',
       [
-        '--data-root', path.join(this.dir, 'data'),
-        '--exec-root', path.join(this.dir, 'exec'),
-        '--pidfile', path.join(this.dir, 'docker.pid'),
-        '-H', `unix://${this.socket}`,
-        '--bridge=none', '--iptables=false', '--ip6tables=false',
+        '--data-root',
+        path.join(this.dir, 'data'),
+        '--exec-root',
+        path.join(this.dir, 'exec'),
+        '--pidfile',
+        path.join(this.dir, 'docker.pid'),
+        '-H',
+        `unix://${this.socket}`,
+        '--bridge=none',
+        '--iptables=false',
+        '--ip6tables=false',
       ],
       { stdio: ['ignore', log, log] },
     );
@@ -105,7 +111,14 @@ describe('chaos: the Docker engine restarts', function () {
     if (engine) {
       // Everything this engine ran goes with its data root.
       const left = await engine.docker.listContainers({ all: true }).catch(() => []);
-      await Promise.all(left.map((c) => engine.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+      await Promise.all(
+        left.map((c) =>
+          engine.docker
+            .getContainer(c.Id)
+            .remove({ force: true })
+            .catch(() => undefined),
+        ),
+      );
       await engine.stop();
     }
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
@@ -115,7 +128,13 @@ describe('chaos: the Docker engine restarts', function () {
     const before = await waitForInstance(mcpd, server, 'RUNNING and healthy', runningAndHealthy, 30_000);
     await engine.stop();
     const back = await engine.start();
-    const after = await waitForInstance(mcpd, server, 'RUNNING and healthy in a new container', (v) => runningAndHealthy(v) && v.containerId !== before.containerId, 30_000);
+    const after = await waitForInstance(
+      mcpd,
+      server,
+      'RUNNING and healthy in a new container',
+      (v) => runningAndHealthy(v) && v.containerId !== before.containerId,
+      30_000,
+    );
     const seconds = (Date.now() - back) / 1000;
     console.log(`      RUNNING and healthy ${seconds.toFixed(1)} s after the engine answered again`);
     assert.ok(seconds <= 15, `healthy within 15 s of the engine answering, took ${seconds.toFixed(1)} s`);
@@ -128,7 +147,10 @@ describe('chaos: the Docker engine restarts', function () {
     await assertOneCurrentContainer(engine.docker, server, after);
     assert.equal(await echoThroughGateway(mcpd, server, 'after the engine restart'), 'after the engine restart');
     const listed = await callApi(mcpd, 'GET', '/api/v1/instances');
-    assert.ok(listed.json.items.some((v: { id: string }) => v.id === server.instance), 'no instance was lost');
+    assert.ok(
+      listed.json.items.some((v: { id: string }) => v.id === server.instance),
+      'no instance was lost',
+    );
     const ctl = await runMcpctl(mcpd, ['get', 'instances'], { cwd: workDir });
     assert.equal(ctl.code, 0, ctl.stderr);
     assertNoSecret(server, { 'mcpd output': mcpd.output(), API: listed.text, mcpctl: ctl.stdout + ctl.stderr });

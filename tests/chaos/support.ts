@@ -23,7 +23,11 @@ export interface ChaosServer {
 type Api = Pick<McpdProcess, 'url' | 'token'>;
 
 /** Writes the secret, applies and starts a one-replica gitea-like server (short retry delays for tests). */
-export async function applyServer(mcpd: Api, prefix: string, retry: Record<string, number> = { fastDelaySeconds: 30, fastAttempts: 5, slowDelaySeconds: 300, stableSeconds: 60 }): Promise<ChaosServer> {
+export async function applyServer(
+  mcpd: Api,
+  prefix: string,
+  retry: Record<string, number> = { fastDelaySeconds: 30, fastAttempts: 5, slowDelaySeconds: 300, stableSeconds: 60 },
+): Promise<ChaosServer> {
   const suffix = randomBytes(3).toString('hex');
   const name = `t-chaos-${prefix}-${suffix}`;
   const token = randomBytes(20).toString('hex');
@@ -51,12 +55,19 @@ export async function instanceView(mcpd: Api, server: ChaosServer): Promise<Inst
   return res.json as InstanceView;
 }
 
-export function waitForInstance(mcpd: Api & Partial<Pick<McpdProcess, 'output'>>, server: ChaosServer, what: string, ok: (v: InstanceView) => boolean, timeoutMs: number): Promise<InstanceView> {
+export function waitForInstance(
+  mcpd: Api & Partial<Pick<McpdProcess, 'output'>>,
+  server: ChaosServer,
+  what: string,
+  ok: (v: InstanceView) => boolean,
+  timeoutMs: number,
+): Promise<InstanceView> {
   return waitForValue(() => instanceView(mcpd, server), ok, {
     timeoutMs,
     intervalMs: 200,
     what,
-    describe: (v) => JSON.stringify({ ...v, events: v.events.slice(-6) }) + (mcpd.output ? `\n--- mcpd ---\n${mcpd.output().trim().split('\n').slice(-15).join('\n')}` : ''),
+    describe: (v) =>
+      JSON.stringify({ ...v, events: v.events.slice(-6) }) + (mcpd.output ? `\n--- mcpd ---\n${mcpd.output().trim().split('\n').slice(-15).join('\n')}` : ''),
   });
 }
 
@@ -65,9 +76,16 @@ export const runningAndHealthy = (v: InstanceView) => v.status === 'RUNNING' && 
 /** One tools/call of echo through /mcp/servers/<name>, as a client would make it; returns the text. */
 export async function echoThroughGateway(mcpd: Api, server: ChaosServer, text: string): Promise<string> {
   const client = new Client({ name: 'chaos-test', version: '1' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp/servers/${server.name}`), { requestInit: { headers: { authorization: `Bearer ${mcpd.token}` } } }));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp/servers/${server.name}`), {
+      requestInit: { headers: { authorization: `Bearer ${mcpd.token}` } },
+    }),
+  );
   try {
-    const result = (await client.callTool({ name: 'echo', arguments: { message: text } }, undefined, { timeout: 10_000 })) as { isError?: boolean; content: { type: string; text: string }[] };
+    const result = (await client.callTool({ name: 'echo', arguments: { message: text } }, undefined, { timeout: 10_000 })) as {
+      isError?: boolean;
+      content: { type: string; text: string }[];
+    };
     assert.ok(!result.isError, `echo failed: ${JSON.stringify(result.content)}`);
     return result.content.map((c) => c.text).join('');
   } finally {
@@ -78,8 +96,12 @@ export async function echoThroughGateway(mcpd: Api, server: ChaosServer, text: s
 /** Exactly one container carries the instance's label, and it is the one the instance says is current (no duplicate, no orphan). */
 export async function assertOneCurrentContainer(docker: Docker, server: ChaosServer, view: InstanceView): Promise<void> {
   const containers = await docker.listContainers({ all: true, filters: { label: [`${LABELS.server}=${server.name}`] } });
-  assert.equal(containers.length, 1, `one container for ${server.name}, found ${containers.map((c) => `${c.Id.slice(0, 12)} ${c.State}`).join(', ') || 'none'}`);
-  assert.equal(containers[0].Id, view.containerId, 'the container is the instance\'s current one');
+  assert.equal(
+    containers.length,
+    1,
+    `one container for ${server.name}, found ${containers.map((c) => `${c.Id.slice(0, 12)} ${c.State}`).join(', ') || 'none'}`,
+  );
+  assert.equal(containers[0].Id, view.containerId, "the container is the instance's current one");
   assert.equal(containers[0].State, 'running');
 }
 

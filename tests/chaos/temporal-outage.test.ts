@@ -35,7 +35,13 @@ describe('chaos: Temporal stops answering', function () {
 
   before(async () => {
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-chaos-temporal-'));
-    temporal = await startTemporalDevServer({ temporalBin: env.temporalCli, port: await freePort(), uiPort: null, dbFile: null, logFile: path.join(workDir, 'temporal.log') });
+    temporal = await startTemporalDevServer({
+      temporalBin: env.temporalCli,
+      port: await freePort(),
+      uiPort: null,
+      dbFile: null,
+      logFile: path.join(workDir, 'temporal.log'),
+    });
     mcpd = await startMcpd({ env: { TEMPORAL_ADDRESS: temporal.address } });
     server = await applyServer(mcpd, 'temporal');
     await waitForInstance(mcpd, server, 'RUNNING and healthy', runningAndHealthy, 60_000);
@@ -97,12 +103,23 @@ describe('chaos: Temporal stops answering', function () {
     assert.equal(await echoThroughGateway(mcpd, server, 'during the outage'), 'during the outage');
 
     resume();
-    const listedAgain = await waitForValue(() => callApi(mcpd, 'GET', '/api/v1/instances'), (r) => r.status === 200, { timeoutMs: 30_000, what: 'the API to answer after SIGCONT' });
+    const listedAgain = await waitForValue(
+      () => callApi(mcpd, 'GET', '/api/v1/instances'),
+      (r) => r.status === 200,
+      { timeoutMs: 30_000, what: 'the API to answer after SIGCONT' },
+    );
     outputs['API'] = listedAgain.text;
-    assert.ok(listedAgain.json.items.some((v: { id: string }) => v.id === server.instance), 'no instance was lost');
+    assert.ok(
+      listedAgain.json.items.some((v: { id: string }) => v.id === server.instance),
+      'no instance was lost',
+    );
     const after = await waitForInstance(mcpd, server, 'RUNNING and healthy after SIGCONT', runningAndHealthy, 30_000);
     assert.equal(after.containerId, before.containerId, 'the container was kept through the outage');
-    await waitForValue(async () => (await (await fetch(`${mcpd.url}/readyz`)).json()) as Record<string, string>, (b) => b.controlPlane === 'ok', { timeoutMs: 10_000, what: '/readyz to report the control plane ok' });
+    await waitForValue(
+      async () => (await (await fetch(`${mcpd.url}/readyz`)).json()) as Record<string, string>,
+      (b) => b.controlPlane === 'ok',
+      { timeoutMs: 10_000, what: '/readyz to report the control plane ok' },
+    );
     const ctlAgain = await runMcpctl(mcpd, ['get', 'instances'], { cwd: workDir });
     assert.equal(ctlAgain.code, 0, ctlAgain.stderr);
     assert.match(ctlAgain.stdout, new RegExp(server.name));

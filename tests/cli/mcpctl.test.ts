@@ -14,8 +14,6 @@ import type { InstanceView } from '../../src/contracts/instance';
 import { startMcpd, waitFor, type McpdProcess } from '../support/stack';
 import { MCPCTL, runMcpctl } from '../support/clients';
 
-
-
 describe('mcpctl (end to end)', function () {
   this.timeout(240_000);
   const suffix = randomBytes(2).toString('hex');
@@ -45,10 +43,13 @@ describe('mcpctl (end to end)', function () {
   }
 
   async function waitHealthy(count: number): Promise<void> {
-    await waitFor(async () => {
-      const items = await instances();
-      return items.length === count && items.every((i) => i.status === 'RUNNING' && i.health === 'healthy');
-    }, { timeoutMs: 120_000, intervalMs: 1000, what: `${count} healthy instance(s) of ${name}` });
+    await waitFor(
+      async () => {
+        const items = await instances();
+        return items.length === count && items.every((i) => i.status === 'RUNNING' && i.health === 'healthy');
+      },
+      { timeoutMs: 120_000, intervalMs: 1000, what: `${count} healthy instance(s) of ${name}` },
+    );
   }
 
   /** A long-running mcpctl (get -w, logs -f): its output so far, and a stop by its pid. */
@@ -167,7 +168,10 @@ describe('mcpctl (end to end)', function () {
         await waitFor(() => follower.stdout().includes('Starting default'), { what: 'followed logs' });
         await ok(['scale', 'server', name, '--replicas', '3']);
         // Only rows that change are printed again: the new instance appears without a new header.
-        await waitFor(() => new RegExp(`^mcp-instance:${name}:2\\s+RUNNING\\s+healthy`, 'm').test(watcher.stdout()), { timeoutMs: 90_000, what: 'the new instance row' });
+        await waitFor(() => new RegExp(`^mcp-instance:${name}:2\\s+RUNNING\\s+healthy`, 'm').test(watcher.stdout()), {
+          timeoutMs: 90_000,
+          what: 'the new instance row',
+        });
         assert.equal(watcher.stdout().match(/^ID\s/gm)?.length, 1, 'one header');
         assert.equal(follower.exitCode(), null, 'logs -f keeps streaming');
         await ok(['scale', 'server', name, '--replicas', '2']);
@@ -190,7 +194,15 @@ describe('mcpctl (end to end)', function () {
     it('creates, lists and deletes a secret without ever printing a value', async () => {
       const file = path.join(work, 'password.txt');
       fs.writeFileSync(file, 'file-value-should-stay-hidden');
-      const created = await ok(['create', 'secret', `${name}-s`, '--from-literal', 'token=literal-value-should-stay-hidden', '--from-file', `password=${file}`]);
+      const created = await ok([
+        'create',
+        'secret',
+        `${name}-s`,
+        '--from-literal',
+        'token=literal-value-should-stay-hidden',
+        '--from-file',
+        `password=${file}`,
+      ]);
       assert.match(created, new RegExp(`^secret/${name}-s created \\(keys: password, token; version 1\\)`));
       const list = await ok(['get', 'secrets']);
       assert.match(list, new RegExp(`^${name}-s\\s+password,token\\s+1\\s`, 'm'));

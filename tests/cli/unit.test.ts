@@ -71,14 +71,37 @@ describe('cli: formatting', () => {
   });
 
   it('aligns table columns', () => {
-    assert.equal(renderTable(['A', 'LONGER'], [['xxxx', 'y'], ['z', 'w']]), 'A      LONGER\nxxxx   y\nz      w');
+    assert.equal(
+      renderTable(
+        ['A', 'LONGER'],
+        [
+          ['xxxx', 'y'],
+          ['z', 'w'],
+        ],
+      ),
+      'A      LONGER\nxxxx   y\nz      w',
+    );
   });
 
   it('lists servers with ready/desired and instances with status, health and attempts', () => {
     const servers = renderItems([server()], serverColumns(false), 'table', NOW).split('\n');
     assert.match(servers[0], /^NAME\s+READY\s+STATE\s+TRANSPORT\s+SOURCE\s+AGE$/);
     assert.match(servers[1], /^gitea\s+1\/3\s+Running\s+stdio\s+mcpd\/gitea-like:dev\s+1h$/);
-    const rows = renderItems([instance(), instance({ id: 'mcp-instance:gitea:1', status: 'ERROR', health: 'unknown', error: 'secret resolution failed: x', nextRetryAt: new Date(NOW.getTime() + 30_000).toISOString() })], instanceColumns(false), 'table', NOW).split('\n');
+    const rows = renderItems(
+      [
+        instance(),
+        instance({
+          id: 'mcp-instance:gitea:1',
+          status: 'ERROR',
+          health: 'unknown',
+          error: 'secret resolution failed: x',
+          nextRetryAt: new Date(NOW.getTime() + 30_000).toISOString(),
+        }),
+      ],
+      instanceColumns(false),
+      'table',
+      NOW,
+    ).split('\n');
     assert.match(rows[1], /^mcp-instance:gitea:0\s+RUNNING\s+unhealthy\s+2\s+1m\s+-\s+-$/);
     assert.match(rows[2], /ERROR\s+unknown\s+2\s+1m\s+in 30s\s+secret resolution failed: x$/);
     const wide = renderItems([instance()], instanceColumns(true), 'wide', NOW);
@@ -127,7 +150,10 @@ describe('cli: documents', () => {
 
   it('splits KEY=VALUE without echoing a value when the key is missing', () => {
     assert.deepEqual(splitKeyValue('token=a=b', '--from-literal'), ['token', 'a=b']);
-    assert.throws(() => splitKeyValue('s3cretvalue', '--from-literal'), (err: Error) => !err.message.includes('s3cretvalue'));
+    assert.throws(
+      () => splitKeyValue('s3cretvalue', '--from-literal'),
+      (err: Error) => !err.message.includes('s3cretvalue'),
+    );
     assert.throws(() => splitKeyValue('=v', '--from-literal'), /KEY=VALUE/);
   });
 
@@ -143,7 +169,11 @@ describe('cli: connection and exit codes', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-cli-'));
     try {
       fs.writeFileSync(path.join(dir, 'api-token'), 'from-file\n');
-      assert.deepEqual(resolveConnection({ env: { MCPD_DATA_DIR: dir } }), { url: 'http://127.0.0.1:7400', token: 'from-file', tokenSource: path.join(dir, 'api-token') });
+      assert.deepEqual(resolveConnection({ env: { MCPD_DATA_DIR: dir } }), {
+        url: 'http://127.0.0.1:7400',
+        token: 'from-file',
+        tokenSource: path.join(dir, 'api-token'),
+      });
       assert.equal(resolveConnection({ env: { MCPD_DATA_DIR: dir, MCPD_TOKEN: 'from-env' } }).token, 'from-env');
       assert.equal(resolveConnection({ token: 'from-flag', env: { MCPD_TOKEN: 'from-env' } }).token, 'from-flag');
       assert.equal(resolveConnection({ server: 'http://127.0.0.1:9/', env: { MCPD_URL: 'http://x' } }).url, 'http://127.0.0.1:9');
@@ -171,7 +201,10 @@ describe('mcpctl start-up', () => {
       const dirs = Object.keys(require.cache).map((f) => /node_modules\\/((@[^/]+\\/)?[^/]+)/.exec(f)?.[1]).filter(Boolean);
       process.stderr.write(JSON.stringify([...new Set(dirs)]));
     })`;
-    const run = spawnSync(process.execPath, ['-e', script], { env: { PATH: process.env.PATH, MCPD_URL: 'http://127.0.0.1:1', MCPD_TOKEN: 'x' }, encoding: 'utf8' });
+    const run = spawnSync(process.execPath, ['-e', script], {
+      env: { PATH: process.env.PATH, MCPD_URL: 'http://127.0.0.1:1', MCPD_TOKEN: 'x' },
+      encoding: 'utf8',
+    });
     const lastLine = run.stderr.trim().split('\n').pop() ?? '';
     return JSON.parse(lastLine) as string[];
   }
@@ -180,7 +213,11 @@ describe('mcpctl start-up', () => {
     for (const args of [['--help'], ['get', 'servers']]) {
       const loaded = packagesLoadedBy(args);
       assert.ok(loaded.includes('commander'), `the probe sees what mcpctl loads (${loaded.join(', ')})`);
-      assert.deepEqual(loaded.filter((p) => /^(yaml|zod|@temporalio\/.*|@modelcontextprotocol\/.*)$/.test(p)), [], `mcpctl ${args.join(' ')}`);
+      assert.deepEqual(
+        loaded.filter((p) => /^(yaml|zod|@temporalio\/.*|@modelcontextprotocol\/.*)$/.test(p)),
+        [],
+        `mcpctl ${args.join(' ')}`,
+      );
     }
   });
 });

@@ -97,7 +97,10 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
     await workers?.shutdown();
     await running?.catch(() => undefined);
     for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABELS.owner}=${OWNER}`] } })) {
-      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
     await secrets.delete(SECRET).catch(() => undefined);
     await nativeConnection?.close();
@@ -110,9 +113,18 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
     const parsed = validateSpec({ name: server, image: 'mcpd/gitea-like:dev', env: [{ name: 'GITEA_TOKEN', secretRef: { name: SECRET, key: 'token' } }] });
     assert.ok(parsed.ok);
     const args: InstanceWorkflowArgs = { server, ordinal: 0, spec: parsed.spec, node: NODE, tuning: { probes: false } };
-    const handle: WorkflowHandle = await client.workflow.start('instanceWorkflow', { taskQueue: TASK_QUEUE, workflowId: id, args: [args], staticSummary: `${server} instance 0` });
+    const handle: WorkflowHandle = await client.workflow.start('instanceWorkflow', {
+      taskQueue: TASK_QUEUE,
+      workflowId: id,
+      args: [args],
+      staticSummary: `${server} instance 0`,
+    });
 
-    const up = await until(() => handle.query(statusQuery), (v) => v.status === 'RUNNING', 'RUNNING');
+    const up = await until(
+      () => handle.query(statusQuery),
+      (v) => v.status === 'RUNNING',
+      'RUNNING',
+    );
     const info = await docker.getContainer(up.containerId!).inspect();
     assert.ok(info.Config.Env.includes(`GITEA_TOKEN=${TOKEN}`), 'the container got the secret');
     assert.equal(info.Config.Labels[LABELS.instance], id);
@@ -126,17 +138,30 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
     );
 
     await docker.getContainer(up.containerId!).kill();
-    const failed = await until(() => handle.query(statusQuery), (v) => v.status === 'ERROR', 'ERROR after the kill');
+    const failed = await until(
+      () => handle.query(statusQuery),
+      (v) => v.status === 'ERROR',
+      'ERROR after the kill',
+    );
     assert.equal(failed.error, 'container exited with code 137 (killed)');
     assert.equal(failed.attemptCount, 1);
     assert.equal(Date.parse(failed.nextRetryAt!) - Date.parse(failed.events.at(-1)!.at), 30_000);
-    assert.ok(routing.detached.some((d) => d.id === id), 'the gateway was told the upstream is gone');
+    assert.ok(
+      routing.detached.some((d) => d.id === id),
+      'the gateway was told the upstream is gone',
+    );
 
     await run(temporalCli, ['workflow', 'signal', '--address', address, '--workflow-id', id, '--name', 'forceRetry']);
-    const again: InstanceView = await until(() => handle.query(statusQuery), (v) => v.status === 'RUNNING' && v.attemptCount === 2, 'RUNNING after forceRetry');
+    const again: InstanceView = await until(
+      () => handle.query(statusQuery),
+      (v) => v.status === 'RUNNING' && v.attemptCount === 2,
+      'RUNNING after forceRetry',
+    );
     assert.notEqual(again.containerId, up.containerId);
 
-    const { stdout: history } = await run(temporalCli, ['workflow', 'show', '--address', address, '--workflow-id', id, '--output', 'json'], { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout: history } = await run(temporalCli, ['workflow', 'show', '--address', address, '--workflow-id', id, '--output', 'json'], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
     const readable = withDecodedPayloads(history);
     assert.ok(readable.includes(SECRET), 'the history holds the secret reference');
     assert.ok(!readable.includes(TOKEN), 'the history never holds the secret value');
@@ -150,17 +175,29 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
     assert.equal(left.length, 0, 'stop removed the container');
   });
 
-  it('the reaper removes this owner\'s containers whose workflow is gone, and nothing else', async () => {
+  it("the reaper removes this owner's containers whose workflow is gone, and nothing else", async () => {
     const orphanId = instanceId('t-docker-orphan', 0);
     const labels = (owner: string) => ({ [LABELS.managed]: 'true', [LABELS.instance]: orphanId, [LABELS.server]: 't-docker-orphan', [LABELS.owner]: owner });
-    const orphan = await docker.createContainer({ name: `t-docker-orphan-${process.pid}`, Image: 'mcpd/node-base:20', Cmd: ['node', '-e', '0'], Labels: labels(OWNER), HostConfig: { NetworkMode: 'none' } });
-    const foreign = await docker.createContainer({ name: `t-docker-foreign-${process.pid}`, Image: 'mcpd/node-base:20', Cmd: ['node', '-e', '0'], Labels: labels(`${OWNER}-other`), HostConfig: { NetworkMode: 'none' } });
+    const orphan = await docker.createContainer({
+      name: `t-docker-orphan-${process.pid}`,
+      Image: 'mcpd/node-base:20',
+      Cmd: ['node', '-e', '0'],
+      Labels: labels(OWNER),
+      HostConfig: { NetworkMode: 'none' },
+    });
+    const foreign = await docker.createContainer({
+      name: `t-docker-foreign-${process.pid}`,
+      Image: 'mcpd/node-base:20',
+      Cmd: ['node', '-e', '0'],
+      Labels: labels(`${OWNER}-other`),
+      HostConfig: { NetworkMode: 'none' },
+    });
     try {
       const reaper = new Reaper({ runtime, client, owner: OWNER });
       const removed = await reaper.reapOnce();
       assert.deepEqual(removed, [orphan.id]);
       await assert.rejects(orphan.inspect(), (err: { statusCode?: number }) => err.statusCode === 404);
-      assert.equal((await foreign.inspect()).Id, foreign.id, 'another owner\'s container is untouched');
+      assert.equal((await foreign.inspect()).Id, foreign.id, "another owner's container is untouched");
     } finally {
       await orphan.remove({ force: true }).catch(() => undefined);
       await foreign.remove({ force: true }).catch(() => undefined);

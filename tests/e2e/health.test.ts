@@ -78,8 +78,14 @@ describe('honest health (end to end)', function () {
     assert.equal(unhealthy.status, 'RUNNING', 'a failing readiness probe does not restart the container');
     assert.equal(unhealthy.containerId, running.containerId);
     assert.match(unhealthy.healthReason ?? '', /invalid token/);
-    assert.ok(unhealthy.events.some((e) => /unhealthy/.test(e.message) && /invalid token/.test(e.message)), 'the transition is an event with the reason');
-    assert.ok(unhealthy.events.some((e) => /degraded/.test(e.message)), 'degraded comes before unhealthy');
+    assert.ok(
+      unhealthy.events.some((e) => /unhealthy/.test(e.message) && /invalid token/.test(e.message)),
+      'the transition is an event with the reason',
+    );
+    assert.ok(
+      unhealthy.events.some((e) => /degraded/.test(e.message)),
+      'degraded comes before unhealthy',
+    );
 
     // An unhealthy instance leaves the gateway's aggregate.
     await waitFor(async () => !(await aggregateTools()).some((t) => t.startsWith(`${gitea}__`)), { timeoutMs: 10_000, what: 'tools to leave /mcp' });

@@ -50,10 +50,8 @@ describe('instance lifecycle (end to end)', function () {
       throw new Error(`${(err as Error).message}\n${pending}\n--- mcpd ---\n${logTail}`, { cause: err });
     }
   };
-  const containersOf = async () =>
-    docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${instance}`] } });
-  const temporal = (...args: string[]) =>
-    run(env.temporalCli, [...args, '--address', env.temporalAddress, '--namespace', 'default'], { maxBuffer: 64 << 20 });
+  const containersOf = async () => docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${instance}`] } });
+  const temporal = (...args: string[]) => run(env.temporalCli, [...args, '--address', env.temporalAddress, '--namespace', 'default'], { maxBuffer: 64 << 20 });
 
   before(async () => {
     mcpd = await startMcpd();
@@ -152,7 +150,10 @@ describe('instance lifecycle (end to end)', function () {
       assert.ok(waitSeconds < 10, `the first failure after a reset waits the fast delay, got ${waitSeconds}s`);
     }
     const back = await waitForView('RUNNING again in a new container', (c) => c.status === 'RUNNING' && c.containerId !== running.containerId, 30_000);
-    assert.ok(back.events.some((e) => /exit/i.test(e.message)), 'the exit is in the events');
+    assert.ok(
+      back.events.some((e) => /exit/i.test(e.message)),
+      'the exit is in the events',
+    );
     assert.equal((await containersOf()).length, 1, 'the dead container was replaced, not kept beside a new one');
     assert.ok(back.events.length <= 50);
   });
@@ -166,10 +167,14 @@ describe('instance lifecycle (end to end)', function () {
       new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp/servers/${server}`), { requestInit: { headers: { authorization: `Bearer ${mcpd.token}` } } }),
     );
     try {
-      const me = await waitFor(async () => {
-        const result = (await client.callTool({ name: 'get_me', arguments: {} }).catch(() => undefined)) as { isError?: boolean; content: { text: string }[] } | undefined;
-        return result && !result.isError ? result : undefined;
-      }, { timeoutMs: 30_000, intervalMs: 500, what: 'get_me through the gateway after the restart' });
+      const me = await waitFor(
+        async () => {
+          const result = (await client.callTool({ name: 'get_me', arguments: {} }).catch(() => undefined)) as
+            { isError?: boolean; content: { text: string }[] } | undefined;
+          return result && !result.isError ? result : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 500, what: 'get_me through the gateway after the restart' },
+      );
       assert.match(me.content[0].text, /login/);
     } finally {
       await client.close();

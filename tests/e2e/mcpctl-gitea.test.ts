@@ -14,7 +14,6 @@ import { LABELS } from '../../src/contracts/labels';
 import { removeContainers, startMcpd, waitFor, type McpdProcess } from '../support/stack';
 import { runMcpctl } from '../support/clients';
 
-
 describe('the gitea story through mcpctl (end to end)', function () {
   this.timeout(240_000);
   const server = `t-e2e-ctl-${randomBytes(2).toString('hex')}`;

@@ -48,7 +48,7 @@ describe('local images', function () {
     }
   });
 
-  it('python-base: the host\'s Python with the stdlib modules servers use, without the host\'s site-packages or a shell', () => {
+  it("python-base: the host's Python with the stdlib modules servers use, without the host's site-packages or a shell", () => {
     const name = `t-images-${randomBytes(4).toString('hex')}`;
     names.push(name);
     const script = [
@@ -57,10 +57,17 @@ describe('local images', function () {
       // pip and setuptools live in the host's site-packages, which the base leaves out.
       'print(sys.version.split()[0], u.find_spec("pip") is None)',
     ].join('; ');
-    const out = execFileSync('docker', ['run', '--rm', '--name', name, '--network', 'none', 'mcpd/python-base:3', 'python3', '-c', script], { encoding: 'utf8' }).trim();
-    const version = execFileSync('docker', ['image', 'inspect', '--format', '{{ index .Config.Labels "io.mcpd.python.version" }}', 'mcpd/python-base:3'], { encoding: 'utf8' }).trim();
+    const out = execFileSync('docker', ['run', '--rm', '--name', name, '--network', 'none', 'mcpd/python-base:3', 'python3', '-c', script], {
+      encoding: 'utf8',
+    }).trim();
+    const version = execFileSync('docker', ['image', 'inspect', '--format', '{{ index .Config.Labels "io.mcpd.python.version" }}', 'mcpd/python-base:3'], {
+      encoding: 'utf8',
+    }).trim();
     assert.equal(out, `${version} True`);
-    assert.throws(() => execFileSync('docker', ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', 'mcpd/python-base:3', '-c', 'true'], { stdio: 'ignore' }), 'no shell in the image');
+    assert.throws(
+      () => execFileSync('docker', ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', 'mcpd/python-base:3', '-c', 'true'], { stdio: 'ignore' }),
+      'no shell in the image',
+    );
   });
 
   it('gitea-like: get_me answers "token is required" without a token, yet tools/list works', async () => {
@@ -95,7 +102,10 @@ describe('local images', function () {
     assert.deepEqual(result.content, [{ type: 'text', text: 'slept 350 ms' }]);
     assert.ok(progress.length >= 2, `progress notifications arrived (${progress.join(',')})`);
     // The SDK client may drop the final notification when the result overtakes it.
-    assert.ok(progress.every((p, i) => p <= 350 && (i === 0 || p > progress[i - 1])), 'progress only grows, up to the total');
+    assert.ok(
+      progress.every((p, i) => p <= 350 && (i === 0 || p > progress[i - 1])),
+      'progress only grows, up to the total',
+    );
   });
 
   it('server-everything: serves its tools and its bundled docs resources over stdio', async () => {

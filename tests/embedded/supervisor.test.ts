@@ -44,7 +44,9 @@ async function startSupervisor(extraEnv: NodeJS.ProcessEnv = {}): Promise<Superv
   let output = '';
   child.stdout.on('data', (c) => (output += c));
   child.stderr.on('data', (c) => (output += c));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, output: () => output, exited, ports, dataDir };
 }
 
@@ -90,7 +92,12 @@ describe('npm start supervises mcpd', function () {
     assert.ok(firstPid, `npm start names mcpd's pid:\n${s.output()}`);
 
     process.kill(firstPid, 'SIGKILL');
-    await waitWithOutput(s, () => /mcpd exited \(signal SIGKILL; .*\); restarting it in 1s/.test(s.output()), 'the exit logged with its signal and the 1 s backoff', 10_000);
+    await waitWithOutput(
+      s,
+      () => /mcpd exited \(signal SIGKILL; .*\); restarting it in 1s/.test(s.output()),
+      'the exit logged with its signal and the 1 s backoff',
+      10_000,
+    );
     // Meanwhile the rest of the stack stays up.
     assert.equal(await isPortOpen('127.0.0.1', s.ports.temporal), true, 'Temporal keeps running while mcpd is down');
     assert.equal(await isPortOpen('127.0.0.1', s.ports.openbao), true, 'OpenBao keeps running while mcpd is down');
@@ -105,8 +112,13 @@ describe('npm start supervises mcpd', function () {
     const { code } = await s.exited;
     assert.equal(code, 0, s.output());
     const out = s.output();
-    const order = ['stopping mcpd', 'stopping OpenBao', 'stopping the Temporal dev server', 'stopped.'].map((line) => out.indexOf(line, out.indexOf('stopping what npm start started')));
-    assert.ok(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1])), `stops mcpd, OpenBao, Temporal in that order:\n${out}`);
+    const order = ['stopping mcpd', 'stopping OpenBao', 'stopping the Temporal dev server', 'stopped.'].map((line) =>
+      out.indexOf(line, out.indexOf('stopping what npm start started')),
+    );
+    assert.ok(
+      order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1])),
+      `stops mcpd, OpenBao, Temporal in that order:\n${out}`,
+    );
     assert.equal(await isPortOpen('127.0.0.1', s.ports.mcpd), false);
     assert.equal(await isPortOpen('127.0.0.1', s.ports.temporal), false);
     assert.equal(await isPortOpen('127.0.0.1', s.ports.openbao), false);

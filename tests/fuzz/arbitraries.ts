@@ -14,7 +14,13 @@ export function fuzzRuns(runs: number): number {
 
 /** Any JSON-like value, including prototype-looking keys and null-prototype objects. */
 export const junk: fc.Arbitrary<unknown> = fc.oneof(
-  fc.anything({ maxDepth: 3, maxKeys: 5, withNullPrototype: true, withBigInt: false, key: fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor', 'toString')) }),
+  fc.anything({
+    maxDepth: 3,
+    maxKeys: 5,
+    withNullPrototype: true,
+    withBigInt: false,
+    key: fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor', 'toString')),
+  }),
   fc.jsonValue({ maxDepth: 3 }),
 );
 

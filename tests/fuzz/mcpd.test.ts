@@ -99,7 +99,9 @@ describe('fuzz: mcpd over HTTP', function () {
     assert.equal(ready.status, 200, `mcpd stopped answering /readyz: ${ready.status} ${ready.text}`);
     for (const path of ['/mcp', `/mcp/servers/${UPSTREAM}`]) {
       const client = new Client({ name: 'fuzz-check', version: '1' });
-      await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpd.url}${path}`), { requestInit: { headers: { authorization: `Bearer ${mcpd.token}` } } }));
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${mcpd.url}${path}`), { requestInit: { headers: { authorization: `Bearer ${mcpd.token}` } } }),
+      );
       try {
         const tools = await client.listTools();
         assert.ok(tools.tools.length > 0, `${path} lists tools after the fuzz`);
@@ -118,25 +120,47 @@ describe('fuzz: mcpd over HTTP', function () {
       pathSegment.map((n) => ({ method: 'GET', path: `/servers/${encodeURIComponent(n)}` })),
       pathSegment.map((n) => ({ method: 'PUT', path: `/servers/${encodeURIComponent(confine(n, SERVER_NAME_PATTERN))}`, spec: true })),
       pathSegment.map((n) => ({ method: 'DELETE', path: `/servers/${encodeURIComponent(confine(n, SERVER_NAME_PATTERN))}` })),
-      fc.tuple(pathSegment, fc.constantFrom('start', 'stop')).map(([n, verb]) => ({ method: 'POST', path: `/servers/${encodeURIComponent(confine(n, SERVER_NAME_PATTERN))}/${verb}` })),
+      fc
+        .tuple(pathSegment, fc.constantFrom('start', 'stop'))
+        .map(([n, verb]) => ({ method: 'POST', path: `/servers/${encodeURIComponent(confine(n, SERVER_NAME_PATTERN))}/${verb}` })),
       // Scale only servers that do not exist: a fuzzed valid count on a fuzz server would start real containers.
       pathSegment.map((n) => ({ method: 'POST', path: `/servers/${encodeURIComponent(SERVER_NAME_PATTERN.test(n) ? `${FUZZ_PREFIX}absent` : n)}/scale` })),
       fc.constant({ method: 'GET', path: '/instances' }),
-      fc.tuple(pathSegment, fc.constantFrom('', '/events', '/logs')).map(([n, tail]) => ({ method: 'GET', path: `/instances/${encodeURIComponent(n)}${tail}` })),
+      fc
+        .tuple(pathSegment, fc.constantFrom('', '/events', '/logs'))
+        .map(([n, tail]) => ({ method: 'GET', path: `/instances/${encodeURIComponent(n)}${tail}` })),
       fc.tuple(pathSegment, fc.constantFrom('retry', 'restart')).map(([n, verb]) => ({ method: 'POST', path: `/instances/${encodeURIComponent(n)}/${verb}` })),
       fc.constant({ method: 'GET', path: '/secrets' }),
-      fc.tuple(fc.constantFrom('GET', 'PUT', 'DELETE'), pathSegment).map(([method, n]) => ({ method, path: `/secrets/${encodeURIComponent(confine(n, SECRET_NAME_PATTERN))}` })),
+      fc
+        .tuple(fc.constantFrom('GET', 'PUT', 'DELETE'), pathSegment)
+        .map(([method, n]) => ({ method, path: `/secrets/${encodeURIComponent(confine(n, SECRET_NAME_PATTERN))}` })),
       fc.constant({ method: 'GET', path: '/gateway' }),
-      fc.tuple(fc.constantFrom('GET', 'POST', 'PATCH', 'OPTIONS', 'DELETE'), fc.string({ maxLength: 20 })).map(([method, p]) => ({ method, path: `/${encodeURIComponent(p)}/x` })),
+      fc
+        .tuple(fc.constantFrom('GET', 'POST', 'PATCH', 'OPTIONS', 'DELETE'), fc.string({ maxLength: 20 }))
+        .map(([method, p]) => ({ method, path: `/${encodeURIComponent(p)}/x` })),
     );
-    const query = fc.array(fc.tuple(fc.oneof(fc.constantFrom('server', 'status', 'health', 'tail', 'follow', 'since', 'timestamps', 'q'), fc.string({ maxLength: 8 })), fc.string({ maxLength: 20 })), { maxLength: 4 });
+    const query = fc.array(
+      fc.tuple(
+        fc.oneof(fc.constantFrom('server', 'status', 'health', 'tail', 'follow', 'since', 'timestamps', 'q'), fc.string({ maxLength: 8 })),
+        fc.string({ maxLength: 20 }),
+      ),
+      { maxLength: 4 },
+    );
     const body = fc.oneof(
       { weight: 2, arbitrary: fc.constant({ kind: 'none' as const }) },
       { weight: 4, arbitrary: junk.map((value) => ({ kind: 'json' as const, value })) },
       { weight: 4, arbitrary: specLike({ replicas: fc.constantFrom(0, -1, 101, 1.5, '1', null) }).map((value) => ({ kind: 'spec' as const, value })) },
-      { weight: 2, arbitrary: fc.record({ data: fc.dictionary(fc.string({ maxLength: 8 }), junk, { maxKeys: 3 }) }).map((value) => ({ kind: 'json' as const, value })) },
+      {
+        weight: 2,
+        arbitrary: fc.record({ data: fc.dictionary(fc.string({ maxLength: 8 }), junk, { maxKeys: 3 }) }).map((value) => ({ kind: 'json' as const, value })),
+      },
       { weight: 2, arbitrary: fc.record({ replicas: junk }).map((value) => ({ kind: 'json' as const, value })) },
-      { weight: 2, arbitrary: fc.tuple(junk, fc.nat()).map(([v, cut]) => ({ kind: 'raw' as const, text: JSON.stringify(v ?? {}).slice(0, cut % 40) + '{', type: 'application/json' })) },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(junk, fc.nat())
+          .map(([v, cut]) => ({ kind: 'raw' as const, text: JSON.stringify(v ?? {}).slice(0, cut % 40) + '{', type: 'application/json' })),
+      },
       { weight: 1, arbitrary: fc.string({ maxLength: 30 }).map((text) => ({ kind: 'raw' as const, text, type: 'text/plain' })) },
       { weight: 1, arbitrary: fc.constant({ kind: 'raw' as const, text: `{"name":"${'x'.repeat(1_100_000)}"}`, type: 'application/json' }) },
     );
@@ -173,7 +197,10 @@ describe('fuzz: mcpd over HTTP', function () {
           assert.fail(`a ${answer.status} that is not JSON\n  ${finding}`);
         }
         assert.equal(typeof message, 'string', `a ${answer.status} without an error message\n  ${finding}`);
-        assert.ok((message as string).trim().length >= 8 && !GENERIC.test((message as string).trim()), `a ${answer.status} whose message does not say what was wrong\n  ${finding}`);
+        assert.ok(
+          (message as string).trim().length >= 8 && !GENERIC.test((message as string).trim()),
+          `a ${answer.status} whose message does not say what was wrong\n  ${finding}`,
+        );
       }
     }
 
@@ -193,7 +220,16 @@ describe('fuzz: mcpd over HTTP', function () {
     const id = fc.oneof(fc.integer(), fc.string({ maxLength: 8 }));
     const wrongId = fc.oneof(fc.constant(null), fc.boolean(), fc.double(), fc.object({ maxDepth: 1 }), fc.array(fc.integer(), { maxLength: 2 }));
     const method = fc.oneof(
-      fc.constantFrom('tools/list', 'tools/call', 'ping', 'resources/list', 'prompts/list', 'resources/templates/list', 'completion/complete', 'logging/setLevel'),
+      fc.constantFrom(
+        'tools/list',
+        'tools/call',
+        'ping',
+        'resources/list',
+        'prompts/list',
+        'resources/templates/list',
+        'completion/complete',
+        'logging/setLevel',
+      ),
       fc.string({ maxLength: 15 }),
     );
     const toolCall = fc.record({
@@ -204,8 +240,24 @@ describe('fuzz: mcpd over HTTP', function () {
     const validRequest = fc.record({ jsonrpc: fc.constant('2.0'), id, method, params }, { requiredKeys: ['jsonrpc', 'id', 'method'] });
     const message = fc.oneof(
       { weight: 6, arbitrary: validRequest },
-      { weight: 1, arbitrary: fc.record({ jsonrpc: fc.constantFrom('2.0', '1.0', 2, undefined), id: wrongId, method: fc.oneof(method, fc.integer()), params }) },
-      { weight: 1, arbitrary: fc.record({ jsonrpc: fc.constant('2.0'), method: fc.constantFrom('notifications/cancelled', 'notifications/progress', 'notifications/initialized', 'notifications/roots/list_changed', 'notifications/x'), params: fc.oneof(fc.record({ requestId: id, reason: fc.string() }), junk) }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({ jsonrpc: fc.constantFrom('2.0', '1.0', 2, undefined), id: wrongId, method: fc.oneof(method, fc.integer()), params }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          jsonrpc: fc.constant('2.0'),
+          method: fc.constantFrom(
+            'notifications/cancelled',
+            'notifications/progress',
+            'notifications/initialized',
+            'notifications/roots/list_changed',
+            'notifications/x',
+          ),
+          params: fc.oneof(fc.record({ requestId: id, reason: fc.string() }), junk),
+        }),
+      },
       { weight: 1, arbitrary: fc.record({ jsonrpc: fc.constant('2.0'), id, result: junk }) }, // a response to a request nobody sent
       { weight: 1, arbitrary: fc.record({ jsonrpc: fc.constant('2.0'), id, error: fc.record({ code: fc.integer(), message: fc.string() }) }) },
       { weight: 1, arbitrary: junk },
@@ -213,22 +265,50 @@ describe('fuzz: mcpd over HTTP', function () {
     const frame = fc.oneof(
       { weight: 6, arbitrary: message.map((m) => ({ kind: 'one' as const, body: JSON.stringify(m ?? null) })) },
       { weight: 2, arbitrary: fc.array(message, { minLength: 0, maxLength: 5 }).map((ms) => ({ kind: 'batch' as const, body: JSON.stringify(ms) })) },
-      { weight: 2, arbitrary: fc.tuple(validRequest, fc.nat()).map(([m, cut]) => ({ kind: 'truncated' as const, body: JSON.stringify(m).slice(0, cut % JSON.stringify(m).length) })) },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(validRequest, fc.nat())
+          .map(([m, cut]) => ({ kind: 'truncated' as const, body: JSON.stringify(m).slice(0, cut % JSON.stringify(m).length) })),
+      },
       { weight: 1, arbitrary: fc.string({ maxLength: 40 }).map((body) => ({ kind: 'text' as const, body })) },
-      { weight: 1, arbitrary: validRequest.map((m) => ({ kind: 'batch' as const, body: JSON.stringify(Array.from({ length: 101 }, (_, i) => ({ ...m, id: i }))) })) },
+      {
+        weight: 1,
+        arbitrary: validRequest.map((m) => ({ kind: 'batch' as const, body: JSON.stringify(Array.from({ length: 101 }, (_, i) => ({ ...m, id: i }))) })),
+      },
     );
-    const oversized = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x'.repeat(4 * 1024 * 1024 + 10) } } });
+    const oversized = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { message: 'x'.repeat(4 * 1024 * 1024 + 10) } },
+    });
     const headerFuzz = fc.record({
-      session: fc.oneof({ weight: 10, arbitrary: fc.constant('own' as const) }, { weight: 1, arbitrary: fc.constantFrom('none' as const, 'random' as const, 'other-route' as const) }),
-      accept: fc.oneof({ weight: 10, arbitrary: fc.constant('application/json, text/event-stream') }, { weight: 1, arbitrary: fc.constantFrom('application/json', '*/*', '') }),
-      contentType: fc.oneof({ weight: 10, arbitrary: fc.constant('application/json') }, { weight: 1, arbitrary: fc.constantFrom('text/plain', 'application/json; charset=utf-8', '') }),
+      session: fc.oneof(
+        { weight: 10, arbitrary: fc.constant('own' as const) },
+        { weight: 1, arbitrary: fc.constantFrom('none' as const, 'random' as const, 'other-route' as const) },
+      ),
+      accept: fc.oneof(
+        { weight: 10, arbitrary: fc.constant('application/json, text/event-stream') },
+        { weight: 1, arbitrary: fc.constantFrom('application/json', '*/*', '') },
+      ),
+      contentType: fc.oneof(
+        { weight: 10, arbitrary: fc.constant('application/json') },
+        { weight: 1, arbitrary: fc.constantFrom('text/plain', 'application/json; charset=utf-8', '') },
+      ),
       version: fc.oneof({ weight: 10, arbitrary: fc.constant(LATEST_PROTOCOL_VERSION) }, { weight: 1, arbitrary: fc.constantFrom('1999-01-01', '', 'x') }),
       // Not GET: with a session it opens the event stream, which stays open by design.
       method: fc.oneof({ weight: 20, arbitrary: fc.constant('POST') }, { weight: 1, arbitrary: fc.constantFrom('PUT', 'PATCH') }),
     });
     const run = fc.record({
       route: fc.constantFrom('/mcp', `/mcp/servers/${UPSTREAM}`),
-      exchanges: fc.array(fc.record({ frame: fc.oneof({ weight: 60, arbitrary: frame }, { weight: 1, arbitrary: fc.constant({ kind: 'oversized' as const, body: oversized }) }), headers: headerFuzz }), { minLength: 1, maxLength: 4 }),
+      exchanges: fc.array(
+        fc.record({
+          frame: fc.oneof({ weight: 60, arbitrary: frame }, { weight: 1, arbitrary: fc.constant({ kind: 'oversized' as const, body: oversized }) }),
+          headers: headerFuzz,
+        }),
+        { minLength: 1, maxLength: 4 },
+      ),
     });
 
     /** A fresh session on `route`, initialized the way a client does it. */
@@ -236,7 +316,12 @@ describe('fuzz: mcpd over HTTP', function () {
       const init = await fetch(`${mcpd.url}${route}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${mcpd.token}`, accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'fuzz', version: '1' } } }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 0,
+          method: 'initialize',
+          params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'fuzz', version: '1' } },
+        }),
         signal: AbortSignal.timeout(ANSWER_WITHIN_MS),
       });
       await init.text();
@@ -244,7 +329,13 @@ describe('fuzz: mcpd over HTTP', function () {
       assert.ok(init.status === 200 && session, `initialize on ${route}: ${init.status}`);
       await send(`${mcpd.url}${route}`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${mcpd.token}`, accept: 'application/json, text/event-stream', 'content-type': 'application/json', 'mcp-session-id': session, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION },
+        headers: {
+          authorization: `Bearer ${mcpd.token}`,
+          accept: 'application/json, text/event-stream',
+          'content-type': 'application/json',
+          'mcp-session-id': session,
+          'mcp-protocol-version': LATEST_PROTOCOL_VERSION,
+        },
         body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
       });
       return session;
@@ -278,12 +369,18 @@ describe('fuzz: mcpd over HTTP', function () {
         if (!m || typeof m !== 'object' || !('error' in m)) continue;
         assert.equal(typeof m.error?.code, 'number', `a JSON-RPC error without a numeric code\n  ${finding}`);
         const text = m.error?.message;
-        assert.ok(typeof text === 'string' && text.trim().length >= 8 && !GENERIC.test(text.trim()), `a JSON-RPC error whose message does not say what was wrong\n  ${finding}`);
+        assert.ok(
+          typeof text === 'string' && text.trim().length >= 8 && !GENERIC.test(text.trim()),
+          `a JSON-RPC error whose message does not say what was wrong\n  ${finding}`,
+        );
       }
     }
 
     it('answers every fuzzed frame within the bound, never with a 5xx, every error with its reason', async () => {
-      const other = { '/mcp': await openSession(`/mcp/servers/${UPSTREAM}`), [`/mcp/servers/${UPSTREAM}`]: await openSession('/mcp') } as Record<string, string>;
+      const other = { '/mcp': await openSession(`/mcp/servers/${UPSTREAM}`), [`/mcp/servers/${UPSTREAM}`]: await openSession('/mcp') } as Record<
+        string,
+        string
+      >;
       let frames = 0;
       await fc.assert(
         fc.asyncProperty(run, async ({ route, exchanges }) => {
@@ -311,13 +408,17 @@ describe('fuzz: mcpd over HTTP', function () {
               if (answer.status === 200 && h.session === 'own' && frame.kind !== 'text' && frame.kind !== 'truncated') {
                 // Every request in the frame is answered, by its own id.
                 const sent = ([] as unknown[]).concat(JSON.parse(frame.body)) as { id?: unknown; method?: unknown }[];
-                const asked = sent.filter((m) => m && typeof m === 'object' && typeof m.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number')).map((m) => m.id);
+                const asked = sent
+                  .filter((m) => m && typeof m === 'object' && typeof m.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number'))
+                  .map((m) => m.id);
                 const answered = (messagesOf(answer) as { id?: unknown }[]).map((m) => m.id);
                 for (const wanted of asked) assert.ok(answered.includes(wanted), `request id ${JSON.stringify(wanted)} got no answer\n  ${finding}`);
               }
             }
           } finally {
-            await send(`${mcpd.url}${route}`, { method: 'DELETE', headers: { authorization: `Bearer ${mcpd.token}`, 'mcp-session-id': own } }).catch(() => undefined);
+            await send(`${mcpd.url}${route}`, { method: 'DELETE', headers: { authorization: `Bearer ${mcpd.token}`, 'mcp-session-id': own } }).catch(
+              () => undefined,
+            );
           }
         }),
         { seed: FUZZ_SEED, numRuns: fuzzRuns(1000), endOnFailure: true },

@@ -59,7 +59,9 @@ describe('fuzz: spec validation', function () {
   });
 
   it('names every unknown key it rejects', () => {
-    const unknownKey = fc.stringMatching(/^[a-zA-Z][a-zA-Z0-9]{0,11}$/).filter((k) => !/^(name|image|packageName|command|args|transport|port|path|replicas|env|healthCheck|retry|resources)$/.test(k));
+    const unknownKey = fc
+      .stringMatching(/^[a-zA-Z][a-zA-Z0-9]{0,11}$/)
+      .filter((k) => !/^(name|image|packageName|command|args|transport|port|path|replicas|env|healthCheck|retry|resources)$/.test(k));
     fc.assert(
       fc.property(specLike(), unknownKey, fc.jsonValue(), (spec, key, value) => {
         const input = { ...(spec as object), [key]: value };

@@ -49,6 +49,11 @@ export async function removeContainers(serverPrefix: string): Promise<void> {
   await Promise.all(
     list
       .filter((c) => (c.Labels[LABELS.server] ?? '').startsWith(serverPrefix))
-      .map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)),
+      .map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
   );
 }

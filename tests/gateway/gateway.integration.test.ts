@@ -9,11 +9,7 @@ import type { Server as HttpServer } from 'node:http';
 import express from 'express';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import {
-  CreateMessageRequestSchema,
-  ToolListChangedNotificationSchema,
-  type ClientCapabilities,
-} from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageRequestSchema, ToolListChangedNotificationSchema, type ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { Gateway } from '../../src/gateway/gateway';
 import { mountGateway, type GatewayHttp } from '../../src/gateway/http';
 import type { UpstreamTarget } from '../../src/contracts/routing';
@@ -104,11 +100,9 @@ describe('gateway (integration, real containers)', function () {
     it('relays progress notifications of a long call', async () => {
       const client = await connect('/mcp');
       const progress: number[] = [];
-      const result = await client.callTool(
-        { name: 't-gw-ev__trigger-long-running-operation', arguments: { duration: 0.6, steps: 3 } },
-        undefined,
-        { onprogress: (p) => progress.push(p.progress) },
-      );
+      const result = await client.callTool({ name: 't-gw-ev__trigger-long-running-operation', arguments: { duration: 0.6, steps: 3 } }, undefined, {
+        onprogress: (p) => progress.push(p.progress),
+      });
       assert.match(textOf(result), /completed/);
       assert.deepEqual(progress, [1, 2, 3]);
     });
@@ -151,7 +145,10 @@ describe('gateway (integration, real containers)', function () {
       assert.equal(oversized.status, 413);
 
       const client = await connect('/mcp');
-      await assert.rejects(client.callTool({ name: 't-gw-gitea__no_such_tool', arguments: {} }), (e: { code?: number }) => e.code === -32602 || e.code === -32601);
+      await assert.rejects(
+        client.callTool({ name: 't-gw-gitea__no_such_tool', arguments: {} }),
+        (e: { code?: number }) => e.code === -32602 || e.code === -32601,
+      );
       await assert.rejects(client.callTool({ name: 'nosuchserver__echo', arguments: {} }), (e: { code?: number; message: string }) => {
         assert.equal(e.code, -32602);
         assert.match(e.message, /Unknown tool: nosuchserver__echo/);
@@ -242,7 +239,12 @@ describe('gateway (integration, real containers)', function () {
       const response = await fetch(`http://127.0.0.1:${PORT}/mcp/servers/t-gw-nope`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+        }),
       });
       assert.equal(response.status, 404);
       assert.match(((await response.json()) as { error: { message: string } }).error.message, /t-gw-nope.*not running/);
@@ -253,14 +255,21 @@ describe('gateway (integration, real containers)', function () {
     it('resolves with the tool result, isError included, and rejects clearly', async () => {
       const ok = await gateway.execute(gitea.instanceId, { method: 'tools/call', params: { name: 'get_me', arguments: {} } }, { timeoutMs: 5000 });
       assert.match(textOf(ok), /mcpd-test/);
-      await assert.rejects(gateway.execute('mcp-instance:t-gw-unknown:0', { method: 'tools/list' }, { timeoutMs: 1000 }), /unknown instance mcp-instance:t-gw-unknown:0/);
+      await assert.rejects(
+        gateway.execute('mcp-instance:t-gw-unknown:0', { method: 'tools/list' }, { timeoutMs: 1000 }),
+        /unknown instance mcp-instance:t-gw-unknown:0/,
+      );
       await assert.rejects(
         gateway.execute(gitea.instanceId, { method: 'tools/call', params: { name: 'hang', arguments: {} } }, { timeoutMs: 1000 }),
         /timeout after 1 s/,
       );
       await assert.rejects(gateway.execute(gitea.instanceId, { method: 'no/such/method' }, { timeoutMs: 5000 }), /JSON-RPC error -32601/);
       const controller = new AbortController();
-      const aborted = gateway.execute(gitea.instanceId, { method: 'tools/call', params: { name: 'hang', arguments: {} } }, { timeoutMs: 10_000, signal: controller.signal });
+      const aborted = gateway.execute(
+        gitea.instanceId,
+        { method: 'tools/call', params: { name: 'hang', arguments: {} } },
+        { timeoutMs: 10_000, signal: controller.signal },
+      );
       controller.abort();
       await assert.rejects(aborted, /cancelled/);
     });
@@ -276,7 +285,11 @@ describe('gateway (integration, real containers)', function () {
         const names = (await client.listTools()).tools.map((t) => t.name);
         assert.ok(!names.some((n) => n.startsWith('t-gw-gitea__')), 'unready tools leave the list');
         await assert.rejects(client.callTool({ name: 't-gw-gitea__echo', arguments: { message: 'x' } }), /no ready instance/);
-        const probe = await gateway.execute(gitea.instanceId, { method: 'tools/call', params: { name: 'echo', arguments: { message: 'probe' } } }, { timeoutMs: 5000 });
+        const probe = await gateway.execute(
+          gitea.instanceId,
+          { method: 'tools/call', params: { name: 'echo', arguments: { message: 'probe' } } },
+          { timeoutMs: 5000 },
+        );
         assert.equal(textOf(probe), 'probe');
       } finally {
         gateway.setReady(gitea.instanceId, true);
@@ -304,7 +317,10 @@ describe('gateway (integration, real containers)', function () {
         assert.deepEqual(second, first);
         assert.equal(wire.filter((m) => m === 'tools/list').length, 1, 'the second list did not ask the frozen upstream again');
       } finally {
-        await docker.getContainer(frozen.containerId).unpause().catch(() => undefined);
+        await docker
+          .getContainer(frozen.containerId)
+          .unpause()
+          .catch(() => undefined);
         await gateway.detach(frozen.instanceId, 'test over');
         await docker.getContainer(frozen.containerId).remove({ force: true });
       }
@@ -351,13 +367,21 @@ describe('gateway (integration, real containers)', function () {
       await gateway.detach(gitea.instanceId, 'mcpd restarting');
       try {
         await second.attach(gitea);
-        const result = await second.execute(gitea.instanceId, { method: 'tools/call', params: { name: 'echo', arguments: { message: 'again' } } }, { timeoutMs: 5000 });
+        const result = await second.execute(
+          gitea.instanceId,
+          { method: 'tools/call', params: { name: 'echo', arguments: { message: 'again' } } },
+          { timeoutMs: 5000 },
+        );
         assert.equal(textOf(result), 'again');
       } finally {
         await second.close();
         await gateway.attach(gitea);
       }
-      const result = await gateway.execute(gitea.instanceId, { method: 'tools/call', params: { name: 'echo', arguments: { message: 'back' } } }, { timeoutMs: 5000 });
+      const result = await gateway.execute(
+        gitea.instanceId,
+        { method: 'tools/call', params: { name: 'echo', arguments: { message: 'back' } } },
+        { timeoutMs: 5000 },
+      );
       assert.equal(textOf(result), 'back');
     });
   });
@@ -387,7 +411,10 @@ describe('gateway (integration, real containers)', function () {
         await assert.rejects(killed, /instance mcp-instance:t-gw-web:0 stopped/);
       } finally {
         await gateway.detach(target.instanceId, 'test over');
-        await docker.getContainer(target.containerId).remove({ force: true }).catch(() => undefined);
+        await docker
+          .getContainer(target.containerId)
+          .remove({ force: true })
+          .catch(() => undefined);
       }
     });
 
@@ -407,7 +434,10 @@ describe('gateway (integration, real containers)', function () {
         assert.equal(textOf(await client.callTool({ name: 't-gw-sse__echo', arguments: { message: 'sse' } })), 'Echo: sse');
       } finally {
         await gateway.detach(target.instanceId, 'test over');
-        await docker.getContainer(target.containerId).remove({ force: true }).catch(() => undefined);
+        await docker
+          .getContainer(target.containerId)
+          .remove({ force: true })
+          .catch(() => undefined);
       }
     });
   });

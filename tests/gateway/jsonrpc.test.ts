@@ -50,7 +50,11 @@ describe('gateway: malformed JSON-RPC over HTTP (real container)', function () {
   let base: string;
 
   async function post(path: string, body: unknown, session?: string): Promise<{ status: number; session: string | null; body: Reply }> {
-    const res = await fetch(`${base}${path}`, { method: 'POST', headers: { ...HEADERS, ...(session ? { 'mcp-session-id': session } : {}) }, body: JSON.stringify(body) });
+    const res = await fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { ...HEADERS, ...(session ? { 'mcp-session-id': session } : {}) },
+      body: JSON.stringify(body),
+    });
     const text = await res.text();
     return { status: res.status, session: res.headers.get('mcp-session-id'), body: text ? (JSON.parse(text) as Reply) : {} };
   }

@@ -4,7 +4,10 @@ import { LineDecoder, LineRing } from '../../src/gateway/lineDecoder';
 describe('gateway STDIO framing', () => {
   it('reassembles messages split across chunks and several per chunk', () => {
     const messages: unknown[] = [];
-    const decoder = new LineDecoder((m) => messages.push(m), () => assert.fail('no garbage expected'));
+    const decoder = new LineDecoder(
+      (m) => messages.push(m),
+      () => assert.fail('no garbage expected'),
+    );
     decoder.push('{"jsonrpc":"2.0","id":1,"res');
     decoder.push('ult":{}}\n{"jsonrpc":"2.0","method":"a"}\n{"jsonrpc"');
     decoder.push(Buffer.from(':"2.0","id":2,"result":{"x":"é"}}\n'));
@@ -18,7 +21,10 @@ describe('gateway STDIO framing', () => {
   it('reports a non-JSON line and goes on', () => {
     const messages: unknown[] = [];
     const garbage: string[] = [];
-    const decoder = new LineDecoder((m) => messages.push(m), (line) => garbage.push(line));
+    const decoder = new LineDecoder(
+      (m) => messages.push(m),
+      (line) => garbage.push(line),
+    );
     decoder.push('hello from a print statement\n{"id":3}\n');
     assert.deepEqual(garbage, ['hello from a print statement']);
     assert.deepEqual(messages, [{ id: 3 }]);

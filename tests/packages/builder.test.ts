@@ -48,8 +48,15 @@ describe('package image builder (npm, cold cache)', function () {
   });
 
   after(async () => {
-    if (builtImage) await docker.getImage(builtImage).remove().catch(() => undefined);
-    await docker.getImage(baseImage).remove().catch(() => undefined);
+    if (builtImage)
+      await docker
+        .getImage(builtImage)
+        .remove()
+        .catch(() => undefined);
+    await docker
+      .getImage(baseImage)
+      .remove()
+      .catch(() => undefined);
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 
@@ -74,9 +81,12 @@ describe('package image builder (npm, cold cache)', function () {
 
     const all = [...beatsA, ...beatsB];
     const phases = new Set(all.map((d) => d.phase));
-    for (const phase of ['resolving the version', 'installing', 'docker build', 'waiting for the same build']) assert.ok(phases.has(phase as never), `heartbeat phase "${phase}" in ${[...phases].join(', ')}`);
+    for (const phase of ['resolving the version', 'installing', 'docker build', 'waiting for the same build'])
+      assert.ok(phases.has(phase as never), `heartbeat phase "${phase}" in ${[...phases].join(', ')}`);
     assert.ok(
-      all.some((d) => new RegExp(`^building image for npm:@modelcontextprotocol/server-memory@${a.version.replace(/\./g, '\\.')} \\d+ s: installing$`).test(d.message)),
+      all.some((d) =>
+        new RegExp(`^building image for npm:@modelcontextprotocol/server-memory@${a.version.replace(/\./g, '\\.')} \\d+ s: installing$`).test(d.message),
+      ),
       all.map((d) => d.message).join('\n'),
     );
 
@@ -101,12 +111,15 @@ describe('package image builder (npm, cold cache)', function () {
     assert.ok(Date.now() - started < 5_000, `a cached start takes ${Date.now() - started} ms`);
   });
 
-  it('a version that does not exist fails with npm\'s reason and leaves no directory and no image', async () => {
+  it("a version that does not exist fails with npm's reason and leaves no directory and no image", async () => {
     const before = (await docker.listImages({ filters: { reference: [`${REPOSITORY}:*`] } })).length;
     await assert.rejects(prepare(`${PACKAGE}@0.0.0-nope`), (err: Error & { nonRetryable?: boolean; type?: string }) => {
       assert.equal(err.type, 'PackageImageFailed');
-      assert.equal(err.nonRetryable, true, 'a missing version is the spec\'s problem: the instance backoff retries, not the activity');
-      assert.equal(err.message, 'npm:@modelcontextprotocol/server-memory@0.0.0-nope cannot be installed: npm: No matching version found for @modelcontextprotocol/server-memory@0.0.0-nope.');
+      assert.equal(err.nonRetryable, true, "a missing version is the spec's problem: the instance backoff retries, not the activity");
+      assert.equal(
+        err.message,
+        'npm:@modelcontextprotocol/server-memory@0.0.0-nope cannot be installed: npm: No matching version found for @modelcontextprotocol/server-memory@0.0.0-nope.',
+      );
       return true;
     });
     assert.deepEqual(fs.readdirSync(workDir), [], 'the build directory is gone');

@@ -61,7 +61,9 @@ describe('servers from packages (npm and PyPI)', function () {
   const packageImageEvent = (v: InstanceView) => {
     const event = [...v.events].reverse().find((e) => e.type === 'PackageImage');
     assert.ok(event, `no PackageImage event in ${JSON.stringify(v.events)}`);
-    const m = /^image (\S+) for (\S+)@(\S+) \((built in \d+ s|built once for two starts, waited \d+ s|cached)\), runs (\S+), lock sha256:([0-9a-f]{12})$/.exec(event.message);
+    const m = /^image (\S+) for (\S+)@(\S+) \((built in \d+ s|built once for two starts, waited \d+ s|cached)\), runs (\S+), lock sha256:([0-9a-f]{12})$/.exec(
+      event.message,
+    );
     assert.ok(m, `unexpected PackageImage event: ${event.message}`);
     return { image: m[1], package: m[2], version: m[3], built: m[4].startsWith('built in'), executable: m[5], lockHash: m[6] };
   };
@@ -83,7 +85,18 @@ describe('servers from packages (npm and PyPI)', function () {
 
   it('npm: mcpctl apply of @modelcontextprotocol/server-memory runs two replicas from one image, and the graph written through the gateway reads back', async () => {
     const specFile = path.join(workDir, 'memory.yaml');
-    fs.writeFileSync(specFile, [`name: ${memory}`, 'packageName: "@modelcontextprotocol/server-memory"', 'replicas: 2', 'healthCheck:', '  tool: read_graph', '  intervalSeconds: 5', ''].join('\n'));
+    fs.writeFileSync(
+      specFile,
+      [
+        `name: ${memory}`,
+        'packageName: "@modelcontextprotocol/server-memory"',
+        'replicas: 2',
+        'healthCheck:',
+        '  tool: read_graph',
+        '  intervalSeconds: 5',
+        '',
+      ].join('\n'),
+    );
     const applied = await runMcpctl(mcpd, ['apply', '-f', specFile], { cwd: workDir });
     assert.equal(applied.code, 0, applied.stderr);
 

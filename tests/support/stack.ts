@@ -131,7 +131,6 @@ export async function removeContainers(filter: ContainerFilter, docker: Docker =
   return containers.length;
 }
 
-
 export interface McpdProcess {
   /** http://127.0.0.1:<port> */
   url: string;

@@ -26,7 +26,13 @@ describe('nextHealth', () => {
     const steps = run([ok, fail(), fail(), fail(), fail()], 3);
     assert.deepEqual(
       steps.map((s) => [s.health, s.consecutiveFailures]),
-      [['healthy', 0], ['degraded', 1], ['degraded', 2], ['unhealthy', 3], ['unhealthy', 4]],
+      [
+        ['healthy', 0],
+        ['degraded', 1],
+        ['degraded', 2],
+        ['unhealthy', 3],
+        ['unhealthy', 4],
+      ],
     );
   });
 
@@ -40,7 +46,10 @@ describe('nextHealth', () => {
 
   it('one success resets the failure count', () => {
     const steps = run([fail(), fail(), ok, fail(), fail()], 3);
-    assert.deepEqual(steps.map((s) => s.health), ['degraded', 'degraded', 'healthy', 'degraded', 'degraded']);
+    assert.deepEqual(
+      steps.map((s) => s.health),
+      ['degraded', 'degraded', 'healthy', 'degraded', 'degraded'],
+    );
     assert.equal(steps[4].consecutiveFailures, 2);
   });
 

@@ -47,7 +47,13 @@ function runningState(): InstanceState {
 }
 
 const inbox = (extra: Partial<Inbox> = {}): Inbox => ({ ...emptyInbox(), ...extra });
-const transition = (extra: Partial<HealthTransition>): HealthTransition => ({ health: 'healthy', reason: null, liveness: false, consecutiveFailures: 0, ...extra });
+const transition = (extra: Partial<HealthTransition>): HealthTransition => ({
+  health: 'healthy',
+  reason: null,
+  liveness: false,
+  consecutiveFailures: 0,
+  ...extra,
+});
 const types = (s: InstanceState) => s.events.map((e) => e.type);
 
 describe('instanceMachine', () => {
@@ -65,11 +71,17 @@ describe('instanceMachine', () => {
     });
 
     it('is RUNNING with no error once the container is started and attached', () => {
-      const s = nowRunning(containerStarted(failing(beginAttempt(INITIAL_INSTANCE_STATE, at()), 'old'), { containerId: 'abcdef0123456789', reused: true, port: 8080 }, at(1)), at(2));
+      const s = nowRunning(
+        containerStarted(failing(beginAttempt(INITIAL_INSTANCE_STATE, at()), 'old'), { containerId: 'abcdef0123456789', reused: true, port: 8080 }, at(1)),
+        at(2),
+      );
       assert.equal(s.status, 'RUNNING');
       assert.equal(s.error, null);
       assert.equal(s.runningSince, at(2));
-      assert.deepEqual(s.events.slice(-2).map((e) => e.message), ['container abcdef012345 found running from a retried start on port 8080', 'container abcdef012345 is running']);
+      assert.deepEqual(
+        s.events.slice(-2).map((e) => e.message),
+        ['container abcdef012345 found running from a retried start on port 8080', 'container abcdef012345 is running'],
+      );
     });
   });
 
@@ -178,7 +190,8 @@ describe('instanceMachine', () => {
     it('ends early on forceRetry, stop, restart, a new spec or a due continue-as-new', () => {
       assert.equal(retryWaitEnds(error, inbox(), false), false);
       assert.equal(retryWaitEnds({ ...error, retryRequested: true }, inbox(), false), true);
-      for (const extra of [{ stopRequested: true }, { restartRequested: true }, { pendingSpec: spec() }]) assert.equal(retryWaitEnds(error, inbox(extra), false), true);
+      for (const extra of [{ stopRequested: true }, { restartRequested: true }, { pendingSpec: spec() }])
+        assert.equal(retryWaitEnds(error, inbox(extra), false), true);
       assert.equal(retryWaitEnds(error, inbox(), true), true);
     });
 
@@ -197,7 +210,7 @@ describe('instanceMachine', () => {
       assert.equal(woke.next, 'attempt');
       assert.equal(woke.state.events.at(-1)?.message, 'the Docker engine restarted: retrying now');
       assert.equal(beginAttempt(woke.state, at()).retryReason, null);
-      assert.equal(withRetryRequest(error, undefined).retryReason, null, 'an operator\'s forceRetry has no reason');
+      assert.equal(withRetryRequest(error, undefined).retryReason, null, "an operator's forceRetry has no reason");
     });
 
     it('stops on stop, continues as new when woken by nothing else, and adopts a new spec with a fresh schedule', () => {

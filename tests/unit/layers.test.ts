@@ -96,7 +96,8 @@ function importsOf(source: SourceFile): ImportSite[] {
     if (ts.isImportDeclaration(node)) {
       const clause = node.importClause;
       const bindings = clause?.namedBindings;
-      const onlyTypeElements = !clause?.name && bindings !== undefined && ts.isNamedImports(bindings) && bindings.elements.length > 0 && bindings.elements.every((e) => e.isTypeOnly);
+      const onlyTypeElements =
+        !clause?.name && bindings !== undefined && ts.isNamedImports(bindings) && bindings.elements.length > 0 && bindings.elements.every((e) => e.isTypeOnly);
       add(node.moduleSpecifier, clause !== undefined && (clause.isTypeOnly || onlyTypeElements));
     } else if (ts.isExportDeclaration(node) && node.moduleSpecifier) {
       add(node.moduleSpecifier, node.isTypeOnly);
@@ -137,10 +138,14 @@ function layerViolations(sources: SourceFile[]): string[] {
         const target = path.posix.normalize(path.posix.join(path.posix.dirname(from), site.specifier)).replace(/\.(js|ts)$/, '');
         const toLayer = layerOf(target);
         if (!toLayer) problems.push(`${where}: ${target} is outside src/, activities/ and workflows/ or not in the layer map`);
-        else if (target === 'src/main' || (target === 'src/mcpd' && fromLayer !== 'main')) problems.push(`${where}: only src/main.ts, the tests and the benchmarks may import ${target}.ts`);
-        else if (!MAY_IMPORT[fromLayer].includes(toLayer)) problems.push(`${where}: ${fromLayer} may import only ${MAY_IMPORT[fromLayer].join(', ')}, not ${toLayer}`);
-        else if (fromLayer === 'workflow' && toLayer === 'activity' && !site.typeOnly) problems.push(`${where}: workflows may import activities' types only (import type), never their code`);
-        else if (fromLayer === 'cli' && toLayer === 'adapter' && !target.startsWith('src/client/')) problems.push(`${where}: the CLI reaches mcpd over HTTP; of the adapters it may import only src/client/`);
+        else if (target === 'src/main' || (target === 'src/mcpd' && fromLayer !== 'main'))
+          problems.push(`${where}: only src/main.ts, the tests and the benchmarks may import ${target}.ts`);
+        else if (!MAY_IMPORT[fromLayer].includes(toLayer))
+          problems.push(`${where}: ${fromLayer} may import only ${MAY_IMPORT[fromLayer].join(', ')}, not ${toLayer}`);
+        else if (fromLayer === 'workflow' && toLayer === 'activity' && !site.typeOnly)
+          problems.push(`${where}: workflows may import activities' types only (import type), never their code`);
+        else if (fromLayer === 'cli' && toLayer === 'adapter' && !target.startsWith('src/client/'))
+          problems.push(`${where}: the CLI reaches mcpd over HTTP; of the adapters it may import only src/client/`);
       } else {
         const pkg = packageOf(site.specifier);
         const allowed = SANDBOX_PACKAGES[fromLayer];
@@ -172,7 +177,10 @@ describe('layers: imports point down the map of docs/architecture.md', () => {
   it('names the file, line and rule of an upward import', () => {
     const problems = layerViolations([
       { file: 'src/contracts/spec.ts', text: "import { z } from 'zod';\nimport type { Logger } from '../logger';" },
-      { file: 'workflows/instance.ts', text: "import { createNodeActivities } from '../activities/node';\nimport type { NodeActivities } from '../activities/node';\nimport { z } from 'zod';" },
+      {
+        file: 'workflows/instance.ts',
+        text: "import { createNodeActivities } from '../activities/node';\nimport type { NodeActivities } from '../activities/node';\nimport { z } from 'zod';",
+      },
       { file: 'src/gateway/gateway.ts', text: "import Docker from 'dockerode';" },
       { file: 'src/api/app.ts', text: "const cli = require('../cli/mcpctl');\nexport { createMcpd } from '../mcpd.js';" },
       { file: 'src/cli/mcpctl.ts', text: "async function f() { return import('../docker/runtime.js'); }" },

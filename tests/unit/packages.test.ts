@@ -19,14 +19,20 @@ import {
 
 describe('package references (packageName)', () => {
   it('reads npm names with and without scope and version, and the pypi: form', () => {
-    assert.deepEqual(parsePackageRef('@modelcontextprotocol/server-memory'), { ok: true, ref: { registry: 'npm', name: '@modelcontextprotocol/server-memory', version: null } });
+    assert.deepEqual(parsePackageRef('@modelcontextprotocol/server-memory'), {
+      ok: true,
+      ref: { registry: 'npm', name: '@modelcontextprotocol/server-memory', version: null },
+    });
     assert.deepEqual(parsePackageRef('@modelcontextprotocol/server-memory@2026.8.31'), {
       ok: true,
       ref: { registry: 'npm', name: '@modelcontextprotocol/server-memory', version: '2026.8.31' },
     });
     assert.deepEqual(parsePackageRef('npm:some-server@^1.2'), { ok: true, ref: { registry: 'npm', name: 'some-server', version: '^1.2' } });
     assert.deepEqual(parsePackageRef('pypi:mcp-server-time'), { ok: true, ref: { registry: 'pypi', name: 'mcp-server-time', version: null } });
-    assert.deepEqual(parsePackageRef('pypi:mcp-server-time@>=2025,<2027'), { ok: true, ref: { registry: 'pypi', name: 'mcp-server-time', version: '>=2025,<2027' } });
+    assert.deepEqual(parsePackageRef('pypi:mcp-server-time@>=2025,<2027'), {
+      ok: true,
+      ref: { registry: 'pypi', name: 'mcp-server-time', version: '>=2025,<2027' },
+    });
   });
 
   it('rejects what no registry would accept, saying why', () => {
@@ -129,7 +135,10 @@ describe('package versions and executables', () => {
     assert.deepEqual(npmBins({ name: '@s/tool', bin: 'dist/cli.js' }), { tool: 'dist/cli.js' });
     assert.deepEqual(npmBins({ name: 'x', bin: { a: 'a.js', b: 'b.js' } }), { a: 'a.js', b: 'b.js' });
     assert.deepEqual(npmBins({ name: 'x' }), {});
-    assert.deepEqual(chooseExecutable('@modelcontextprotocol/server-memory', ['mcp-server-memory'], ['mcp-server-memory', 'tsc'], undefined), { ok: true, name: 'mcp-server-memory' });
+    assert.deepEqual(chooseExecutable('@modelcontextprotocol/server-memory', ['mcp-server-memory'], ['mcp-server-memory', 'tsc'], undefined), {
+      ok: true,
+      name: 'mcp-server-memory',
+    });
     assert.deepEqual(chooseExecutable('pkg', ['other', 'pkg'], ['other', 'pkg'], undefined), { ok: true, name: 'pkg' });
     assert.deepEqual(chooseExecutable('pkg', ['a', 'b'], ['a', 'b', 'c'], 'c'), { ok: true, name: 'c' });
     const several = chooseExecutable('pkg', ['a', 'b'], ['a', 'b'], undefined);
@@ -154,7 +163,8 @@ describe('installer reasons', () => {
   });
 
   it("takes pip's last ERROR line", () => {
-    const output = 'ERROR: Could not find a version that satisfies the requirement mcp-server-tmie (from versions: none)\nERROR: No matching distribution found for mcp-server-tmie\n';
+    const output =
+      'ERROR: Could not find a version that satisfies the requirement mcp-server-tmie (from versions: none)\nERROR: No matching distribution found for mcp-server-tmie\n';
     assert.equal(installerReason('pypi', output), 'No matching distribution found for mcp-server-tmie');
   });
 

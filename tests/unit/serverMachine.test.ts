@@ -41,7 +41,22 @@ function converged(replicas: number, version = 1): ServerState {
 }
 
 function view(extra: Partial<InstanceView>): InstanceView {
-  return { id: idOf(0), server: 'gitea', ordinal: 0, status: 'RUNNING', health: 'healthy', containerId: 'c2', attemptCount: 1, lastAttemptAt: null, nextRetryAt: null, error: null, healthReason: null, runningSince: null, events: [], ...extra };
+  return {
+    id: idOf(0),
+    server: 'gitea',
+    ordinal: 0,
+    status: 'RUNNING',
+    health: 'healthy',
+    containerId: 'c2',
+    attemptCount: 1,
+    lastAttemptAt: null,
+    nextRetryAt: null,
+    error: null,
+    healthReason: null,
+    runningSince: null,
+    events: [],
+    ...extra,
+  };
 }
 
 describe('serverMachine', () => {
@@ -129,7 +144,10 @@ describe('serverMachine', () => {
       s.instances.get(0)!.readyVersion = 2;
       assert.deepEqual(serverView(s, idOf).rollout, { inProgress: true, updated: 1, total: 3, error: null });
       const error = rolloutHaltedError(idOf(1), 2);
-      assert.equal(error, `mcp-instance:gitea:1 was not running healthy on spec version 2 within ${READY_TIMEOUT_SECONDS} s; rollout halted (apply a fixed spec to resume)`);
+      assert.equal(
+        error,
+        `mcp-instance:gitea:1 was not running healthy on spec version 2 within ${READY_TIMEOUT_SECONDS} s; rollout halted (apply a fixed spec to resume)`,
+      );
       assert.deepEqual(serverView({ ...s, haltedVersion: 2, rolloutError: error }, idOf).rollout, { inProgress: false, updated: 1, total: 3, error });
       assert.equal(serverView(converged(3), idOf).rollout, null);
       assert.deepEqual(serverView(converged(2), idOf).instances, [idOf(0), idOf(1)]);

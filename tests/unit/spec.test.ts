@@ -60,7 +60,17 @@ describe('validateSpec', () => {
     assert.ok('env.0.name' in errorsOf({ name: 'a', image: 'x', env: [{ name: '1BAD', value: 'v' }] }));
     assert.ok('env.0.secretRef.name' in errorsOf({ name: 'a', image: 'x', env: [{ name: 'T', secretRef: { name: 'Bad/Name', key: 'k' } }] }));
     assert.ok('env.0.secretRef.key' in errorsOf({ name: 'a', image: 'x', env: [{ name: 'T', secretRef: { name: 'ok', key: '' } }] }));
-    assert.match(errorsOf({ name: 'a', image: 'x', env: [{ name: 'T', value: '1' }, { name: 'T', value: '2' }] })['env.1.name'], /duplicates "T"/);
+    assert.match(
+      errorsOf({
+        name: 'a',
+        image: 'x',
+        env: [
+          { name: 'T', value: '1' },
+          { name: 'T', value: '2' },
+        ],
+      })['env.1.name'],
+      /duplicates "T"/,
+    );
   });
 
   it('names bad retry, health check and resource fields', () => {

@@ -60,7 +60,12 @@ describe('instanceWorkflow on the Temporal dev server', function () {
       workflowBundle: bundle,
       activities: createControlActivities({ secrets }),
     });
-    const nodeWorker = await Worker.create({ connection: workerConnection, namespace: NAMESPACE, taskQueue: nodeTaskQueue(NODE), activities: node.activities() });
+    const nodeWorker = await Worker.create({
+      connection: workerConnection,
+      namespace: NAMESPACE,
+      taskQueue: nodeTaskQueue(NODE),
+      activities: node.activities(),
+    });
     workers = [control, nodeWorker].map((worker) => ({ worker, done: worker.run() }));
   });
 
@@ -75,7 +80,10 @@ describe('instanceWorkflow on the Temporal dev server', function () {
     const args: InstanceWorkflowArgs = { server, ordinal: 0, spec: spec(server), node: NODE, tuning: { historyLimit } };
     const id = instanceId(server, 0);
     // A leftover from an earlier run of this file on the same dev server would make the start fail.
-    await client.workflow.getHandle(id).terminate('earlier test run').catch(() => undefined);
+    await client.workflow
+      .getHandle(id)
+      .terminate('earlier test run')
+      .catch(() => undefined);
     return client.workflow.start('instanceWorkflow', { taskQueue: TASK_QUEUE, workflowId: id, args: [args] });
   }
 
@@ -122,7 +130,10 @@ describe('instanceWorkflow on the Temporal dev server', function () {
     let count = 0;
     while (runs.size < 2) {
       // Bounded so every event still fits the instance's last 50.
-      if (count >= 30) assert.fail(`the stream did not span two runs (saw ${runs.size}): ${describeView(await handle.query(statusQuery))} history ${(await handle.describe()).historyLength}`);
+      if (count >= 30)
+        assert.fail(
+          `the stream did not span two runs (saw ${runs.size}): ${describeView(await handle.query(statusQuery))} history ${(await handle.describe()).historyLength}`,
+        );
       await handle.signal(healthChangedSignal, transition(count++));
       await new Promise((resolve) => setTimeout(resolve, 25));
       runs.add((await handle.describe()).runId);

@@ -209,7 +209,10 @@ describe('instanceWorkflow (time-skipping)', function () {
     assert.equal(carried.attemptCount, 3);
     assert.equal(carried.error, 'e3');
     assert.ok(carried.events.some((e) => e.type === 'ContinuedAsNew'));
-    assert.ok(carried.events.some((e) => e.message.includes('attempt 1 failed: e1')), 'events survive continue-as-new');
+    assert.ok(
+      carried.events.some((e) => e.message.includes('attempt 1 failed: e1')),
+      'events survive continue-as-new',
+    );
 
     await env.sleep(30_000);
     const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
@@ -255,7 +258,10 @@ describe('instanceWorkflow (time-skipping)', function () {
 
   it('resets attemptCount after a stable running period, so the next failure waits the fast delay again', async () => {
     node.failNextStarts = ['f1', 'f2', 'f3', 'f4', 'f5', 'f6'];
-    const handle = await start('t-wf-stable', spec('t-wf-stable', { retry: { fastDelaySeconds: 1, fastAttempts: 5, slowDelaySeconds: 2, stableSeconds: 600 } }));
+    const handle = await start(
+      't-wf-stable',
+      spec('t-wf-stable', { retry: { fastDelaySeconds: 1, fastAttempts: 5, slowDelaySeconds: 2, stableSeconds: 600 } }),
+    );
     await until(handle, failedAttempt(1), 'failed attempt 1');
     for (let i = 0; i < 20 && (await handle.query(statusQuery)).status !== 'RUNNING'; i++) await env.sleep(2_000);
     const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
@@ -287,7 +293,15 @@ describe('instanceWorkflow (time-skipping)', function () {
   });
 
   it('keeps secret values out of history, search attributes, memo and the status view', async () => {
-    const handle = await start('t-wf-secret', spec('t-wf-secret', { env: [{ name: 'GITEA_TOKEN', secretRef: { name: 't-wf-gitea', key: 'token' } }, { name: 'MODE', value: 'plain' }] }));
+    const handle = await start(
+      't-wf-secret',
+      spec('t-wf-secret', {
+        env: [
+          { name: 'GITEA_TOKEN', secretRef: { name: 't-wf-gitea', key: 'token' } },
+          { name: 'MODE', value: 'plain' },
+        ],
+      }),
+    );
     const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
     assert.equal(node.containers.get(handle.workflowId)?.env.GITEA_TOKEN, SECRET_VALUE, 'the container got the value');
     const history = readableHistory(await handle.fetchHistory());
@@ -333,7 +347,6 @@ function readableHistory(history: unknown): string {
   walk(history);
   return texts.join('\n');
 }
-
 
 const quietLogger = {
   log() {},

@@ -25,7 +25,9 @@ class ScriptedProxy implements ProxyExecutor {
     const behaviour = this.script.length > 1 ? this.script.shift()! : this.script[0];
     switch (behaviour) {
       case 'ok':
-        return request.method === 'tools/list' ? { tools: [{ name: 'echo', inputSchema: { type: 'object' } }] } : { content: [{ type: 'text', text: 'hello' }] };
+        return request.method === 'tools/list'
+          ? { tools: [{ name: 'echo', inputSchema: { type: 'object' } }] }
+          : { content: [{ type: 'text', text: 'hello' }] };
       case 'isError':
         return { content: [{ type: 'text', text: 'token is required' }], isError: true };
       case 'rpcError':
@@ -75,7 +77,13 @@ describe('probeWorkflow', function () {
   });
 
   /** Runs the stand-in parent with the real probe child and the scripted proxy behind the real activity. */
-  async function runProbe(name: string, proxy: ScriptedProxy, input: Omit<ProbeParentInput['probe'], 'instanceId' | 'node'>, expectTransitions: number, settleSeconds = 300) {
+  async function runProbe(
+    name: string,
+    proxy: ScriptedProxy,
+    input: Omit<ProbeParentInput['probe'], 'instanceId' | 'node'>,
+    expectTransitions: number,
+    settleSeconds = 300,
+  ) {
     const instanceId = `mcp-instance:wf-probe-${++runId}:0`;
     proxies.set(instanceId, proxy);
     const handle = await env.client.workflow.start('probeParentWorkflow', {
@@ -121,7 +129,10 @@ describe('probeWorkflow', function () {
     const { result } = await runProbe('liveness-defaults', proxy, {}, 2, 180);
     assert.deepEqual(
       result.transitions.map((t) => [t.health, t.consecutiveFailures]),
-      [['degraded', 1], ['healthy', 0]],
+      [
+        ['degraded', 1],
+        ['healthy', 0],
+      ],
     );
   });
 

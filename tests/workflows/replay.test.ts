@@ -13,7 +13,9 @@ import { HISTORIES_DIR, loadHistory } from './fixtures/env';
 
 describe('workflow replay over recorded histories', function () {
   this.timeout(120_000);
-  const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json')).sort();
+  const files = readdirSync(HISTORIES_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
 
   it('has histories of every workflow type it guards', () => {
     const types = new Set(files.map((f) => f.split('-')[0]));

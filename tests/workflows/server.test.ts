@@ -51,7 +51,12 @@ class FakeNode {
         this.log.push(`stop ${input.instanceId} (${input.reason})`);
         return container.id;
       },
-      attachUpstream: async (input: AttachUpstreamInput) => ({ instanceId: input.instanceId, server: input.spec.name, transport: input.spec.transport, containerId: input.containerId }),
+      attachUpstream: async (input: AttachUpstreamInput) => ({
+        instanceId: input.instanceId,
+        server: input.spec.name,
+        transport: input.spec.transport,
+        containerId: input.containerId,
+      }),
       setReady: async () => undefined,
       inspectContainer: async (id: string) => {
         const c = this.containers.get(id);
@@ -183,7 +188,10 @@ describe('serverWorkflow (time-skipping)', function () {
     assert.deepEqual(described.searchAttributes[SEARCH_ATTRIBUTES.server], [name]);
 
     const up = await skippingTime(env, handle.executeUpdate(scaleServerUpdate, { args: [3] }));
-    assert.deepEqual(up.instances, [0, 1, 2].map((o) => instanceId(name, o)));
+    assert.deepEqual(
+      up.instances,
+      [0, 1, 2].map((o) => instanceId(name, o)),
+    );
     for (const id of up.instances) assert.equal(await instanceState(id), 'RUNNING');
     assert.equal(up.specVersion, 1, 'scaling is not a spec change');
 
@@ -227,14 +235,20 @@ describe('serverWorkflow (time-skipping)', function () {
       assert.ok(at(`stop ${ids[k]} (spec changed)`) < at(`start ${ids[k]} v2`));
       if (k > 0) {
         const previousHealthy = rollLog.indexOf(`healthy ${ids[k - 1]}`, at(`start ${ids[k - 1]} v2`));
-        assert.ok(previousHealthy >= 0 && previousHealthy < at(`stop ${ids[k]} (spec changed)`), `${ids[k]} rolled before ${ids[k - 1]} was healthy: ${JSON.stringify(rollLog)}`);
+        assert.ok(
+          previousHealthy >= 0 && previousHealthy < at(`stop ${ids[k]} (spec changed)`),
+          `${ids[k]} rolled before ${ids[k - 1]} was healthy: ${JSON.stringify(rollLog)}`,
+        );
       }
     }
     for (const id of ids) assert.deepEqual(node.containers.get(id)?.spec.args, ['v2']);
 
     // Changing only replicas rolls nothing: the new replica starts on v2, the others keep their containers.
     const startsBefore = node.log.filter((e) => e.startsWith('start ')).length;
-    const scaled = await skippingTime(env, handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'test/never-pulled:dev', replicas: 4, args: ['v2'] }] }));
+    const scaled = await skippingTime(
+      env,
+      handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'test/never-pulled:dev', replicas: 4, args: ['v2'] }] }),
+    );
     assert.equal(scaled.specVersion, 2);
     assert.deepEqual(scaled.instances, [...ids, instanceId(name, 3)]);
     await until(handle, () => node.log.includes(`start ${instanceId(name, 3)} v2`), 'the fourth instance to start');
@@ -271,7 +285,10 @@ describe('serverWorkflow (time-skipping)', function () {
     const handle = await startServer(spec(name, { replicas: 2 }), true);
     await until(handle, (v) => v.instances.length === 2, 'two instances');
     const stopped = await skippingTime(env, handle.executeUpdate(stopServerUpdate));
-    assert.deepEqual(stopped, [0, 1].map((o) => instanceId(name, o)));
+    assert.deepEqual(
+      stopped,
+      [0, 1].map((o) => instanceId(name, o)),
+    );
     const view = await handle.query(serverQuery);
     assert.equal(view.running, false);
     assert.deepEqual(view.instances, []);
