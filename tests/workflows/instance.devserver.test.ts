@@ -76,8 +76,8 @@ describe('instanceWorkflow on the Temporal dev server', function () {
     await connection?.close();
   });
 
-  async function start(server: string, historyLimit: number): Promise<WorkflowHandle> {
-    const args: InstanceWorkflowArgs = { server, ordinal: 0, spec: spec(server), node: NODE, tuning: { historyLimit } };
+  async function start(server: string, historyLimit: number, specOverrides: Parameters<typeof spec>[1] = {}): Promise<WorkflowHandle> {
+    const args: InstanceWorkflowArgs = { server, ordinal: 0, spec: spec(server, specOverrides), node: NODE, tuning: { historyLimit } };
     const id = instanceId(server, 0);
     // A leftover from an earlier run of this file on the same dev server would make the start fail.
     await client.workflow
@@ -90,6 +90,23 @@ describe('instanceWorkflow on the Temporal dev server', function () {
   const view = (handle: WorkflowHandle) => () => handle.query(statusQuery);
   const describeView = (v: InstanceView) => JSON.stringify({ status: v.status, health: v.health, events: v.events.slice(-8) });
   const transition = (i: number): HealthTransition => ({ health: i % 2 ? 'healthy' : 'degraded', reason: `r${i}`, liveness: false, consecutiveFailures: 0 });
+
+  it('continues as new during the retry waits, carrying attempts, the error and the events', async () => {
+    node.failNextStarts = ['e1', 'e2', 'e3'];
+    const handle = await start('t-wf-can-waits', 40, { retry: { fastDelaySeconds: 1, fastAttempts: 5, slowDelaySeconds: 1 } });
+    const firstRun = (await handle.describe()).runId;
+    const running = await waitForValue(view(handle), (v) => v.status === 'RUNNING', { what: 'RUNNING after three failed attempts', describe: describeView });
+    assert.equal(running.attemptCount, 4, 'the attempt after the carried ones');
+    assert.notEqual((await handle.describe()).runId, firstRun, 'continued as new during the retry waits');
+    assert.ok(running.events.some((e) => e.type === 'ContinuedAsNew'));
+    for (const error of ['e1', 'e2', 'e3'])
+      assert.ok(
+        running.events.some((e) => e.message.includes(`failed: ${error}`)),
+        `events survive continue-as-new (${error})`,
+      );
+    await handle.signal(stopSignal);
+    assert.equal(((await handle.result()) as InstanceView).status, 'STOPPED');
+  });
 
   it('continues as new while RUNNING: the same container, a new probe child, nothing restarted', async () => {
     const handle = await start('t-wf-can-running', 40);

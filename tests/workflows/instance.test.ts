@@ -12,7 +12,7 @@ import type { McpServerSpec } from '../../src/contracts/spec';
 import type { InstanceWorkflowArgs } from '../../workflows/instance';
 import { mcpInstanceStatusKey, mcpServerKey } from '../../src/contracts/searchAttributes';
 import { containerExitedSignal, forceRetrySignal, specChangedSignal, statusQuery, stopSignal } from '../../src/contracts/messages';
-import { createTimeSkippingEnv, recordHistory, recordRuns } from './fixtures/env';
+import { createTimeSkippingEnv, recordHistory } from './fixtures/env';
 import { FakeNode, MemorySecretStore, spec } from './fixtures/fakes';
 
 const NODE = 't-wf-node';
@@ -191,37 +191,8 @@ describe('instanceWorkflow (time-skipping)', function () {
     await handle.result();
   });
 
-  // Continue-as-new while RUNNING (and the signals that race it) is tested on the real dev server:
-  // tests/workflows/instance.devserver.test.ts says why.
-  it('continues as new during the retry waits, carrying attempts, the error and the events', async () => {
-    node.failNextStarts = ['e1', 'e2', 'e3'];
-    const handle = await start('t-wf-can', spec('t-wf-can'), { historyLimit: 40, probes: false });
-    const firstRun = (await handle.describe()).runId;
-    await until(handle, failedAttempt(1), 'failed attempt 1');
-    for (let attempt = 2; attempt <= 3; attempt++) {
-      await env.sleep(30_000);
-      await until(handle, failedAttempt(attempt), `failed attempt ${attempt}`);
-    }
-    // A run ends when its history passes the limit; the state goes on in the next.
-    const described = await handle.describe();
-    assert.notEqual(described.runId, firstRun, 'continued as new during the retry waits');
-    const carried = await handle.query(statusQuery);
-    assert.equal(carried.attemptCount, 3);
-    assert.equal(carried.error, 'e3');
-    assert.ok(carried.events.some((e) => e.type === 'ContinuedAsNew'));
-    assert.ok(
-      carried.events.some((e) => e.message.includes('attempt 1 failed: e1')),
-      'events survive continue-as-new',
-    );
-
-    await env.sleep(30_000);
-    const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
-    assert.equal(running.attemptCount, 4, 'the attempt after the carried ones');
-    await handle.signal(stopSignal);
-    assert.equal(((await handle.result()) as InstanceView).status, 'STOPPED');
-    await recordRuns(env.client.workflow, handle.workflowId, firstRun, 'instance-continue-as-new');
-  });
-
+  // Continue-as-new (in a retry wait and while RUNNING, with the signals and timers that race it) is
+  // tested on the real dev server: tests/workflows/instance.devserver.test.ts says why.
   it('a container that dies while RUNNING goes through the backoff; a late exit of an old container is ignored', async () => {
     const handle = await start('t-wf-exit', spec('t-wf-exit'));
     const running = await until(handle, (v) => v.status === 'RUNNING', 'RUNNING');
