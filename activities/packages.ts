@@ -7,7 +7,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ContainerRuntime } from '../src/docker/runtime';
-import { PackageImageBuilder, type PackageImageBuilderOptions, type PackageImageRequest } from '../src/docker/packageImages';
+import { PackageImageBuilder, type PackageImage, type PackageImageBuilderOptions, type PackageImageRequest } from '../src/docker/packageImages';
 import { PackageInstallError } from '../src/packages/installers';
 import { progressLine, type BuildPhase } from '../src/packages/naming';
 
@@ -17,17 +17,8 @@ export const PACKAGE_FAILURE_TYPE = 'PackageImageFailed';
 
 export type PreparePackageImageInput = PackageImageRequest;
 
-export interface PreparePackageImageResult {
-  image: string;
-  entrypoint: string[];
-  executable: string;
-  package: string;
-  version: string;
-  lockHash: string;
-  /** built: by this activity; joined: it waited for the same build of another start on this node; cached: the image existed. */
-  how: 'built' | 'joined' | 'cached';
-  elapsedMs: number;
-}
+/** The prepared image, as the builder reports it (nothing secret: names, versions, a lock hash). */
+export type PreparePackageImageResult = PackageImage;
 
 /** What a pending preparePackageImage reports in its heartbeat details. */
 export interface PackageBuildProgress {
