@@ -2,8 +2,10 @@
  * How long mcpctl takes to answer: `mcpctl --help` and `mcpctl get servers`
  * (against a running mcpd with two example servers applied), median of 10 runs
  * each, beside the baseline measured in the same run: `node -e 0`, the start-up
- * of Node itself. The budget is 150 ms over the baseline (issue 8). `npx mcpctl`
- * is shown for reference: npx adds its own start-up (loading npm) before mcpctl runs.
+ * of Node itself. The budget is 150 ms over the baseline (issue 8). Through npx,
+ * npm's own start-up comes first and alone exceeds that budget (`npx node -e 0`
+ * is shown beside it; for a project's own bin npm also reads the whole
+ * node_modules tree first), so the npx rows are shown for reference, unbudgeted.
  * Needs the stack `npm run bench` starts.
  */
 import { spawnSync } from 'node:child_process';
@@ -45,23 +47,26 @@ async function main(): Promise<void> {
       if (res.status >= 300) throw new Error(`PUT ${name}: ${res.status} ${res.text}`);
     }
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, MCPD_URL: mcpd.url, MCPD_TOKEN: mcpd.token };
-    const baseline = measure(process.execPath, ['-e', '0'], env);
-    const rows: { what: string; ms: number; budgeted: boolean }[] = [
-      { what: 'node -e 0 (baseline)', ms: baseline, budgeted: false },
-      { what: 'mcpctl --help', ms: measure(process.execPath, [MCPCTL, '--help'], env), budgeted: true },
-      { what: 'mcpctl get servers', ms: measure(process.execPath, [MCPCTL, 'get', 'servers'], env), budgeted: true },
-      { what: 'npx mcpctl --help (npx start-up included)', ms: measure('npx', ['--no-install', 'mcpctl', '--help'], env), budgeted: false },
+    const nodeBaseline = measure(process.execPath, ['-e', '0'], env);
+    const npxBaseline = measure('npx', ['--no-install', 'node', '-e', '0'], env);
+    const rows: { what: string; ms: number; baseline?: number; budgeted?: boolean }[] = [
+      { what: 'node -e 0 (baseline)', ms: nodeBaseline },
+      { what: 'mcpctl --help', ms: measure(process.execPath, [MCPCTL, '--help'], env), baseline: nodeBaseline, budgeted: true },
+      { what: 'mcpctl get servers', ms: measure(process.execPath, [MCPCTL, 'get', 'servers'], env), baseline: nodeBaseline, budgeted: true },
+      { what: 'npx node -e 0 (npx baseline: npm start-up)', ms: npxBaseline },
+      { what: 'npx mcpctl --help', ms: measure('npx', ['--no-install', 'mcpctl', '--help'], env), baseline: npxBaseline },
+      { what: 'npx mcpctl get servers', ms: measure('npx', ['--no-install', 'mcpctl', 'get', 'servers'], env), baseline: npxBaseline },
     ];
-    const over = (ms: number) => ms - baseline;
-    console.log(`\nmcpctl wall time, median of ${RUNS} runs (budget: baseline + ${BUDGET_MS} ms)\n`);
+    const over = (row: (typeof rows)[number]) => row.ms - (row.baseline ?? row.ms);
+    console.log(`\nmcpctl wall time, median of ${RUNS} runs (budget: its baseline + ${BUDGET_MS} ms)\n`);
     console.log(`${'command'.padEnd(44)} ${'median'.padStart(8)} ${'over baseline'.padStart(14)}  budget`);
     for (const row of rows) {
-      const verdict = row.budgeted ? (over(row.ms) <= BUDGET_MS ? 'ok' : 'OVER') : '';
-      console.log(
-        `${row.what.padEnd(44)} ${`${row.ms.toFixed(0)} ms`.padStart(8)} ${row.what.includes('baseline') ? ''.padStart(14) : `${over(row.ms) >= 0 ? '+' : ''}${over(row.ms).toFixed(0)} ms`.padStart(14)}  ${verdict}`,
-      );
+      const extra = over(row);
+      const verdict = !row.budgeted ? '' : extra <= BUDGET_MS ? 'ok' : 'OVER';
+      const shown = row.baseline === undefined ? '' : `${extra >= 0 ? '+' : ''}${extra.toFixed(0)} ms`;
+      console.log(`${row.what.padEnd(44)} ${`${row.ms.toFixed(0)} ms`.padStart(8)} ${shown.padStart(14)}  ${verdict}`);
     }
-    if (rows.some((r) => r.budgeted && over(r.ms) > BUDGET_MS)) process.exitCode = 1;
+    if (rows.some((r) => r.budgeted && over(r) > BUDGET_MS)) process.exitCode = 1;
   } finally {
     for (const name of servers) await callApi(mcpd, 'DELETE', `/api/v1/servers/${name}`).catch(() => undefined);
     await mcpd.stop();
