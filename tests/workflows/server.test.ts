@@ -12,7 +12,7 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import type { ProbeInput, ProbeResult } from '../../activities/probe';
 import { createServerActivities } from '../../activities/server';
 import type { AttachUpstreamInput, ResolvedEnvEntry, StartContainerInput, StartContainerResult, StopContainerInput } from '../../activities/types';
-import { validateSpec, type EnvEntry, type McpServerSpec, type McpServerSpecInput } from '../../src/contracts/spec';
+import type { EnvEntry, McpServerSpec, McpServerSpecInput } from '../../src/contracts/spec';
 import { instanceId, nodeTaskQueue, serverWorkflowId, TASK_QUEUE } from '../../src/contracts/instance';
 import { SEARCH_ATTRIBUTES } from '../../src/contracts/searchAttributes';
 import {
@@ -27,6 +27,7 @@ import {
 } from '../../src/contracts/messages';
 import { READY_TIMEOUT_SECONDS } from '../../workflows/server';
 import { createTimeSkippingEnv, recordHistory, registerSearchAttributes, skippingTime } from './fixtures/env';
+import { spec } from './fixtures/fakes';
 
 const NODE = 'wf-server-node';
 
@@ -72,12 +73,6 @@ class FakeNode {
       },
     };
   }
-}
-
-function spec(name: string, extra: Partial<McpServerSpecInput> = {}): McpServerSpec {
-  const result = validateSpec({ name, image: 'test/never-pulled:dev', ...extra });
-  if (!result.ok) throw new Error(JSON.stringify(result.errors));
-  return result.spec;
 }
 
 describe('serverWorkflow (time-skipping)', function () {
