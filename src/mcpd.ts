@@ -72,7 +72,9 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
   const connection = await Connection.connect({ address: settings.temporalAddress });
   const client = new Client({ connection, namespace: settings.temporalNamespace });
   const controlPlane = new ControlPlaneMonitor(connection, settings.temporalAddress);
-  const gateway = settings.roles.gateway ? new Gateway({ runtime, logger: log.child({ component: 'gateway' }) }) : undefined;
+  const gateway = settings.roles.gateway
+    ? new Gateway({ runtime, logger: log.child({ component: 'gateway' }), stdioMaxLineBytes: settings.stdioMaxLineBytes })
+    : undefined;
 
   let workers: McpdWorkers | undefined;
   let workerConnection: NativeConnection | undefined;

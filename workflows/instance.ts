@@ -189,13 +189,15 @@ class InstanceRun {
   }
 
   private publish(): void {
-    const key = machine.searchAttributesKey(this.s);
+    // Histories recorded before McpHealth read unknown outside RUNNING replay with the old values (and upserts).
+    const legacy = !patched('search-health-unknown-unless-running');
+    const key = machine.searchAttributesKey(this.s, legacy);
     if (key !== this.published) {
       this.published = key;
       upsertSearchAttributes([
         { key: mcpServerKey, value: this.input.server },
         { key: mcpInstanceStatusKey, value: this.s.status },
-        { key: mcpHealthKey, value: this.s.health },
+        { key: mcpHealthKey, value: machine.searchHealth(this.s, legacy) },
       ]);
     }
     setCurrentDetails(machine.detailsLine(this.input.server, this.input.ordinal, this.s));

@@ -277,7 +277,17 @@ export function detailsLine(server: string, ordinal: number, s: InstanceState): 
   return `${server}#${ordinal}: ${parts.join(' · ')}`;
 }
 
+/**
+ * What the McpHealth search attribute carries. Like the view, health is a verdict on a
+ * running container, so it reads unknown whenever the instance is not RUNNING: a filter
+ * on McpHealth=healthy must not find an instance in ERROR. `legacy` is what workflows
+ * started before this rule published (the last verdict in every status), kept for replay.
+ */
+export function searchHealth(s: InstanceState, legacy = false): InstanceState['health'] {
+  return legacy || s.status === 'RUNNING' ? s.health : 'unknown';
+}
+
 /** Search attributes are upserted only when what they carry (status, health) changed. */
-export function searchAttributesKey(s: InstanceState): string {
-  return `${s.status}|${s.health}`;
+export function searchAttributesKey(s: InstanceState, legacy = false): string {
+  return `${s.status}|${searchHealth(s, legacy)}`;
 }

@@ -69,7 +69,63 @@ export function buildServer(env: NodeJS.ProcessEnv = process.env): McpServer {
       }),
   );
 
+  if (env.GITEA_LIKE_CHAOS_TOOLS === '1') registerChaosTools(server);
   return server;
+}
+
+/** Memory the allocate tool holds on to, so the container's usage only grows. */
+const held: Buffer[] = [];
+
+/**
+ * Tools that misbehave on purpose, for mcpd's chaos tests; only with GITEA_LIKE_CHAOS_TOOLS=1,
+ * so every other test sees the four tools above.
+ */
+function registerChaosTools(server: McpServer): void {
+  server.registerTool(
+    'allocate',
+    {
+      description: 'Allocate and touch megabytes of memory in 1 MiB steps and keep it; answers only if the memory limit allows.',
+      inputSchema: { megabytes: z.number().int().min(1).max(65_536) },
+    },
+    async ({ megabytes }) => {
+      for (let i = 0; i < megabytes; i++) {
+        // Buffer.alloc fills the memory, so every page is really used (not just reserved).
+        held.push(Buffer.alloc(1024 * 1024, 1));
+        // Let the cgroup's OOM killer act between steps rather than after one giant allocation.
+        if (i % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+      }
+      return { content: [{ type: 'text' as const, text: `holding ${held.length} MiB` }] };
+    },
+  );
+
+  server.registerTool(
+    'flood',
+    {
+      description:
+        'Write megabytes of non-JSON to stdout, the channel of JSON-RPC: "garbage" as many short lines, "hugeLine" as one line of that size ' +
+        '(at most megabytesPerSecond, when given); then answer.',
+      inputSchema: {
+        mode: z.enum(['garbage', 'hugeLine']),
+        megabytes: z.number().int().min(1).max(1024),
+        megabytesPerSecond: z.number().int().min(1).max(1024).optional(),
+      },
+    },
+    async ({ mode, megabytes, megabytesPerSecond }) => {
+      const MiB = 1024 * 1024;
+      const line = 'this is not JSON-RPC, a server printing to stdout by mistake ' + '#'.repeat(60) + '\n';
+      const block = mode === 'garbage' ? line.repeat(Math.ceil(MiB / line.length)).slice(0, MiB) : 'x'.repeat(MiB);
+      const started = Date.now();
+      for (let i = 0; i < megabytes; i++) {
+        // Waiting for the pipe to drain keeps the server's own memory flat: the flood is in the pipe, not here.
+        if (!process.stdout.write(block)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+        const due = megabytesPerSecond ? started + ((i + 1) * 1000) / megabytesPerSecond : 0;
+        if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+      }
+      // Ends the last line, so the answer that follows starts a line of its own.
+      process.stdout.write('\n');
+      return { content: [{ type: 'text' as const, text: `wrote ${megabytes} MiB of ${mode} to stdout` }] };
+    },
+  );
 }
 
 function parseArgs(argv: string[]): { transport: 'stdio' | 'http'; port: number } {

@@ -28,6 +28,8 @@ export interface Settings {
   logLevel: string;
   /** Bases of the images built from npm / PyPI packages (default mcpd/node-base:20, mcpd/python-base:3). */
   packageBaseImages: { node: string | undefined; python: string | undefined };
+  /** The longest line a STDIO server may write to stdout; a longer one is a protocol error of that server (default 16 MiB). */
+  stdioMaxLineBytes: number | undefined;
 }
 
 export const ROLES = ['api', 'gateway', 'worker'] as const;
@@ -62,6 +64,13 @@ const httpUrl = z.string().refine((raw) => /^https?:\/\/\S+$/.test(raw) && URL.c
   error: (issue) => `must be an http:// or https:// URL, got "${String(issue.input)}"`,
 });
 
+const byteCount = z.string().transform((raw, ctx) => {
+  const n = Number(raw);
+  if (/^\d+$/.test(raw) && n >= 1024 && n <= 2 ** 30) return n;
+  ctx.addIssue({ code: 'custom', message: `must be a number of bytes from 1024 to 1073741824, got "${raw}"` });
+  return z.NEVER;
+});
+
 const logLevel = z.string().refine((raw) => (LOG_LEVELS as readonly string[]).includes(raw), {
   error: (issue) => `must be one of ${LOG_LEVELS.join(', ')}, got "${String(issue.input)}"`,
 });
@@ -86,6 +95,7 @@ export const environmentSchema = z.object({
   MCPD_LOG_LEVEL: optional(logLevel),
   MCPD_PACKAGE_NODE_BASE: optional(text),
   MCPD_PACKAGE_PYTHON_BASE: optional(text),
+  MCPD_STDIO_MAX_LINE_BYTES: optional(byteCount),
 });
 
 export class SettingsError extends Error {
@@ -117,5 +127,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     roles: e.MCPD_ROLES ?? { api: true, gateway: true, worker: true },
     logLevel: e.MCPD_LOG_LEVEL ?? 'info',
     packageBaseImages: { node: e.MCPD_PACKAGE_NODE_BASE, python: e.MCPD_PACKAGE_PYTHON_BASE },
+    stdioMaxLineBytes: e.MCPD_STDIO_MAX_LINE_BYTES,
   };
 }

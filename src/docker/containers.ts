@@ -98,8 +98,11 @@ export function parseMemory(memory: number | string | undefined): number | undef
   return Number(m[1]) * unit;
 }
 
+/** What an exit by the kernel's OOM killer means to the operator (Docker's State.OOMKilled). */
+const OUT_OF_MEMORY = 'out of memory: OOM-killed, see resources.memory';
+
 export function exitReason(exitCode: number | null, oomKilled = false): string {
-  if (oomKilled) return `container exited with code ${exitCode} (out of memory)`;
+  if (oomKilled) return `container exited with code ${exitCode} (${OUT_OF_MEMORY})`;
   const meaning = exitCode === 137 ? ' (killed)' : exitCode === 143 ? ' (terminated)' : exitCode === 139 ? ' (segmentation fault)' : '';
   return `container exited with code ${exitCode}${meaning}`;
 }
@@ -232,7 +235,7 @@ export class InstanceContainers {
     } catch {
       // Logs are a courtesy; the exit code is the fact.
     }
-    const meaning = oomKilled ? ' (out of memory)' : '';
+    const meaning = oomKilled ? ` (${OUT_OF_MEMORY})` : '';
     return `${prefix} with code ${exitCode}${meaning}${tail ? `: ${tail}` : ''}`;
   }
 

@@ -101,7 +101,7 @@ export class ExitWatcher {
       if (!instanceId) continue;
       const code = /Exited \((-?\d+)\)/.exec(c.status);
       const exitCode = code ? Number(code[1]) : null;
-      if (await this.signal(instanceId, { containerId: c.id, exitCode, reason: exitReason(exitCode) })) signalled++;
+      if (await this.signal(instanceId, { containerId: c.id, exitCode, reason: await this.exitReasonOf(c.id, exitCode) })) signalled++;
     }
     return signalled;
   }
@@ -142,7 +142,19 @@ export class ExitWatcher {
     const instanceId = event.attributes[LABELS.instance];
     if (!instanceId) return;
     const exitCode = event.attributes.exitCode !== undefined ? Number(event.attributes.exitCode) : null;
-    await this.signal(instanceId, { containerId: event.containerId, exitCode, reason: exitReason(exitCode) });
+    await this.signal(instanceId, { containerId: event.containerId, exitCode, reason: await this.exitReasonOf(event.containerId, exitCode) });
+  }
+
+  /**
+   * Why a container exited, as the operator needs it. A "die" event carries the exit code
+   * only; a kill by the memory limit also exits 137, so for that code the engine is asked
+   * whether its OOM killer did it ("out of memory" tells the operator to raise
+   * resources.memory, "killed" alone does not).
+   */
+  private async exitReasonOf(containerId: string, exitCode: number | null): Promise<string> {
+    if (exitCode !== 137) return exitReason(exitCode);
+    const details = await this.options.runtime.inspect(containerId).catch(() => null);
+    return exitReason(exitCode, details?.oomKilled === true);
   }
 
   private async signal(instanceId: string, exit: ContainerExit): Promise<boolean> {

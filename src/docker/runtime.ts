@@ -197,7 +197,8 @@ export class DockerRuntime implements ContainerRuntime {
         Init: spec.init,
         RestartPolicy: { Name: 'no' },
         NetworkMode: spec.network,
-        ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes } : {}),
+        // MemorySwap equal to Memory: the limit is the limit, not twice it in swap.
+        ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes } : {}),
         ...(spec.nanoCpus !== undefined ? { NanoCpus: spec.nanoCpus } : {}),
         ...(spec.pidsLimit !== undefined ? { PidsLimit: spec.pidsLimit } : {}),
       },

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ContainerRuntime } from '../docker/runtime';
-import { LineDecoder, LineRing } from './lineDecoder';
+import { DEFAULT_MAX_LINE_BYTES, LineDecoder, LineRing } from './lineDecoder';
 
 export class DockerAttachTransport implements Transport {
   onclose?: () => void;
@@ -28,12 +28,15 @@ export class DockerAttachTransport implements Transport {
     private readonly runtime: ContainerRuntime,
     private readonly containerId: string,
     readonly stderr: LineRing = new LineRing(),
+    private readonly maxLineBytes = DEFAULT_MAX_LINE_BYTES,
   ) {}
 
   async start(): Promise<void> {
     const decoder = new LineDecoder(
       (message) => this.onmessage?.(message as JSONRPCMessage),
-      (line) => this.stderr.push(`[stdout, not JSON-RPC] ${line.slice(0, 500)}\n`),
+      (line) => this.stderr.push(`[stdout, not JSON-RPC] ${line}\n`),
+      this.maxLineBytes,
+      (max) => this.protocolError(`the server wrote a line of more than ${describeBytes(max)} to stdout: not JSON-RPC (protocol error)`),
     );
     const stream = await this.runtime.attach(this.containerId, {
       stdout: (chunk) => decoder.push(chunk),
@@ -75,6 +78,19 @@ export class DockerAttachTransport implements Transport {
     this.finish();
   }
 
+  /**
+   * The server broke the framing: the calls in flight cannot be answered any more, so the
+   * connection ends with the reason (they fail at once instead of waiting out their
+   * timeouts) and the gateway attaches afresh while the container runs.
+   */
+  private protocolError(reason: string): void {
+    if (this.closed) return;
+    this.stderr.push(`[mcpd] ${reason}\n`);
+    this.closeReason = reason;
+    this.stream?.destroy();
+    this.finish();
+  }
+
   private flush(): void {
     this.flushScheduled = false;
     if (this.pendingLines.length === 0) return;
@@ -88,4 +104,8 @@ export class DockerAttachTransport implements Transport {
     this.closed = true;
     this.onclose?.();
   }
+}
+
+function describeBytes(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`;
 }

@@ -25,6 +25,8 @@ export interface GatewayOptions {
   /** The deadline of a client's call through the gateway. */
   callTimeoutMs?: number;
   discovery?: { positiveTtlMs?: number; negativeTtlMs?: number; timeoutMs?: number };
+  /** The longest stdout line a STDIO upstream may write (default DEFAULT_MAX_LINE_BYTES); longer is a protocol error that ends its connection. */
+  stdioMaxLineBytes?: number;
 }
 
 export type ListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts';
@@ -83,6 +85,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   private readonly runtime: ContainerRuntime;
   private readonly log: Logger;
   private readonly connectTimeoutMs: number;
+  private readonly stdioMaxLineBytes: number | undefined;
   private readonly discoveryTimeoutMs: number;
   private readonly cache: DiscoveryCache<unknown[]>;
   private readonly entries = new Map<string, InstanceEntry>();
@@ -94,6 +97,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     this.runtime = options.runtime;
     this.log = options.logger ?? silentLogger;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+    this.stdioMaxLineBytes = options.stdioMaxLineBytes;
     this.callTimeoutMs = options.callTimeoutMs ?? 10 * 60_000;
     this.discoveryTimeoutMs = options.discovery?.timeoutMs ?? 5_000;
     this.cache = new DiscoveryCache({
@@ -276,7 +280,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
 
   /** Fresh transports for a target, one per connection attempt; throws when the target cannot have any. */
   private transportFactory(target: UpstreamTarget): () => Transport {
-    if (target.transport === 'stdio') return () => new DockerAttachTransport(this.runtime, target.containerId);
+    if (target.transport === 'stdio') return () => new DockerAttachTransport(this.runtime, target.containerId, undefined, this.stdioMaxLineBytes);
     if (target.port === undefined) throw new Error(`instance ${target.instanceId}: ${target.transport} transport needs a port`);
     const url = new URL(`http://127.0.0.1:${target.port}${target.path ?? (target.transport === 'sse' ? '/sse' : '/mcp')}`);
     return target.transport === 'sse' ? () => new SSEClientTransport(url) : () => new StreamableHTTPClientTransport(url);

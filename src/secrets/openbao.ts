@@ -178,11 +178,22 @@ export class OpenBaoSecretStore implements SecretStore {
   private reason(err: unknown): string {
     const status = statusOf(err);
     if (status === 403) return 'permission denied (check the OpenBao token and its policy)';
+    if (status === 503 && isSealedAnswer(err)) return `OpenBao at ${this.options.address} is sealed (HTTP 503): unseal it`;
     if (status !== undefined) return `OpenBao answered HTTP ${status}`;
     const code = (err as VaultLikeError)?.code;
+    // A stalled OpenBao accepts the connection and never answers: say so, not just the errno.
+    if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT') {
+      return `OpenBao unreachable at ${this.options.address}: no answer within ${this.options.timeoutMs ?? 5_000} ms (${code})`;
+    }
     if (code) return `OpenBao unreachable at ${this.options.address}: ${code}`;
     return `OpenBao request failed at ${this.options.address}`;
   }
+}
+
+/** Whether OpenBao's errors say it is sealed ("Vault is sealed"); only tested against that word, never repeated. */
+function isSealedAnswer(err: unknown): boolean {
+  const errors = (err as { response?: { body?: { errors?: unknown } } })?.response?.body?.errors;
+  return Array.isArray(errors) && errors.some((e) => typeof e === 'string' && /\bsealed\b/i.test(e));
 }
 
 function statusOf(err: unknown): number | undefined {

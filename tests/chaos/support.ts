@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import Docker from 'dockerode';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -22,11 +23,18 @@ export interface ChaosServer {
 
 type Api = Pick<McpdProcess, 'url' | 'token'>;
 
+/** The spec fields a chaos test adds: `env` entries are appended to the server's own, the rest replace. */
+export type SpecExtras = Record<string, unknown> & { env?: Record<string, unknown>[] };
+
+/** The gitea-like image's misbehaving tools (allocate, flood) are there only with this in the env. */
+export const CHAOS_TOOLS_ENV = { name: 'GITEA_LIKE_CHAOS_TOOLS', value: '1' };
+
 /** Writes the secret, applies and starts a one-replica gitea-like server (short retry delays for tests). */
 export async function applyServer(
   mcpd: Api,
   prefix: string,
   retry: Record<string, number> = { fastDelaySeconds: 30, fastAttempts: 5, slowDelaySeconds: 300, stableSeconds: 60 },
+  extras: SpecExtras = {},
 ): Promise<ChaosServer> {
   const suffix = randomBytes(3).toString('hex');
   const name = `t-chaos-${prefix}-${suffix}`;
@@ -37,11 +45,9 @@ export async function applyServer(
     name,
     image: 'mcpd/gitea-like:dev',
     transport: 'stdio',
-    env: [
-      { name: 'GITEA_HOST', value: 'http://127.0.0.1:3000' },
-      { name: 'GITEA_TOKEN', secretRef: { name, key: 'token' } },
-    ],
     retry,
+    ...extras,
+    env: [{ name: 'GITEA_HOST', value: 'http://127.0.0.1:3000' }, { name: 'GITEA_TOKEN', secretRef: { name, key: 'token' } }, ...(extras.env ?? [])],
   });
   assert.ok([200, 201].includes(applied.status), applied.text);
   const started = await callApi(mcpd, 'POST', `/api/v1/servers/${name}/start`);
@@ -73,33 +79,91 @@ export function waitForInstance(
 
 export const runningAndHealthy = (v: InstanceView) => v.status === 'RUNNING' && v.health === 'healthy';
 
-/** One tools/call of echo through /mcp/servers/<name>, as a client would make it; returns the text. */
-export async function echoThroughGateway(mcpd: Api, server: ChaosServer, text: string): Promise<string> {
-  const client = new Client({ name: 'chaos-test', version: '1' });
-  await client.connect(
-    new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp/servers/${server.name}`), {
-      requestInit: { headers: { authorization: `Bearer ${mcpd.token}` } },
-    }),
-  );
+/** Replica `ordinal` of a chaos server (applyServer's ChaosServer is replica 0). */
+export function replica(server: ChaosServer, ordinal: number): ChaosServer {
+  return { ...server, instance: `mcp-instance:${server.name}:${ordinal}` };
+}
+
+export interface ToolResult {
+  isError?: boolean;
+  content: { type: string; text: string }[];
+}
+
+/**
+ * One tools/call through /mcp/servers/<name>, as a client would make it, in a session of
+ * its own. Resolves with the result (also a tool error), rejects with the JSON-RPC error
+ * or the client's timeout.
+ */
+export async function callThroughGateway(
+  mcpd: Api,
+  server: Pick<ChaosServer, 'name'>,
+  tool: string,
+  args: Record<string, unknown>,
+  timeoutMs = 10_000,
+): Promise<ToolResult> {
+  const session = await gatewaySession(mcpd, server);
   try {
-    const result = (await client.callTool({ name: 'echo', arguments: { message: text } }, undefined, { timeout: 10_000 })) as {
-      isError?: boolean;
-      content: { type: string; text: string }[];
-    };
-    assert.ok(!result.isError, `echo failed: ${JSON.stringify(result.content)}`);
-    return result.content.map((c) => c.text).join('');
+    return await session.call(tool, args, timeoutMs);
   } finally {
-    await client.close().catch(() => undefined);
+    await session.close();
   }
+}
+
+export interface GatewaySession {
+  call(tool: string, args: Record<string, unknown>, timeoutMs?: number): Promise<ToolResult>;
+  /** Ends the session (DELETE), as a well-behaved client does. */
+  close(): Promise<void>;
+}
+
+/** An MCP client session on /mcp/servers/<name>, for a test that makes many calls as one client. */
+export async function gatewaySession(mcpd: Api, server: Pick<ChaosServer, 'name'>): Promise<GatewaySession> {
+  const client = new Client({ name: 'chaos-test', version: '1' });
+  const transport = new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp/servers/${server.name}`), {
+    requestInit: { headers: { authorization: `Bearer ${mcpd.token}` } },
+  });
+  await client.connect(transport);
+  return {
+    call: async (tool, args, timeoutMs = 10_000) => (await client.callTool({ name: tool, arguments: args }, undefined, { timeout: timeoutMs })) as ToolResult,
+    close: async () => {
+      await transport.terminateSession().catch(() => undefined);
+      await client.close().catch(() => undefined);
+    },
+  };
+}
+
+/** One tools/call of echo through /mcp/servers/<name>, as a client would make it; returns the text. */
+export async function echoThroughGateway(mcpd: Api, server: Pick<ChaosServer, 'name'>, text: string): Promise<string> {
+  const result = await callThroughGateway(mcpd, server, 'echo', { message: text });
+  assert.ok(!result.isError, `echo failed: ${JSON.stringify(result.content)}`);
+  return result.content.map((c) => c.text).join('');
+}
+
+/** How a call through the gateway ended and after how long: a chaos test asserts an error, not a hang. */
+export async function settle<T>(call: Promise<T>): Promise<{ ok: true; value: T; ms: number } | { ok: false; error: Error; ms: number }> {
+  const t0 = Date.now();
+  try {
+    const value = await call;
+    return { ok: true, value, ms: Date.now() - t0 };
+  } catch (error) {
+    return { ok: false, error: error as Error, ms: Date.now() - t0 };
+  }
+}
+
+/** Resident memory of a process on this machine, in MiB (Linux /proc). */
+export function residentMiB(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!kb) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(kb[1]) / 1024;
 }
 
 /** Exactly one container carries the instance's label, and it is the one the instance says is current (no duplicate, no orphan). */
 export async function assertOneCurrentContainer(docker: Docker, server: ChaosServer, view: InstanceView): Promise<void> {
-  const containers = await docker.listContainers({ all: true, filters: { label: [`${LABELS.server}=${server.name}`] } });
+  const containers = await docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${server.instance}`] } });
   assert.equal(
     containers.length,
     1,
-    `one container for ${server.name}, found ${containers.map((c) => `${c.Id.slice(0, 12)} ${c.State}`).join(', ') || 'none'}`,
+    `one container for ${server.instance}, found ${containers.map((c) => `${c.Id.slice(0, 12)} ${c.State}`).join(', ') || 'none'}`,
   );
   assert.equal(containers[0].Id, view.containerId, "the container is the instance's current one");
   assert.equal(containers[0].State, 'running');

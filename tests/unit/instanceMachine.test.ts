@@ -23,6 +23,8 @@ import {
   resumePhase,
   retryWaitEnds,
   runningHasWork,
+  searchAttributesKey,
+  searchHealth,
   stopped,
   stopping,
   withEvent,
@@ -238,6 +240,30 @@ describe('instanceMachine', () => {
       assert.equal(s.nextRetryAt, null);
       assert.equal(s.health, 'unknown');
       assert.deepEqual(types(s).slice(-2), ['Stopping', 'Stopped']);
+    });
+  });
+
+  describe('the McpHealth search attribute', () => {
+    it('carries the verdict while RUNNING and unknown once the instance leaves RUNNING, as the view does', () => {
+      const healthy = healthChanged(runningState(), transition({ health: 'healthy' }), at(1)).state;
+      assert.equal(searchHealth(healthy), 'healthy');
+      assert.equal(searchAttributesKey(healthy), 'RUNNING|healthy');
+      const failed = attemptFailed(failing(healthy, 'container exited with code 137'), 'container exited with code 137', T0 + 2000, spec().retry);
+      assert.equal(failed.status, 'ERROR');
+      assert.equal(failed.health, 'healthy', 'the state keeps the last verdict (the next probe starts from it)');
+      assert.equal(searchHealth(failed), 'unknown');
+      assert.equal(instanceView('i', 'gitea', 0, failed).health, 'unknown');
+      assert.equal(searchAttributesKey(failed), 'ERROR|unknown');
+      assert.equal(searchHealth(stopping(healthy, at(3))), 'unknown');
+      const unhealthy = healthChanged(runningState(), transition({ health: 'unhealthy', reason: 'timeout' }), at(1)).state;
+      assert.equal(searchHealth(unhealthy), 'unhealthy');
+    });
+
+    it('keeps the old values for histories recorded before the rule (legacy)', () => {
+      const healthy = healthChanged(runningState(), transition({ health: 'healthy' }), at(1)).state;
+      const failed = attemptFailed(failing(healthy, 'boom'), 'boom', T0 + 2000, spec().retry);
+      assert.equal(searchHealth(failed, true), 'healthy');
+      assert.equal(searchAttributesKey(failed, true), 'ERROR|healthy');
     });
   });
 

@@ -34,6 +34,16 @@ describe('settings from the environment', () => {
     assert.throws(() => loadSettings({ MCPD_PORT: '70000' }), /^SettingsError: MCPD_PORT: must be a port number 1-65535, got "70000"$/);
   });
 
+  it('MCPD_STDIO_MAX_LINE_BYTES takes a byte count, and a bad one names the variable and the range', () => {
+    assert.equal(loadSettings({}).stdioMaxLineBytes, undefined, 'unset: the gateway default');
+    assert.equal(loadSettings({ MCPD_STDIO_MAX_LINE_BYTES: '1048576' }).stdioMaxLineBytes, 1_048_576);
+    assert.throws(
+      () => loadSettings({ MCPD_STDIO_MAX_LINE_BYTES: '16Mi' }),
+      /^SettingsError: MCPD_STDIO_MAX_LINE_BYTES: must be a number of bytes from 1024 to 1073741824, got "16Mi"$/,
+    );
+    assert.throws(() => loadSettings({ MCPD_STDIO_MAX_LINE_BYTES: '10' }), /MCPD_STDIO_MAX_LINE_BYTES: must be a number of bytes/);
+  });
+
   it('a bad MCPD_ROLES names the variable and the roles it takes', () => {
     assert.throws(() => loadSettings({ MCPD_ROLES: 'api,web' }), {
       message: 'MCPD_ROLES: must be a comma-separated list of api, gateway, worker, got "api,web"',

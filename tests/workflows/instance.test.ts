@@ -4,13 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import type { WorkflowHandle } from '@temporalio/client';
+import type { TypedSearchAttributes } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createControlActivities } from '../../activities/control';
 import { TASK_QUEUE, instanceId, nodeTaskQueue, type InstanceView } from '../../src/contracts/instance';
 import type { McpServerSpec } from '../../src/contracts/spec';
 import type { InstanceWorkflowArgs } from '../../workflows/instance';
-import { mcpInstanceStatusKey, mcpServerKey } from '../../src/contracts/searchAttributes';
+import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../../src/contracts/searchAttributes';
 import { containerExitedSignal, forceRetrySignal, specChangedSignal, statusQuery, stopSignal } from '../../src/contracts/messages';
 import { createTimeSkippingEnv, recordHistory } from './fixtures/env';
 import { FakeNode, MemorySecretStore, spec } from './fixtures/fakes';
@@ -90,6 +91,16 @@ describe('instanceWorkflow (time-skipping)', function () {
     const history = await handle.fetchHistory();
     const trail = history.events?.map((e) => `${String(e.eventId)} ${Object.keys(e).find((k) => k.endsWith('Attributes'))}`).join('\n');
     throw new Error(`timed out waiting for ${what}; last view: ${JSON.stringify(last, null, 1)}\nhistory:\n${trail}`);
+  }
+
+  /** Polls the workflow's search attributes (as the server keeps them) until `ok`. */
+  async function waitForAttributes(handle: WorkflowHandle, ok: (a: TypedSearchAttributes) => boolean): Promise<TypedSearchAttributes> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const attributes = (await handle.describe()).typedSearchAttributes;
+      if (ok(attributes) || Date.now() > deadline) return attributes;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   const failedAttempt = (n: number) => (v: InstanceView) => v.status === 'ERROR' && v.attemptCount === n;
@@ -221,6 +232,9 @@ describe('instanceWorkflow (time-skipping)', function () {
     const failed = await until(handle, (v) => v.status === 'ERROR', 'ERROR after the liveness failure');
     assert.equal(failed.error, 'liveness probe failed: timeout after 10 s');
     assert.equal(failed.health, 'unknown', 'health is a verdict on a running container: it reads unknown in ERROR');
+    // The search attribute says the same, so a filter on McpHealth finds no ERROR instance as unhealthy or healthy.
+    const attributes = await waitForAttributes(handle, (a) => a.get(mcpInstanceStatusKey) === 'ERROR');
+    assert.equal(attributes.get(mcpHealthKey), 'unknown');
     assert.ok(node.containers.get(handle.workflowId)?.running === false, 'the container was stopped');
     await handle.signal(stopSignal);
     await handle.result();
