@@ -28,9 +28,20 @@ export interface Settings {
   logLevel: string;
   /** Bases of the images built from npm / PyPI packages (default mcpd/node-base:20, mcpd/python-base:3). */
   packageBaseImages: { node: string | undefined; python: string | undefined };
+  /** How many container creates and starts this node sends its Docker engine at once (MCPD_START_CONCURRENCY). */
+  startConcurrency: number;
 }
 
 export const ROLES = ['api', 'gateway', 'worker'] as const;
+
+/**
+ * Container creates and starts in flight on one node. dockerd serialises much of a
+ * create (its container store, the image layers' mount) and spends a core on each
+ * start (runc, the shim), so past a few in flight more only queue inside the engine and
+ * its API calls time out; 8 keeps a 2-core engine busy without that (MCPD_START_CONCURRENCY).
+ */
+export const DEFAULT_START_CONCURRENCY = 8;
+export const START_CONCURRENCY_MAX = 256;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** An unset or empty variable takes the default. */
@@ -42,6 +53,13 @@ const port = z.string().transform((raw, ctx) => {
   const n = Number(raw);
   if (/^\d+$/.test(raw) && n >= 1 && n <= 65_535) return n;
   ctx.addIssue({ code: 'custom', message: `must be a port number 1-65535, got "${raw}"` });
+  return z.NEVER;
+});
+
+const startConcurrency = z.string().transform((raw, ctx) => {
+  const n = Number(raw);
+  if (/^\d+$/.test(raw) && n >= 1 && n <= START_CONCURRENCY_MAX) return n;
+  ctx.addIssue({ code: 'custom', message: `must be an integer from 1 to ${START_CONCURRENCY_MAX}, got "${raw}"` });
   return z.NEVER;
 });
 
@@ -86,6 +104,7 @@ export const environmentSchema = z.object({
   MCPD_LOG_LEVEL: optional(logLevel),
   MCPD_PACKAGE_NODE_BASE: optional(text),
   MCPD_PACKAGE_PYTHON_BASE: optional(text),
+  MCPD_START_CONCURRENCY: optional(startConcurrency),
 });
 
 export class SettingsError extends Error {
@@ -117,5 +136,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     roles: e.MCPD_ROLES ?? { api: true, gateway: true, worker: true },
     logLevel: e.MCPD_LOG_LEVEL ?? 'info',
     packageBaseImages: { node: e.MCPD_PACKAGE_NODE_BASE, python: e.MCPD_PACKAGE_PYTHON_BASE },
+    startConcurrency: e.MCPD_START_CONCURRENCY ?? DEFAULT_START_CONCURRENCY,
   };
 }

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { InstanceView } from '../../src/contracts/instance';
+import { REPLICAS } from '../../src/contracts/spec';
 import { PLACEHOLDER_SECRET_VALUE, SEED_MARKER, defaultExamplesDir, seedExamples } from '../../src/api/seed';
 import { waitFor } from '../support/stack';
 import { api, startApiStack, type ApiStack } from './stack';
@@ -153,7 +154,7 @@ describe('api: REST against a real mcpd', function () {
 
     it('serves the OpenAPI document generated from the same schemas', async () => {
       const doc = (await call('GET', '/api/v1/openapi.json', undefined, { token: null })).json;
-      assert.equal(doc.components.schemas.ScaleRequest.properties.replicas.maximum, 100);
+      assert.equal(doc.components.schemas.ScaleRequest.properties.replicas.maximum, REPLICAS.max);
       assert.equal(doc.paths['/api/v1/servers/{name}'].put.requestBody.content['application/json'].schema.$ref, '#/components/schemas/McpServerSpec');
     });
   });
