@@ -29,15 +29,7 @@ import { SEARCH_ATTRIBUTES } from '../src/contracts/searchAttributes';
 import { quoteLiteral } from '../src/contracts/visibility';
 import { removeContainers, startMcpd, testEnv, type McpdProcess } from '../tests/support/stack';
 import { callApi } from '../tests/support/clients';
-import {
-  FORMULAS,
-  checkGoals,
-  cpuPercentOfCore,
-  cpuTicksFromProcStat,
-  eventsPerInstanceHour,
-  extrapolate,
-  type ScaleMeasurement,
-} from './scaleFigures';
+import { FORMULAS, checkGoals, cpuPercentOfCore, cpuTicksFromProcStat, eventsPerInstanceHour, extrapolate, type ScaleMeasurement } from './scaleFigures';
 
 const IMAGE = 'mcpd/tiny:dev';
 const PROBE_INTERVAL_SECONDS = 30;
@@ -213,8 +205,7 @@ function table(title: string, rows: [string, string, string?][]): void {
   const widths = [Math.max(...rows.map((r) => r[0].length), 6), Math.max(...rows.map((r) => r[1].length), 8)];
   const withThird = rows.some((r) => r[2] !== undefined);
   console.log(`\n${title}`);
-  const line = (a: string, b: string, c?: string) =>
-    `| ${a.padEnd(widths[0])} | ${b.padStart(widths[1])} |${withThird ? ` ${c ?? ''} |` : ''}`;
+  const line = (a: string, b: string, c?: string) => `| ${a.padEnd(widths[0])} | ${b.padStart(widths[1])} |${withThird ? ` ${c ?? ''} |` : ''}`;
   console.log(line('figure', 'value', withThird ? 'goal / note' : undefined));
   console.log(`|${'-'.repeat(widths[0] + 2)}|${'-'.repeat(widths[1] + 2)}|${withThird ? '---|' : ''}`);
   for (const [a, b, c] of rows) console.log(line(a, b, c));
@@ -296,7 +287,9 @@ async function main(): Promise<void> {
 
     // Steady state: let the start's burst settle, then one window long enough for two probe rounds.
     await sleep(PROBE_INTERVAL_SECONDS * 1000);
-    const sample = Array.from({ length: Math.min(HISTORY_SAMPLE, REPLICAS) }, (_, i) => instanceId(server, Math.floor((i * REPLICAS) / Math.min(HISTORY_SAMPLE, REPLICAS))));
+    const sample = Array.from({ length: Math.min(HISTORY_SAMPLE, REPLICAS) }, (_, i) =>
+      instanceId(server, Math.floor((i * REPLICAS) / Math.min(HISTORY_SAMPLE, REPLICAS))),
+    );
     const lengthsBefore = new Map<string, Map<string, RunLength>>();
     for (const id of sample) lengthsBefore.set(id, await familyLengths(client, id));
     const t0 = { mcpd: cpuTicks(pid), temporal: cpuTicks(temporal), at: process.hrtime.bigint() };
@@ -347,18 +340,30 @@ async function main(): Promise<void> {
     const pct = (v: number) => `${v.toFixed(1)} %`;
 
     table(`Scale: ${REPLICAS} x ${IMAGE} on mcpd, readiness probe every ${PROBE_INTERVAL_SECONDS} s (this machine, ${new Date().toISOString()})`, [
-      ['baseline: docker run -d x N, all started', `${baseline.seconds.toFixed(1)} s`, `${(REPLICAS / baseline.seconds).toFixed(1)} containers/s, no MCP handshake`],
+      [
+        'baseline: docker run -d x N, all started',
+        `${baseline.seconds.toFixed(1)} s`,
+        `${(REPLICAS / baseline.seconds).toFixed(1)} containers/s, no MCP handshake`,
+      ],
       ['mcpd: apply -> all RUNNING', `${secondsToRunning.toFixed(1)} s`, `${(REPLICAS / secondsToRunning).toFixed(1)} instances/s`],
       ['mcpd: apply -> all RUNNING and healthy', `${secondsToHealthy.toFixed(1)} s`, `${(REPLICAS / secondsToHealthy).toFixed(1)} instances/s`],
       ['CPU idle, mcpd / Temporal', `${pct(cpuIdle.mcpd)} / ${pct(cpuIdle.temporal)}`, `% of one core, ${idleSeconds} s before apply`],
       ['CPU steady, mcpd', pct(cpuSteady.mcpd), `% of one core over ${windowSeconds.toFixed(0)} s`],
       ['CPU steady, Temporal dev server', pct(cpuSteady.temporal), `% of one core over ${windowSeconds.toFixed(0)} s`],
       ['mcpd RSS idle / steady', `${mib(mcpdRssIdle)} / ${mib(mcpdRssSteady)}`, `${mib(at1000.mcpdRssPerInstanceBytes)} per instance`],
-      ['history events per instance-hour', measured.historyEventsPerInstanceHour.toFixed(1), `${events} events, ${sample.length} instances + probes, ${windowSeconds.toFixed(0)} s`],
+      [
+        'history events per instance-hour',
+        measured.historyEventsPerInstanceHour.toFixed(1),
+        `${events} events, ${sample.length} instances + probes, ${windowSeconds.toFixed(0)} s`,
+      ],
       ['delete -> no container, no workflow', `${secondsToDeleted.toFixed(1)} s`, `left: ${left.containers} containers, ${left.workflows} workflows`],
       ['container RSS, baseline: init+server / shim', `${mib(baseline.memory.processes)} / ${mib(baseline.memory.shim)}`, `average of ${MEMORY_SAMPLE}`],
       ['container RSS, mcpd: init+server / shim', `${mib(instanceMemory.processes)} / ${mib(instanceMemory.shim)}`, `average of ${MEMORY_SAMPLE}`],
-      ['MemAvailable drop per container, baseline / mcpd', `${mib(baseline.memAvailableDropPerContainer)} / ${mib(memDropPerInstance)}`, 'whole machine: dockerd, shims, kernel'],
+      [
+        'MemAvailable drop per container, baseline / mcpd',
+        `${mib(baseline.memAvailableDropPerContainer)} / ${mib(memDropPerInstance)}`,
+        'whole machine: dockerd, shims, kernel',
+      ],
     ]);
 
     table('Extrapolated to 1,000 instances', [

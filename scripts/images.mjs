@@ -292,7 +292,10 @@ function buildTiny({ force, log }) {
     log(`no go on this host: ${IMAGES.tiny} not built (the scale benchmark needs it)`);
     return false;
   }
-  const sources = fs.readdirSync(source).filter((f) => f.endsWith('.go') || f === 'go.mod').sort();
+  const sources = fs
+    .readdirSync(source)
+    .filter((f) => f.endsWith('.go') || f === 'go.mod')
+    .sort();
   const hash = sha256('tiny/v1\n', goVersion.stdout.trim(), '\n', ...sources.flatMap((f) => [f, fs.readFileSync(path.join(source, f))]));
   if (!force && imageHash(IMAGES.tiny) === hash) return false;
 

@@ -20,7 +20,9 @@ describe('the tiny Go MCP server image through the gateway', function () {
   const api = (method: string, path: string, body?: unknown) => callApi(mcpd, method, path, body);
   const connect = async (path: string) => {
     const client = new Client({ name: 'tiny-test', version: '1' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpd.url}${path}`), { requestInit: { headers: { authorization: `Bearer ${mcpd.token}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${mcpd.url}${path}`), { requestInit: { headers: { authorization: `Bearer ${mcpd.token}` } } }),
+    );
     return client;
   };
 
@@ -48,7 +50,12 @@ describe('the tiny Go MCP server image through the gateway', function () {
     await waitForValue(
       async () => (await api('GET', `/api/v1/instances?server=${server}`)).json.items as InstanceView[],
       (items) => items.length === 2 && items.every((v) => v.status === 'RUNNING' && v.health === 'healthy'),
-      { timeoutMs: 60_000, intervalMs: 250, what: 'both replicas RUNNING and healthy', describe: (items) => JSON.stringify(items.map((v) => [v.status, v.health, v.error])) },
+      {
+        timeoutMs: 60_000,
+        intervalMs: 250,
+        what: 'both replicas RUNNING and healthy',
+        describe: (items) => JSON.stringify(items.map((v) => [v.status, v.health, v.error])),
+      },
     );
 
     const aggregate = await connect('/mcp');

@@ -1,13 +1,5 @@
 import assert from 'node:assert/strict';
-import {
-  GOALS,
-  checkGoals,
-  cpuPercentOfCore,
-  cpuTicksFromProcStat,
-  eventsPerInstanceHour,
-  extrapolate,
-  type ScaleMeasurement,
-} from '../../bench/scaleFigures';
+import { GOALS, checkGoals, cpuPercentOfCore, cpuTicksFromProcStat, eventsPerInstanceHour, extrapolate, type ScaleMeasurement } from '../../bench/scaleFigures';
 
 const measured: ScaleMeasurement = {
   instances: 200,
