@@ -259,6 +259,8 @@ async function main(): Promise<void> {
       healthCheck: { tool: 'echo', arguments: { message: 'probe' }, intervalSeconds: PROBE_INTERVAL_SECONDS, timeoutSeconds: 10 },
     });
     await api('POST', `/api/v1/servers/${server}/start`);
+    // The start update returns once the server workflow has started every instance workflow (not once they run).
+    const secondsStartReturned = elapsed();
     const byServer = `WorkflowType = 'instanceWorkflow' AND ExecutionStatus = 'Running' AND ${SEARCH_ATTRIBUTES.server} = ${quoteLiteral(server)}`;
     const runningQuery = `${byServer} AND ${SEARCH_ATTRIBUTES.status} = 'RUNNING'`;
     const healthyQuery = `${runningQuery} AND ${SEARCH_ATTRIBUTES.health} = 'healthy'`;
@@ -345,6 +347,7 @@ async function main(): Promise<void> {
         `${baseline.seconds.toFixed(1)} s`,
         `${(REPLICAS / baseline.seconds).toFixed(1)} containers/s, no MCP handshake`,
       ],
+      ['mcpd: apply -> POST start answered', `${secondsStartReturned.toFixed(1)} s`, 'every instance workflow started'],
       ['mcpd: apply -> all RUNNING', `${secondsToRunning.toFixed(1)} s`, `${(REPLICAS / secondsToRunning).toFixed(1)} instances/s`],
       ['mcpd: apply -> all RUNNING and healthy', `${secondsToHealthy.toFixed(1)} s`, `${(REPLICAS / secondsToHealthy).toFixed(1)} instances/s`],
       ['CPU idle, mcpd / Temporal', `${pct(cpuIdle.mcpd)} / ${pct(cpuIdle.temporal)}`, `% of one core, ${idleSeconds} s before apply`],
