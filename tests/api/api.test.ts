@@ -138,7 +138,7 @@ describe('api: REST against a real mcpd', function () {
         ['GET', '/api/v1/instances?server=a&server=b', undefined, 'server'],
         ['GET', '/api/v1/instances?health=fine', undefined, 'health'],
         ['GET', '/api/v1/instances/t-api-nope:0/logs?tail=-1', undefined, 'tail'],
-        ['POST', '/api/v1/servers/t-api-nope/scale', { replicas: 101 }, 'replicas'],
+        ['POST', '/api/v1/servers/t-api-nope/scale', { replicas: REPLICAS.max + 1 }, 'replicas'],
         ['PUT', '/api/v1/secrets/t-api-any', { data: {} }, 'data'],
         ['PUT', '/api/v1/secrets/t-api-any', { data: { a: 'b' }, value: 'c' }, 'value'],
       ];
