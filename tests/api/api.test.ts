@@ -79,7 +79,12 @@ describe('api: REST against a real mcpd', function () {
 
   describe('bad input', () => {
     it('400 naming every bad field of a spec', async () => {
-      const res = await call('PUT', '/api/v1/servers/t-api-bad', { name: 't-api-bad', transport: 'http', replicas: 500, healthCheck: { tool: '' } });
+      const res = await call('PUT', '/api/v1/servers/t-api-bad', {
+        name: 't-api-bad',
+        transport: 'http',
+        replicas: REPLICAS.max + 1,
+        healthCheck: { tool: '' },
+      });
       assert.equal(res.status, 400);
       assert.match(res.json.error, /^invalid spec: /);
       const fields = res.json.details.map((d: { field: string }) => d.field).sort();
