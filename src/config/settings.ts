@@ -35,10 +35,12 @@ export interface Settings {
 export const ROLES = ['api', 'gateway', 'worker'] as const;
 
 /**
- * Container creates and starts in flight on one node. dockerd serialises much of a
- * create (its container store, the image layers' mount) and spends a core on each
- * start (runc, the shim), so past a few in flight more only queue inside the engine and
- * its API calls time out; 8 keeps a 2-core engine busy without that (MCPD_START_CONCURRENCY).
+ * Container creates and starts in flight on one node (MCPD_START_CONCURRENCY). Each start
+ * costs the engine a runc run and a new shim process, CPU it shares with everything else on
+ * the node, so unbounded starts of hundreds of replicas only pile up inside dockerd. On a
+ * 2-core machine `npm run bench -- scale` reached the same few starts per second with 8 as
+ * with 16 in flight (plain `docker run -d` reached 6-8 per second there), so 8 keeps the
+ * engine busy while leaving room for the probes and calls of instances already running.
  */
 export const DEFAULT_START_CONCURRENCY = 8;
 export const START_CONCURRENCY_MAX = 256;
