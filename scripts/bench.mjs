@@ -9,7 +9,11 @@
  *   - dist/bench/cli.bench.js: mcpctl --help and get servers vs `node -e 0` (median of 10)
  *   - dist/bench/packages.bench.js: first (build included) and later starts of npm and PyPI
  *     package servers vs `npx -y <package>` / a uvx-like venv on the host
- * `npm run bench -- cli packages` runs only the benchmarks whose file name contains one of the words.
+ *   - dist/bench/scale.bench.js, only when named (`npm run bench -- scale [--replicas N]`, default
+ *     200): N replicas of mcpd/tiny:dev on a real mcpd, time to healthy, steady CPU and memory,
+ *     history per instance-hour, delete, extrapolated to 1,000, vs N plain `docker run -d`
+ * `npm run bench -- cli packages` runs only the benchmarks whose file name contains one of the words;
+ * options (`--name value`) are passed on to every benchmark that runs.
  * Environment: BENCH_START_RUNS, BENCH_CLI_RUNS, BENCH_CALLS, BENCH_CONCURRENT_MS, BENCH_PORT, BENCH_SERVER, BENCH_PACKAGE_RUNS.
  */
 import { spawnSync } from 'node:child_process';
@@ -37,14 +41,23 @@ const stack = await embedded().stack.startStack(
 const env = stackEnv(stack, tools);
 let failed = false;
 try {
-  // `npm run bench -- cli` runs only the benchmarks whose file name contains "cli".
-  const only = process.argv.slice(2);
-  const benches = ['lifecycle.bench.js', 'gateway.bench.js', 'cli.bench.js', 'packages.bench.js'].filter(
-    (b) => only.length === 0 || only.some((o) => b.includes(o)),
+  // `npm run bench -- cli` runs only the benchmarks whose file name contains "cli"; `--x v` goes to the benchmarks.
+  const only = [];
+  const options = [];
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    if (!argv[i].startsWith('--')) only.push(argv[i]);
+    else if (argv[i].includes('=') || i + 1 >= argv.length || argv[i + 1].startsWith('--')) options.push(argv[i]);
+    else options.push(argv[i], argv[++i]);
+  }
+  // Starting hundreds of containers takes minutes and most of the machine: only when asked for by name.
+  const onlyWhenNamed = ['scale.bench.js'];
+  const benches = ['lifecycle.bench.js', 'gateway.bench.js', 'cli.bench.js', 'packages.bench.js', ...onlyWhenNamed].filter((b) =>
+    only.length === 0 ? !onlyWhenNamed.includes(b) : only.some((o) => b.includes(o)),
   );
   for (const bench of benches) {
     say(P, `running ${bench}`);
-    const result = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', bench)], { cwd: ROOT, env, stdio: 'inherit' });
+    const result = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', bench), ...options], { cwd: ROOT, env, stdio: 'inherit' });
     if (result.status !== 0) failed = true;
   }
 } finally {

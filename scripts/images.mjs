@@ -9,6 +9,8 @@
  *                              images mcpd builds from PyPI packages (src/docker/packageImages.ts)
  *   mcpd/gitea-like:dev        images/gitea-like/server.ts bundled with esbuild
  *   mcpd/server-everything:dev @modelcontextprotocol/server-everything bundled with esbuild
+ *   mcpd/tiny:dev              images/tiny, a static Go binary (stdio MCP server with an `echo`
+ *                              tool) made with `docker import`; the fixture of the scale benchmark
  *
  * Idempotent: every image carries the hash of what it was made from in the label
  * io.mcpd.source-hash; an image whose hash is unchanged is not rebuilt.
@@ -29,6 +31,7 @@ export const IMAGES = {
   pythonBase: 'mcpd/python-base:3',
   giteaLike: 'mcpd/gitea-like:dev',
   serverEverything: 'mcpd/server-everything:dev',
+  tiny: 'mcpd/tiny:dev',
 };
 
 function run(cmd, args, { input, cwd } = {}) {
@@ -277,6 +280,52 @@ function buildNodeBase({ force, log }) {
   return true;
 }
 
+/**
+ * mcpd/tiny:dev: images/tiny built by the host's Go into one static binary, and an image
+ * of that file alone (plus /tmp), made with `docker import`. Skipped with a line when
+ * there is no `go` on PATH: only the scale benchmark and one gateway test need it.
+ */
+function buildTiny({ force, log }) {
+  const source = path.join(ROOT, 'images/tiny');
+  const goVersion = spawnSync('go', ['env', 'GOVERSION'], { encoding: 'utf8' });
+  if (goVersion.error || goVersion.status !== 0) {
+    log(`no go on this host: ${IMAGES.tiny} not built (the scale benchmark needs it)`);
+    return false;
+  }
+  const sources = fs
+    .readdirSync(source)
+    .filter((f) => f.endsWith('.go') || f === 'go.mod')
+    .sort();
+  const hash = sha256('tiny/v1\n', goVersion.stdout.trim(), '\n', ...sources.flatMap((f) => [f, fs.readFileSync(path.join(source, f))]));
+  if (!force && imageHash(IMAGES.tiny) === hash) return false;
+
+  log(`building ${IMAGES.tiny} with ${goVersion.stdout.trim()}`);
+  const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-tiny-'));
+  try {
+    const rootfs = path.join(staging, 'rootfs');
+    fs.mkdirSync(path.join(rootfs, 'tmp'), { recursive: true });
+    fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777);
+    const result = spawnSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', path.join(rootfs, 'mcp-tiny'), '.'], {
+      cwd: source,
+      encoding: 'utf8',
+      // Static (no libc in the image), with the Go on this host: nothing is downloaded.
+      env: {
+        ...process.env,
+        CGO_ENABLED: '0',
+        GOTOOLCHAIN: 'local',
+        ...(process.env.HOME || process.env.GOCACHE ? {} : { GOCACHE: path.join(os.tmpdir(), 'mcpd-go-cache') }),
+      },
+    });
+    if (result.error || result.status !== 0) throw new Error(`go build images/tiny failed: ${(result.stderr || result.error?.message || '').trim()}`);
+    const tarball = path.join(staging, 'rootfs.tar');
+    run('tar', ['-C', rootfs, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.']);
+    run('docker', ['import', '--change', `LABEL ${HASH_LABEL}=${hash}`, '--change', 'ENTRYPOINT ["/mcp-tiny"]', tarball, IMAGES.tiny]);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+  return true;
+}
+
 async function bundle(esbuild, options) {
   const result = await esbuild.build({
     bundle: true,
@@ -326,7 +375,7 @@ function buildAppImage(image, { files, dirs = [], entrypoint, force, log }) {
 }
 
 /**
- * Ensures all three images exist and are current. Returns the names of the images it
+ * Ensures all the images exist and are current. Returns the names of the images it
  * (re)built. Needs a working `docker` CLI and node_modules (esbuild, the MCP SDK).
  */
 export async function buildImages({ force = false, log = (msg) => console.log(`[images] ${msg}`) } = {}) {
@@ -337,6 +386,7 @@ export async function buildImages({ force = false, log = (msg) => console.log(`[
   const built = [];
   if (buildNodeBase({ force, log })) built.push(IMAGES.nodeBase);
   if (buildPythonBase({ force, log })) built.push(IMAGES.pythonBase);
+  if (buildTiny({ force, log })) built.push(IMAGES.tiny);
 
   const giteaLike = await bundle(esbuild, {
     entryPoints: [path.join(ROOT, 'images/gitea-like/server.ts')],

@@ -112,6 +112,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         knows: (instanceId) => gateway.connectionOf(instanceId) !== undefined,
         client,
         owner: overrides.owner ?? `${settings.temporalAddress}/${settings.temporalNamespace}`,
+        container: { startConcurrency: settings.startConcurrency },
         packageImages: { nodeBaseImage: settings.packageBaseImages.node, pythonBaseImage: settings.packageBaseImages.python },
         log: log.child({ component: 'worker' }),
       });

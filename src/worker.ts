@@ -42,7 +42,7 @@ export interface WorkerDeps {
    * Use `<temporal address>/<namespace>`; default `<namespace>@<node>`.
    */
   owner?: string;
-  container?: Pick<InstanceContainerOptions, 'baseImage' | 'startGraceMs' | 'stopTimeoutSeconds'>;
+  container?: Pick<InstanceContainerOptions, 'baseImage' | 'startGraceMs' | 'stopTimeoutSeconds' | 'startConcurrency'>;
   /** Base images, npm client and work dir of the package image builder (defaults: mcpd/node-base:20, mcpd/python-base:3). */
   packageImages?: PackageImageBuilderOptions;
   /** Which halves to run (both by default). */

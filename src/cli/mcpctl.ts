@@ -259,7 +259,7 @@ export function buildProgram(): Command {
     .description("Set a server's number of replicas")
     .argument('<resource>', 'server')
     .argument('<name>', 'server name')
-    .requiredOption('--replicas <n>', 'number of replicas (0-100, as the spec allows)')
+    .requiredOption('--replicas <n>', 'number of replicas (0-1000, as the spec allows)')
     .action(async (resource: string, name: string, opts: { replicas: string }) => {
       kindOf(resource, ['server']);
       const { REPLICAS, replicasSchema } = await import('../contracts/spec.js');

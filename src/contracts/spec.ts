@@ -11,8 +11,15 @@ const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Secret names map to OpenBao KV v2 paths under the mcpd prefix. */
 export const SECRET_NAME_PATTERN = /^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$/;
 
-/** How many replicas a server may ask for; the spec, the scale request and mcpctl all use these bounds. */
-export const REPLICAS = { min: 0, max: 100 } as const;
+/**
+ * How many replicas a server may ask for; the spec, the scale request and mcpctl all use these bounds.
+ * The cap is what one server workflow can carry, not what a node can hold (500 instances of a
+ * small server fit on a 2-core machine): the server workflow keeps one record per instance,
+ * starts its instances as children, and Temporal refuses more than 2,000 pending child
+ * workflows per workflow by default (limit.numPendingChildExecutions.error). 1,000 stays well
+ * under that and keeps the server's state small; more than that is more servers.
+ */
+export const REPLICAS = { min: 0, max: 1000 } as const;
 const REPLICAS_MESSAGE = `must be an integer from ${REPLICAS.min} to ${REPLICAS.max}`;
 export const replicasSchema = z
   .number({ error: REPLICAS_MESSAGE })

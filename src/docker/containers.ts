@@ -9,6 +9,8 @@ import { text } from 'node:stream/consumers';
 import type { McpServerSpec } from '../contracts/spec';
 import { containerName, parseInstanceId } from '../contracts/instance';
 import { LABELS } from '../contracts/labels';
+import { createLimiter } from '../concurrency';
+import { DEFAULT_START_CONCURRENCY } from '../config/settings';
 import { engineMessage, statusCodeOf, type ContainerDetails, type ContainerRuntime, type ContainerSpec } from './runtime';
 
 export const DEFAULT_BASE_IMAGE = 'mcpd/node-base:20';
@@ -21,6 +23,8 @@ export interface InstanceContainerOptions {
   /** How long a fresh container must stay up before start counts as done. */
   startGraceMs?: number;
   stopTimeoutSeconds?: number;
+  /** Container creates and starts sent to the engine at once (default DEFAULT_START_CONCURRENCY); the rest wait. */
+  startConcurrency?: number;
 }
 
 export interface StartContainerRequest {
@@ -130,6 +134,8 @@ export class InstanceContainers {
   private readonly baseImage: string;
   private readonly startGraceMs: number;
   private readonly stopTimeoutSeconds: number;
+  /** Bounds the engine calls of a start, so hundreds of instances starting at once queue here, not inside dockerd. */
+  private readonly engineSlot: <R>(fn: () => Promise<R>) => Promise<R>;
 
   constructor(
     private readonly runtime: ContainerRuntime,
@@ -139,6 +145,7 @@ export class InstanceContainers {
     // Short: the MCP initialize during attach is the real proof of life; this only catches instant exits with a clear message.
     this.startGraceMs = options.startGraceMs ?? 300;
     this.stopTimeoutSeconds = options.stopTimeoutSeconds ?? 10;
+    this.engineSlot = createLimiter(options.startConcurrency ?? DEFAULT_START_CONCURRENCY);
   }
 
   /** Idempotent: the container of this instance and generation is created and started at most once. */
@@ -159,7 +166,8 @@ export class InstanceContainers {
     const image = await this.imageFor(request.spec, request.packageImage);
     let containerId: string;
     try {
-      containerId = await this.runtime.create(this.containerSpec(name, image, request, port));
+      const spec = this.containerSpec(name, image, request, port);
+      containerId = await this.engineSlot(() => this.runtime.create(spec));
     } catch (err) {
       const status = statusCodeOf(err);
       if (status === 409) {
@@ -205,7 +213,7 @@ export class InstanceContainers {
     reused: boolean,
   ): Promise<StartedContainer> {
     try {
-      await this.runtime.start(containerId);
+      await this.engineSlot(() => this.runtime.start(containerId));
     } catch (err) {
       const status = statusCodeOf(err);
       throw new ContainerStartError(`cannot start container: ${maskSecrets(engineMessage(err), request.secretValues)}`, status === 400 || status === 500);

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import type { InstanceView } from '../../src/contracts/instance';
+import { REPLICAS } from '../../src/contracts/spec';
 import { PLACEHOLDER_SECRET_VALUE, SEED_MARKER, defaultExamplesDir, seedExamples } from '../../src/api/seed';
 import { waitFor } from '../support/stack';
 import { api, startApiStack, type ApiStack } from './stack';
@@ -78,7 +79,12 @@ describe('api: REST against a real mcpd', function () {
 
   describe('bad input', () => {
     it('400 naming every bad field of a spec', async () => {
-      const res = await call('PUT', '/api/v1/servers/t-api-bad', { name: 't-api-bad', transport: 'http', replicas: 500, healthCheck: { tool: '' } });
+      const res = await call('PUT', '/api/v1/servers/t-api-bad', {
+        name: 't-api-bad',
+        transport: 'http',
+        replicas: REPLICAS.max + 1,
+        healthCheck: { tool: '' },
+      });
       assert.equal(res.status, 400);
       assert.match(res.json.error, /^invalid spec: /);
       const fields = res.json.details.map((d: { field: string }) => d.field).sort();
@@ -137,7 +143,7 @@ describe('api: REST against a real mcpd', function () {
         ['GET', '/api/v1/instances?server=a&server=b', undefined, 'server'],
         ['GET', '/api/v1/instances?health=fine', undefined, 'health'],
         ['GET', '/api/v1/instances/t-api-nope:0/logs?tail=-1', undefined, 'tail'],
-        ['POST', '/api/v1/servers/t-api-nope/scale', { replicas: 101 }, 'replicas'],
+        ['POST', '/api/v1/servers/t-api-nope/scale', { replicas: REPLICAS.max + 1 }, 'replicas'],
         ['PUT', '/api/v1/secrets/t-api-any', { data: {} }, 'data'],
         ['PUT', '/api/v1/secrets/t-api-any', { data: { a: 'b' }, value: 'c' }, 'value'],
       ];
@@ -153,7 +159,7 @@ describe('api: REST against a real mcpd', function () {
 
     it('serves the OpenAPI document generated from the same schemas', async () => {
       const doc = (await call('GET', '/api/v1/openapi.json', undefined, { token: null })).json;
-      assert.equal(doc.components.schemas.ScaleRequest.properties.replicas.maximum, 100);
+      assert.equal(doc.components.schemas.ScaleRequest.properties.replicas.maximum, REPLICAS.max);
       assert.equal(doc.paths['/api/v1/servers/{name}'].put.requestBody.content['application/json'].schema.$ref, '#/components/schemas/McpServerSpec');
     });
   });

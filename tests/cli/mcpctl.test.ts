@@ -13,6 +13,10 @@ import path from 'node:path';
 import type { InstanceView } from '../../src/contracts/instance';
 import { startMcpd, waitFor, type McpdProcess } from '../support/stack';
 import { MCPCTL, runMcpctl } from '../support/clients';
+import { REPLICAS } from '../../src/contracts/spec';
+
+/** Over the spec's cap: the edit that must be refused. */
+const TOO_MANY_REPLICAS = REPLICAS.max + 1;
 
 describe('mcpctl (end to end)', function () {
   this.timeout(240_000);
@@ -138,7 +142,7 @@ describe('mcpctl (end to end)', function () {
   const text = fs.readFileSync(file, 'utf8');
   fs.appendFileSync(${JSON.stringify(seen)}, text + '\\n=====\\n');
   const runs = fs.readFileSync(${JSON.stringify(seen)}, 'utf8').split('=====').length - 1;
-  fs.writeFileSync(file, text.replace(/^replicas: \\d+$/m, runs === 1 ? 'replicas: 500' : 'replicas: 2'));
+  fs.writeFileSync(file, text.replace(/^replicas: \\d+$/m, runs === 1 ? 'replicas: ${TOO_MANY_REPLICAS}' : 'replicas: 2'));
   `,
       );
       const run = await mcpctl(['edit', 'server', name], { EDITOR: `${process.execPath} ${editor}` });
@@ -148,7 +152,7 @@ describe('mcpctl (end to end)', function () {
       const opened = fs.readFileSync(seen, 'utf8').split('=====');
       assert.match(opened[0], /^replicas: 1$/m);
       assert.match(opened[1], /^# error: invalid spec: replicas: /m, 'the file is reopened with the error at the top');
-      assert.match(opened[1], /^replicas: 500$/m, 'with the user’s last edit, not the original');
+      assert.match(opened[1], new RegExp(`^replicas: ${TOO_MANY_REPLICAS}$`, 'm'), 'with the user’s last edit, not the original');
       const spec = JSON.parse(await ok(['get', 'server', name, '-o', 'json'])).spec;
       assert.equal(spec.replicas, 2);
       await waitHealthy(2);

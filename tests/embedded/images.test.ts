@@ -10,7 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { removeContainers } from '../support/stack';
 
-const IMAGES = ['mcpd/node-base:20', 'mcpd/python-base:3', 'mcpd/gitea-like:dev', 'mcpd/server-everything:dev'];
+const IMAGES = ['mcpd/node-base:20', 'mcpd/python-base:3', 'mcpd/gitea-like:dev', 'mcpd/server-everything:dev', 'mcpd/tiny:dev'];
 
 describe('local images', function () {
   this.timeout(120_000);
@@ -66,6 +66,23 @@ describe('local images', function () {
     assert.equal(out, `${version} True`);
     assert.throws(
       () => execFileSync('docker', ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', 'mcpd/python-base:3', '-c', 'true'], { stdio: 'ignore' }),
+      'no shell in the image',
+    );
+  });
+
+  it('tiny: the static Go server speaks MCP to the SDK client (echo, a tool error, an unknown tool) and its image has no shell', async () => {
+    const client = await connect('mcpd/tiny:dev');
+    assert.equal(client.getServerVersion()?.name, 'mcpd-tiny');
+    assert.deepEqual(
+      (await client.listTools()).tools.map((t) => t.name),
+      ['echo'],
+    );
+    assert.deepEqual((await client.callTool({ name: 'echo', arguments: { message: 'hello' } })).content, [{ type: 'text', text: 'hello' }]);
+    assert.equal((await client.callTool({ name: 'echo', arguments: {} })).isError, true);
+    await assert.rejects(client.callTool({ name: 'nope', arguments: {} }), /unknown tool "nope" \(this server has: echo\)/);
+    await client.ping();
+    assert.throws(
+      () => execFileSync('docker', ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', 'mcpd/tiny:dev', '-c', 'true'], { stdio: 'ignore' }),
       'no shell in the image',
     );
   });

@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
-import { SERVER_NAME_PATTERN, SECRET_NAME_PATTERN } from '../../src/contracts/spec';
+import { REPLICAS, SERVER_NAME_PATTERN, SECRET_NAME_PATTERN } from '../../src/contracts/spec';
 import { callApi } from '../support/clients';
 import { removeContainers, startMcpd, waitForValue, type McpdProcess } from '../support/stack';
 import { FUZZ_SEED, fuzzRuns, junk, pathSegment, specLike } from './arbitraries';
@@ -149,7 +149,10 @@ describe('fuzz: mcpd over HTTP', function () {
     const body = fc.oneof(
       { weight: 2, arbitrary: fc.constant({ kind: 'none' as const }) },
       { weight: 4, arbitrary: junk.map((value) => ({ kind: 'json' as const, value })) },
-      { weight: 4, arbitrary: specLike({ replicas: fc.constantFrom(0, -1, 101, 1.5, '1', null) }).map((value) => ({ kind: 'spec' as const, value })) },
+      {
+        weight: 4,
+        arbitrary: specLike({ replicas: fc.constantFrom(0, -1, REPLICAS.max + 1, 1.5, '1', null) }).map((value) => ({ kind: 'spec' as const, value })),
+      },
       {
         weight: 2,
         arbitrary: fc.record({ data: fc.dictionary(fc.string({ maxLength: 8 }), junk, { maxKeys: 3 }) }).map((value) => ({ kind: 'json' as const, value })),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { loadSettings } from '../../src/config/settings';
+import { DEFAULT_START_CONCURRENCY, START_CONCURRENCY_MAX, loadSettings } from '../../src/config/settings';
 
 describe('settings from the environment', () => {
   it('uses the defaults when nothing is set, and an empty variable counts as unset', () => {
@@ -60,5 +60,18 @@ describe('settings from the environment', () => {
     assert.doesNotMatch(message, /\n/);
     for (const name of ['MCPD_PORT', 'BAO_ADDR', 'MCPD_LOG_LEVEL']) assert.match(message, new RegExp(`${name}: `));
     assert.doesNotMatch(message, /secret-token-value/);
+  });
+
+  it('MCPD_START_CONCURRENCY bounds container starts: a default when unset, an integer from 1 to the maximum otherwise', () => {
+    assert.equal(loadSettings({}).startConcurrency, DEFAULT_START_CONCURRENCY);
+    assert.equal(loadSettings({ MCPD_START_CONCURRENCY: '' }).startConcurrency, DEFAULT_START_CONCURRENCY);
+    assert.equal(loadSettings({ MCPD_START_CONCURRENCY: '32' }).startConcurrency, 32);
+    assert.equal(loadSettings({ MCPD_START_CONCURRENCY: String(START_CONCURRENCY_MAX) }).startConcurrency, START_CONCURRENCY_MAX);
+    for (const bad of ['0', '-4', '2.5', 'many', String(START_CONCURRENCY_MAX + 1)]) {
+      assert.throws(() => loadSettings({ MCPD_START_CONCURRENCY: bad }), {
+        name: 'SettingsError',
+        message: `MCPD_START_CONCURRENCY: must be an integer from 1 to ${START_CONCURRENCY_MAX}, got "${bad}"`,
+      });
+    }
   });
 });

@@ -12,7 +12,7 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import type { ProbeInput, ProbeResult } from '../../activities/probe';
 import { createServerActivities } from '../../activities/server';
 import type { AttachUpstreamInput, ResolvedEnvEntry, StartContainerInput, StartContainerResult, StopContainerInput } from '../../activities/types';
-import type { EnvEntry, McpServerSpec, McpServerSpecInput } from '../../src/contracts/spec';
+import { REPLICAS, type EnvEntry, type McpServerSpec, type McpServerSpecInput } from '../../src/contracts/spec';
 import { instanceId, nodeTaskQueue, serverWorkflowId, TASK_QUEUE } from '../../src/contracts/instance';
 import { SEARCH_ATTRIBUTES } from '../../src/contracts/searchAttributes';
 import {
@@ -161,7 +161,7 @@ describe('serverWorkflow (time-skipping)', function () {
       assert.match(String((err as WorkflowUpdateFailedError).cause?.message), /name: must be "wf-invalid"/);
       return true;
     });
-    await assert.rejects(handle.executeUpdate(scaleServerUpdate, { args: [101] }), /Update failed|replicas/);
+    await assert.rejects(handle.executeUpdate(scaleServerUpdate, { args: [REPLICAS.max + 1] }), /Update failed|replicas/);
     const view = await handle.query(serverQuery);
     assert.deepEqual(view.spec.args, ['v1']);
     assert.equal(view.specVersion, 1);

@@ -1,0 +1,3 @@
+module mcpd.local/tiny
+
+go 1.22
