@@ -104,7 +104,9 @@ describe('chaos: the Temporal dev server is killed and started again on the same
       'no instance was lost',
     );
     const after = await waitForInstance(mcpd, server, 'RUNNING and healthy after Temporal is back', runningAndHealthy, 30_000);
-    console.log(`      API answering and the instance RUNNING and healthy ${((Date.now() - restartedAt) / 1000).toFixed(1)} s after Temporal was started again`);
+    console.log(
+      `      API answering and the instance RUNNING and healthy ${((Date.now() - restartedAt) / 1000).toFixed(1)} s after Temporal was started again`,
+    );
     assert.equal(after.containerId, before.containerId, 'the instance kept its container');
     assert.equal(after.attemptCount, before.attemptCount, 'the outage cost the instance no attempt');
     assert.ok(
