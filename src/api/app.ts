@@ -13,7 +13,7 @@ import type { Logger } from '../logger';
 import type { SecretStore } from '../secrets/types';
 import { bearerAuth } from './auth';
 import { instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySchema } from '../contracts/api';
-import { API_CALL_DEADLINE_MS, temporalUnreachable, type ControlPlaneMonitor } from './controlPlane';
+import { API_CALL_DEADLINE_MS, temporalUnreachable, type ControlPlaneMonitor, type ControlPlaneState } from './controlPlane';
 import { errorHandler, notFound } from './errors';
 import { InstanceControl } from './instances';
 import { pipeInstanceLogs } from './logs';
@@ -48,20 +48,26 @@ const WITHOUT_TEMPORAL = /^\/(secrets(\/|$)|instances\/[^/]+\/logs$)/;
 
 /**
  * A silent Temporal (stopped, partitioned) never fails a call, it just never answers.
- * A request still pending after API_CALL_DEADLINE_MS checks Temporal's health and, if
- * it does not answer, gets 503 "Temporal unreachable at …" (within about 4 s). Reads
- * also carry a gRPC deadline, so their calls do not stay pending; writes keep theirs,
- * and complete when Temporal returns.
+ * When the background monitor already knows Temporal is down, a fresh health check
+ * runs at once and a failing one answers 503 "Temporal unreachable at …" (within about
+ * 1 s). Otherwise a request still pending after API_CALL_DEADLINE_MS is answered from
+ * the monitor's verdict if it has seen Temporal go silent meanwhile, or from a fresh
+ * check (within about 4 s). Reads also carry a gRPC deadline, so their calls do not stay
+ * pending; writes keep theirs, and complete when Temporal returns.
  */
 function answerFastWhenTemporalIsSilent(controlPlane: ControlPlaneMonitor): express.RequestHandler {
   return (req, res, next) => {
     if (WITHOUT_TEMPORAL.test(req.path)) return next();
+    const answerIfUnreachable = (state: ControlPlaneState) => {
+      if (state.reachable || res.headersSent) return;
+      const error = temporalUnreachable(controlPlane.address, state.reason);
+      res.status(error.status).json({ error: error.message });
+    };
+    if (!controlPlane.current().reachable) void controlPlane.check().then(answerIfUnreachable);
     const timer = setTimeout(() => {
-      void controlPlane.check().then((state) => {
-        if (state.reachable || res.headersSent) return;
-        const error = temporalUnreachable(controlPlane.address, state.reason);
-        res.status(error.status).json({ error: error.message });
-      });
+      const known = controlPlane.current();
+      if (!known.reachable) answerIfUnreachable(known);
+      else void controlPlane.check().then(answerIfUnreachable);
     }, API_CALL_DEADLINE_MS);
     res.once('close', () => clearTimeout(timer));
     if (req.method !== 'GET') return next();

@@ -45,6 +45,7 @@ export async function reattachRunningInstances(options: ReattachOptions): Promis
     const instanceId = container.labels[LABELS.instance];
     const endpoint = endpointFromLabels(container.labels);
     if (!instanceId || !endpoint) return;
+    await forgetStickyWorker(options, instanceId);
     const view = await currentView(options, instanceId);
     if (!view || view.status !== 'RUNNING' || view.containerId !== container.id) return;
     try {
@@ -109,6 +110,21 @@ export async function repairInstance(options: ReattachOptions, instanceId: strin
   await options.routing.attach({ instanceId, server: details!.labels[LABELS.server] ?? view.server, containerId, ...endpoint });
   if (view.health === 'unhealthy') options.routing.setReady(instanceId, false);
   return { kind: 'reattached', message: `container ${containerId.slice(0, 12)} re-attached to the gateway` };
+}
+
+/**
+ * After a crash (kill -9) Temporal still routes the workflow's tasks and queries to the
+ * sticky queue of the dead process's worker, and waits about 10 s for it before it gives
+ * up; the status query above, and so readiness and the gateway, would wait with it. The
+ * dead worker could not say it was leaving, so we say it for it. Best effort: at worst
+ * the next task of this workflow replays its history on a live worker.
+ */
+async function forgetStickyWorker(options: ReattachOptions, instanceId: string): Promise<void> {
+  try {
+    await options.client.workflowService.resetStickyTaskQueue({ namespace: options.client.options.namespace, execution: { workflowId: instanceId } });
+  } catch (err) {
+    options.log?.debug({ instanceId, err: (err as Error).message }, 'resetting the sticky task queue failed');
+  }
 }
 
 async function currentView(options: ReattachOptions, instanceId: string): Promise<InstanceView | null> {

@@ -6,13 +6,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import Docker from 'dockerode';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { LABELS } from '../../src/contracts/labels';
+import { startTemporalDevServer, type TemporalDevServer } from '../../src/embedded/temporal';
 import type { InstanceView } from '../../src/contracts/instance';
 import { callApi } from '../support/clients';
-import { waitForValue, type McpdProcess } from '../support/stack';
+import { freePort, testEnv, waitForValue, type McpdProcess } from '../support/stack';
 
 export interface ChaosServer {
   name: string;
@@ -35,6 +37,7 @@ export async function applyServer(
   prefix: string,
   retry: Record<string, number> = { fastDelaySeconds: 30, fastAttempts: 5, slowDelaySeconds: 300, stableSeconds: 60 },
   extras: SpecExtras = {},
+  options: { start?: boolean } = {},
 ): Promise<ChaosServer> {
   const suffix = randomBytes(3).toString('hex');
   const name = `t-chaos-${prefix}-${suffix}`;
@@ -50,9 +53,14 @@ export async function applyServer(
     env: [{ name: 'GITEA_HOST', value: 'http://127.0.0.1:3000' }, { name: 'GITEA_TOKEN', secretRef: { name, key: 'token' } }, ...(extras.env ?? [])],
   });
   assert.ok([200, 201].includes(applied.status), applied.text);
-  const started = await callApi(mcpd, 'POST', `/api/v1/servers/${name}/start`);
+  const server = { name, instance: `mcp-instance:${name}:0`, token };
+  if (options.start !== false) await startServer(mcpd, server);
+  return server;
+}
+
+export async function startServer(mcpd: Api, server: ChaosServer): Promise<void> {
+  const started = await callApi(mcpd, 'POST', `/api/v1/servers/${server.name}/start`);
   assert.equal(started.status, 200, started.text);
-  return { name, instance: `mcp-instance:${name}:0`, token };
 }
 
 export async function instanceView(mcpd: Api, server: ChaosServer): Promise<InstanceView> {
@@ -167,6 +175,31 @@ export async function assertOneCurrentContainer(docker: Docker, server: ChaosSer
   );
   assert.equal(containers[0].Id, view.containerId, "the container is the instance's current one");
   assert.equal(containers[0].State, 'running');
+}
+
+/**
+ * A Temporal dev server of the test's own (headless, on a free port unless given one, log in
+ * workDir), for tests that stop or kill Temporal: npm test's shared one is never touched.
+ * dbFile null keeps it in memory; a file lets a restart on the same port pick up where it was.
+ */
+export async function startOwnTemporal(workDir: string, options: { dbFile: string | null; port?: number }): Promise<TemporalDevServer> {
+  return startTemporalDevServer({
+    temporalBin: testEnv().temporalCli,
+    port: options.port ?? (await freePort()),
+    uiPort: null,
+    dbFile: options.dbFile,
+    logFile: path.join(workDir, 'temporal.log'),
+  });
+}
+
+/** True while a process with this pid exists. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function assertNoSecret(server: ChaosServer, outputs: Record<string, string>): void {
