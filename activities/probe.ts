@@ -142,13 +142,13 @@ async function runProbe(proxy: ProxyExecutor, node: ProbeNodeState, clock: Probe
   const notCounted = await checkNodeState(node, clock, input, cancel);
   if (notCounted) return notCounted;
   const request =
-    input.kind === 'readiness'
-      ? { method: 'tools/call', params: { name: input.tool as string, arguments: input.arguments ?? {} } }
-      : { method: 'tools/list' };
+    input.kind === 'readiness' ? { method: 'tools/call', params: { name: input.tool as string, arguments: input.arguments ?? {} } } : { method: 'tools/list' };
   const timeoutMs = Math.max(1, input.timeoutSeconds) * 1000;
   // Aborted by our own deadline or by cancellation; a proxy that ignores the signal cannot stall the probe.
   const call = new AbortController();
-  const aborted = new Promise<never>((_, reject) => call.signal.addEventListener('abort', () => reject(call.signal.reason), { once: true }));
+  const aborted = new Promise<never>((_, reject) =>
+    call.signal.addEventListener('abort', () => reject(call.signal.reason instanceof Error ? call.signal.reason : new Error('probe aborted')), { once: true }),
+  );
   const onCancel = () => call.abort(cancel.reason);
   cancel.addEventListener('abort', onCancel, { once: true });
   const deadline = new AbortController();

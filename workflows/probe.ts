@@ -17,6 +17,7 @@
  */
 import {
   ActivityFailure,
+  CancellationScope,
   TimeoutFailure,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -35,8 +36,8 @@ import { healthChangedSignal, type HealthTransition, type ProbeWorkflowInput } f
 
 /** Probes per run before continue-as-new, on the one-activity-per-probe path of older runs. */
 export const MAX_PROBES_PER_RUN = 500;
-/** Events per run before continue-as-new on the probe loop path: about a day of a healthy instance. */
-export const PROBE_HISTORY_LIMIT = 200;
+/** Events per run before continue-as-new on the probe loop path: about two weeks of a healthy instance. */
+export const PROBE_HISTORY_LIMIT = 2_000;
 /** How long a probe may wait for a node worker to pick it up before it counts as failed. */
 const SCHEDULE_SLACK_SECONDS = 30;
 /** The patch that moved the probing into the probeLoop activity. */
@@ -91,6 +92,8 @@ async function probeInLoops(
     }
     const current = workflowInfo();
     if (current.historyLength > historyLimit || current.continueAsNewSuggested) {
+      // A cancellation that arrived with the loop's result must end the chain, not vanish into a new run.
+      if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
       await continueAsNew<typeof probeWorkflow>({ ...input, carried: { ...state, nextProbeAfterInterval: waitFirst } });
     }
   }

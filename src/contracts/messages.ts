@@ -182,7 +182,7 @@ export interface ProbeWorkflowInput {
   tuning?: {
     /** How long one probe loop activity runs without a health change (default PROBE_LOOP_SECONDS, an hour). */
     loopSeconds?: number;
-    /** Continue as new once a run's history passes this many events (default 200). */
+    /** Continue as new once a run's history passes this many events (default PROBE_HISTORY_LIMIT, 2,000). */
     historyLimit?: number;
   };
 }

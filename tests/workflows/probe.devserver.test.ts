@@ -65,8 +65,7 @@ async function eventTypes(handle: Pick<WorkflowHandle, 'fetchHistory'>): Promise
 }
 
 /** The position of every completed probe loop activity in a history. */
-const loopEnds = (types: temporal.api.enums.v1.EventType[]) =>
-  types.flatMap((type, i) => (type === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED ? [i] : []));
+const loopEnds = (types: temporal.api.enums.v1.EventType[]) => types.flatMap((type, i) => (type === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED ? [i] : []));
 
 describe('probeWorkflow on the Temporal dev server', function () {
   this.timeout(120_000);
@@ -222,7 +221,11 @@ describe('probeWorkflow on the Temporal dev server', function () {
       // From one loop's end to the next: its workflow task (3), the next loop scheduled, started and completed (3).
       const perLoop = ends.slice(1).map((end, i) => end - ends[i]);
       // The first gap holds the healthy transition's signal (2 more events); every quiet hour after it costs the same six.
-      assert.deepEqual(perLoop.slice(1), Array<number>(perLoop.length - 1).fill(6), `interval ${intervalSeconds} s: events between loops ${perLoop.join(', ')}`);
+      assert.deepEqual(
+        perLoop.slice(1),
+        Array<number>(perLoop.length - 1).fill(6),
+        `interval ${intervalSeconds} s: events between loops ${perLoop.join(', ')}`,
+      );
     }
   });
 
@@ -253,17 +256,41 @@ describe('probeWorkflow on the Temporal dev server', function () {
       assert.ok(perHour <= 10, `instance and probe together: ${perHour} events per instance-hour`);
       assert.equal((await view()).health, 'healthy');
 
-      instanceNode.probeFailure = 'token is required';
+      instanceNode.failProbesOf.set(handle.workflowId, 'token is required');
       const unhealthy = await waitForValue(view, (v) => v.health === 'unhealthy', { what: 'unhealthy', describe });
       assert.equal(unhealthy.status, 'RUNNING', 'a failing readiness probe does not restart the container');
       assert.equal(unhealthy.healthReason, 'token is required');
       assert.equal(unhealthy.containerId, healthy.containerId);
-      instanceNode.probeFailure = null;
+      instanceNode.failProbesOf.delete(handle.workflowId);
       const recovered = await waitForValue(view, (v) => v.health === 'healthy', { what: 'healthy again', describe });
       assert.equal(recovered.containerId, healthy.containerId);
       const ready = instanceNode.readyCalls.filter((c) => c.instanceId === handle.workflowId).map((c) => c.ready);
       assert.deepEqual(ready.slice(-2), [false, true], 'out of routing while unhealthy, back in once healthy');
     } finally {
+      await handle.signal(stopSignal);
+      assert.equal(((await handle.result()) as InstanceView).status, 'STOPPED');
+    }
+  });
+
+  it('a real instance: a failing liveness probe restarts it through the backoff', async () => {
+    const server = `t-wf-probe-live-${runTag}`;
+    // Liveness defaults: every 60 s, unhealthy after 3 failures (180 ms on the probe's clock).
+    const args: InstanceWorkflowArgs = { server, ordinal: 0, node: INSTANCE_NODE, spec: spec(server) };
+    const handle = await client.workflow.start('instanceWorkflow', { taskQueue: TASK_QUEUE, workflowId: instanceId(server, 0), args: [args] });
+    const view = () => handle.query(statusQuery);
+    const describe = (v: InstanceView) => JSON.stringify({ status: v.status, health: v.health, events: v.events.slice(-6) });
+    try {
+      const running = await waitForValue(view, (v) => v.status === 'RUNNING' && v.health === 'healthy', { what: 'RUNNING and healthy', describe });
+      instanceNode.failProbesOf.set(handle.workflowId, 'timeout after 10 s');
+      const failed = await waitForValue(view, (v) => v.status === 'ERROR', { what: 'ERROR after the liveness failure', describe });
+      assert.equal(failed.error, 'liveness probe failed: timeout after 10 s');
+      assert.equal(failed.health, 'unknown', 'health is a verdict on a running container: it reads unknown in ERROR');
+      assert.equal(failed.attemptCount, 1);
+      assert.ok(instanceNode.containers.get(handle.workflowId)?.running === false, 'the container was stopped');
+      assert.notEqual(failed.nextRetryAt, null, 'the next attempt waits the backoff');
+      assert.equal(running.attemptCount, 1);
+    } finally {
+      instanceNode.failProbesOf.delete(handle.workflowId);
       await handle.signal(stopSignal);
       assert.equal(((await handle.result()) as InstanceView).status, 'STOPPED');
     }
