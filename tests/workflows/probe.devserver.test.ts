@@ -246,14 +246,20 @@ describe('probeWorkflow on the Temporal dev server', function () {
       const probe = client.workflow.getHandle(`${handle.workflowId}/probe/${generation}`);
 
       // Two quiet hours of probing (120 probes each at 30 s): count what instance and probe add.
-      const loopsBefore = loopEnds(await eventTypes(probe)).length;
-      const before = { instance: (await eventTypes(handle)).length, probe: (await eventTypes(probe)).length };
-      await waitFor(async () => loopEnds(await eventTypes(probe)).length >= loopsBefore + 2, { timeoutMs: 20_000, what: 'two more probe loops' });
-      const after = { instance: (await eventTypes(handle)).length, probe: (await eventTypes(probe)).length };
-      const hours = loopEnds(await eventTypes(probe)).length - loopsBefore;
-      const perHour = (after.instance - before.instance + after.probe - before.probe) / hours;
-      assert.equal(after.instance, before.instance, 'a healthy instance adds nothing to its history');
-      assert.ok(perHour <= 10, `instance and probe together: ${perHour} events per instance-hour`);
+      // From the end of the first quiet loop on, when the instance has acted on the healthy transition (setReady).
+      const firstLoops = loopEnds(await eventTypes(probe)).length;
+      await waitFor(async () => loopEnds(await eventTypes(probe)).length > firstLoops, { timeoutMs: 20_000, what: 'a quiet probe loop' });
+      const probeBefore = loopEnds(await eventTypes(probe));
+      const instanceBefore = (await eventTypes(handle)).length;
+      await waitFor(async () => loopEnds(await eventTypes(probe)).length >= probeBefore.length + 2, { timeoutMs: 20_000, what: 'two more probe loops' });
+      const probeAfter = loopEnds(await eventTypes(probe));
+      const instanceAfter = (await eventTypes(handle)).length;
+      const hours = probeAfter.length - probeBefore.length;
+      // Loop end to loop end: exactly what the probe's history gained in those hours.
+      const probePerHour = (probeAfter[probeAfter.length - 1] - probeBefore[probeBefore.length - 1]) / hours;
+      assert.equal(instanceAfter, instanceBefore, 'a healthy instance adds nothing to its history');
+      assert.equal(probePerHour, 6, 'the probe: six events per quiet hour');
+      assert.ok((instanceAfter - instanceBefore) / hours + probePerHour <= 10, 'at most 10 events per instance-hour, instance and probe together');
       assert.equal((await view()).health, 'healthy');
 
       instanceNode.failProbesOf.set(handle.workflowId, 'token is required');
@@ -270,6 +276,7 @@ describe('probeWorkflow on the Temporal dev server', function () {
       await handle.signal(stopSignal);
       assert.equal(((await handle.result()) as InstanceView).status, 'STOPPED');
     }
+    await recordHistory(handle, 'instance-probe-loop-transitions');
   });
 
   it('a real instance: a failing liveness probe restarts it through the backoff', async () => {
@@ -294,6 +301,7 @@ describe('probeWorkflow on the Temporal dev server', function () {
       await handle.signal(stopSignal);
       assert.equal(((await handle.result()) as InstanceView).status, 'STOPPED');
     }
+    await recordHistory(handle, 'instance-probe-loop-liveness-failure');
   });
 
   it('a cancelled probe child stops its probe loop on the node: probing ends with the next heartbeat', async () => {
