@@ -1,11 +1,19 @@
 /**
- * The probe activity: one MCP request through the gateway's proxy, the path
+ * The probe activities: MCP requests through the gateway's proxy, the path
  * production traffic takes, so a probe fails exactly when a user's call would.
- * It runs on the node task queue (the gateway lives next to the containers) and
- * returns failures as data: no Temporal retry hides a failure, and the history
- * stays small.
+ * They run on the node task queue (the gateway lives next to the containers) and
+ * return failures as data: no Temporal retry hides a failure.
+ *
+ * probeLoop is the probe of a running instance: it probes every intervalSeconds,
+ * applies the health rules of workflows/health.ts itself, heartbeats, and returns
+ * only when health changes or after maxSeconds, so a healthy instance costs its
+ * probe workflow a few history events an hour whatever the interval. probe (one
+ * request per activity) stays for probe workflow runs that began before probeLoop.
  */
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import { Context } from '@temporalio/activity';
 import type { ProxyExecutor } from '../src/contracts/routing';
+import { nextHealth, type HealthState } from '../workflows/health';
 
 /** What the node knows about its gateway's view of instances (all optional: a bare proxy probes as before). */
 export interface ProbeNodeState {
@@ -16,6 +24,18 @@ export interface ProbeNodeState {
   /** Makes the gateway and the instance workflow agree again; returns what it did. */
   repair?: (instanceId: string) => Promise<{ message: string }>;
 }
+
+/** Time as the probe activities see it: tests pass a faster clock to run hours of probes in seconds. */
+export interface ProbeClock {
+  now(): number;
+  /** Resolves after ms; rejects once `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+export const realClock: ProbeClock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) => sleepFor(ms, undefined, { signal }),
+};
 
 export interface ProbeInput {
   instanceId: string;
@@ -38,37 +58,75 @@ export interface ProbeResult {
   counts?: false;
 }
 
+export interface ProbeLoopInput extends ProbeInput {
+  intervalSeconds: number;
+  failureThreshold: number;
+  /** Health as the workflow knows it; the loop reports only changes from it. */
+  state: HealthState;
+  /** Wait one interval before the first probe (the loop before this one ended with a probe). */
+  waitFirst: boolean;
+  /** Return after this long without a health change. */
+  maxSeconds: number;
+}
+
+export interface ProbeLoopResult {
+  state: HealthState;
+  /** True when the last probe changed health: the workflow signals the instance. */
+  changed: boolean;
+  /** The last counted probe's reason (null on success). */
+  reason: string | null;
+  probes: number;
+}
+
+/** What each heartbeat carries: a loop lost with its worker still counts from where it was. */
+export interface ProbeLoopHeartbeat {
+  state: HealthState;
+}
+
 export const MAX_REASON_LENGTH = 200;
 
-export function createProbeActivities({ proxy, node = {} }: { proxy: ProxyExecutor; node?: ProbeNodeState }) {
+export function createProbeActivities({ proxy, node = {}, clock = realClock }: { proxy: ProxyExecutor; node?: ProbeNodeState; clock?: ProbeClock }) {
+  const probeOnce = (input: ProbeInput, cancel: AbortSignal) => runProbe(proxy, node, clock, input, cancel);
   return {
+    /** One probe (probe workflow runs that began before probeLoop). */
     async probe(input: ProbeInput): Promise<ProbeResult> {
-      if (input.kind === 'readiness' && !input.tool) {
-        return { ok: false, reason: 'readiness probe has no tool to call' };
-      }
-      const notCounted = await checkNodeState(node, input);
-      if (notCounted) return notCounted;
-      const request =
-        input.kind === 'readiness'
-          ? { method: 'tools/call', params: { name: input.tool as string, arguments: input.arguments ?? {} } }
-          : { method: 'tools/list' };
-      const timeoutMs = Math.max(1, input.timeoutSeconds) * 1000;
-      const abort = new AbortController();
-      let timer: NodeJS.Timeout | undefined;
-      // Our own hard deadline: a proxy that ignores timeoutMs cannot stall the probe.
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          abort.abort();
-          reject(new Error(`timeout after ${input.timeoutSeconds} s`));
-        }, timeoutMs);
-      });
+      return probeOnce(input, new AbortController().signal);
+    },
+
+    async probeLoop(input: ProbeLoopInput): Promise<ProbeLoopResult> {
+      const context = Context.current();
+      const cancel = context.cancellationSignal;
+      let state: HealthState = { health: input.state.health, consecutiveFailures: input.state.consecutiveFailures };
+      const heartbeat = () => context.heartbeat({ state } satisfies ProbeLoopHeartbeat);
+      // Heartbeats in real time whatever the clock, also while a probe or a repair runs: the
+      // SDK sends at most one every 0.8 heartbeat timeout, and its reply carries cancellation.
+      const tickMs = Math.max(1_000, (context.info.heartbeatTimeoutMs ?? 60_000) / 4);
+      heartbeat();
+      const ticker = setInterval(heartbeat, tickMs);
+      const startedAt = clock.now();
+      let probes = 0;
       try {
-        const result = await Promise.race([proxy.execute(input.instanceId, request, { timeoutMs, signal: abort.signal }), deadline]);
-        return judgeResult(input.kind, result);
+        if (input.waitFirst) await clock.sleep(input.intervalSeconds * 1000, cancel);
+        for (;;) {
+          const outcome = await probeOnce(input, cancel);
+          probes++;
+          if (outcome.counts === false) {
+            context.log.info('probe result not counted', { instanceId: input.instanceId, reason: outcome.reason });
+          } else {
+            const step = nextHealth(state, outcome, input.failureThreshold);
+            state = { health: step.health, consecutiveFailures: step.consecutiveFailures };
+            heartbeat();
+            if (step.transition) return { state, changed: true, reason: outcome.reason, probes };
+          }
+          if (clock.now() - startedAt >= input.maxSeconds * 1000) return { state, changed: false, reason: null, probes };
+          await clock.sleep(input.intervalSeconds * 1000, cancel);
+        }
       } catch (err) {
-        return { ok: false, reason: cleanReason(err instanceof Error ? err.message : String(err)) };
+        // Cancelled (the instance stopped or restarted, or the probe workflow ended): report it as such.
+        if (cancel.aborted) throw cancel.reason;
+        throw err;
       } finally {
-        clearTimeout(timer);
+        clearInterval(ticker);
       }
     },
   };
@@ -76,14 +134,58 @@ export function createProbeActivities({ proxy, node = {} }: { proxy: ProxyExecut
 
 export type ProbeActivities = ReturnType<typeof createProbeActivities>;
 
+/** One MCP request through the proxy, bounded by timeoutSeconds; rejects only when `cancel` aborts. */
+async function runProbe(proxy: ProxyExecutor, node: ProbeNodeState, clock: ProbeClock, input: ProbeInput, cancel: AbortSignal): Promise<ProbeResult> {
+  if (input.kind === 'readiness' && !input.tool) {
+    return { ok: false, reason: 'readiness probe has no tool to call' };
+  }
+  const notCounted = await checkNodeState(node, clock, input, cancel);
+  if (notCounted) return notCounted;
+  const request =
+    input.kind === 'readiness' ? { method: 'tools/call', params: { name: input.tool as string, arguments: input.arguments ?? {} } } : { method: 'tools/list' };
+  const timeoutMs = Math.max(1, input.timeoutSeconds) * 1000;
+  // Aborted by our own deadline or by cancellation; a proxy that ignores the signal cannot stall the probe.
+  const call = new AbortController();
+  const aborted = new Promise<never>((_, reject) =>
+    call.signal.addEventListener('abort', () => reject(call.signal.reason instanceof Error ? call.signal.reason : new Error('probe aborted')), { once: true }),
+  );
+  const onCancel = () => call.abort(cancel.reason);
+  cancel.addEventListener('abort', onCancel, { once: true });
+  const deadline = new AbortController();
+  clock.sleep(timeoutMs, deadline.signal).then(
+    () => call.abort(new Error(`timeout after ${input.timeoutSeconds} s`)),
+    () => undefined,
+  );
+  try {
+    if (cancel.aborted) onCancel();
+    const result = await Promise.race([proxy.execute(input.instanceId, request, { timeoutMs, signal: call.signal }), aborted]);
+    return judgeResult(input.kind, result);
+  } catch (err) {
+    if (cancel.aborted) throw cancel.reason;
+    return { ok: false, reason: cleanReason(err instanceof Error ? err.message : String(err)) };
+  } finally {
+    deadline.abort();
+    cancel.removeEventListener('abort', onCancel);
+  }
+}
+
 /** A result that does not count when the gateway cannot yet (or no longer) know the instance; undefined to probe. */
-async function checkNodeState(node: ProbeNodeState, input: ProbeInput): Promise<ProbeResult | undefined> {
+async function checkNodeState(node: ProbeNodeState, clock: ProbeClock, input: ProbeInput, cancel: AbortSignal): Promise<ProbeResult | undefined> {
   if (node.reattached) {
-    let timer: NodeJS.Timeout | undefined;
+    const wait = new AbortController();
+    const onCancel = () => wait.abort();
+    cancel.addEventListener('abort', onCancel, { once: true });
     const waited = await Promise.race([
       node.reattached().then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(1, input.timeoutSeconds) * 1000))),
-    ]).finally(() => clearTimeout(timer));
+      clock.sleep(Math.max(1, input.timeoutSeconds) * 1000, wait.signal).then(
+        () => false,
+        () => false,
+      ),
+    ]).finally(() => {
+      wait.abort();
+      cancel.removeEventListener('abort', onCancel);
+    });
+    if (cancel.aborted) throw cancel.reason;
     if (!waited) return { ok: false, reason: 'the node is still re-attaching its instances after a start', counts: false };
   }
   if (!node.knows || node.knows(input.instanceId)) return undefined;

@@ -20,6 +20,7 @@ import {
   TimeoutFailure,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   patched,
   proxyActivities,
   setCurrentDetails,
@@ -133,7 +134,7 @@ class InstanceRun {
   private readonly node: ReturnType<typeof nodeActivities>;
   private readonly historyLimit: number;
   private readonly probes: boolean;
-  private probe: { scope: CancellationScope; done: Promise<unknown> } | null = null;
+  private probe: { scope: CancellationScope; done: Promise<unknown>; workflowId: string } | null = null;
   private published = '';
 
   constructor(private readonly input: InstanceWorkflowArgs) {
@@ -381,7 +382,7 @@ class InstanceRun {
           staticSummary: `health probe of ${this.id}`,
         }),
       );
-      this.probe = { scope, done: handle.result().catch(() => undefined) };
+      this.probe = { scope, done: handle.result().catch(() => undefined), workflowId: handle.workflowId };
     } catch (err) {
       const reason = err instanceof WorkflowExecutionAlreadyStartedError ? 'a probe workflow with this id is still running' : (err as Error).message;
       this.record('ProbeNotStarted', `probe child not started: ${reason}`);
@@ -390,9 +391,15 @@ class InstanceRun {
 
   private async stopProbe(): Promise<void> {
     if (!this.probe) return;
-    const { scope, done } = this.probe;
+    const { scope, done, workflowId } = this.probe;
     this.probe = null;
     scope.cancel();
+    // The child's cancellation names the run it started; a probe that continued as new runs on in a
+    // later run that only a cancellation by workflow id reaches (without it this waited forever).
+    if (patched('probe-cancel-current-run'))
+      await getExternalWorkflowHandle(workflowId)
+        .cancel()
+        .catch(() => undefined);
     await done;
   }
 }

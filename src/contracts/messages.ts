@@ -170,5 +170,19 @@ export interface ProbeWorkflowInput {
   intervalSeconds?: number;
   timeoutSeconds?: number;
   failureThreshold?: number;
-  carried?: { health: HealthStatus; consecutiveFailures: number; probesInRun?: number };
+  carried?: {
+    health: HealthStatus;
+    consecutiveFailures: number;
+    /** Probes of the run so far (runs that probe with one activity per interval). */
+    probesInRun?: number;
+    /** The last run ended right after a probe: the next probe waits one interval. */
+    nextProbeAfterInterval?: boolean;
+  };
+  /** Knobs tests turn; carried across continue-as-new unchanged. */
+  tuning?: {
+    /** How long one probe loop activity runs without a health change (default PROBE_LOOP_SECONDS, an hour). */
+    loopSeconds?: number;
+    /** Continue as new once a run's history passes this many events (default PROBE_HISTORY_LIMIT, 2,000). */
+    historyLimit?: number;
+  };
 }

@@ -13,7 +13,7 @@ import ts from 'typescript';
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 const SCANNED_DIRS = ['src', 'activities', 'workflows'];
 
-type Layer = 'contracts' | 'pure' | 'adapter' | 'activity' | 'workflow' | 'api' | 'cli' | 'worker' | 'root' | 'main';
+type Layer = 'contracts' | 'pure' | 'workflowPure' | 'adapter' | 'activity' | 'workflow' | 'api' | 'cli' | 'worker' | 'root' | 'main';
 
 /** Pure modules outside workflows/: no I/O of their own, unit-tested without the stack. */
 const PURE_MODULES = new Set([
@@ -30,10 +30,17 @@ const PURE_MODULES = new Set([
   'src/concurrency',
 ]);
 
+/**
+ * Pure modules under workflows/ that activities apply too (the probe loop on the node
+ * applies the probe's health rules): pure, but they keep the workflow sandbox's rules.
+ */
+const WORKFLOW_PURE_MODULES = new Set(['workflows/health', 'workflows/backoff', 'workflows/instanceMachine', 'workflows/serverMachine']);
+
 /** The layer of a module, by its repository path without extension; undefined when the map does not know it. */
 function layerOf(module: string): Layer | undefined {
   if (module.startsWith('src/contracts/')) return 'contracts';
   if (PURE_MODULES.has(module)) return 'pure';
+  if (WORKFLOW_PURE_MODULES.has(module)) return 'workflowPure';
   if (/^src\/(docker|secrets|gateway|client|packages|embedded)\//.test(module)) return 'adapter';
   if (module.startsWith('activities/')) return 'activity';
   if (module.startsWith('workflows/')) return 'workflow';
@@ -49,10 +56,11 @@ function layerOf(module: string): Layer | undefined {
 const MAY_IMPORT: Record<Layer, readonly Layer[]> = {
   contracts: ['contracts'],
   pure: ['contracts', 'pure'],
+  workflowPure: ['contracts', 'workflowPure'],
   adapter: ['contracts', 'pure', 'adapter'],
   // activities/ only as types (checked below): workflow code never runs an activity's code.
-  workflow: ['contracts', 'workflow', 'activity'],
-  activity: ['contracts', 'pure', 'adapter', 'activity'],
+  workflow: ['contracts', 'workflowPure', 'workflow', 'activity'],
+  activity: ['contracts', 'pure', 'workflowPure', 'adapter', 'activity'],
   api: ['contracts', 'pure', 'adapter', 'api'],
   // the CLI reaches mcpd over HTTP only: of the adapters, just src/client (checked below).
   cli: ['contracts', 'pure', 'adapter', 'cli'],
@@ -64,6 +72,7 @@ const MAY_IMPORT: Record<Layer, readonly Layer[]> = {
 /** Packages a layer may import when it must stay loadable in Temporal's deterministic workflow sandbox. */
 const SANDBOX_PACKAGES: Partial<Record<Layer, readonly string[]>> = {
   contracts: ['zod', '@temporalio/common', '@temporalio/workflow'],
+  workflowPure: ['@temporalio/workflow', '@temporalio/common'],
   workflow: ['@temporalio/workflow', '@temporalio/common'],
 };
 

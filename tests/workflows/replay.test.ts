@@ -3,7 +3,7 @@
  * current workflow code: a change that would break running workflows (a
  * reordered command, a new activity in the middle of a run) fails here.
  * Re-record after an intended, versioned change:
- *   MCPD_RECORD_HISTORIES=1 npm test -- tests/workflows/probe.test.ts tests/workflows/server.test.ts tests/workflows/instance.test.ts
+ *   MCPD_RECORD_HISTORIES=1 npm test -- tests/workflows/probe.devserver.test.ts tests/workflows/server.test.ts tests/workflows/instance.test.ts
  */
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';

@@ -1,0 +1,132 @@
+/**
+ * The probe loop activity in the Temporal SDK's activity environment (real heartbeats
+ * and cancellation), in front of a scripted gateway, on a clock 1000 times faster than
+ * real time.
+ */
+import assert from 'node:assert/strict';
+import { CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import {
+  createProbeActivities,
+  type ProbeActivities,
+  type ProbeLoopHeartbeat,
+  type ProbeLoopInput,
+  type ProbeLoopResult,
+  type ProbeNodeState,
+} from '../../activities/probe';
+import type { McpRequest, ProxyExecutor } from '../../src/contracts/routing';
+import { scaledClock } from '../workflows/fixtures/fakes';
+
+/** A gateway that answers each probe as `answer` says for the probe's number (1-based). */
+function gateway(answer: (n: number) => 'ok' | 'fail' | 'hang') {
+  const requests: McpRequest[] = [];
+  const proxy: ProxyExecutor = {
+    execute: async (_id, request) => {
+      requests.push(request);
+      const how = answer(requests.length);
+      if (how === 'fail') throw new Error('upstream connection closed (ECONNRESET)');
+      if (how === 'hang') return new Promise(() => undefined);
+      return { tools: [] };
+    },
+  };
+  return { proxy, requests };
+}
+
+const loopInput = (extra: Partial<ProbeLoopInput> = {}): ProbeLoopInput => ({
+  instanceId: 'mcp-instance:t-probe-loop:0',
+  kind: 'liveness',
+  timeoutSeconds: 1,
+  intervalSeconds: 10,
+  failureThreshold: 3,
+  state: { health: 'healthy', consecutiveFailures: 0 },
+  waitFirst: false,
+  maxSeconds: 3_600,
+  ...extra,
+});
+
+/** probeLoop in the SDK's activity environment, recording its heartbeats. */
+function environment(activities: ProbeActivities) {
+  const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 20_000 }, { logger: quietLogger });
+  const heartbeats: ProbeLoopHeartbeat[] = [];
+  env.on('heartbeat', (details: ProbeLoopHeartbeat) => heartbeats.push(details));
+  const run = (input: ProbeLoopInput): Promise<ProbeLoopResult> => env.run((i: ProbeLoopInput) => activities.probeLoop(i), input);
+  return { heartbeats, run, cancel: () => env.cancel() };
+}
+
+describe('probeLoop activity', function () {
+  this.timeout(30_000);
+
+  it('probes every interval, heartbeats the count of failures, and returns on the probe that changes health', async () => {
+    const { proxy, requests } = gateway((n) => (n <= 5 ? 'ok' : 'fail'));
+    const { run, heartbeats } = environment(createProbeActivities({ proxy, clock: scaledClock(1_000) }));
+    const started = Date.now();
+    const result = await run(loopInput());
+    assert.deepEqual(result, {
+      state: { health: 'degraded', consecutiveFailures: 1 },
+      changed: true,
+      reason: 'upstream connection closed (ECONNRESET)',
+      probes: 6,
+    });
+    assert.ok(Date.now() - started >= 50, 'five intervals of 10 s (10 ms each on this clock) between the six probes');
+    assert.ok(requests.every((r) => r.method === 'tools/list'));
+    assert.deepEqual(heartbeats.at(-1), { state: { health: 'degraded', consecutiveFailures: 1 } });
+  });
+
+  it('counts failures below the threshold without returning, and a success resets them', async () => {
+    const { proxy } = gateway((n) => (n % 3 === 0 ? 'ok' : 'fail'));
+    const { run, heartbeats } = environment(createProbeActivities({ proxy, clock: scaledClock(1_000) }));
+    const result = await run(loopInput({ state: { health: 'degraded', consecutiveFailures: 1 }, failureThreshold: 5, maxSeconds: 100 }));
+    // fail (2), fail (3), ok -> healthy: the one change.
+    assert.deepEqual(result, { state: { health: 'healthy', consecutiveFailures: 0 }, changed: true, reason: null, probes: 3 });
+    // At the start, then after every counted probe.
+    assert.deepEqual(
+      heartbeats.map((h) => h.state.consecutiveFailures),
+      [1, 2, 3, 0],
+    );
+  });
+
+  it('returns unchanged after maxSeconds while health stays the same', async () => {
+    const { proxy, requests } = gateway(() => 'ok');
+    const { run } = environment(createProbeActivities({ proxy, clock: scaledClock(1_000) }));
+    const result = await run(loopInput({ maxSeconds: 600, waitFirst: true }));
+    assert.equal(result.changed, false);
+    assert.deepEqual(result.state, { health: 'healthy', consecutiveFailures: 0 });
+    // 600 s at a 10 s interval, after waiting one interval first: at most 60 probes (fewer as timers overrun on a busy machine).
+    assert.ok(result.probes >= 30 && result.probes <= 60, `probes: ${result.probes}`);
+    assert.equal(requests.length, result.probes);
+  });
+
+  it('a probe past timeoutSeconds fails with the timeout, even when the gateway ignores its deadline', async () => {
+    const { proxy } = gateway(() => 'hang');
+    const { run } = environment(createProbeActivities({ proxy, clock: scaledClock(1_000) }));
+    const result = await run(loopInput({ failureThreshold: 1 }));
+    assert.deepEqual(result, { state: { health: 'unhealthy', consecutiveFailures: 1 }, changed: true, reason: 'timeout after 1 s', probes: 1 });
+  });
+
+  it('probes the node is not ready to judge do not count: health stays as it was', async () => {
+    const { proxy, requests } = gateway(() => 'ok');
+    const node: ProbeNodeState = { reattached: () => new Promise(() => undefined) };
+    const { run } = environment(createProbeActivities({ proxy, node, clock: scaledClock(1_000) }));
+    const result = await run(loopInput({ state: { health: 'unhealthy', consecutiveFailures: 4 }, maxSeconds: 60 }));
+    assert.deepEqual(result.state, { health: 'unhealthy', consecutiveFailures: 4 });
+    assert.equal(result.changed, false);
+    assert.equal(requests.length, 0, 'nothing reached the gateway before the node re-attached');
+  });
+
+  for (const when of ['between probes', 'during a probe'] as const) {
+    it(`ends promptly when cancelled ${when}`, async () => {
+      const { proxy, requests } = gateway(() => (when === 'during a probe' ? 'hang' : 'ok'));
+      // Real time here: an interval of 10 s and a probe timeout of 30 s, both far longer than the test waits.
+      const { run, cancel } = environment(createProbeActivities({ proxy }));
+      const running = run(loopInput({ timeoutSeconds: 30 }));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const cancelledAt = Date.now();
+      cancel();
+      await assert.rejects(running, (err) => err instanceof CancelledFailure);
+      assert.ok(Date.now() - cancelledAt < 1_000, 'the loop noticed the cancellation at once');
+      assert.equal(requests.length, 1);
+    });
+  }
+});
+
+const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
