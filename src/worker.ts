@@ -59,6 +59,9 @@ export interface McpdWorkers {
   shutdown(): Promise<void>;
 }
 
+/** Room for one probe loop per instance (REPLICAS.max per server, several servers) plus the lifecycle activities. */
+export const NODE_ACTIVITY_SLOTS = 10_000;
+
 export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
   const owner = deps.owner ?? `${deps.namespace}@${deps.node}`;
   const runControl = deps.queues?.control ?? true;
@@ -95,6 +98,9 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         connection: deps.connection,
         namespace: deps.namespace,
         taskQueue: nodeTaskQueue(deps.node),
+        // Every probed instance holds one slot for its long-lived probe loop (mostly waiting on a timer);
+        // with the SDK's default of 100, the 101st instance on a node would leave container starts waiting.
+        maxConcurrentActivityTaskExecutions: NODE_ACTIVITY_SLOTS,
         activities: {
           ...nodeActivities,
           ...createPackageActivities({ runtime: deps.runtime, builder: deps.packageImages }),
