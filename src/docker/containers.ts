@@ -242,7 +242,10 @@ export class InstanceContainers {
     }
     const info = await this.runtime.inspect(containerId);
     if (!info || info.running) return null;
-    return new ContainerStartError(await this.exitMessage(containerId, info.exitCode, info.oomKilled, secretValues, 'container exited right after start'), true);
+    return new ContainerStartError(
+      await this.exitMessage(containerId, info.exitCode, info.oomKilled, secretValues, 'container exited right after start'),
+      true,
+    );
   }
 
   private async exitMessage(containerId: string, exitCode: number, oomKilled: boolean, secretValues: string[], prefix: string): Promise<string> {
