@@ -148,7 +148,11 @@ export class InstanceContainers {
   async start(request: StartContainerRequest): Promise<StartedContainer> {
     const name = containerName(request.instanceId);
     const port = instancePort(request.spec, request.instanceId);
-    const existing = await this.runtime.inspect(name);
+    // Two independent engine calls at once (a start is mostly Docker round trips); the image's verdict is read after the name's.
+    const [existing, imageOrError] = await Promise.all([
+      this.runtime.inspect(name),
+      this.imageFor(request.spec, request.packageImage).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+    ]);
     if (existing && this.isOurs(existing, request.instanceId) && Number(existing.labels[LABELS.generation]) === request.generation) {
       return this.resume(existing, request, port);
     }
@@ -157,9 +161,9 @@ export class InstanceContainers {
       const owner = existing.labels[LABELS.owner] ?? 'not mcpd';
       throw new ContainerStartError(`container name ${name} is in use by a container this mcpd does not own (owner: ${owner})`, true);
     }
+    if (imageOrError instanceof Error) throw imageOrError;
+    const image = imageOrError;
     if (existing) await this.runtime.remove(existing.id);
-
-    const image = await this.imageFor(request.spec, request.packageImage);
     let containerId: string;
     try {
       containerId = await this.runtime.create(this.containerSpec(name, image, request, port));
