@@ -21,8 +21,42 @@ export interface NodeActivityDeps {
 
 export function createNodeActivities({ runtime, secrets, routing, containers: options }: NodeActivityDeps) {
   const containers = new InstanceContainers(runtime, options);
+
+  async function attach(input: AttachUpstreamInput): Promise<UpstreamTarget> {
+    const target: UpstreamTarget = {
+      instanceId: input.instanceId,
+      server: input.spec.name,
+      containerId: input.containerId,
+      ...upstreamEndpoint(input.spec, input.port),
+    };
+    await routing.attach(target);
+    return target;
+  }
+
+  /** The gateway's MCP initialize is the proof of life; when it fails because the container exited, that exit is the reason. */
+  async function attachStarted(input: StartContainerInput, containerId: string, port: number | undefined, secretValues: string[]): Promise<void> {
+    try {
+      await attach({ instanceId: input.instanceId, spec: input.spec, containerId, ...(port !== undefined ? { port } : {}) });
+    } catch (err) {
+      const exited = await containers.exitedAfterStart(containerId, secretValues);
+      // Otherwise the gateway's own error, retried like a failed attachUpstream.
+      throw exited ? startFailure(exited) : err;
+    }
+  }
+
+  function startFailure(err: unknown): ApplicationFailure {
+    if (err instanceof ContainerStartError) {
+      return ApplicationFailure.create({ message: err.message, type: FAILURE_TYPES.containerStart, nonRetryable: err.userError });
+    }
+    return ApplicationFailure.create({ message: `docker error: ${(err as Error)?.message ?? String(err)}`, type: 'DockerError' });
+  }
+
   const activities = {
-    /** Reads the pinned secret versions only here, only to build the container's Env. */
+    /**
+     * Reads the pinned secret versions only here, only to build the container's Env.
+     * With `attach`, also hands the container to the gateway (what attachUpstream does),
+     * saving the start grace and a round trip through Temporal.
+     */
     async startContainer(input: StartContainerInput): Promise<StartContainerResult> {
       const env: Record<string, string> = {};
       const secretValues: string[] = [];
@@ -39,22 +73,22 @@ export function createNodeActivities({ runtime, secrets, routing, containers: op
           throw secretFailure(err, entry.name);
         }
       }
+      let started: Awaited<ReturnType<typeof containers.start>>;
       try {
-        const started = await containers.start({
+        started = await containers.start({
           instanceId: input.instanceId,
           generation: input.generation,
           spec: input.spec,
           env,
           secretValues,
           packageImage: input.packageImage,
+          skipGrace: input.attach === true,
         });
-        return { containerId: started.containerId, port: started.port, reused: started.reused };
       } catch (err) {
-        if (err instanceof ContainerStartError) {
-          throw ApplicationFailure.create({ message: err.message, type: FAILURE_TYPES.containerStart, nonRetryable: err.userError });
-        }
-        throw ApplicationFailure.create({ message: `docker error: ${(err as Error)?.message ?? String(err)}`, type: 'DockerError' });
+        throw startFailure(err);
       }
+      if (input.attach) await attachStarted(input, started.containerId, started.port, secretValues);
+      return { containerId: started.containerId, port: started.port, reused: started.reused };
     },
 
     /** Idempotent: stopping a stopped or missing container is fine. The gateway forgets the upstream first. */
@@ -64,14 +98,7 @@ export function createNodeActivities({ runtime, secrets, routing, containers: op
     },
 
     async attachUpstream(input: AttachUpstreamInput): Promise<UpstreamTarget> {
-      const target: UpstreamTarget = {
-        instanceId: input.instanceId,
-        server: input.spec.name,
-        containerId: input.containerId,
-        ...upstreamEndpoint(input.spec, input.port),
-      };
-      await routing.attach(target);
-      return target;
+      return attach(input);
     },
 
     async setReady(input: { instanceId: string; ready: boolean }): Promise<void> {

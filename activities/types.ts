@@ -14,6 +14,11 @@ export interface StartContainerInput {
   env: ResolvedEnvEntry[];
   /** For a packageName spec: the image preparePackageImage found or built, and the executable to run. */
   packageImage?: PackageImageRef;
+  /**
+   * Attach the gateway (MCP initialize) in the same activity instead of a separate
+   * attachUpstream, with no start grace: the initialize reply is the proof of life.
+   */
+  attach?: boolean;
 }
 
 export interface PackageImageRef {

@@ -7,9 +7,11 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
 import { LABELS } from '../src/contracts/labels';
-import { removeContainers, startMcpd, waitFor } from '../tests/support/stack';
+import { removeContainers, startMcpd, testEnv, waitFor } from '../tests/support/stack';
 import { callApi } from '../tests/support/clients';
+import { medianSteps, startSteps, type Step } from './startBreakdown';
 
 const IMAGE = 'mcpd/gitea-like:dev';
 const RUNS = Number(process.env.BENCH_START_RUNS ?? 5);
@@ -62,6 +64,9 @@ async function main(): Promise<void> {
     if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.text}`);
     return res.json as unknown;
   };
+  const connection = await Connection.connect({ address: testEnv().temporalAddress });
+  const temporal = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  const instanceId = `mcp-instance:${server}:0`;
   const status = async () => ((await api('GET', `/api/v1/instances/${encodeURIComponent(`mcp-instance:${server}:0`)}`)) as { status: string }).status;
 
   try {
@@ -76,11 +81,17 @@ async function main(): Promise<void> {
       env: [{ name: 'GITEA_TOKEN', secretRef: { name: server, key: 'token' } }],
     });
     const viaMcpd: number[] = [];
+    const breakdowns: Step[][] = [];
     for (let i = 0; i < RUNS; i++) {
+      const startedAt = Date.now();
       const started = process.hrtime.bigint();
       await api('POST', `/api/v1/servers/${server}/start`);
       await waitFor(async () => (await status()) === 'RUNNING', { timeoutMs: 60_000, intervalMs: 10, what: 'RUNNING' });
-      viaMcpd.push(Number(process.hrtime.bigint() - started) / 1e6);
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      viaMcpd.push(ms);
+      // The history of the run that just started: read before stopping, the stop adds nothing the breakdown needs.
+      const history = await temporal.workflow.getHandle(instanceId).fetchHistory();
+      breakdowns.push(startSteps(history.events ?? [], startedAt, startedAt + ms));
       await api('POST', `/api/v1/servers/${server}/stop`);
       await waitFor(async () => (await status()) === 'STOPPED', { timeoutMs: 60_000, intervalMs: 50, what: 'STOPPED' });
     }
@@ -96,10 +107,17 @@ async function main(): Promise<void> {
     console.log(`|${'-'.repeat(58)}|${'-'.repeat(12)}|${'-'.repeat(10)}|${'-'.repeat(10)}|`);
     console.log(row('baseline: docker run -i -> initialize reply', plain));
     console.log(row('mcpd: POST start -> instance RUNNING (MCP-initialized)', viaMcpd));
+    console.log(`ratio of the medians: ${(median(viaMcpd) / median(plain)).toFixed(2)}x (goal: at most 1.5x)`);
+
+    console.log(`\nWhere mcpd's start time goes (from the instance workflow's history), median per step, ms`);
+    console.log(`| ${'step'.padEnd(56)} | ${'median'.padStart(10)} |`);
+    console.log(`|${'-'.repeat(58)}|${'-'.repeat(12)}|`);
+    for (const step of medianSteps(breakdowns)) console.log(`| ${step.label.padEnd(56)} | ${step.ms.toFixed(0).padStart(10)} |`);
   } finally {
     await api('DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
     await api('DELETE', `/api/v1/secrets/${server}`).catch(() => undefined);
     await mcpd.stop();
+    await connection.close();
     await removeContainers({ label: `${LABELS.server}=${server}` });
     await removeContainers({ label: `${LABELS.server}=t-bench-plain` });
   }

@@ -37,6 +37,12 @@ export interface StartContainerRequest {
   secretValues: string[];
   /** The built image of a packageName spec and the executable to run (src/docker/packageImages.ts). */
   packageImage?: { image: string; entrypoint: string[] };
+  /**
+   * Return as soon as Docker started the container, without the start grace: for a
+   * caller that MCP-initializes it right away (that reply is the proof of life) and
+   * asks exitedAfterStart() why when the handshake fails.
+   */
+  skipGrace?: boolean;
 }
 
 export interface StartedContainer {
@@ -152,7 +158,11 @@ export class InstanceContainers {
   async start(request: StartContainerRequest): Promise<StartedContainer> {
     const name = containerName(request.instanceId);
     const port = instancePort(request.spec, request.instanceId);
-    const existing = await this.runtime.inspect(name);
+    // Two independent engine calls at once (a start is mostly Docker round trips); the image's verdict is read after the name's.
+    const [existing, imageOrError] = await Promise.all([
+      this.runtime.inspect(name),
+      this.imageFor(request.spec, request.packageImage).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+    ]);
     if (existing && this.isOurs(existing, request.instanceId) && Number(existing.labels[LABELS.generation]) === request.generation) {
       return this.resume(existing, request, port);
     }
@@ -161,9 +171,9 @@ export class InstanceContainers {
       const owner = existing.labels[LABELS.owner] ?? 'not mcpd';
       throw new ContainerStartError(`container name ${name} is in use by a container this mcpd does not own (owner: ${owner})`, true);
     }
+    if (imageOrError instanceof Error) throw imageOrError;
+    const image = imageOrError;
     if (existing) await this.runtime.remove(existing.id);
-
-    const image = await this.imageFor(request.spec, request.packageImage);
     let containerId: string;
     try {
       const spec = this.containerSpec(name, image, request, port);
@@ -218,6 +228,7 @@ export class InstanceContainers {
       const status = statusCodeOf(err);
       throw new ContainerStartError(`cannot start container: ${maskSecrets(engineMessage(err), request.secretValues)}`, status === 400 || status === 500);
     }
+    if (request.skipGrace) return { containerId, name, port, reused };
     await sleep(this.startGraceMs);
     const info = await this.runtime.inspect(containerId);
     // Removed behind our back: an engine-side surprise, worth another attempt.
@@ -229,6 +240,27 @@ export class InstanceContainers {
       );
     }
     return { containerId, name, port, reused };
+  }
+
+  /**
+   * Why a just-started container could not be MCP-initialized when it is because it
+   * exited: waits up to the start grace for the exit, then the same message a start
+   * with the grace gives. Null while it still runs (the handshake failed for another reason).
+   */
+  async exitedAfterStart(containerId: string, secretValues: string[]): Promise<ContainerStartError | null> {
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.startGraceMs);
+    try {
+      await this.runtime.wait(containerId, deadline.signal).catch(() => undefined);
+    } finally {
+      clearTimeout(timer);
+    }
+    const info = await this.runtime.inspect(containerId);
+    if (!info || info.running) return null;
+    return new ContainerStartError(
+      await this.exitMessage(containerId, info.exitCode, info.oomKilled, secretValues, 'container exited right after start'),
+      true,
+    );
   }
 
   private async exitMessage(containerId: string, exitCode: number, oomKilled: boolean, secretValues: string[], prefix: string): Promise<string> {

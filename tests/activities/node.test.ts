@@ -14,6 +14,7 @@ import { LABELS } from '../../src/contracts/labels';
 import { DockerRuntime } from '../../src/docker/runtime';
 import type { InstanceRouting, UpstreamTarget } from '../../src/contracts/routing';
 import { OpenBaoSecretStore } from '../../src/secrets/openbao';
+import { Gateway } from '../../src/gateway/gateway';
 
 const docker = new Docker();
 const OWNER = `t-act-owner-${process.pid}`;
@@ -170,6 +171,38 @@ describe('instance activities (Docker + OpenBao)', function () {
     const again = await rejection(node.startContainer({ instanceId: id, generation: 1, spec: s, env }));
     assert.match(again.message, /^container exited with code 3: fatal: cannot log in with token \*\*\*$/);
     assert.equal((await ourContainers(id)).length, 1);
+  });
+
+  describe('startContainer with attach (the gateway MCP-initializes it in the same activity)', () => {
+    const runtime = new DockerRuntime();
+    const gateway = new Gateway({ runtime });
+    const attaching = createNodeActivities({ runtime, secrets, routing: gateway, containers: { node: 't-act-node', owner: OWNER, startGraceMs: 1_000 } });
+    after(async () => {
+      for (const id of used) await gateway.detach(id, 'test done');
+    });
+
+    it('returns once the server answered initialize, and the gateway serves its tools', async () => {
+      const id = idFor('t-act-attach');
+      const s = spec('t-act-attach', { image: 'mcpd/gitea-like:dev', env: [{ name: 'GITEA_TOKEN', secretRef: { name: SECRET, key: 'token' } }] });
+      const started = await attaching.startContainer({ instanceId: id, generation: 1, spec: s, env: await control.resolveEnv(s.env), attach: true });
+      assert.equal(started.reused, false);
+      assert.deepEqual(gateway.readyInstances('t-act-attach'), [id], 'the gateway routes to it');
+      const reply = await gateway.execute(id, { method: 'tools/call', params: { name: 'get_me', arguments: {} } }, { timeoutMs: 5000 });
+      assert.ok(!JSON.stringify(reply).includes('"isError":true'), 'a tool call through the gateway answers');
+    });
+
+    it('a container that exits right after start fails with its exit code and last stderr lines, secrets masked', async () => {
+      const id = idFor('t-act-attach-exits');
+      const s = spec('t-act-attach-exits', {
+        command: ['node', '-e', 'console.error("fatal: cannot log in with token " + process.env.GITEA_TOKEN); process.exit(3)'],
+        env: [{ name: 'GITEA_TOKEN', secretRef: { name: SECRET, key: 'token' } }],
+      });
+      const env = await control.resolveEnv(s.env);
+      const err = await rejection(attaching.startContainer({ instanceId: id, generation: 1, spec: s, env, attach: true }));
+      assert.equal(err.message, 'container exited right after start with code 3: fatal: cannot log in with token ***');
+      assert.equal(err.type, 'ContainerStartFailed');
+      assert.equal(err.nonRetryable, true);
+    });
   });
 
   it('an image that does not exist fails clearly, without retries', async () => {
