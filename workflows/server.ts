@@ -71,7 +71,13 @@ export async function serverWorkflow(input: ServerWorkflowInput): Promise<void> 
     // Idle and the history is long: hand the state to a fresh run once no update is in flight.
     await condition(allHandlersFinished);
     if (machine.hasPendingChange(server.s)) continue;
-    await continueAsNew<typeof serverWorkflow>({ spec: server.s.spec, node: input.node, running: server.s.running, carried: machine.carriedState(server.s) });
+    await continueAsNew<typeof serverWorkflow>({
+      spec: server.s.spec,
+      node: input.node,
+      running: server.s.running,
+      carried: machine.carriedState(server.s),
+      tuning: input.tuning,
+    });
   }
   // Deleted: let the delete update return before the workflow completes.
   await condition(allHandlersFinished);
@@ -84,6 +90,10 @@ function continueAsNewDue(): boolean {
 /** One run of a server workflow: the desired state the updates change and the reconciler that converges on it. */
 class ServerRun {
   s: ServerState;
+
+  private readyTimeoutSeconds(): number {
+    return this.input.tuning?.readyTimeoutSeconds ?? machine.READY_TIMEOUT_SECONDS;
+  }
 
   constructor(private readonly input: ServerWorkflowInput) {
     this.s = machine.initialServerState(input);
@@ -251,7 +261,7 @@ class ServerRun {
     }
     const outcome = await pollInstance(
       id,
-      machine.READY_TIMEOUT_SECONDS,
+      this.readyTimeoutSeconds(),
       (view) => machine.rolledOnto(view, record.containerBefore),
       () => machine.hasPendingChange(this.s) || this.s.specVersion !== target,
     );
@@ -259,7 +269,7 @@ class ServerRun {
     if (outcome === 'gone') return this.forget(ordinal);
     if (outcome === 'timeout') {
       this.s.haltedVersion = target;
-      this.s.rolloutError = machine.rolloutHaltedError(id, target);
+      this.s.rolloutError = machine.rolloutHaltedError(id, target, this.readyTimeoutSeconds());
       log.warn('rollout halted', { server: this.s.name, instanceId: id, specVersion: target });
       return false;
     }

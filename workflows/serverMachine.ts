@@ -131,8 +131,8 @@ export function rolledOnto(view: InstanceView | null | undefined, before: string
   return !!view && view.status === 'RUNNING' && view.health === 'healthy' && !!view.containerId && view.containerId !== before;
 }
 
-export function rolloutHaltedError(instanceId: string, specVersion: number): string {
-  return `${instanceId} was not running healthy on spec version ${specVersion} within ${READY_TIMEOUT_SECONDS} s; rollout halted (apply a fixed spec to resume)`;
+export function rolloutHaltedError(instanceId: string, specVersion: number, readyTimeoutSeconds = READY_TIMEOUT_SECONDS): string {
+  return `${instanceId} was not running healthy on spec version ${specVersion} within ${readyTimeoutSeconds} s; rollout halted (apply a fixed spec to resume)`;
 }
 
 /** Polls back off from POLL_MIN_SECONDS, doubling up to POLL_MAX_SECONDS. */

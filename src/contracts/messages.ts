@@ -121,6 +121,11 @@ export interface ServerWorkflowInput {
   running: boolean;
   /** State carried across continue-as-new. */
   carried?: CarriedServerState;
+  /** Knobs tests turn; carried across continue-as-new unchanged. */
+  tuning?: {
+    /** How long a rolled instance may take to run healthy before the rollout halts (default READY_TIMEOUT_SECONDS, 600). */
+    readyTimeoutSeconds?: number;
+  };
 }
 
 export interface CarriedServerState {

@@ -1,15 +1,15 @@
 /**
- * serverWorkflow on the time-skipping server with the real instanceWorkflow and
- * probeWorkflow (workflows/index.ts, as the worker bundles them), the real
- * instanceStatus control activity, and an in-memory Docker node behind the node
- * activities (start/stop/attach/probe).
+ * serverWorkflow on the real dev server (in a namespace of its own) with the real
+ * instanceWorkflow and probeWorkflow (workflows/index.ts, as the worker bundles
+ * them), the real instanceStatus control activity, and an in-memory Docker node
+ * behind the node activities (start/stop/attach, and the real probe loop on a fast
+ * clock). Not the time-skipping server: it skips past the probe loop's heartbeat
+ * timeouts, which are kept in real time.
  */
 import assert from 'node:assert/strict';
-import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { ProbeInput, ProbeResult } from '../../activities/probe';
+import { Client, Connection, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createProbeActivities } from '../../activities/probe';
 import { createServerActivities } from '../../activities/server';
 import type { AttachUpstreamInput, ResolvedEnvEntry, StartContainerInput, StartContainerResult, StopContainerInput } from '../../activities/types';
 import { REPLICAS, type EnvEntry, type McpServerSpec, type McpServerSpecInput } from '../../src/contracts/spec';
@@ -25,16 +25,21 @@ import {
   type ServerView,
   type ServerWorkflowInput,
 } from '../../src/contracts/messages';
-import { READY_TIMEOUT_SECONDS } from '../../workflows/server';
-import { createTimeSkippingEnv, recordHistory, registerSearchAttributes, skippingTime } from './fixtures/env';
-import { spec } from './fixtures/fakes';
+import { testEnv, waitFor } from '../support/stack';
+import { recordHistory, registerDevServerNamespace } from './fixtures/env';
+import { scaledClock, spec } from './fixtures/fakes';
+import type { McpRequest } from '../../src/contracts/routing';
 
 const NODE = 'wf-server-node';
+const NAMESPACE = 'mcpd-server-tests';
+/** A rolled instance gets this long to run healthy (600 s in production) before the rollout halts. */
+const READY_TIMEOUT_SECONDS = 3;
 
 /** A Docker node in memory; `log` keeps the order in which things happened to containers. */
 class FakeNode {
   readonly containers = new Map<string, { id: string; spec: McpServerSpec; running: boolean }>();
   readonly log: string[] = [];
+  private readonly healthyContainers = new Set<string>();
 
   activities() {
     return {
@@ -63,85 +68,92 @@ class FakeNode {
         const c = this.containers.get(id);
         return c ? { containerId: c.id, running: c.running, exitCode: null } : null;
       },
-      // A container started with the argument "broken" answers every probe with a tool error.
-      probe: async (input: ProbeInput): Promise<ProbeResult> => {
-        const container = this.containers.get(input.instanceId);
-        if (!container?.running) return { ok: false, reason: 'unknown instance' };
-        const ok = !container.spec.args.includes('broken');
-        if (ok && this.log[this.log.length - 1] !== `healthy ${input.instanceId}`) this.log.push(`healthy ${input.instanceId}`);
-        return ok ? { ok, reason: null } : { ok, reason: 'token is required' };
-      },
+      // The real probe loop, on a clock 1000 times faster, in front of a gateway in memory.
+      ...createProbeActivities({ proxy: { execute: (id, request) => this.answerProbe(id, request) }, clock: scaledClock(1_000) }),
     };
+  }
+
+  /** A container started with the argument "broken" answers every probe with an error. */
+  private async answerProbe(id: string, request: McpRequest): Promise<Record<string, unknown>> {
+    const container = this.containers.get(id);
+    if (!container?.running) throw new Error('unknown instance');
+    if (container.spec.args.includes('broken')) throw new Error('token is required');
+    // Logged once per container: the first probe that finds it healthy.
+    if (!this.healthyContainers.has(container.id)) {
+      this.healthyContainers.add(container.id);
+      this.log.push(`healthy ${id}`);
+    }
+    return request.method === 'tools/list' ? { tools: [] } : { content: [{ type: 'text', text: 'ok' }] };
   }
 }
 
-describe('serverWorkflow (time-skipping)', function () {
+describe('serverWorkflow (dev server)', function () {
   this.timeout(90_000);
-  let env: TestWorkflowEnvironment;
-  let bundle: WorkflowBundleWithSourceMap;
+  let connection: Connection;
+  let client: Client;
+  let workerConnection: NativeConnection;
   let node: FakeNode;
   let workers: { worker: Worker; done: Promise<void> }[] = [];
 
   before(async () => {
-    bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows/index') });
-  });
-
-  // A fresh time-skipping server per test: the test server sometimes leaks a
-  // time-skipping lock when workflows end (its clock then runs in real time),
-  // which would stall every later test's durable timers.
-  beforeEach(async () => {
-    env = await createTimeSkippingEnv();
-    await registerSearchAttributes(env);
+    connection = await Connection.connect({ address: testEnv().temporalAddress });
+    await registerDevServerNamespace(connection, NAMESPACE);
+    client = new Client({ connection, namespace: NAMESPACE });
+    workerConnection = await NativeConnection.connect({ address: testEnv().temporalAddress });
+    // A new namespace takes a moment to reach every service of the dev server.
+    await waitFor(() => client.workflow.count().then(() => true), { timeoutMs: 30_000, what: `namespace ${NAMESPACE}` });
     node = new FakeNode();
+    const common = { connection: workerConnection, namespace: NAMESPACE };
     const control = await Worker.create({
-      connection: env.nativeConnection,
+      ...common,
       taskQueue: TASK_QUEUE,
-      workflowBundle: bundle,
+      workflowsPath: require.resolve('../../workflows/index'),
       activities: {
-        ...createServerActivities({ client: env.client }),
+        ...createServerActivities({ client }),
         // These servers have no secrets: env resolves to its plain values.
         resolveEnv: async (entries: EnvEntry[]): Promise<ResolvedEnvEntry[]> => entries.map((e) => ({ name: e.name, value: e.value ?? '' })),
       },
     });
-    const nodeWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: nodeTaskQueue(NODE), activities: node.activities() });
+    const nodeWorker = await Worker.create({ ...common, taskQueue: nodeTaskQueue(NODE), activities: node.activities() });
     workers = [control, nodeWorker].map((worker) => ({ worker, done: worker.run() }));
   });
-  afterEach(async () => {
-    workers.forEach(({ worker }) => worker.shutdown());
+  after(async () => {
+    for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
     await Promise.all(workers.map((w) => w.done));
-    await env?.teardown();
+    await workerConnection?.close();
+    await connection?.close();
   });
 
   /** The containers of one server (the fake node is shared by the whole file). */
   const containersOf = (name: string) => [...node.containers.keys()].filter((id) => id.startsWith(`mcp-instance:${name}:`));
 
   async function startServer(s: McpServerSpec, running = false): Promise<WorkflowHandle> {
-    const input: ServerWorkflowInput = { spec: s, node: NODE, running };
-    return env.client.workflow.start('serverWorkflow', { taskQueue: TASK_QUEUE, workflowId: serverWorkflowId(s.name), args: [input] });
+    const input: ServerWorkflowInput = { spec: s, node: NODE, running, tuning: { readyTimeoutSeconds: READY_TIMEOUT_SECONDS } };
+    return client.workflow.start('serverWorkflow', { taskQueue: TASK_QUEUE, workflowId: serverWorkflowId(s.name), args: [input] });
   }
 
-  /** Skips server time until the server's view satisfies `ok`. */
-  async function until(handle: WorkflowHandle, ok: (v: ServerView) => boolean, what: string, stepMs = 2_000): Promise<ServerView> {
+  /** Polls the server's view until it satisfies `ok`. */
+  async function until(handle: WorkflowHandle, ok: (v: ServerView) => boolean, what: string, stepMs = 100): Promise<ServerView> {
     let last: ServerView | undefined;
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       last = await handle.query(serverQuery);
       if (ok(last)) return last;
-      await env.sleep(stepMs);
+      await new Promise((r) => setTimeout(r, stepMs));
     }
     throw new Error(`timed out waiting for ${what}; last view: ${JSON.stringify(last)}; node log: ${JSON.stringify(node.log.slice(-30))}`);
   }
 
   async function instanceState(id: string): Promise<string> {
     try {
-      return (await env.client.workflow.getHandle(id).describe()).status.name;
+      return (await client.workflow.getHandle(id).describe()).status.name;
     } catch {
       return 'NOT_FOUND';
     }
   }
 
   async function deleteServer(handle: WorkflowHandle, name: string): Promise<string[]> {
-    const removed = await skippingTime(env, handle.executeUpdate(deleteServerUpdate));
+    const removed = await handle.executeUpdate(deleteServerUpdate);
     await handle.result();
     await recordHistory(handle, `server-${name}`);
     return removed;
@@ -176,13 +188,13 @@ describe('serverWorkflow (time-skipping)', function () {
   it('start creates instances with deterministic ids; scale 1 -> 3 -> 1 stops the highest ordinals; delete removes everything', async () => {
     const name = 'wf-scale';
     const handle = await startServer(spec(name, { replicas: 1 }));
-    const ids = await skippingTime(env, handle.executeUpdate(startServerUpdate));
+    const ids = await handle.executeUpdate(startServerUpdate);
     assert.deepEqual(ids, [instanceId(name, 0)]);
-    const described = await env.client.workflow.getHandle(ids[0]).describe();
+    const described = await client.workflow.getHandle(ids[0]).describe();
     assert.equal(described.status.name, 'RUNNING');
     assert.deepEqual(described.searchAttributes[SEARCH_ATTRIBUTES.server], [name]);
 
-    const up = await skippingTime(env, handle.executeUpdate(scaleServerUpdate, { args: [3] }));
+    const up = await handle.executeUpdate(scaleServerUpdate, { args: [3] });
     assert.deepEqual(
       up.instances,
       [0, 1, 2].map((o) => instanceId(name, o)),
@@ -190,7 +202,7 @@ describe('serverWorkflow (time-skipping)', function () {
     for (const id of up.instances) assert.equal(await instanceState(id), 'RUNNING');
     assert.equal(up.specVersion, 1, 'scaling is not a spec change');
 
-    const down = await skippingTime(env, handle.executeUpdate(scaleServerUpdate, { args: [1] }));
+    const down = await handle.executeUpdate(scaleServerUpdate, { args: [1] });
     assert.deepEqual(down.instances, [instanceId(name, 0)]);
     assert.equal(await instanceState(instanceId(name, 0)), 'RUNNING');
     assert.equal(await instanceState(instanceId(name, 1)), 'COMPLETED');
@@ -200,7 +212,7 @@ describe('serverWorkflow (time-skipping)', function () {
     assert.ok(node.log.indexOf(`stop ${instanceId(name, 2)} (instance stopped)`) >= 0);
 
     // start again reconciles: nothing new, the same deterministic id.
-    assert.deepEqual(await skippingTime(env, handle.executeUpdate(startServerUpdate)), [instanceId(name, 0)]);
+    assert.deepEqual(await handle.executeUpdate(startServerUpdate), [instanceId(name, 0)]);
 
     assert.deepEqual(await deleteServer(handle, 'scale'), [instanceId(name, 0)]);
     assert.equal(await instanceState(instanceId(name, 0)), 'COMPLETED');
@@ -220,7 +232,7 @@ describe('serverWorkflow (time-skipping)', function () {
     const done = await until(handle, (v) => v.rollout === null, 'rollout done');
     assert.equal(done.specVersion, 2);
 
-    const rollLog = node.log.slice(node.log.indexOf(`start ${ids[0]} v2`) - 1);
+    const rollLog = node.log.slice(node.log.indexOf(`stop ${ids[0]} (spec changed)`));
     const at = (entry: string) => {
       const i = rollLog.indexOf(entry);
       assert.ok(i >= 0, `"${entry}" missing from ${JSON.stringify(rollLog)}`);
@@ -240,10 +252,7 @@ describe('serverWorkflow (time-skipping)', function () {
 
     // Changing only replicas rolls nothing: the new replica starts on v2, the others keep their containers.
     const startsBefore = node.log.filter((e) => e.startsWith('start ')).length;
-    const scaled = await skippingTime(
-      env,
-      handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'test/never-pulled:dev', replicas: 4, args: ['v2'] }] }),
-    );
+    const scaled = await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'test/never-pulled:dev', replicas: 4, args: ['v2'] }] });
     assert.equal(scaled.specVersion, 2);
     assert.deepEqual(scaled.instances, [...ids, instanceId(name, 3)]);
     await until(handle, () => node.log.includes(`start ${instanceId(name, 3)} v2`), 'the fourth instance to start');
@@ -258,7 +267,7 @@ describe('serverWorkflow (time-skipping)', function () {
     await until(handle, () => ids.every((id) => node.log.includes(`healthy ${id}`)), 'v1 healthy');
 
     await handle.executeUpdate(applySpecUpdate, { args: [{ name, image: 'test/never-pulled:dev', replicas: 2, args: ['broken'] }] });
-    const halted = await until(handle, (v) => v.rollout?.inProgress === false, 'rollout halted', 30_000);
+    const halted = await until(handle, (v) => v.rollout?.inProgress === false, 'rollout halted');
     assert.deepEqual(halted.rollout, {
       inProgress: false,
       updated: 0,
@@ -279,7 +288,7 @@ describe('serverWorkflow (time-skipping)', function () {
     const name = 'wf-stop';
     const handle = await startServer(spec(name, { replicas: 2 }), true);
     await until(handle, (v) => v.instances.length === 2, 'two instances');
-    const stopped = await skippingTime(env, handle.executeUpdate(stopServerUpdate));
+    const stopped = await handle.executeUpdate(stopServerUpdate);
     assert.deepEqual(
       stopped,
       [0, 1].map((o) => instanceId(name, o)),
@@ -288,7 +297,7 @@ describe('serverWorkflow (time-skipping)', function () {
     assert.equal(view.running, false);
     assert.deepEqual(view.instances, []);
     assert.deepEqual(containersOf(name), []);
-    const started = await skippingTime(env, handle.executeUpdate(startServerUpdate));
+    const started = await handle.executeUpdate(startServerUpdate);
     assert.deepEqual(started, stopped);
     for (const id of started) assert.equal(await instanceState(id), 'RUNNING');
     await deleteServer(handle, 'stop');
