@@ -285,9 +285,9 @@ const PEER_LABEL = `${LABELS.server}=t-gw-bench-peer`;
  */
 async function startFullMcpd(): Promise<{ mcpd: McpdProcess; server: string; containerId: string }> {
   const server = 't-gw-bench-full';
-  // BENCH_FULL_NODE_OPTIONS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile it under load.
-  const nodeOptions = process.env.BENCH_FULL_NODE_OPTIONS;
-  const mcpd = await startMcpd({ env: { MCPD_LOG_LEVEL: process.env.MCPD_LOG_LEVEL ?? 'info', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) } });
+  // BENCH_PROFILE_DIR=/tmp/prof CPU-profiles it under load (bench/cpuProfile.ts; node refuses --cpu-prof in NODE_OPTIONS).
+  const profile = process.env.BENCH_PROFILE_DIR ? { NODE_OPTIONS: `--require ${path.join(__dirname, 'cpuProfile.js')}` } : {};
+  const mcpd = await startMcpd({ env: { MCPD_LOG_LEVEL: process.env.MCPD_LOG_LEVEL ?? 'info', ...profile } });
   try {
     const res = await callApi(mcpd, 'PUT', `/api/v1/servers/${server}`, {
       name: server,
