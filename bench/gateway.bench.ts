@@ -295,6 +295,8 @@ async function startFullMcpd(): Promise<{ mcpd: McpdProcess; server: string; con
       healthCheck: { tool: 'echo', arguments: { message: 'probe' }, intervalSeconds: 5 },
     });
     if (res.status >= 300) throw new Error(`PUT server: ${res.status} ${res.text}`);
+    const start = await callApi(mcpd, 'POST', `/api/v1/servers/${server}/start`);
+    if (start.status >= 300) throw new Error(`POST start: ${start.status} ${start.text}`);
     const instance = encodeURIComponent(`mcp-instance:${server}:0`);
     await waitFor(async () => ((await callApi(mcpd, 'GET', `/api/v1/instances/${instance}`)).json as { status?: string } | undefined)?.status === 'RUNNING', {
       timeoutMs: 60_000,
