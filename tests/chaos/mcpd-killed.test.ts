@@ -78,7 +78,7 @@ describe('chaos: mcpd is killed (kill -9) and started again', function () {
   }
 
   it('mid-start: every instance ends RUNNING and healthy with exactly one container', async () => {
-    const mine = await Promise.all(['start-a', 'start-b', 'start-c'].map((prefix) => applyServer(mcpd, prefix, undefined, { start: false })));
+    const mine = await Promise.all(['start-a', 'start-b', 'start-c'].map((prefix) => applyServer(mcpd, prefix, undefined, {}, { start: false })));
     servers.push(...mine);
     const names = new Set(mine.map((s) => s.name));
     const ours = async () =>
