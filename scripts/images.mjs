@@ -94,6 +94,35 @@ function copyIntoRootfs(rootfs, files) {
   }
 }
 
+/** Size and mtime of every file stand for its content: hashing 100 MB of runtime on each start is slow. */
+function filesFingerprint(files) {
+  return files
+    .map((f) => {
+      const st = fs.statSync(f);
+      return `${f}:${st.size}:${st.mtimeMs}`;
+    })
+    .join('\n');
+}
+
+/**
+ * Builds `image` with `docker import` from a root filesystem that `populate(rootfs)` fills in a
+ * staging folder (removed afterwards), labelled with its content hash; `changes` are Dockerfile
+ * instructions (ENV, WORKDIR, CMD…).
+ */
+function importRootfs(image, hash, changes, populate) {
+  const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-image-'));
+  try {
+    const rootfs = path.join(staging, 'rootfs');
+    fs.mkdirSync(rootfs);
+    populate(rootfs);
+    const tarball = path.join(staging, 'rootfs.tar');
+    run('tar', ['-C', rootfs, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.']);
+    run('docker', ['import', ...[`LABEL ${HASH_LABEL}=${hash}`, ...changes].flatMap((change) => ['--change', change]), tarball, image]);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
 function writeMinimalEtc(rootfs) {
   fs.mkdirSync(path.join(rootfs, 'etc'), { recursive: true });
   fs.writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n');
@@ -175,50 +204,27 @@ function buildPythonBase({ force, log }) {
     log(`no ${python} on this host: ${IMAGES.pythonBase} not built, PyPI packages cannot run here`);
     return false;
   }
-  const fingerprint = runtime.files
-    .map((f) => {
-      const st = fs.statSync(f);
-      return `${f}:${st.size}:${st.mtimeMs}`;
-    })
-    .join('\n');
-  const hash = sha256('python-base/v1\n', runtime.executable, runtime.version, '\n', fingerprint);
+  const hash = sha256('python-base/v1\n', runtime.executable, runtime.version, '\n', filesFingerprint(runtime.files));
   if (!force && imageHash(IMAGES.pythonBase) === hash) return false;
 
   const files = runtime.withLinkedLibraries();
   log(`building ${IMAGES.pythonBase} from ${runtime.executable} (${runtime.version}, ${files.length} files)`);
-  const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-python-base-'));
-  try {
-    const rootfs = path.join(staging, 'rootfs');
+  const changes = [
+    `LABEL io.mcpd.python.executable=${runtime.executable}`,
+    `LABEL io.mcpd.python.version=${runtime.version}`,
+    `ENV PATH=/usr/local/bin:${path.dirname(runtime.executable)}:/usr/bin:/bin`,
+    // A stdio server's stderr should reach `mcpctl logs` as it is written.
+    'ENV PYTHONUNBUFFERED=1',
+    'WORKDIR /app',
+    'CMD ["python3"]',
+  ];
+  importRootfs(IMAGES.pythonBase, hash, changes, (rootfs) => {
     copyIntoRootfs(rootfs, files);
     // Venvs link to the interpreter's own path (kept above); python3 on PATH is a convenience.
     fs.mkdirSync(path.join(rootfs, 'usr/local/bin'), { recursive: true });
     if (!fs.existsSync(path.join(rootfs, 'usr/local/bin/python3'))) fs.symlinkSync(runtime.executable, path.join(rootfs, 'usr/local/bin/python3'));
     writeMinimalEtc(rootfs);
-    const tarball = path.join(staging, 'rootfs.tar');
-    run('tar', ['-C', rootfs, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.']);
-    run('docker', [
-      'import',
-      '--change',
-      `LABEL ${HASH_LABEL}=${hash}`,
-      '--change',
-      `LABEL io.mcpd.python.executable=${runtime.executable}`,
-      '--change',
-      `LABEL io.mcpd.python.version=${runtime.version}`,
-      '--change',
-      `ENV PATH=/usr/local/bin:${path.dirname(runtime.executable)}:/usr/bin:/bin`,
-      // A stdio server's stderr should reach `mcpctl logs` as it is written.
-      '--change',
-      'ENV PYTHONUNBUFFERED=1',
-      '--change',
-      'WORKDIR /app',
-      '--change',
-      'CMD ["python3"]',
-      tarball,
-      IMAGES.pythonBase,
-    ]);
-  } finally {
-    fs.rmSync(staging, { recursive: true, force: true });
-  }
+  });
   return true;
 }
 
@@ -226,26 +232,12 @@ function buildNodeBase({ force, log }) {
   const nodePath = fs.realpathSync(process.execPath);
   const files = nodeRuntimeFiles(nodePath);
   const certs = fs.existsSync('/etc/ssl/certs') ? '/etc/ssl/certs' : null;
-  // Size and mtime of every file stand for its content: hashing 100 MB of node each time is slow.
-  const fingerprint = [...files, ...(certs ? [certs] : [])]
-    .map((f) => {
-      const st = fs.statSync(f);
-      return `${f}:${st.size}:${st.mtimeMs}`;
-    })
-    .join('\n');
-  const hash = sha256('node-base/v1\n', process.version, '\n', fingerprint);
+  const hash = sha256('node-base/v1\n', process.version, '\n', filesFingerprint([...files, ...(certs ? [certs] : [])]));
   if (!force && imageHash(IMAGES.nodeBase) === hash) return false;
 
   log(`building ${IMAGES.nodeBase} from ${nodePath} (${process.version})`);
-  const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-node-base-'));
-  try {
-    const rootfs = path.join(staging, 'rootfs');
-    for (const file of files) {
-      const target = path.join(rootfs, file);
-      fs.mkdirSync(path.dirname(target), { recursive: true });
-      fs.copyFileSync(file, target); // follows symlinks: the loader path gets the real file
-      fs.chmodSync(target, fs.statSync(file).mode & 0o777);
-    }
+  importRootfs(IMAGES.nodeBase, hash, ['ENV PATH=/usr/local/bin:/usr/bin:/bin', 'WORKDIR /app', 'CMD ["node"]'], (rootfs) => {
+    copyIntoRootfs(rootfs, files);
     // node is found on PATH inside the image whatever the host path was.
     if (nodePath !== '/usr/bin/node') {
       fs.mkdirSync(path.join(rootfs, 'usr/bin'), { recursive: true });
@@ -253,30 +245,8 @@ function buildNodeBase({ force, log }) {
       fs.chmodSync(path.join(rootfs, 'usr/bin/node'), 0o755);
     }
     if (certs) fs.cpSync(certs, path.join(rootfs, 'etc/ssl/certs'), { recursive: true, dereference: true });
-    fs.mkdirSync(path.join(rootfs, 'etc'), { recursive: true });
-    fs.writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n');
-    fs.writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
-    for (const dir of ['tmp', 'root', 'app']) fs.mkdirSync(path.join(rootfs, dir), { recursive: true });
-    fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777);
-
-    const tarball = path.join(staging, 'rootfs.tar');
-    run('tar', ['-C', rootfs, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.']);
-    run('docker', [
-      'import',
-      '--change',
-      `LABEL ${HASH_LABEL}=${hash}`,
-      '--change',
-      'ENV PATH=/usr/local/bin:/usr/bin:/bin',
-      '--change',
-      'WORKDIR /app',
-      '--change',
-      'CMD ["node"]',
-      tarball,
-      IMAGES.nodeBase,
-    ]);
-  } finally {
-    fs.rmSync(staging, { recursive: true, force: true });
-  }
+    writeMinimalEtc(rootfs);
+  });
   return true;
 }
 
@@ -300,9 +270,7 @@ function buildTiny({ force, log }) {
   if (!force && imageHash(IMAGES.tiny) === hash) return false;
 
   log(`building ${IMAGES.tiny} with ${goVersion.stdout.trim()}`);
-  const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-tiny-'));
-  try {
-    const rootfs = path.join(staging, 'rootfs');
+  importRootfs(IMAGES.tiny, hash, ['ENTRYPOINT ["/mcp-tiny"]'], (rootfs) => {
     fs.mkdirSync(path.join(rootfs, 'tmp'), { recursive: true });
     fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777);
     const result = spawnSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', path.join(rootfs, 'mcp-tiny'), '.'], {
@@ -317,12 +285,7 @@ function buildTiny({ force, log }) {
       },
     });
     if (result.error || result.status !== 0) throw new Error(`go build images/tiny failed: ${(result.stderr || result.error?.message || '').trim()}`);
-    const tarball = path.join(staging, 'rootfs.tar');
-    run('tar', ['-C', rootfs, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.']);
-    run('docker', ['import', '--change', `LABEL ${HASH_LABEL}=${hash}`, '--change', 'ENTRYPOINT ["/mcp-tiny"]', tarball, IMAGES.tiny]);
-  } finally {
-    fs.rmSync(staging, { recursive: true, force: true });
-  }
+  });
   return true;
 }
 

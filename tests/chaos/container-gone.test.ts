@@ -10,10 +10,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { LABELS } from '../../src/contracts/labels';
 import { callApi, runMcpctl } from '../support/clients';
-import { removeContainers, startMcpd, waitFor, type McpdProcess } from '../support/stack';
-import { applyServer, assertNoSecret, assertOneCurrentContainer, echoThroughGateway, runningAndHealthy, waitForInstance, type ChaosServer } from './support';
+import { startMcpd, waitFor, type McpdProcess } from '../support/stack';
+import {
+  applyServer,
+  assertNoSecret,
+  assertOneCurrentContainer,
+  echoThroughGateway,
+  runningAndHealthy,
+  stopServersAndMcpd,
+  waitForInstance,
+  type ChaosServer,
+} from './support';
 
 const docker = new Docker();
 
@@ -32,11 +40,7 @@ describe('chaos: a container removed while mcpd is down', function () {
   });
 
   after(async () => {
-    if (mcpd) {
-      if (server) await callApi(mcpd, 'POST', `/api/v1/servers/${server.name}/stop`).catch(() => undefined);
-      await mcpd.stop();
-    }
-    if (server) await removeContainers({ label: `${LABELS.server}=${server.name}` });
+    await stopServersAndMcpd(mcpd, [server]);
     fs.rmSync(workDir, { recursive: true, force: true });
   });
 

@@ -15,7 +15,16 @@ import Docker from 'dockerode';
 import { LABELS } from '../../src/contracts/labels';
 import { callApi, runMcpctl } from '../support/clients';
 import { startMcpd, waitFor, type McpdProcess } from '../support/stack';
-import { applyServer, assertNoSecret, assertOneCurrentContainer, echoThroughGateway, runningAndHealthy, waitForInstance, type ChaosServer } from './support';
+import {
+  applyServer,
+  assertNoSecret,
+  assertOneCurrentContainer,
+  echoThroughGateway,
+  runningAndHealthy,
+  stopServersAndMcpd,
+  waitForInstance,
+  type ChaosServer,
+} from './support';
 
 /** A dockerd of the test's own under dir; restartable without touching any other engine. */
 class TestEngine {
@@ -104,10 +113,7 @@ describe('chaos: the Docker engine restarts', function () {
   });
 
   after(async () => {
-    if (mcpd) {
-      if (server) await callApi(mcpd, 'POST', `/api/v1/servers/${server.name}/stop`).catch(() => undefined);
-      await mcpd.stop();
-    }
+    await stopServersAndMcpd(mcpd, [server], engine?.docker);
     if (engine) {
       // Everything this engine ran goes with its data root.
       const left = await engine.docker.listContainers({ all: true }).catch(() => []);

@@ -8,21 +8,21 @@
  */
 import assert from 'node:assert/strict';
 import Docker from 'dockerode';
-import { LABELS } from '../../src/contracts/labels';
 import { callApi } from '../support/clients';
-import { removeContainers, startMcpd, waitFor, type McpdProcess } from '../support/stack';
+import { startMcpd, waitFor, type McpdProcess } from '../support/stack';
 import {
-  CHAOS_TOOLS_ENV,
   applyServer,
   assertNoSecret,
   assertOneCurrentContainer,
   callThroughGateway,
+  CHAOS_TOOLS_ENV,
   echoThroughGateway,
   gatewaySession,
   instanceView,
   residentMiB,
   runningAndHealthy,
   settle,
+  stopServersAndMcpd,
   waitForInstance,
   type ChaosServer,
 } from './support';
@@ -90,11 +90,7 @@ describe('chaos: an upstream floods stdout', function () {
   });
 
   after(async () => {
-    if (mcpd) {
-      for (const s of [flooder, bystander]) if (s) await callApi(mcpd, 'POST', `/api/v1/servers/${s.name}/stop`).catch(() => undefined);
-      await mcpd.stop();
-    }
-    for (const s of [flooder, bystander]) if (s) await removeContainers({ label: `${LABELS.server}=${s.name}` });
+    await stopServersAndMcpd(mcpd, [flooder, bystander]);
   });
 
   it('ignores 64 MiB of non-JSON lines with bounded memory, answers the call behind them, and keeps serving the other server', async () => {

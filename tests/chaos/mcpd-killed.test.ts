@@ -20,7 +20,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { LABELS } from '../../src/contracts/labels';
 import { callApi, runMcpctl } from '../support/clients';
-import { removeContainers, startMcpd, waitFor, type McpdProcess } from '../support/stack';
+import { startMcpd, waitFor, type McpdProcess } from '../support/stack';
 import {
   applyServer,
   assertNoSecret,
@@ -29,6 +29,7 @@ import {
   instanceView,
   runningAndHealthy,
   startServer,
+  stopServersAndMcpd,
   waitForInstance,
   type ChaosServer,
 } from './support';
@@ -47,11 +48,7 @@ describe('chaos: mcpd is killed (kill -9) and started again', function () {
   });
 
   after(async () => {
-    if (mcpd) {
-      for (const server of servers) await callApi(mcpd, 'POST', `/api/v1/servers/${server.name}/stop`).catch(() => undefined);
-      await mcpd.stop();
-    }
-    for (const server of servers) await removeContainers({ label: `${LABELS.server}=${server.name}` }, docker);
+    await stopServersAndMcpd(mcpd, servers, docker);
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 

@@ -7,18 +7,18 @@
  */
 import assert from 'node:assert/strict';
 import Docker from 'dockerode';
-import { LABELS } from '../../src/contracts/labels';
 import { callApi } from '../support/clients';
-import { removeContainers, startMcpd, type McpdProcess } from '../support/stack';
+import { startMcpd, type McpdProcess } from '../support/stack';
 import {
-  CHAOS_TOOLS_ENV,
   applyServer,
   assertNoSecret,
   assertOneCurrentContainer,
   callThroughGateway,
+  CHAOS_TOOLS_ENV,
   echoThroughGateway,
   runningAndHealthy,
   settle,
+  stopServersAndMcpd,
   waitForInstance,
   type ChaosServer,
 } from './support';
@@ -43,11 +43,7 @@ describe('chaos: a container killed by its memory limit', function () {
   });
 
   after(async () => {
-    if (mcpd) {
-      if (server) await callApi(mcpd, 'POST', `/api/v1/servers/${server.name}/stop`).catch(() => undefined);
-      await mcpd.stop();
-    }
-    if (server) await removeContainers({ label: `${LABELS.server}=${server.name}` });
+    await stopServersAndMcpd(mcpd, [server]);
   });
 
   it('fails the call in flight, says OOM-killed, restarts through the backoff and serves again', async () => {

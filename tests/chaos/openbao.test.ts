@@ -14,10 +14,9 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { startPersistentOpenBao, unsealKeyFile, type OpenBaoServer } from '../../src/embedded/openbao';
 import { isPortOpen } from '../../src/embedded/process';
-import { LABELS } from '../../src/contracts/labels';
 import type { InstanceView } from '../../src/contracts/instance';
 import { callApi } from '../support/clients';
-import { freePort, removeContainers, startMcpd, testEnv, waitFor, type McpdProcess } from '../support/stack';
+import { freePort, startMcpd, testEnv, waitFor, type McpdProcess } from '../support/stack';
 import {
   applyServer,
   assertNoSecret,
@@ -26,6 +25,7 @@ import {
   instanceView,
   replica,
   runningAndHealthy,
+  stopServersAndMcpd,
   waitForInstance,
   type ChaosServer,
 } from './support';
@@ -96,11 +96,7 @@ describe('chaos: OpenBao stalls and is sealed', function () {
 
   after(async () => {
     resume();
-    if (mcpd) {
-      if (server) await callApi(mcpd, 'POST', `/api/v1/servers/${server.name}/stop`).catch(() => undefined);
-      await mcpd.stop();
-    }
-    if (server) await removeContainers({ label: `${LABELS.server}=${server.name}` });
+    await stopServersAndMcpd(mcpd, [server]);
     await openBao?.stop();
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });

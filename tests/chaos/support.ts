@@ -14,7 +14,7 @@ import { LABELS } from '../../src/contracts/labels';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/embedded/temporal';
 import type { InstanceView } from '../../src/contracts/instance';
 import { callApi } from '../support/clients';
-import { freePort, testEnv, waitForValue, type McpdProcess } from '../support/stack';
+import { freePort, removeContainers, testEnv, waitForValue, type McpdProcess } from '../support/stack';
 
 export interface ChaosServer {
   name: string;
@@ -200,6 +200,20 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * How every chaos test ends: its servers stopped through the API (so no workflow restarts
+ * them), mcpd stopped, then whatever containers they left removed by label (on `docker`,
+ * for a test with an engine of its own).
+ */
+export async function stopServersAndMcpd(mcpd: McpdProcess | undefined, servers: (ChaosServer | undefined)[], docker: Docker = new Docker()): Promise<void> {
+  const applied = servers.filter((s): s is ChaosServer => s !== undefined);
+  if (mcpd) {
+    for (const server of applied) await callApi(mcpd, 'POST', `/api/v1/servers/${server.name}/stop`).catch(() => undefined);
+    await mcpd.stop();
+  }
+  for (const server of applied) await removeContainers({ label: `${LABELS.server}=${server.name}` }, docker);
 }
 
 export function assertNoSecret(server: ChaosServer, outputs: Record<string, string>): void {

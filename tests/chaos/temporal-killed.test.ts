@@ -14,10 +14,9 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { serverWorkflowId } from '../../src/contracts/instance';
-import { LABELS } from '../../src/contracts/labels';
 import type { TemporalDevServer } from '../../src/embedded/temporal';
 import { callApi, runMcpctl } from '../support/clients';
-import { removeContainers, startMcpd, waitForValue, type McpdProcess } from '../support/stack';
+import { startMcpd, waitForValue, type McpdProcess } from '../support/stack';
 import {
   applyServer,
   assertNoSecret,
@@ -26,6 +25,7 @@ import {
   instanceView,
   runningAndHealthy,
   startOwnTemporal,
+  stopServersAndMcpd,
   waitForInstance,
   type ChaosServer,
 } from './support';
@@ -61,11 +61,7 @@ describe('chaos: the Temporal dev server is killed and started again on the same
   });
 
   after(async () => {
-    if (mcpd) {
-      if (server) await callApi(mcpd, 'POST', `/api/v1/servers/${server.name}/stop`).catch(() => undefined);
-      await mcpd.stop();
-    }
-    if (server) await removeContainers({ label: `${LABELS.server}=${server.name}` }, docker);
+    await stopServersAndMcpd(mcpd, [server], docker);
     await temporal?.stop();
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });

@@ -10,17 +10,25 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { startTemporalDevServer, type TemporalDevServer } from '../../src/embedded/temporal';
-import { LABELS } from '../../src/contracts/labels';
+import type { TemporalDevServer } from '../../src/embedded/temporal';
 import { callApi, runMcpctl } from '../support/clients';
-import { freePort, removeContainers, startMcpd, testEnv, waitForValue, type McpdProcess } from '../support/stack';
-import { applyServer, assertNoSecret, assertOneCurrentContainer, echoThroughGateway, runningAndHealthy, waitForInstance, type ChaosServer } from './support';
+import { startMcpd, waitForValue, type McpdProcess } from '../support/stack';
+import {
+  applyServer,
+  assertNoSecret,
+  assertOneCurrentContainer,
+  echoThroughGateway,
+  runningAndHealthy,
+  startOwnTemporal,
+  stopServersAndMcpd,
+  waitForInstance,
+  type ChaosServer,
+} from './support';
 
 const docker = new Docker();
 
 describe('chaos: Temporal stops answering', function () {
   this.timeout(240_000);
-  const env = testEnv();
   let workDir: string;
   let temporal: TemporalDevServer;
   let mcpd: McpdProcess;
@@ -35,13 +43,7 @@ describe('chaos: Temporal stops answering', function () {
 
   before(async () => {
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-chaos-temporal-'));
-    temporal = await startTemporalDevServer({
-      temporalBin: env.temporalCli,
-      port: await freePort(),
-      uiPort: null,
-      dbFile: null,
-      logFile: path.join(workDir, 'temporal.log'),
-    });
+    temporal = await startOwnTemporal(workDir, { dbFile: null });
     mcpd = await startMcpd({ env: { TEMPORAL_ADDRESS: temporal.address } });
     server = await applyServer(mcpd, 'temporal');
     await waitForInstance(mcpd, server, 'RUNNING and healthy', runningAndHealthy, 60_000);
@@ -49,11 +51,7 @@ describe('chaos: Temporal stops answering', function () {
 
   after(async () => {
     resume();
-    if (mcpd) {
-      if (server) await callApi(mcpd, 'POST', `/api/v1/servers/${server.name}/stop`).catch(() => undefined);
-      await mcpd.stop();
-    }
-    if (server) await removeContainers({ label: `${LABELS.server}=${server.name}` });
+    await stopServersAndMcpd(mcpd, [server]);
     await temporal?.stop();
     fs.rmSync(workDir, { recursive: true, force: true });
   });

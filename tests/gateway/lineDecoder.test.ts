@@ -41,15 +41,21 @@ describe('gateway STDIO framing', () => {
     assert.deepEqual(messages, [{ x: 'é€' }]);
   });
 
-  it('drops a line longer than the cap up to its newline, says so once, and decodes the next lines', () => {
+  /** A decoder with a line cap that records what it decodes and each overflow it reports. */
+  function cappedDecoder(maxLineBytes: number) {
     const messages: unknown[] = [];
     const overflows: number[] = [];
     const decoder = new LineDecoder(
       (m) => messages.push(m),
       () => assert.fail('an overflowed line is not reported as garbage'),
-      64,
+      maxLineBytes,
       (max) => overflows.push(max),
     );
+    return { decoder, messages, overflows };
+  }
+
+  it('drops a line longer than the cap up to its newline, says so once, and decodes the next lines', () => {
+    const { decoder, messages, overflows } = cappedDecoder(64);
     decoder.push('{"id":1}\n' + 'x'.repeat(40));
     for (let i = 0; i < 100; i++) decoder.push('y'.repeat(1000));
     decoder.push('z\n{"id":2}\n' + 'w'.repeat(63));
@@ -59,14 +65,7 @@ describe('gateway STDIO framing', () => {
   });
 
   it('a line that reaches the cap only with its last chunk is dropped, and the line after it is not', () => {
-    const messages: unknown[] = [];
-    const overflows: number[] = [];
-    const decoder = new LineDecoder(
-      (m) => messages.push(m),
-      () => assert.fail('no garbage expected'),
-      16,
-      (max) => overflows.push(max),
-    );
+    const { decoder, messages, overflows } = cappedDecoder(16);
     decoder.push('{"long":"');
     decoder.push('aaaaaaaaaaaaaaaaaaa"}\n{"id":4}\n');
     assert.deepEqual(messages, [{ id: 4 }]);
