@@ -114,6 +114,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         owner: overrides.owner ?? `${settings.temporalAddress}/${settings.temporalNamespace}`,
         container: { startConcurrency: settings.startConcurrency },
         packageImages: { nodeBaseImage: settings.packageBaseImages.node, pythonBaseImage: settings.packageBaseImages.python },
+        registration: { labels: settings.nodeLabels, capacity: settings.nodeCapacity, engineHost: settings.engineHost },
         log: log.child({ component: 'worker' }),
       });
       workers.run().catch((err: Error) => {

@@ -10,10 +10,13 @@ import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createControlActivities } from '../activities/control';
 import { createNodeActivities } from '../activities/node';
+import { createNodeLeaseActivities, createNodeRegistryActivities } from '../activities/nodes';
 import { createPackageActivities } from '../activities/packages';
 import { createProbeActivities } from '../activities/probe';
 import { createServerActivities } from '../activities/server';
 import { TASK_QUEUE, nodeTaskQueue } from './contracts/instance';
+import type { NodeWorkflowInput } from './contracts/messages';
+import { DEFAULT_NODE_CAPACITY, nodeWorkflowId, type NodeLabels } from './contracts/node';
 import type { InstanceRouting, ProxyExecutor } from './contracts/routing';
 import type { SecretStore } from './secrets/types';
 import type { InstanceContainerOptions } from './docker/containers';
@@ -48,6 +51,10 @@ export interface WorkerDeps {
   /** Which halves to run (both by default). */
   queues?: { control?: boolean; node?: boolean };
   reaperIntervalMs?: number;
+  /** What the node reports about itself (default: no labels, DEFAULT_NODE_CAPACITY, engine "unknown"). */
+  registration?: { labels?: NodeLabels; capacity?: number; engineHost?: string };
+  /** Knobs of the node workflow this worker starts (tests shorten the heartbeat timeout). */
+  nodeTuning?: NodeWorkflowInput['tuning'];
   log?: Logger;
 }
 
@@ -76,7 +83,11 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         taskQueue: TASK_QUEUE,
         // dist/src/worker.js -> dist/workflows/index.js
         workflowsPath: require.resolve('../workflows'),
-        activities: { ...createControlActivities({ secrets: deps.secrets }), ...createServerActivities({ client: deps.client }) },
+        activities: {
+          ...createControlActivities({ secrets: deps.secrets }),
+          ...createServerActivities({ client: deps.client }),
+          ...createNodeRegistryActivities({ client: deps.client }),
+        },
       }),
     );
   }
@@ -104,6 +115,12 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         activities: {
           ...nodeActivities,
           ...createPackageActivities({ runtime: deps.runtime, builder: deps.packageImages }),
+          ...createNodeLeaseActivities({
+            runtime: deps.runtime,
+            engineHost: deps.registration?.engineHost ?? 'unknown',
+            labels: deps.registration?.labels ?? {},
+            capacity: deps.registration?.capacity ?? DEFAULT_NODE_CAPACITY,
+          }),
           ...(deps.proxy
             ? createProbeActivities({
                 proxy: deps.proxy,
@@ -127,6 +144,9 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
           await watcher?.start();
           reaper?.start();
           const polling = Promise.all(workers.map((w) => w.run()));
+          if (runNode) {
+            void ensureNodeWorkflow(deps).catch((err: Error) => deps.log?.warn({ err: err.message, node: deps.node }, 'starting the node workflow failed'));
+          }
           // Status queries need a polling workflow worker, so this runs once the workers are up.
           if (runNode) {
             void reattachRunningInstances(repairOptions)
@@ -150,4 +170,19 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
       await running?.catch(() => undefined);
     },
   };
+}
+
+/**
+ * Starts this node's workflow unless it runs already (a restarted worker finds the one it
+ * left). Its registerNode activity then waits in this node's queue for the worker to poll.
+ */
+async function ensureNodeWorkflow(deps: WorkerDeps): Promise<void> {
+  const input: NodeWorkflowInput = { name: deps.node, ...(deps.nodeTuning ? { tuning: deps.nodeTuning } : {}) };
+  await deps.client.workflow.start('nodeWorkflow', {
+    workflowId: nodeWorkflowId(deps.node),
+    taskQueue: TASK_QUEUE,
+    args: [input],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary: `Docker node ${deps.node}`,
+  });
 }

@@ -3,3 +3,4 @@ export { instanceWorkflow } from './instance';
 // ---- workflows owned by other parts of mcpd: one export per file ----
 export { probeWorkflow } from './probe';
 export { serverWorkflow } from './server';
+export { nodeWorkflow } from './node';

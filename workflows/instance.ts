@@ -33,11 +33,12 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ControlActivities } from '../activities/control';
 import type { NodeActivities } from '../activities/node';
+import type { NodeRegistryActivities } from '../activities/nodes';
 import type { PackageActivities } from '../activities/packages';
 import type { PackageImageRef } from '../activities/types';
 import type { McpServerSpec } from '../src/contracts/spec';
 import { TASK_QUEUE, nodeTaskQueue, type InstanceView } from '../src/contracts/instance';
-import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../src/contracts/searchAttributes';
+import { mcpHealthKey, mcpInstanceStatusKey, mcpNodeKey, mcpServerKey } from '../src/contracts/searchAttributes';
 import {
   containerExitedSignal,
   forceRetrySignal,
@@ -51,6 +52,7 @@ import {
 } from '../src/contracts/messages';
 import * as machine from './instanceMachine';
 import type { Inbox, InstanceState, Phase } from './instanceMachine';
+import { placeInstance } from './placement';
 import { probeWorkflow } from './probe';
 
 /** Continue-as-new once a run's history passes this many events (or when Temporal suggests it). */
@@ -84,6 +86,19 @@ const localControl = proxyLocalActivities<ControlActivities>({
 
 /** Histories recorded before it ran resolveEnv as a remote activity and attached the gateway in a separate attachUpstream. */
 const FAST_START_PATCH = 'fast-start';
+
+/** Histories recorded before instances placed themselves ran every attempt on the node of their input. */
+export const PLACEMENT_PATCH = 'placement';
+
+/** Nodes are listed on this worker, like resolveEnv: a short read of visibility, recorded as a marker. */
+const localNodes = proxyLocalActivities<NodeRegistryActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
+});
+
+/** An instance with no node to start on checks again after this long, doubling up to NODE_WAIT_MAX_MS. */
+const NODE_WAIT_MIN_MS = 2_000;
+const NODE_WAIT_MAX_MS = 15_000;
 
 function nodeActivities(node: string) {
   const taskQueue = nodeTaskQueue(node);
@@ -145,17 +160,26 @@ class InstanceRun {
   spec: McpServerSpec;
   s: InstanceState;
   inbox: Inbox = machine.emptyInbox();
-  private readonly node: ReturnType<typeof nodeActivities>;
   private readonly historyLimit: number;
   private readonly probes: boolean;
   private probe: { scope: CancellationScope; done: Promise<unknown>; workflowId: string } | null = null;
   private published = '';
+  private nodeWaitMs = 0;
+
+  /** The node this instance runs on: where it placed itself, else where the server placed it; null before it has one. */
+  private get nodeName(): string | null {
+    return this.s.node ?? this.input.node ?? null;
+  }
+
+  /** The activities of the instance's node (proxies only: building them schedules nothing). */
+  private get node(): ReturnType<typeof nodeActivities> {
+    return nodeActivities(this.nodeName ?? '');
+  }
 
   constructor(private readonly input: InstanceWorkflowArgs) {
     this.spec = input.spec;
     if (input.carried) ({ state: this.s, inbox: this.inbox } = machine.fromCarried(input.carried));
     else this.s = machine.INITIAL_INSTANCE_STATE;
-    this.node = nodeActivities(input.node);
     this.historyLimit = input.tuning?.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.probes = input.tuning?.probes !== false;
     this.registerHandlers();
@@ -196,7 +220,7 @@ class InstanceRun {
   }
 
   view(): InstanceView {
-    return machine.instanceView(this.id, this.input.server, this.input.ordinal, this.s, this.input.node);
+    return machine.instanceView(this.id, this.input.server, this.input.ordinal, this.s, this.nodeName ?? undefined);
   }
 
   private record(type: string, message: string): void {
@@ -224,6 +248,10 @@ class InstanceRun {
   }
 
   async attempt(): Promise<Phase> {
+    if (patched(PLACEMENT_PATCH)) {
+      const noNode = await this.place();
+      if (noNode !== null) return this.waitForNode(noNode);
+    }
     this.inbox = machine.inboxForAttempt(this.inbox);
     this.s = machine.beginAttempt(this.s, now());
     this.publish();
@@ -247,7 +275,7 @@ class InstanceRun {
       if (!fastStart) await this.node.quick.attachUpstream({ instanceId: this.id, spec: this.spec, containerId: started.containerId, port: started.port });
     } catch (err) {
       if (this.inbox.stopRequested) return 'stop';
-      return this.fail(activityFailureReason(err, 'start', this.input.node));
+      return this.fail(activityFailureReason(err, 'start', this.nodeName ?? '-'));
     }
     this.s = machine.nowRunning(this.s, now());
     this.publish();
@@ -258,7 +286,7 @@ class InstanceRun {
   private async preparePackageImage(packageName: string, entrypoint: string | undefined): Promise<PackageImageRef> {
     const pinned = this.s.pinnedPackage;
     const requested = pinned?.packageName === packageName ? pinned.exact : packageName;
-    this.record('PreparingImage', `image of ${requested}: reusing or building it on node ${this.input.node}`);
+    this.record('PreparingImage', `image of ${requested}: reusing or building it on node ${this.nodeName}`);
     const prepared = await this.node.packages.preparePackageImage({ packageName: requested, ...(entrypoint ? { entrypoint } : {}) });
     this.s = { ...this.s, pinnedPackage: { packageName, exact: `${prepared.package}@${prepared.version}` } };
     this.record('PackageImage', machine.packageImageLine(prepared));
@@ -272,7 +300,7 @@ class InstanceRun {
       try {
         await this.node.quick.stopContainer({ instanceId: this.id, reason, remove: false });
       } catch (err) {
-        this.record('StopFailed', `could not stop the failed container: ${activityFailureReason(err, 'stopContainer', this.input.node)}`);
+        this.record('StopFailed', `could not stop the failed container: ${activityFailureReason(err, 'stopContainer', this.nodeName ?? '-')}`);
       }
     }
     this.s = machine.attemptFailed(this.s, reason, Date.now(), this.spec.retry, external);
@@ -320,7 +348,7 @@ class InstanceRun {
       try {
         await this.node.quick.setReady({ instanceId: this.id, ready: command.ready });
       } catch (err) {
-        this.record('SetReadyFailed', activityFailureReason(err, 'setReady', this.input.node));
+        this.record('SetReadyFailed', activityFailureReason(err, 'setReady', this.nodeName ?? '-'));
       }
     }
     let retryRestart = false;
@@ -348,6 +376,56 @@ class InstanceRun {
     return 'attempt';
   }
 
+  /**
+   * Before an attempt: the node to start on. The first attempt takes the node the server
+   * chose; later ones (and an instance the server could not place) check it against the
+   * nodes (workflows/placement.ts) and move when it is no longer Ready or no longer fits.
+   * Returns null with a node to start on, otherwise why there is none.
+   */
+  private async place(): Promise<string | null> {
+    const current = this.nodeName;
+    if (current !== null && this.s.generation === 0) return this.publishNode(current);
+    let nodes;
+    try {
+      nodes = await localNodes.listNodes();
+    } catch (err) {
+      // Without the list, a placed instance stays where it is rather than stopping.
+      if (current !== null) return this.publishNode(current);
+      return `cannot list the nodes: ${activityFailureReason(err, 'listNodes', '-')}`;
+    }
+    const decision = placeInstance(nodes, this.spec.placement, current);
+    if (decision.kind === 'none') return decision.reason;
+    if (decision.kind === 'place') {
+      this.s = { ...this.s, node: decision.node };
+      if (decision.from === null) this.record('Placed', `placed on node ${decision.node}: ${decision.why}`);
+      else this.record('Moved', `moved from node ${decision.from} to node ${decision.node}: ${decision.why}`);
+    }
+    return this.publishNode(decision.node);
+  }
+
+  /** The McpNode search attribute names the instance's node (placement counts with it); null for place(). */
+  private publishNode(node: string): null {
+    this.nodeWaitMs = 0;
+    if (workflowInfo().typedSearchAttributes.get(mcpNodeKey) !== node) upsertSearchAttributes([{ key: mcpNodeKey, value: node }]);
+    return null;
+  }
+
+  /** No node fits: PENDING with the reason, checked again soon (sooner on forceRetry, a new spec, or stop). */
+  private async waitForNode(reason: string): Promise<Phase> {
+    this.nodeWaitMs = Math.min(Math.max(this.nodeWaitMs * 2, NODE_WAIT_MIN_MS), NODE_WAIT_MAX_MS);
+    this.inbox = { ...this.inbox, restartRequested: false };
+    this.s = machine.waitingForNode(this.s, reason, new Date(Date.now() + this.nodeWaitMs).toISOString(), now());
+    this.publish();
+    const woke = await condition(() => machine.retryWaitEnds(this.s, this.inbox, this.continueAsNewDue()), this.nodeWaitMs);
+    const { state, next, adoptSpec } = machine.afterRetryWait(this.s, this.inbox, woke, now());
+    this.s = state;
+    if (adoptSpec && this.inbox.pendingSpec !== null) {
+      this.spec = this.inbox.pendingSpec;
+      this.inbox = { ...this.inbox, pendingSpec: null };
+    }
+    return next;
+  }
+
   async waitRetry(): Promise<Phase> {
     const waitMs = this.s.nextRetryAt ? Date.parse(this.s.nextRetryAt) - Date.now() : 0;
     const woke = waitMs > 0 ? await condition(() => machine.retryWaitEnds(this.s, this.inbox, this.continueAsNewDue()), waitMs) : false;
@@ -361,10 +439,12 @@ class InstanceRun {
   }
 
   private async stopCurrent(reason: string, remove: boolean): Promise<void> {
+    // Never placed: no node ever ran a container of this instance.
+    if (this.nodeName === null) return;
     try {
       await this.node.quick.stopContainer({ instanceId: this.id, reason, remove });
     } catch (err) {
-      this.record('StopFailed', `could not stop the container: ${activityFailureReason(err, 'stopContainer', this.input.node)}`);
+      this.record('StopFailed', `could not stop the container: ${activityFailureReason(err, 'stopContainer', this.nodeName ?? '-')}`);
     }
     this.s = machine.containerRemoved(this.s);
   }
@@ -383,7 +463,7 @@ class InstanceRun {
     if (!this.probes) return;
     const probeInput: ProbeWorkflowInput = {
       instanceId: this.id,
-      node: this.input.node,
+      node: this.nodeName!,
       ...(this.spec.healthCheck ? { healthCheck: this.spec.healthCheck } : {}),
       carried: { health: this.s.health, consecutiveFailures: 0 },
     };

@@ -133,6 +133,27 @@ export function attemptFailed(s: InstanceState, reason: string, nowMs: number, r
   return withEvent(next, new Date(nowMs).toISOString(), 'AttemptFailed', `attempt ${s.attemptCount} failed: ${reason}; ${then}`);
 }
 
+/**
+ * No node to start on (none Ready fits the placement): PENDING, the reason as the error, the next
+ * check as nextRetryAt. No attempt is counted. A forceRetry that led here is served by this check.
+ * The event is recorded when the reason changes, not at every check.
+ */
+export function waitingForNode(s: InstanceState, reason: string, nextCheckAt: string, at: string): InstanceState {
+  const next: InstanceState = {
+    ...s,
+    status: 'PENDING',
+    error: reason,
+    nextRetryAt: nextCheckAt,
+    retryRequested: false,
+    retryReason: null,
+    containerId: null,
+    runningSince: null,
+    health: 'unknown',
+    healthReason: null,
+  };
+  return s.status === 'PENDING' && s.error === reason ? next : withEvent(next, at, 'NoNode', reason);
+}
+
 /** A forceRetry as the handler records it: a reason given by mcpd's node is kept for the event line. */
 export function withRetryRequest(s: InstanceState, reason: string | undefined): InstanceState {
   return { ...s, retryRequested: true, retryReason: reason ?? s.retryReason ?? null };

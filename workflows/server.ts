@@ -16,17 +16,20 @@ import {
   getExternalWorkflowHandle,
   log,
   ParentClosePolicy,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { NodeRegistryActivities } from '../activities/nodes';
 import type { ServerActivities } from '../activities/server';
 import { describeFieldErrors, validateSpec, type McpServerSpec } from '../src/contracts/spec';
 import { instanceId, TASK_QUEUE, type InstanceView } from '../src/contracts/instance';
-import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../src/contracts/searchAttributes';
+import { mcpHealthKey, mcpInstanceStatusKey, mcpNodeKey, mcpServerKey } from '../src/contracts/searchAttributes';
 import {
   applySpecUpdate,
   deleteServerUpdate,
@@ -39,7 +42,8 @@ import {
   type ServerView,
   type ServerWorkflowInput,
 } from '../src/contracts/messages';
-import { instanceWorkflow } from './instance';
+import { instanceWorkflow, PLACEMENT_PATCH } from './instance';
+import { placeAll } from './placement';
 import * as machine from './serverMachine';
 import type { DesiredChange, ServerState } from './serverMachine';
 
@@ -52,6 +56,11 @@ const MAX_HISTORY_EVENTS = 10_000;
 const { instanceStatus, instanceRunning } = proxyActivities<ServerActivities>({
   taskQueue: TASK_QUEUE,
   startToCloseTimeout: '15 s',
+  retry: { maximumAttempts: 3, initialInterval: '1 s' },
+});
+
+const { listNodes } = proxyLocalActivities<NodeRegistryActivities>({
+  startToCloseTimeout: '10 s',
   retry: { maximumAttempts: 3, initialInterval: '1 s' },
 });
 
@@ -182,24 +191,43 @@ class ServerRun {
     return this.s.deleting && this.s.instances.size === 0;
   }
 
+  /**
+   * The node of each new replica: spread over the Ready nodes that fit the placement
+   * (workflows/placement.ts); null where none fits, and that instance places itself.
+   * Histories from before placement started every instance on the server's own node.
+   */
+  private async placeNew(ordinals: number[]): Promise<{ nodes: Map<number, string | null>; placed: boolean }> {
+    if (!patched(PLACEMENT_PATCH)) return { nodes: new Map(ordinals.map((o) => [o, this.input.node])), placed: false };
+    try {
+      return { nodes: placeAll(await listNodes(), this.s.spec.placement, ordinals), placed: true };
+    } catch (err) {
+      log.warn('listing the nodes failed; the instances place themselves', { server: this.s.name, error: String(err) });
+      return { nodes: new Map(ordinals.map((o) => [o, null])), placed: true };
+    }
+  }
+
   private async startInstances(ordinals: number[]): Promise<void> {
     const { name, spec, specVersion } = this.s;
+    const { nodes, placed } = await this.placeNew(ordinals);
     await Promise.all(
       ordinals.map(async (ordinal) => {
         const record = machine.startedRecord(ordinal, specVersion);
+        const node = nodes.get(ordinal) ?? null;
         try {
           await startChild(instanceWorkflow, {
             workflowId: this.idOf(ordinal),
             taskQueue: TASK_QUEUE,
             // Instances outlive this run: the server continues as new while they keep running.
             parentClosePolicy: ParentClosePolicy.ABANDON,
-            args: [{ server: name, ordinal, spec, node: this.input.node }],
+            args: [{ server: name, ordinal, spec, ...(node !== null ? { node } : {}) }],
             // The line the Web UI's workflow list shows; live status is in the instance's current details.
             staticSummary: `MCP server ${name}, replica ${ordinal} (${spec.image ?? spec.packageName ?? spec.command?.join(' ')})`,
             typedSearchAttributes: [
               { key: mcpServerKey, value: name },
               { key: mcpInstanceStatusKey, value: 'PENDING' },
               { key: mcpHealthKey, value: 'unknown' },
+              // Placement counts a node's instances by McpNode from the start.
+              ...(placed && node !== null ? [{ key: mcpNodeKey, value: node }] : []),
             ],
           });
           this.s.instances.set(ordinal, record);

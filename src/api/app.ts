@@ -14,12 +14,13 @@ import type { SecretStore } from '../secrets/types';
 import { bearerAuth } from './auth';
 import { instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySchema } from '../contracts/api';
 import { API_CALL_DEADLINE_MS, temporalUnreachable, type ControlPlaneMonitor, type ControlPlaneState } from './controlPlane';
-import { errorHandler, notFound } from './errors';
+import { errorHandler, notFound, toApiError } from './errors';
 import { InstanceControl } from './instances';
 import { pipeInstanceLogs } from './logs';
 import { buildOpenApiDocument } from './openapi';
 import { parseSpecBody, ServerControl } from './servers';
-import { bodyOf, instanceIdParam, jsonBody, queryOf, secretNameParam, serverNameParam } from './validation';
+import { bodyOf, instanceIdParam, jsonBody, nodeNameParam, queryOf, secretNameParam, serverNameParam } from './validation';
+import { readNodes } from '../nodes/registry';
 
 export const API_PREFIX = '/api/v1';
 export const JSON_BODY_LIMIT = '1mb';
@@ -80,6 +81,14 @@ function answerFastWhenTemporalIsSilent(controlPlane: ControlPlaneMonitor): expr
         }),
     );
   };
+}
+
+async function readNodesOrApiError(client: Client) {
+  try {
+    return await readNodes(client);
+  } catch (err) {
+    throw toApiError(err);
+  }
 }
 
 export function createApi(deps: ApiDependencies): express.Express {
@@ -195,6 +204,17 @@ export function createApi(deps: ApiDependencies): express.Express {
     const name = secretNameParam(req);
     if (!(await deps.secrets.delete(name))) throw notFound(`secret "${name}" not found`);
     res.json({ name, deleted: true });
+  });
+
+  // ---- nodes ----------------------------------------------------------------
+  api.get('/nodes', async (_req, res) => {
+    res.json({ items: await readNodesOrApiError(deps.client) });
+  });
+  api.get('/nodes/:name', async (req, res) => {
+    const name = nodeNameParam(req);
+    const node = (await readNodesOrApiError(deps.client)).find((n) => n.name === name);
+    if (!node) throw notFound(`node "${name}" not found`);
+    res.json(node);
   });
 
   // ---- gateway --------------------------------------------------------------

@@ -18,6 +18,8 @@ import {
   instanceViewSchema,
   listOf,
   logQuerySchema,
+  nodePathSchema,
+  nodeViewSchema,
   runningServerSchema,
   scaleRequestSchema,
   secretBodySchema,
@@ -164,6 +166,14 @@ export function buildOpenApiDocument(): object {
           { ...onSecret, requestBody: body(secretBodySchema) },
         ),
         delete: op('Delete every version of a secret', { '200': ok('Deleted', deletedSecretSchema), '404': err('No such secret') }, onSecret),
+      },
+      '/api/v1/nodes': { get: op('List the Docker nodes: status, engine, labels, capacity, instances', { '200': ok('Nodes', listOf(nodeViewSchema)) }) },
+      '/api/v1/nodes/{name}': {
+        get: op(
+          'Describe a node',
+          { '200': ok('The node', nodeViewSchema), '400': err('Not a node name'), '404': err('No such node') },
+          { requestParams: { path: nodePathSchema } },
+        ),
       },
       '/api/v1/gateway': {
         get: op('What the gateway in this process routes to', {

@@ -7,7 +7,7 @@
 import type { Request } from 'express';
 import type { z } from 'zod';
 import { describeFieldErrors, fieldErrorsOf } from '../contracts/spec';
-import { instancePathSchema, secretPathSchema, serverPathSchema } from '../contracts/api';
+import { instancePathSchema, nodePathSchema, secretPathSchema, serverPathSchema } from '../contracts/api';
 import { badRequest } from './errors';
 
 /** The parsed value, or a 400 `invalid <what>: <field>: <message>; ...`. */
@@ -27,6 +27,11 @@ function rawParam(req: Request, name: string): string {
 export function serverNameParam(req: Request): string {
   const name = rawParam(req, 'name');
   return parseWith(serverPathSchema, { name }, `server name "${name}"`).name;
+}
+
+export function nodeNameParam(req: Request): string {
+  const name = rawParam(req, 'name');
+  return parseWith(nodePathSchema, { name }, `node name "${name}"`).name;
 }
 
 export function secretNameParam(req: Request): string {

@@ -5,6 +5,7 @@
 import type YAMLModule from 'yaml';
 import type { InstanceView } from '../contracts/instance';
 import type { ServerResource } from '../contracts/api';
+import type { NodeView } from '../contracts/node';
 import { formatPackageRef, parsePackageRef } from '../contracts/packageRef';
 import type { SecretInfo } from '../client/mcpdClient';
 
@@ -111,18 +112,73 @@ export function serverColumns(wide: boolean): Columns<ServerResource> {
 
 export function instanceColumns(wide: boolean): Columns<InstanceView> {
   const headers = ['ID', 'STATUS', 'HEALTH', 'ATTEMPTS', 'UP', 'NEXT-RETRY', 'ERROR'];
-  if (wide) headers.splice(6, 0, 'CONTAINER', 'LAST-ATTEMPT', 'REASON');
+  if (wide) headers.splice(6, 0, 'NODE', 'CONTAINER', 'LAST-ATTEMPT', 'REASON');
   return {
     headers,
     key: (i) => i.id,
     stateColumn: 1,
     row: (i, now) => {
       const cells = [i.id, i.status, i.health, String(i.attemptCount), formatAge(i.runningSince, now), formatUntil(i.nextRetryAt, now)];
-      if (wide) cells.push(i.containerId ? i.containerId.slice(0, 12) : '-', formatAge(i.lastAttemptAt, now), truncate(i.healthReason, 60));
+      if (wide) cells.push(i.node ?? '-', i.containerId ? i.containerId.slice(0, 12) : '-', formatAge(i.lastAttemptAt, now), truncate(i.healthReason, 60));
       cells.push(truncate(i.error, wide ? 200 : 60));
       return cells;
     },
   };
+}
+
+/** "disk=ssd,zone=a"; "-" without labels. */
+export function formatLabels(labels: Record<string, string> | undefined): string {
+  const entries = Object.entries(labels ?? {});
+  return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(',') : '-';
+}
+
+function engineOf(n: NodeView): string {
+  if (!n.registration) return '-';
+  return n.registration.engineVersion ? `docker ${n.registration.engineVersion}` : 'docker (not answering)';
+}
+
+export function nodeColumns(wide: boolean): Columns<NodeView> {
+  const headers = ['NAME', 'ENGINE', 'STATUS', 'INSTANCES', 'CAPACITY', 'LABELS'];
+  if (wide) headers.push('SINCE', 'HOST', 'REASON');
+  return {
+    headers,
+    key: (n) => n.name,
+    stateColumn: 2,
+    row: (n, now) => {
+      const cells = [n.name, engineOf(n), n.status, String(n.instances), n.registration ? String(n.registration.capacity) : '-', formatLabels(n.registration?.labels)];
+      if (wide) cells.push(formatAge(n.since, now), n.registration?.engineHost ?? '-', truncate(n.reason, 80));
+      return cells;
+    },
+  };
+}
+
+export function describeNode(n: NodeView, instances: InstanceView[], now: Date): string {
+  const r = n.registration;
+  const lines = [
+    fields([
+      ['Name', n.name],
+      ['Status', `${n.status} since ${n.since} (${formatAge(n.since, now)} ago)`],
+      ['Reason', n.reason ?? '-'],
+      ['Engine', engineOf(n)],
+      ['Engine host', r?.engineHost ?? '-'],
+      ['Worker', r?.worker ?? '-'],
+      ['Labels', formatLabels(r?.labels)],
+      ['Capacity', r ? `${n.instances} of ${r.capacity} instances` : `${n.instances} instances`],
+    ]),
+  ];
+  if (instances.length === 0) lines.push('Instances:  <none>');
+  else {
+    const cols = instanceColumns(false);
+    lines.push(
+      `Instances:\n${indent(
+        renderTable(
+          cols.headers,
+          instances.map((i) => cols.row(i, now)),
+        ),
+      )}`,
+    );
+  }
+  return lines.join('\n');
 }
 
 export function secretColumns(wide: boolean): Columns<SecretInfo> {
@@ -180,6 +236,7 @@ export function describeInstance(i: InstanceView, now: Date): string {
       ['ID', i.id],
       ['Server', i.server],
       ['Ordinal', String(i.ordinal)],
+      ['Node', i.node ?? '-'],
       ['Status', i.status],
       ['Health', i.health],
       ['Health reason', i.healthReason ?? '-'],

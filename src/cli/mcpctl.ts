@@ -19,8 +19,10 @@ import { editBuffer, splitKeyValue, stripComments } from './documents';
 import {
   OUTPUT_FORMATS,
   describeInstance,
+  describeNode,
   describeServer,
   instanceColumns,
+  nodeColumns,
   renderItems,
   renderObject,
   secretColumns,
@@ -31,7 +33,7 @@ import {
 
 const WATCH_INTERVAL_MS = 2000;
 
-type Kind = 'server' | 'instance' | 'secret';
+type Kind = 'server' | 'instance' | 'secret' | 'node';
 const KIND_ALIASES: Record<string, Kind> = {
   server: 'server',
   servers: 'server',
@@ -41,6 +43,9 @@ const KIND_ALIASES: Record<string, Kind> = {
   inst: 'instance',
   secret: 'secret',
   secrets: 'secret',
+  node: 'node',
+  nodes: 'node',
+  no: 'node',
 };
 
 function usage(message: string): McpdError {
@@ -82,16 +87,16 @@ export function buildProgram(): Command {
   // ---- get --------------------------------------------------------------------
   program
     .command('get')
-    .description('List servers, instances or secrets (NAME narrows to one; for instances a server name filters)')
-    .argument('<resource>', 'servers | instances | secrets')
-    .argument('[name]', 'a server name, an instance id, or a secret name')
+    .description('List servers, instances, secrets or nodes (NAME narrows to one; for instances a server name filters)')
+    .argument('<resource>', 'servers | instances | secrets | nodes')
+    .argument('[name]', 'a server name, an instance id, a secret name, or a node name')
     .addOption(outputOption())
     .option('-w, --watch', 'keep watching and print rows that change')
     .option('--status <status>', 'instances: only this status (PENDING, STARTING, RUNNING, ERROR, STOPPING, STOPPED)')
     .option('--health <health>', 'instances: only this health (unknown, healthy, degraded, unhealthy)')
     .option('--all', 'instances: include ended ones')
     .action(async (resource: string, name: string | undefined, opts: { output?: string; watch?: boolean; status?: string; health?: string; all?: boolean }) => {
-      const kind = kindOf(resource, ['server', 'instance', 'secret']);
+      const kind = kindOf(resource, ['server', 'instance', 'secret', 'node']);
       const format = outputFormat(opts);
       const c = client();
       const wide = format === 'wide';
@@ -105,6 +110,9 @@ export function buildProgram(): Command {
         fetchItems = async () =>
           single ? [await c.getInstance(name!)] : c.listInstances({ server: name, status: opts.status, health: opts.health, all: opts.all });
         columns = instanceColumns(wide);
+      } else if (kind === 'node') {
+        fetchItems = async () => (name ? [await c.getNode(name)] : c.listNodes());
+        columns = nodeColumns(wide);
       } else {
         fetchItems = async () => (name ? [await c.getSecret(name)] : c.listSecrets());
         columns = secretColumns(wide);
@@ -125,15 +133,19 @@ export function buildProgram(): Command {
   // ---- describe -------------------------------------------------------------------
   program
     .command('describe')
-    .description('Show a server or an instance in detail (instances: status, health, attempts, retry times, error, events)')
-    .argument('<resource>', 'server | instance')
-    .argument('<name>', 'server name or instance id')
+    .description('Show a server, an instance or a node in detail (instances: node, status, health, attempts, retry times, error, events)')
+    .argument('<resource>', 'server | instance | node')
+    .argument('<name>', 'server name, instance id or node name')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['json', 'yaml']))
     .action(async (resource: string, name: string, opts: { output?: 'json' | 'yaml' }) => {
-      const kind = kindOf(resource, ['server', 'instance']);
+      const kind = kindOf(resource, ['server', 'instance', 'node']);
       const c = client();
       const now = new Date();
-      if (kind === 'server') {
+      if (kind === 'node') {
+        const node = await c.getNode(name);
+        const instances = (await c.listInstances()).filter((i) => i.node === name);
+        print(opts.output ? renderObject({ ...node, instanceViews: instances }, opts.output) : describeNode(node, instances, now));
+      } else if (kind === 'server') {
         const server = await c.getServer(name);
         const instances = await c.listInstances({ server: name });
         print(opts.output ? renderObject({ ...server, instanceViews: instances }, opts.output) : describeServer(server, instances, now));

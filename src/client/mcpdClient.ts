@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { McpServerSpec } from '../contracts/spec';
 import type { InstanceView } from '../contracts/instance';
 import type { ServerResource, ApplyOutcome } from '../contracts/api';
+import type { NodeView } from '../contracts/node';
 import type { SecretSummary } from '../secrets/types';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7400';
@@ -108,6 +109,10 @@ export class McpdClient {
     if (options.tail !== undefined) query.set('tail', String(options.tail));
     return this.send('GET', `/instances/${enc(id)}/logs?${query.toString()}`, undefined, options.signal);
   };
+
+  // ---- nodes
+  listNodes = () => this.request<{ items: NodeView[] }>('GET', '/nodes').then((r) => r.items);
+  getNode = (name: string) => this.request<NodeView>('GET', `/nodes/${enc(name)}`);
 
   // ---- secrets
   listSecrets = () => this.request<{ items: SecretInfo[] }>('GET', '/secrets').then((r) => r.items);

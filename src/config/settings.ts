@@ -7,6 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_NODE_CAPACITY, NODE_NAME_PATTERN, parseNodeLabels, type NodeLabels } from '../contracts/node';
 
 export interface Settings {
   dataDir: string;
@@ -24,6 +25,12 @@ export interface Settings {
   apiPort: number;
   /** The name of this Docker node; its activities poll mcpd-node-<node>. */
   node: string;
+  /** This node's labels (MCPD_NODE_LABELS=k=v,k=v), which a spec's placement.nodeSelector selects on. */
+  nodeLabels: NodeLabels;
+  /** Most instances placed on this node (MCPD_NODE_CAPACITY, default DEFAULT_NODE_CAPACITY). */
+  nodeCapacity: number;
+  /** Where this node's Docker engine answers, as the node reports it: the socket, DOCKER_HOST, or the default socket. */
+  engineHost: string;
   roles: { api: boolean; gateway: boolean; worker: boolean };
   logLevel: string;
   /** Bases of the images built from npm / PyPI packages (default mcpd/node-base:20, mcpd/python-base:3). */
@@ -64,6 +71,23 @@ const startConcurrency = z.string().transform((raw, ctx) => {
   const n = Number(raw);
   if (/^\d+$/.test(raw) && n >= 1 && n <= START_CONCURRENCY_MAX) return n;
   ctx.addIssue({ code: 'custom', message: `must be an integer from 1 to ${START_CONCURRENCY_MAX}, got "${raw}"` });
+  return z.NEVER;
+});
+
+const nodeName = z.string().regex(NODE_NAME_PATTERN, 'must be 1-128 letters, digits, ".", "_" or "-", starting and ending with a letter or digit');
+
+const nodeLabels = z.string().transform((raw, ctx) => {
+  const parsed = parseNodeLabels(raw);
+  if (parsed.ok) return parsed.labels;
+  ctx.addIssue({ code: 'custom', message: `must be key=value pairs separated by commas: ${parsed.error}` });
+  return z.NEVER;
+});
+
+export const NODE_CAPACITY_MAX = 100_000;
+const nodeCapacity = z.string().transform((raw, ctx) => {
+  const n = Number(raw);
+  if (/^\d+$/.test(raw) && n >= 1 && n <= NODE_CAPACITY_MAX) return n;
+  ctx.addIssue({ code: 'custom', message: `must be an integer from 1 to ${NODE_CAPACITY_MAX} (instances), got "${raw}"` });
   return z.NEVER;
 });
 
@@ -110,7 +134,10 @@ export const environmentSchema = z.object({
   MCPD_DOCKER_SOCKET: optional(text),
   MCPD_HOST: optional(text),
   MCPD_PORT: optional(port),
-  MCPD_NODE: optional(text),
+  MCPD_NODE: optional(nodeName),
+  MCPD_NODE_LABELS: optional(nodeLabels),
+  MCPD_NODE_CAPACITY: optional(nodeCapacity),
+  DOCKER_HOST: optional(text),
   MCPD_ROLES: optional(roles),
   MCPD_LOG_LEVEL: optional(logLevel),
   MCPD_PACKAGE_NODE_BASE: optional(text),
@@ -145,6 +172,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     apiHost: e.MCPD_HOST ?? '127.0.0.1',
     apiPort: e.MCPD_PORT ?? 7400,
     node: e.MCPD_NODE ?? os.hostname(),
+    nodeLabels: e.MCPD_NODE_LABELS ?? {},
+    nodeCapacity: e.MCPD_NODE_CAPACITY ?? DEFAULT_NODE_CAPACITY,
+    engineHost: e.MCPD_DOCKER_SOCKET ?? e.DOCKER_HOST ?? '/var/run/docker.sock',
     roles: e.MCPD_ROLES ?? { api: true, gateway: true, worker: true },
     logLevel: e.MCPD_LOG_LEVEL ?? 'info',
     packageBaseImages: { node: e.MCPD_PACKAGE_NODE_BASE, python: e.MCPD_PACKAGE_PYTHON_BASE },

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import type { HealthStatus, InstanceStatus, InstanceView } from './instance';
 import type { ServerView } from './messages';
+import { labelKeySchema, labelValueSchema, nodeNameSchema, type NodeView } from './node';
 import { mcpServerSpecSchema, replicasSchema, secretNameSchema, serverNameSchema, SERVER_NAME_PATTERN } from './spec';
 
 /** True only when A and B are the same type; used below so a schema cannot drift from the interface it describes. */
@@ -44,6 +45,7 @@ export const instanceIdSchema = z
 export const serverPathSchema = z.object({ name: serverNameSchema });
 export const secretPathSchema = z.object({ name: secretNameSchema });
 export const instancePathSchema = z.object({ id: instanceIdSchema });
+export const nodePathSchema = z.object({ name: nodeNameSchema });
 
 // ---- query strings -------------------------------------------------------------
 
@@ -159,6 +161,8 @@ export const instanceViewSchema = z
     healthReason: z.string().nullable(),
     runningSince: nullableTime,
     events: z.array(instanceEventSchema).max(50),
+    node: z.string().optional().meta({ description: 'The Docker node that runs it; absent while no node fits its placement.' }),
+    progress: z.string().optional().meta({ description: 'While STARTING: what the node is doing right now.' }),
   })
   .meta({ id: 'Instance' });
 sameShape<Same<z.output<typeof instanceViewSchema>, InstanceView>>();
@@ -184,6 +188,27 @@ export interface ServerResource extends ServerView {
   readyReplicas: number;
 }
 sameShape<Same<z.output<typeof serverResourceSchema>, ServerResource>>();
+
+export const nodeViewSchema = z
+  .object({
+    name: z.string(),
+    status: z.enum(['Ready', 'NotReady']),
+    reason: z.string().nullable().meta({ description: 'Why it is NotReady.' }),
+    since: isoTime.meta({ description: 'When the status last changed.' }),
+    registration: z
+      .object({
+        engineHost: z.string(),
+        engineVersion: z.string().nullable(),
+        labels: z.record(labelKeySchema, labelValueSchema),
+        capacity: z.int(),
+        worker: z.string(),
+      })
+      .nullable()
+      .meta({ description: 'What the node reported when its worker last registered; null before it first did.' }),
+    instances: z.int().meta({ description: 'Running instances placed on it.' }),
+  })
+  .meta({ id: 'Node' });
+sameShape<Same<z.output<typeof nodeViewSchema>, NodeView>>();
 
 export const APPLY_OUTCOMES = ['created', 'configured', 'unchanged'] as const;
 export type ApplyOutcome = (typeof APPLY_OUTCOMES)[number];

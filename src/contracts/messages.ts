@@ -7,6 +7,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { McpServerSpec, McpServerSpecInput } from './spec';
 import type { HealthStatus, InstanceView } from './instance';
+import type { NodeState } from './node';
 
 // ---- instanceWorkflow -------------------------------------------------------
 
@@ -59,8 +60,11 @@ export interface InstanceWorkflowInput {
   server: string;
   ordinal: number;
   spec: McpServerSpec;
-  /** Node whose task queue runs this instance's container activities. */
-  node: string;
+  /**
+   * Node whose task queue runs this instance's container activities, as the server placed it.
+   * Absent when no Ready node fitted the placement: the instance then places itself.
+   */
+  node?: string;
   /** State carried across continue-as-new. */
   carried?: CarriedInstanceState;
 }
@@ -81,6 +85,8 @@ export interface CarriedInstanceState {
   retryRequested: boolean;
   /** Why the pending forceRetry was sent, when the sender said (absent: an operator's forceRetry). */
   retryReason?: string | null;
+  /** The node the instance runs on when it placed itself (or moved) since it started; wins over the input's node. */
+  node?: string | null;
   /** The exact version a spec's packageName resolved to: later attempts of that spec run the same version. */
   pinnedPackage?: { packageName: string; exact: string } | null;
   /**
@@ -116,6 +122,7 @@ export const serverQuery = defineQuery<ServerView>('server');
 
 export interface ServerWorkflowInput {
   spec: McpServerSpec;
+  /** The node of the API that created the server: where instances went before placement (histories without the 'placement' patch). */
   node: string;
   /** Whether the instances should be running (start) or not (stop). */
   running: boolean;
@@ -189,5 +196,22 @@ export interface ProbeWorkflowInput {
     loopSeconds?: number;
     /** Continue as new once a run's history passes this many events (default PROBE_HISTORY_LIMIT, 2,000). */
     historyLimit?: number;
+  };
+}
+
+// ---- nodeWorkflow -------------------------------------------------------------
+
+/** The node's state: Ready while its worker heartbeats the lease activity on its task queue. */
+export const nodeQuery = defineQuery<NodeState>('node');
+
+export interface NodeWorkflowInput {
+  name: string;
+  carried?: NodeState;
+  /** Knobs tests turn. */
+  tuning?: {
+    /** The lease activity's heartbeat timeout: how long a silent worker stays Ready (default NODE_HEARTBEAT_TIMEOUT_SECONDS). */
+    heartbeatTimeoutSeconds?: number;
+    /** How long one lease activity runs before it is renewed (default NODE_LEASE_SECONDS). */
+    leaseSeconds?: number;
   };
 }

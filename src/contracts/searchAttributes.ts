@@ -9,8 +9,11 @@ export const SEARCH_ATTRIBUTES = {
   server: 'McpServer',
   status: 'McpInstanceStatus',
   health: 'McpHealth',
+  /** The node an instance is placed on; placement counts a node's instances with it. */
+  node: 'McpNode',
 } as const;
 
 export const mcpServerKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.server, SearchAttributeType.KEYWORD);
 export const mcpInstanceStatusKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.status, SearchAttributeType.KEYWORD);
 export const mcpHealthKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.health, SearchAttributeType.KEYWORD);
+export const mcpNodeKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.node, SearchAttributeType.KEYWORD);

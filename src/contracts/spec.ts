@@ -3,6 +3,7 @@
  * workflow carries. Pure: imported by the API, the CLI and workflow code alike.
  */
 import { z } from 'zod';
+import { nodeLabelsSchema, nodeNameSchema } from './node';
 import { parsePackageRef } from './packageRef';
 
 /** Server names become workflow ids, container names and tool-name prefixes. */
@@ -80,6 +81,12 @@ export const resourcesSchema = z.strictObject({
   pids: z.number().int().positive().optional(),
 });
 
+/** Where the instances run: pinned to a node, on nodes with these labels, or (absent) spread over every Ready node. */
+export const placementSchema = z.strictObject({
+  node: nodeNameSchema.optional(),
+  nodeSelector: nodeLabelsSchema.optional(),
+});
+
 export const mcpServerSpecSchema = z
   .strictObject({
     name: serverNameSchema,
@@ -109,6 +116,7 @@ export const mcpServerSpecSchema = z
     healthCheck: healthCheckSchema.optional(),
     retry: retrySchema.default(retrySchema.parse({})),
     resources: resourcesSchema.default({}),
+    placement: placementSchema.optional(),
   })
   .superRefine((s, ctx) => {
     const sources = [s.image, s.packageName, s.command].filter((x) => x !== undefined).length;

@@ -23,3 +23,12 @@ export function instanceListQuery(filters: InstanceFilters = {}): string {
 export function serverListQuery(): string {
   return `WorkflowType = 'serverWorkflow' AND ExecutionStatus = 'Running'`;
 }
+
+export function nodeListQuery(): string {
+  return `WorkflowType = 'nodeWorkflow' AND ExecutionStatus = 'Running'`;
+}
+
+/** The running instances placed on `node`: what counts against its capacity. */
+export function nodeInstancesQuery(node: string): string {
+  return `WorkflowType = 'instanceWorkflow' AND ExecutionStatus = 'Running' AND ${SEARCH_ATTRIBUTES.node} = ${quoteLiteral(node)}`;
+}

@@ -141,6 +141,8 @@ export interface ContainerRuntime {
   listOwned(owner: string, filter?: OwnedFilter): Promise<ContainerSummary[]>;
   /** Calls onEvent for each of these events of this owner's containers, from now until the stream ends or the signal aborts. */
   events(owner: string, actions: string[], onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<EventSubscription>;
+  /** The engine's version (e.g. "26.1.5"), for the node's registration; optional for runtimes that have none. */
+  engineVersion?(): Promise<string>;
 }
 
 /** The engine's HTTP status of a failed call (404, 409, ...), if it has one. */
@@ -177,6 +179,10 @@ export class DockerRuntime implements ContainerRuntime {
 
   constructor(options: DockerRuntimeOptions = {}) {
     this.docker = options.socketPath ? new Dockerode({ socketPath: options.socketPath }) : new Dockerode();
+  }
+
+  async engineVersion(): Promise<string> {
+    return (await this.docker.version()).Version;
   }
 
   async create(spec: ContainerSpec): Promise<string> {

@@ -27,6 +27,7 @@ import {
   searchHealth,
   stopped,
   stopping,
+  waitingForNode,
   withEvent,
   withRetryRequest,
   type Inbox,
@@ -223,6 +224,28 @@ describe('instanceMachine', () => {
       assert.equal(adopted.adoptSpec, true);
       assert.equal(adopted.state.attemptCount, 0);
       assert.equal(adopted.state.events.at(-1)?.type, 'SpecChanged');
+    });
+  });
+
+  describe('waiting for a node', () => {
+    it('is PENDING with the reason and the next check, counts no attempt, and records the reason once', () => {
+      const reason = 'no Ready node matches placement node=b (b: NotReady)';
+      const requested = withRetryRequest(INITIAL_INSTANCE_STATE, undefined);
+      const first = waitingForNode(requested, reason, at(2), at());
+      assert.equal(first.status, 'PENDING');
+      assert.equal(first.error, reason);
+      assert.equal(first.nextRetryAt, at(2));
+      assert.equal(first.attemptCount, 0);
+      assert.equal(first.retryRequested, false, 'the forceRetry that led here is served by this check');
+      assert.deepEqual(
+        first.events.map((e) => [e.type, e.message]),
+        [['NoNode', reason]],
+      );
+      const again = waitingForNode(first, reason, at(6), at(2));
+      assert.equal(again.events.length, 1, 'the same reason is not recorded at every check');
+      assert.equal(again.nextRetryAt, at(6));
+      assert.equal(waitingForNode(again, 'another reason', at(9), at(6)).events.length, 2);
+      assert.equal(resumePhase(again), 'attempt', 'a run continued while waiting checks again at once');
     });
   });
 

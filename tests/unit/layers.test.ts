@@ -34,14 +34,14 @@ const PURE_MODULES = new Set([
  * Pure modules under workflows/ that activities apply too (the probe loop on the node
  * applies the probe's health rules): pure, but they keep the workflow sandbox's rules.
  */
-const WORKFLOW_PURE_MODULES = new Set(['workflows/health', 'workflows/backoff', 'workflows/instanceMachine', 'workflows/serverMachine']);
+const WORKFLOW_PURE_MODULES = new Set(['workflows/health', 'workflows/backoff', 'workflows/instanceMachine', 'workflows/serverMachine', 'workflows/placement']);
 
 /** The layer of a module, by its repository path without extension; undefined when the map does not know it. */
 function layerOf(module: string): Layer | undefined {
   if (module.startsWith('src/contracts/')) return 'contracts';
   if (PURE_MODULES.has(module)) return 'pure';
   if (WORKFLOW_PURE_MODULES.has(module)) return 'workflowPure';
-  if (/^src\/(docker|secrets|gateway|client|packages|embedded)\//.test(module)) return 'adapter';
+  if (/^src\/(docker|secrets|gateway|client|packages|embedded|nodes)\//.test(module)) return 'adapter';
   if (module.startsWith('activities/')) return 'activity';
   if (module.startsWith('workflows/')) return 'workflow';
   if (module.startsWith('src/api/')) return 'api';

@@ -18,7 +18,7 @@ import { healthChangedSignal, statusQuery, stopSignal, type HealthTransition } f
 import { SEARCH_ATTRIBUTES } from '../../src/contracts/searchAttributes';
 import type { InstanceWorkflowArgs } from '../../workflows/instance';
 import { testEnv, waitFor, waitForValue } from '../support/stack';
-import { FakeNode, MemorySecretStore, spec } from './fixtures/fakes';
+import { FakeNode, MemorySecretStore, readyNodes, spec } from './fixtures/fakes';
 
 const NAMESPACE = 'mcpd-workflow-tests';
 const NODE = 't-wf-devserver-node';
@@ -58,7 +58,7 @@ describe('instanceWorkflow on the Temporal dev server', function () {
       namespace: NAMESPACE,
       taskQueue: TASK_QUEUE,
       workflowBundle: bundle,
-      activities: createControlActivities({ secrets }),
+      activities: { ...createControlActivities({ secrets }), ...readyNodes(NODE) },
     });
     const nodeWorker = await Worker.create({
       connection: workerConnection,

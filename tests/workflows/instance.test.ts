@@ -12,8 +12,8 @@ import type { McpServerSpec } from '../../src/contracts/spec';
 import type { InstanceWorkflowArgs } from '../../workflows/instance';
 import { mcpInstanceStatusKey, mcpServerKey } from '../../src/contracts/searchAttributes';
 import { containerExitedSignal, forceRetrySignal, specChangedSignal, statusQuery, stopSignal } from '../../src/contracts/messages';
-import { createTimeSkippingEnv, recordHistory } from './fixtures/env';
-import { FakeNode, MemorySecretStore, spec } from './fixtures/fakes';
+import { createTimeSkippingEnv, recordHistory, registerSearchAttributes } from './fixtures/env';
+import { FakeNode, MemorySecretStore, readyNodes, spec } from './fixtures/fakes';
 
 const NODE = 't-wf-node';
 const SECRET_VALUE = 'wf-Sup3r-Secret-Value-0b1c2d3e4f';
@@ -29,11 +29,7 @@ describe('instanceWorkflow (time-skipping)', function () {
   before(async () => {
     env = await createTimeSkippingEnv();
     // As on the dev server (`--search-attribute McpServer=Keyword ...`): the workflow upserts them.
-    const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-    await env.connection.operatorService.addSearchAttributes({
-      namespace: 'default',
-      searchAttributes: { McpServer: KEYWORD, McpInstanceStatus: KEYWORD, McpHealth: KEYWORD },
-    });
+    await registerSearchAttributes(env);
     bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./instance-bundle'), logger: quietLogger });
   });
   after(async () => {
@@ -56,7 +52,7 @@ describe('instanceWorkflow (time-skipping)', function () {
       connection: env.nativeConnection,
       taskQueue: TASK_QUEUE,
       workflowBundle: bundle,
-      activities: createControlActivities({ secrets }),
+      activities: { ...createControlActivities({ secrets }), ...readyNodes(NODE) },
       ...(cached ? {} : { maxCachedWorkflows: 0 }),
     });
     const nodeWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: nodeTaskQueue(NODE), activities: node.activities() });

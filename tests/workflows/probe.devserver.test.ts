@@ -22,7 +22,7 @@ import type { McpRequest, ProxyExecutor } from '../../src/contracts/routing';
 import type { InstanceWorkflowArgs } from '../../workflows/instance';
 import { testEnv, waitFor, waitForValue } from '../support/stack';
 import { recordHistory, registerDevServerNamespace } from './fixtures/env';
-import { FakeNode, MemorySecretStore, scaledClock, spec } from './fixtures/fakes';
+import { FakeNode, MemorySecretStore, readyNodes, scaledClock, spec } from './fixtures/fakes';
 import type { ProbeParentInput, ProbeParentResult } from './fixtures/probe-parent';
 
 type Behaviour = 'ok' | 'rpcError' | 'isError' | 'connection' | 'hang';
@@ -101,7 +101,7 @@ describe('probeWorkflow on the Temporal dev server', function () {
         ...common,
         taskQueue: TASK_QUEUE,
         workflowsPath: require.resolve('./fixtures/probe-parent'),
-        activities: createControlActivities({ secrets: new MemorySecretStore() }),
+        activities: { ...createControlActivities({ secrets: new MemorySecretStore() }), ...readyNodes(INSTANCE_NODE) },
       }),
       await Worker.create({
         ...common,

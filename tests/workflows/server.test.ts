@@ -27,7 +27,7 @@ import {
 } from '../../src/contracts/messages';
 import { testEnv, waitFor } from '../support/stack';
 import { recordHistory, registerDevServerNamespace } from './fixtures/env';
-import { scaledClock, spec } from './fixtures/fakes';
+import { readyNodes, scaledClock, spec } from './fixtures/fakes';
 import type { McpRequest } from '../../src/contracts/routing';
 
 const NODE = 'wf-server-node';
@@ -112,6 +112,7 @@ describe('serverWorkflow (dev server)', function () {
         ...createServerActivities({ client }),
         // These servers have no secrets: env resolves to its plain values.
         resolveEnv: async (entries: EnvEntry[]): Promise<ResolvedEnvEntry[]> => entries.map((e) => ({ name: e.name, value: e.value ?? '' })),
+        ...readyNodes(NODE),
       },
     });
     const nodeWorker = await Worker.create({ ...common, taskQueue: nodeTaskQueue(NODE), activities: node.activities() });

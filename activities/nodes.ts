@@ -1,0 +1,88 @@
+/**
+ * The activities behind nodes and placement.
+ *
+ * On the node's own task queue (mcpd-node-<node>), run by its worker:
+ *   - registerNode: what the node is (engine, labels, capacity); it completes only
+ *     when this node's worker polls, so its completion means the node is up;
+ *   - holdNodeLease: heartbeats for a lease period; a worker that stops (killed,
+ *     partitioned, shut down) stops heartbeating and the node workflow marks the
+ *     node NotReady when the heartbeat timeout passes.
+ * On the control queue: listNodes, the nodes and their instance counts that the
+ * workflows place instances with.
+ */
+import os from 'node:os';
+import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import type { NodeLabels, NodeRegistration, NodeView } from '../src/contracts/node';
+import type { ContainerRuntime } from '../src/docker/runtime';
+import { readNodes } from '../src/nodes/registry';
+
+export interface NodeLeaseDeps {
+  runtime: ContainerRuntime;
+  /** Where the engine answers, as the operator configured it. */
+  engineHost: string;
+  labels: NodeLabels;
+  capacity: number;
+}
+
+/** How long registerNode waits for the engine's version before it reports none. */
+const ENGINE_VERSION_TIMEOUT_MS = 5_000;
+
+export function createNodeLeaseActivities(deps: NodeLeaseDeps) {
+  return {
+    async registerNode(): Promise<NodeRegistration> {
+      return {
+        engineHost: deps.engineHost,
+        engineVersion: await engineVersion(deps.runtime),
+        labels: deps.labels,
+        capacity: deps.capacity,
+        worker: `${os.hostname()}/${process.pid}`,
+      };
+    },
+
+    /** Heartbeats until `leaseSeconds` pass (the node workflow then renews it) or the worker stops. */
+    async holdNodeLease(leaseSeconds: number): Promise<void> {
+      const context = Context.current();
+      // The SDK sends at most one heartbeat per 0.8 heartbeat timeout; ticking at a quarter keeps that pace.
+      const tickMs = Math.max(1_000, (context.info.heartbeatTimeoutMs ?? 20_000) / 4);
+      context.heartbeat();
+      const ticker = setInterval(() => context.heartbeat(), tickMs);
+      try {
+        // Rejects when the activity is cancelled (the worker shuts down): the node is NotReady at once.
+        await context.sleep(leaseSeconds * 1000);
+      } finally {
+        clearInterval(ticker);
+      }
+    },
+  };
+}
+
+async function engineVersion(runtime: ContainerRuntime): Promise<string | null> {
+  if (!runtime.engineVersion) return null;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      runtime.engineVersion(),
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), ENGINE_VERSION_TIMEOUT_MS);
+      }),
+    ]);
+  } catch {
+    // The engine is down: the node still registers (its worker polls), and says it does not know the version.
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function createNodeRegistryActivities({ client }: { client: Client }) {
+  return {
+    /** Every registered node with its status, registration and instance count. */
+    async listNodes(): Promise<NodeView[]> {
+      return readNodes(client);
+    },
+  };
+}
+
+export type NodeLeaseActivities = ReturnType<typeof createNodeLeaseActivities>;
+export type NodeRegistryActivities = ReturnType<typeof createNodeRegistryActivities>;
