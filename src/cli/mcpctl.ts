@@ -94,8 +94,9 @@ export function buildProgram(): Command {
     .option('-w, --watch', 'keep watching and print rows that change')
     .option('--status <status>', 'instances: only this status (PENDING, STARTING, RUNNING, ERROR, STOPPING, STOPPED)')
     .option('--health <health>', 'instances: only this health (unknown, healthy, degraded, unhealthy)')
+    .option('--node <node>', 'instances: only those placed on this node')
     .option('--all', 'instances: include ended ones')
-    .action(async (resource: string, name: string | undefined, opts: { output?: string; watch?: boolean; status?: string; health?: string; all?: boolean }) => {
+    .action(async (resource: string, name: string | undefined, opts: { output?: string; watch?: boolean; status?: string; health?: string; node?: string; all?: boolean }) => {
       const kind = kindOf(resource, ['server', 'instance', 'secret', 'node']);
       const format = outputFormat(opts);
       const c = client();
@@ -108,7 +109,7 @@ export function buildProgram(): Command {
       } else if (kind === 'instance') {
         const single = name?.includes(':');
         fetchItems = async () =>
-          single ? [await c.getInstance(name!)] : c.listInstances({ server: name, status: opts.status, health: opts.health, all: opts.all });
+          single ? [await c.getInstance(name!)] : c.listInstances({ server: name, status: opts.status, health: opts.health, node: opts.node, all: opts.all });
         columns = instanceColumns(wide);
       } else if (kind === 'node') {
         fetchItems = async () => (name ? [await c.getNode(name)] : c.listNodes());
@@ -143,7 +144,7 @@ export function buildProgram(): Command {
       const now = new Date();
       if (kind === 'node') {
         const node = await c.getNode(name);
-        const instances = (await c.listInstances()).filter((i) => i.node === name);
+        const instances = await c.listInstances({ node: name });
         print(opts.output ? renderObject({ ...node, instanceViews: instances }, opts.output) : describeNode(node, instances, now));
       } else if (kind === 'server') {
         const server = await c.getServer(name);

@@ -73,6 +73,7 @@ export interface InstanceFilter {
   server?: string;
   status?: string;
   health?: string;
+  node?: string;
   all?: boolean;
 }
 

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import type { HealthStatus, InstanceStatus, InstanceView } from './instance';
 import type { ServerView } from './messages';
-import { labelKeySchema, labelValueSchema, nodeNameSchema, type NodeView } from './node';
+import { labelKeySchema, labelValueSchema, NODE_NAME_PATTERN, nodeNameSchema, type NodeView } from './node';
 import { mcpServerSpecSchema, replicasSchema, secretNameSchema, serverNameSchema, SERVER_NAME_PATTERN } from './spec';
 
 /** True only when A and B are the same type; used below so a schema cannot drift from the interface it describes. */
@@ -67,7 +67,7 @@ function queryFlag(description: string) {
     .meta({ description, override: { type: 'boolean' } });
 }
 
-/** `?server=&status=&health=&all=` of GET /instances; status and health in any case. */
+/** `?server=&status=&health=&node=&all=` of GET /instances; status and health in any case. */
 export const instanceFiltersSchema = z.object({
   server: queryValue
     .refine((v) => v === undefined || SERVER_NAME_PATTERN.test(v), { error: 'must be a server name' })
@@ -90,6 +90,9 @@ export const instanceFiltersSchema = z.object({
       return z.NEVER;
     })
     .meta({ enum: [...HEALTH_STATUSES], description: 'Only instances with this health (any case)' }),
+  node: queryValue
+    .refine((v) => v === undefined || NODE_NAME_PATTERN.test(v), { error: 'must be a node name' })
+    .meta({ description: 'Only instances placed on this node', pattern: NODE_NAME_PATTERN.source }),
   all: queryValue
     .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1'))
     .meta({ description: 'Include ended instances', override: { type: 'boolean' } }),

@@ -17,6 +17,7 @@ export function instanceListQuery(filters: InstanceFilters = {}): string {
   if (filters.server !== undefined) clauses.push(`${SEARCH_ATTRIBUTES.server} = ${quoteLiteral(filters.server)}`);
   if (filters.status !== undefined) clauses.push(`${SEARCH_ATTRIBUTES.status} = ${quoteLiteral(filters.status)}`);
   if (filters.health !== undefined) clauses.push(`${SEARCH_ATTRIBUTES.health} = ${quoteLiteral(filters.health)}`);
+  if (filters.node !== undefined) clauses.push(`${SEARCH_ATTRIBUTES.node} = ${quoteLiteral(filters.node)}`);
   return clauses.join(' AND ');
 }
 
