@@ -14,7 +14,7 @@ import { INSTANCE_STATUSES, instanceFiltersSchema, logQuerySchema, scaleRequestS
 import { REPLICAS, SECRET_NAME_PATTERN } from '../../src/contracts/spec';
 import { listenInRange } from './stack';
 import { mapLimit } from '../../src/concurrency';
-import { instanceListQuery, quoteLiteral } from '../../src/contracts/visibility';
+import { instanceListQuery, nodeInstancesQuery, nodeListQuery, quoteLiteral } from '../../src/contracts/visibility';
 
 const parseInstanceFilters = (query: unknown) => parseWith(instanceFiltersSchema, query, 'instance filter');
 const parseLogOptions = (query: unknown) => parseWith(logQuerySchema, query, 'log options');
@@ -37,6 +37,13 @@ describe('api: visibility queries', () => {
       "WorkflowType = 'instanceWorkflow' AND ExecutionStatus = 'Running' AND McpServer = 'gitea' AND McpInstanceStatus = 'ERROR' AND McpHealth = 'unhealthy'",
     );
     assert.equal(instanceListQuery({ all: true }), "WorkflowType = 'instanceWorkflow'");
+  });
+
+  it('finds the instances placed on a node, and the node workflows', () => {
+    assert.equal(instanceListQuery({ node: 'host-b.example' }), "WorkflowType = 'instanceWorkflow' AND ExecutionStatus = 'Running' AND McpNode = 'host-b.example'");
+    assert.equal(nodeInstancesQuery("b' OR 'x'='x"), "WorkflowType = 'instanceWorkflow' AND ExecutionStatus = 'Running' AND McpNode = 'b\\' OR \\'x\\'=\\'x'");
+    assert.equal(nodeListQuery(), "WorkflowType = 'nodeWorkflow' AND ExecutionStatus = 'Running'");
+    assert.equal(status(() => parseInstanceFilters({ node: 'a b' })).message, 'invalid instance filter: node: must be a node name');
   });
 
   it('escapes quotes and backslashes so a value cannot change the query', () => {
@@ -195,7 +202,7 @@ describe('api: OpenAPI document', () => {
     const filters = doc.paths['/api/v1/instances'].get.parameters as { name: string; in: string; schema: { enum?: string[] } }[];
     assert.deepEqual(
       filters.map((p) => `${p.in}:${p.name}`),
-      ['query:server', 'query:status', 'query:health', 'query:all'],
+      ['query:server', 'query:status', 'query:health', 'query:node', 'query:all'],
     );
     assert.deepEqual(filters[1].schema.enum, [...INSTANCE_STATUSES]);
     const logs = doc.paths['/api/v1/instances/{id}/logs'].get.parameters as { name: string }[];
