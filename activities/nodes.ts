@@ -12,8 +12,10 @@
  */
 import os from 'node:os';
 import { Context } from '@temporalio/activity';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { nodeNotReadySignal } from '../src/contracts/messages';
 import type { NodeLabels, NodeRegistration, NodeView } from '../src/contracts/node';
+import { nodeInstancesQuery } from '../src/contracts/visibility';
 import type { ContainerRuntime } from '../src/docker/runtime';
 import { readNodes } from '../src/nodes/registry';
 
@@ -80,6 +82,21 @@ export function createNodeRegistryActivities({ client }: { client: Client }) {
     /** Every registered node with its status, registration and instance count. */
     async listNodes(): Promise<NodeView[]> {
       return readNodes(client);
+    },
+
+    /** Tells every running instance placed on `node` that it is NotReady; returns how many were told. */
+    async evictNode(node: string, reason: string): Promise<number> {
+      let told = 0;
+      for await (const info of client.workflow.list({ query: nodeInstancesQuery(node) })) {
+        try {
+          await client.workflow.getHandle(info.workflowId).signal(nodeNotReadySignal, { node, reason });
+          told++;
+        } catch (err) {
+          // Ended since the list: nothing to move.
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      }
+      return told;
     },
   };
 }

@@ -143,6 +143,8 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         running = (async () => {
           await watcher?.start();
           reaper?.start();
+          // At once, not after the first interval: a node that returns removes the containers of instances that moved away meanwhile.
+          if (reaper) void reaper.reapOnce().catch((err: Error) => deps.log?.warn({ err: err.message }, 'reaper pass at start failed'));
           const polling = Promise.all(workers.map((w) => w.run()));
           if (runNode) {
             void ensureNodeWorkflow(deps).catch((err: Error) => deps.log?.warn({ err: err.message, node: deps.node }, 'starting the node workflow failed'));

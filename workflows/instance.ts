@@ -43,6 +43,7 @@ import {
   containerExitedSignal,
   forceRetrySignal,
   healthChangedSignal,
+  nodeNotReadySignal,
   restartSignal,
   specChangedSignal,
   statusQuery,
@@ -206,6 +207,12 @@ class InstanceRun {
     setHandler(specChangedSignal, (newSpec) => {
       this.inbox.pendingSpec = newSpec;
     });
+    // Only news about the instance's own node counts; a RUNNING instance leaves it, a waiting one retries now.
+    setHandler(nodeNotReadySignal, (lost) => {
+      if (lost.node !== this.nodeName) return;
+      if (this.s.status === 'RUNNING') this.inbox.nodeLost = lost;
+      else this.s = machine.withRetryRequest(this.s, `node ${lost.node} is NotReady (${lost.reason})`);
+    });
   }
 
   /** The first phase of this run. */
@@ -293,9 +300,9 @@ class InstanceRun {
     return { image: prepared.image, entrypoint: prepared.entrypoint };
   }
 
-  private async fail(reason: string, external = false): Promise<Phase> {
+  private async fail(reason: string, external = false, options: { abandonContainer?: boolean } = {}): Promise<Phase> {
     this.s = machine.failing(this.s, reason);
-    if (this.s.containerId) {
+    if (this.s.containerId && !options.abandonContainer) {
       // Detach from the gateway and make sure it is not running; the container stays for `docker logs` until the next attempt.
       try {
         await this.node.quick.stopContainer({ instanceId: this.id, reason, remove: false });
@@ -335,6 +342,13 @@ class InstanceRun {
     if (exit) {
       await this.stopProbe();
       return this.fail(exit.reason, exit.external === true);
+    }
+    const lost = this.inbox.nodeLost ?? null;
+    if (lost !== null) {
+      this.inbox.nodeLost = null;
+      await this.stopProbe();
+      // Not the server's fault, and its container cannot be stopped through a node that is gone: its node removes it when it returns.
+      return this.fail(`node ${lost.node} is NotReady (${lost.reason})`, true, { abandonContainer: true });
     }
     // Only the changes that woke us: a steady stream of signals must not keep this run from its continue-as-new check.
     for (const change of this.inbox.healthChanges.splice(0)) {

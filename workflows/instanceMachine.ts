@@ -174,6 +174,7 @@ export function runningHasWork(s: InstanceState, inbox: Inbox, continueAsNewDue:
     inbox.pendingSpec !== null ||
     currentExit(s, inbox) !== null ||
     inbox.healthChanges.length > 0 ||
+    (inbox.nodeLost ?? null) !== null ||
     continueAsNewDue
   );
 }

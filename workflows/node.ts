@@ -8,12 +8,23 @@
  * for a lease period. A worker that dies or is cut off stops heartbeating; when the
  * heartbeat timeout passes the lease fails and the node is NotReady until its worker
  * polls again. History grows by a few events per lease (10 min), not per heartbeat.
+ *
+ * A node that stays NotReady past a grace period (a lost lease whose worker comes straight
+ * back re-registers within it) has its instances told (nodeNotReady signal): they start
+ * again on a Ready node, and the node's worker removes their old containers when it returns.
  */
-import { continueAsNew, proxyActivities, setHandler, TimeoutFailure, upsertMemo, workflowInfo, ActivityFailure } from '@temporalio/workflow';
-import type { NodeLeaseActivities } from '../activities/nodes';
-import { nodeTaskQueue } from '../src/contracts/instance';
+import { ActivityFailure, condition, continueAsNew, log, proxyActivities, setHandler, TimeoutFailure, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import type { NodeLeaseActivities, NodeRegistryActivities } from '../activities/nodes';
+import { nodeTaskQueue, TASK_QUEUE } from '../src/contracts/instance';
 import { nodeQuery, type NodeWorkflowInput } from '../src/contracts/messages';
-import { NODE_HEARTBEAT_TIMEOUT_SECONDS, NODE_LEASE_SECONDS, NODE_MEMO_KEY, type NodeRegistration, type NodeState } from '../src/contracts/node';
+import {
+  NODE_EVICTION_GRACE_SECONDS,
+  NODE_HEARTBEAT_TIMEOUT_SECONDS,
+  NODE_LEASE_SECONDS,
+  NODE_MEMO_KEY,
+  type NodeRegistration,
+  type NodeState,
+} from '../src/contracts/node';
 
 /** Continue as new past this many events (a lease costs about a dozen). */
 const HISTORY_LIMIT = 1_000;
@@ -35,6 +46,12 @@ export async function nodeWorkflow(input: NodeWorkflowInput): Promise<void> {
     // A lost lease is the news: the node is NotReady, and the loop asks its worker to register again.
     retry: { maximumAttempts: 1 },
   });
+  const { evictNode } = proxyActivities<NodeRegistryActivities>({
+    taskQueue: TASK_QUEUE,
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', maximumAttempts: 5 },
+  });
+  const graceSeconds = input.tuning?.evictionGraceSeconds ?? NODE_EVICTION_GRACE_SECONDS;
 
   let state: NodeState = input.carried ?? {
     name: input.name,
@@ -51,7 +68,20 @@ export async function nodeWorkflow(input: NodeWorkflowInput): Promise<void> {
   if (!input.carried) publish(state);
 
   for (;;) {
-    const registration = await registerNode();
+    let registered = false;
+    const registering = registerNode().then((r) => {
+      registered = true;
+      return r;
+    });
+    // Lost a lease it held: its instances move once it stays away past the grace period.
+    if (state.status === 'NotReady' && state.registration !== null && !(await condition(() => registered, `${graceSeconds} seconds`))) {
+      const told = await evictNode(input.name, state.reason ?? 'NotReady').catch((err: Error) => {
+        log.warn('telling the instances of a NotReady node failed', { node: input.name, error: err.message });
+        return 0;
+      });
+      log.info('node NotReady past its grace period: its instances start elsewhere', { node: input.name, instances: told });
+    }
+    const registration = await registering;
     if (state.status !== 'Ready' || !sameRegistration(state.registration, registration)) {
       publish({ ...state, status: 'Ready', reason: null, since: state.status === 'Ready' ? state.since : now(), registration });
     }

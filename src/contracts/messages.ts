@@ -28,6 +28,18 @@ export const healthChangedSignal = defineSignal<[HealthTransition]>('healthChang
 /** Sent by the server workflow when the spec changes; the instance rolls onto it. */
 export const specChangedSignal = defineSignal<[McpServerSpec]>('specChanged');
 export const statusQuery = defineQuery<InstanceView>('status');
+/**
+ * Sent by a node workflow to the instances placed on it once it has stayed NotReady past
+ * its grace period: a RUNNING instance there gives up its container (it cannot be stopped
+ * through a node that is gone) and starts again on a Ready node; a waiting one retries now.
+ */
+export const nodeNotReadySignal = defineSignal<[NodeLost]>('nodeNotReady');
+
+export interface NodeLost {
+  node: string;
+  /** e.g. "no heartbeat from its worker for 20 s". */
+  reason: string;
+}
 
 export interface ContainerExit {
   containerId: string;
@@ -105,6 +117,8 @@ export interface PendingInstanceSignals {
   /** The last exit reported; it counts only while it names the current container. */
   lastExit: ContainerExit | null;
   healthChanges: HealthTransition[];
+  /** The instance's node went NotReady while it ran there (absent in runs from before node failover). */
+  nodeLost?: NodeLost | null;
 }
 
 // ---- serverWorkflow ---------------------------------------------------------
@@ -213,5 +227,7 @@ export interface NodeWorkflowInput {
     heartbeatTimeoutSeconds?: number;
     /** How long one lease activity runs before it is renewed (default NODE_LEASE_SECONDS). */
     leaseSeconds?: number;
+    /** How long a node that lost its lease stays NotReady before its instances move (default NODE_EVICTION_GRACE_SECONDS). */
+    evictionGraceSeconds?: number;
   };
 }

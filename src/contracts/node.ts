@@ -68,6 +68,8 @@ export const NODE_MEMO_KEY = 'node';
 
 /** A node whose worker has not heartbeated for this long is NotReady. */
 export const NODE_HEARTBEAT_TIMEOUT_SECONDS = 20;
+/** A node NotReady this long after it lost its lease has its instances started elsewhere. */
+export const NODE_EVICTION_GRACE_SECONDS = 15;
 /** One lease activity runs this long, then the node workflow renews it (history grows per lease, not per heartbeat). */
 export const NODE_LEASE_SECONDS = 600;
 

@@ -1,12 +1,16 @@
 /**
  * Removes containers this control plane labelled but no running instance
  * workflow owns any more (the workflow was terminated, or it ended while its
- * node was away). Only containers with this owner's label are considered, so
- * another mcpd on the same Docker engine is never touched.
+ * node was away), and containers of instances that moved to another node while
+ * this one was away (their McpNode names another node than the container's
+ * node label), so a node that returns never runs an instance twice. Only
+ * containers with this owner's label are considered, so another mcpd on the
+ * same Docker engine is never touched.
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { LABELS } from '../contracts/labels';
+import { mcpNodeKey } from '../contracts/searchAttributes';
 import type { Logger } from '../logger';
 import type { ContainerRuntime } from './runtime';
 
@@ -51,27 +55,36 @@ export class Reaper {
   private async pass(): Promise<string[]> {
     const containers = await this.options.runtime.listOwned(this.options.owner);
     const removed: string[] = [];
-    const owned = new Map<string, boolean>();
+    const owners = new Map<string, Owner>();
     for (const c of containers) {
       const instanceId = c.labels[LABELS.instance];
       if (!instanceId) continue;
-      if (!owned.has(instanceId)) owned.set(instanceId, await this.workflowRunning(instanceId));
-      if (owned.get(instanceId)) continue;
+      if (!owners.has(instanceId)) owners.set(instanceId, await this.ownerOf(instanceId));
+      const owner = owners.get(instanceId)!;
+      const movedTo = owner.running && owner.node !== undefined && owner.node !== c.labels[LABELS.node] ? owner.node : undefined;
+      if (owner.running && movedTo === undefined) continue;
       await this.options.runtime.remove(c.id);
       removed.push(c.id);
-      this.options.log?.info({ instanceId, containerId: c.id }, 'reaped container without a running workflow');
+      if (movedTo !== undefined) this.options.log?.info({ instanceId, containerId: c.id, node: movedTo }, 'reaped container of an instance that now runs on another node');
+      else this.options.log?.info({ instanceId, containerId: c.id }, 'reaped container without a running workflow');
     }
     return removed;
   }
 
-  private async workflowRunning(instanceId: string): Promise<boolean> {
+  /** Whether the instance's workflow runs, and the node it is placed on (unknown for workflows from before placement). */
+  private async ownerOf(instanceId: string): Promise<Owner> {
     try {
       const description = await this.options.client.workflow.getHandle(instanceId).describe();
-      return description.status.name === 'RUNNING';
+      return { running: description.status.name === 'RUNNING', node: description.typedSearchAttributes.get(mcpNodeKey) };
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return false;
+      if (err instanceof WorkflowNotFoundError) return { running: false };
       // Temporal unreachable: keep everything; removing a live server is worse than waiting a pass.
       throw err;
     }
   }
+}
+
+interface Owner {
+  running: boolean;
+  node?: string;
 }
