@@ -18,6 +18,7 @@ import { LABELS } from '../../src/contracts/labels';
 import { nodeWorkflowId, type NodeView } from '../../src/contracts/node';
 import { callApi, runMcpctl } from '../support/clients';
 import { TestEngine } from '../support/engine';
+import { recordHistory } from '../workflows/fixtures/env';
 import { removeContainers, startMcpd, testEnv, waitForValue, type McpdProcess } from '../support/stack';
 
 const IMAGE = 'mcpd/gitea-like:dev';
@@ -208,5 +209,8 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
 
     b = await b!.restart();
     await waitForValue(nodes, (m) => m.get(nodeB)?.status === 'Ready', { timeoutMs: 30_000, what: `node ${nodeB} Ready again`, describe: (m) => JSON.stringify(m.get(nodeB)) });
+    const connection = await Connection.connect({ address: testEnv().temporalAddress });
+    await recordHistory(new Client({ connection }).workflow.getHandle(nodeWorkflowId(nodeB)), 'node-lease-lost-and-back');
+    await connection.close();
   });
 });
