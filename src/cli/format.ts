@@ -145,7 +145,14 @@ export function nodeColumns(wide: boolean): Columns<NodeView> {
     key: (n) => n.name,
     stateColumn: 2,
     row: (n, now) => {
-      const cells = [n.name, engineOf(n), n.status, String(n.instances), n.registration ? String(n.registration.capacity) : '-', formatLabels(n.registration?.labels)];
+      const cells = [
+        n.name,
+        engineOf(n),
+        n.status,
+        String(n.instances),
+        n.registration ? String(n.registration.capacity) : '-',
+        formatLabels(n.registration?.labels),
+      ];
       if (wide) cells.push(formatAge(n.since, now), n.registration?.engineHost ?? '-', truncate(n.reason, 80));
       return cells;
     },

@@ -96,40 +96,46 @@ export function buildProgram(): Command {
     .option('--health <health>', 'instances: only this health (unknown, healthy, degraded, unhealthy)')
     .option('--node <node>', 'instances: only those placed on this node')
     .option('--all', 'instances: include ended ones')
-    .action(async (resource: string, name: string | undefined, opts: { output?: string; watch?: boolean; status?: string; health?: string; node?: string; all?: boolean }) => {
-      const kind = kindOf(resource, ['server', 'instance', 'secret', 'node']);
-      const format = outputFormat(opts);
-      const c = client();
-      const wide = format === 'wide';
-      let fetchItems: () => Promise<unknown[]>;
-      let columns: Columns<never>;
-      if (kind === 'server') {
-        fetchItems = async () => (name ? [await c.getServer(name)] : c.listServers());
-        columns = serverColumns(wide);
-      } else if (kind === 'instance') {
-        const single = name?.includes(':');
-        fetchItems = async () =>
-          single ? [await c.getInstance(name!)] : c.listInstances({ server: name, status: opts.status, health: opts.health, node: opts.node, all: opts.all });
-        columns = instanceColumns(wide);
-      } else if (kind === 'node') {
-        fetchItems = async () => (name ? [await c.getNode(name)] : c.listNodes());
-        columns = nodeColumns(wide);
-      } else {
-        fetchItems = async () => (name ? [await c.getSecret(name)] : c.listSecrets());
-        columns = secretColumns(wide);
-      }
-      const items = (await fetchItems()) as never[];
-      if (!opts.watch) {
-        if (items.length === 0 && (format === 'table' || format === 'wide')) {
-          process.stderr.write(`No ${kind}s found.\n`);
+    .action(
+      async (
+        resource: string,
+        name: string | undefined,
+        opts: { output?: string; watch?: boolean; status?: string; health?: string; node?: string; all?: boolean },
+      ) => {
+        const kind = kindOf(resource, ['server', 'instance', 'secret', 'node']);
+        const format = outputFormat(opts);
+        const c = client();
+        const wide = format === 'wide';
+        let fetchItems: () => Promise<unknown[]>;
+        let columns: Columns<never>;
+        if (kind === 'server') {
+          fetchItems = async () => (name ? [await c.getServer(name)] : c.listServers());
+          columns = serverColumns(wide);
+        } else if (kind === 'instance') {
+          const single = name?.includes(':');
+          fetchItems = async () =>
+            single ? [await c.getInstance(name!)] : c.listInstances({ server: name, status: opts.status, health: opts.health, node: opts.node, all: opts.all });
+          columns = instanceColumns(wide);
+        } else if (kind === 'node') {
+          fetchItems = async () => (name ? [await c.getNode(name)] : c.listNodes());
+          columns = nodeColumns(wide);
+        } else {
+          fetchItems = async () => (name ? [await c.getSecret(name)] : c.listSecrets());
+          columns = secretColumns(wide);
+        }
+        const items = (await fetchItems()) as never[];
+        if (!opts.watch) {
+          if (items.length === 0 && (format === 'table' || format === 'wide')) {
+            process.stderr.write(`No ${kind}s found.\n`);
+            return;
+          }
+          const one = name !== undefined && (kind !== 'instance' || name.includes(':'));
+          print(one && (format === 'json' || format === 'yaml') ? renderObject(items[0], format) : renderItems(items, columns, format, new Date()));
           return;
         }
-        const one = name !== undefined && (kind !== 'instance' || name.includes(':'));
-        print(one && (format === 'json' || format === 'yaml') ? renderObject(items[0], format) : renderItems(items, columns, format, new Date()));
-        return;
-      }
-      await watch(items, fetchItems as () => Promise<never[]>, columns, format);
-    });
+        await watch(items, fetchItems as () => Promise<never[]>, columns, format);
+      },
+    );
 
   // ---- describe -------------------------------------------------------------------
   program

@@ -9,14 +9,14 @@ import { z } from 'zod';
 
 /** Node names become task queue names (`mcpd-node-<name>`) and workflow ids; host names fit. */
 export const NODE_NAME_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/;
-export const nodeNameSchema = z
-  .string()
-  .regex(NODE_NAME_PATTERN, 'must be 1-128 letters, digits, ".", "_" or "-", starting and ending with a letter or digit');
+export const nodeNameSchema = z.string().regex(NODE_NAME_PATTERN, 'must be 1-128 letters, digits, ".", "_" or "-", starting and ending with a letter or digit');
 
 /** Label keys and values as Kubernetes allows them (keys may carry a "prefix/"). */
 export const LABEL_KEY_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/;
 export const LABEL_VALUE_PATTERN = /^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/;
-export const labelKeySchema = z.string().regex(LABEL_KEY_PATTERN, 'label keys must be 1-63 letters, digits, ".", "_", "/" or "-", starting and ending with a letter or digit');
+export const labelKeySchema = z
+  .string()
+  .regex(LABEL_KEY_PATTERN, 'label keys must be 1-63 letters, digits, ".", "_", "/" or "-", starting and ending with a letter or digit');
 export const labelValueSchema = z
   .string()
   .regex(LABEL_VALUE_PATTERN, 'label values must be at most 63 letters, digits, ".", "_" or "-", starting and ending with a letter or digit');

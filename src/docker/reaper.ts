@@ -65,7 +65,8 @@ export class Reaper {
       if (owner.running && movedTo === undefined) continue;
       await this.options.runtime.remove(c.id);
       removed.push(c.id);
-      if (movedTo !== undefined) this.options.log?.info({ instanceId, containerId: c.id, node: movedTo }, 'reaped container of an instance that now runs on another node');
+      if (movedTo !== undefined)
+        this.options.log?.info({ instanceId, containerId: c.id, node: movedTo }, 'reaped container of an instance that now runs on another node');
       else this.options.log?.info({ instanceId, containerId: c.id }, 'reaped container without a running workflow');
     }
     return removed;

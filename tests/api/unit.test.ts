@@ -40,7 +40,10 @@ describe('api: visibility queries', () => {
   });
 
   it('finds the instances placed on a node, and the node workflows', () => {
-    assert.equal(instanceListQuery({ node: 'host-b.example' }), "WorkflowType = 'instanceWorkflow' AND ExecutionStatus = 'Running' AND McpNode = 'host-b.example'");
+    assert.equal(
+      instanceListQuery({ node: 'host-b.example' }),
+      "WorkflowType = 'instanceWorkflow' AND ExecutionStatus = 'Running' AND McpNode = 'host-b.example'",
+    );
     assert.equal(nodeInstancesQuery("b' OR 'x'='x"), "WorkflowType = 'instanceWorkflow' AND ExecutionStatus = 'Running' AND McpNode = 'b\\' OR \\'x\\'=\\'x'");
     assert.equal(nodeListQuery(), "WorkflowType = 'nodeWorkflow' AND ExecutionStatus = 'Running'");
     assert.equal(status(() => parseInstanceFilters({ node: 'a b' })).message, 'invalid instance filter: node: must be a node name');

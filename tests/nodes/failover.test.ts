@@ -37,10 +37,7 @@ describe('node failure: instances move to a Ready node and never run twice', fun
     engine = new TestEngine(workDir);
     await engine.start();
     await engine.loadImage(IMAGE);
-    [a, b] = await Promise.all([
-      startMcpd({ env: { MCPD_NODE: nodeA } }),
-      startMcpd({ env: { MCPD_NODE: nodeB, MCPD_DOCKER_SOCKET: engine.socket } }),
-    ]);
+    [a, b] = await Promise.all([startMcpd({ env: { MCPD_NODE: nodeA } }), startMcpd({ env: { MCPD_NODE: nodeB, MCPD_DOCKER_SOCKET: engine.socket } })]);
     await waitForValue(nodes, (m) => m.get(nodeA)?.status === 'Ready' && m.get(nodeB)?.status === 'Ready', { timeoutMs: 30_000, what: 'both nodes Ready' });
   });
 
@@ -52,7 +49,11 @@ describe('node failure: instances move to a Ready node and never run twice', fun
     await engine?.stop();
     const connection = await Connection.connect({ address: testEnv().temporalAddress });
     const client = new Client({ connection });
-    for (const node of [nodeA, nodeB]) await client.workflow.getHandle(nodeWorkflowId(node)).terminate('test over').catch(() => undefined);
+    for (const node of [nodeA, nodeB])
+      await client.workflow
+        .getHandle(nodeWorkflowId(node))
+        .terminate('test over')
+        .catch(() => undefined);
     await connection.close();
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
@@ -95,7 +96,12 @@ describe('node failure: instances move to a Ready node and never run twice', fun
         const v = list.find((i) => i.id === onB.id);
         return !!v && healthy(v) && v.node === nodeA && v.containerId !== onB.containerId;
       },
-      { timeoutMs: 90_000, intervalMs: 500, what: `${onB.id} healthy on ${nodeA}`, describe: (list) => JSON.stringify(list.map((i) => ({ ...i, events: i.events.slice(-5) }))) },
+      {
+        timeoutMs: 90_000,
+        intervalMs: 500,
+        what: `${onB.id} healthy on ${nodeA}`,
+        describe: (list) => JSON.stringify(list.map((i) => ({ ...i, events: i.events.slice(-5) }))),
+      },
     );
     const seconds = (Date.now() - lostAt) / 1000;
     console.log(`      ${onB.id} healthy on ${nodeA} ${seconds.toFixed(1)} s after node ${nodeB} went away`);
@@ -116,11 +122,18 @@ describe('node failure: instances move to a Ready node and never run twice', fun
     await waitForValue(
       () => engine.docker.listContainers({ all: true, filters: { label: [`${LABELS.server}=${server}`] } }),
       (left) => left.length === 0,
-      { timeoutMs: 30_000, what: `no container of ${server} left on node ${nodeB}'s engine`, describe: (left) => JSON.stringify(left.map((c) => [c.Id.slice(0, 12), c.State])) },
+      {
+        timeoutMs: 30_000,
+        what: `no container of ${server} left on node ${nodeB}'s engine`,
+        describe: (left) => JSON.stringify(left.map((c) => [c.Id.slice(0, 12), c.State])),
+      },
     );
     await waitForValue(nodes, (m) => m.get(nodeB)?.status === 'Ready', { timeoutMs: 30_000, what: `${nodeB} Ready again` });
     const after = await instances();
-    assert.ok(after.every((i) => i.node === nodeA && healthy(i)), JSON.stringify(after.map((i) => [i.id, i.node, i.status, i.health])));
+    assert.ok(
+      after.every((i) => i.node === nodeA && healthy(i)),
+      JSON.stringify(after.map((i) => [i.id, i.node, i.status, i.health])),
+    );
     const connection = await Connection.connect({ address: testEnv().temporalAddress });
     await recordHistory(new Client({ connection }).workflow.getHandle(onB.id), 'instance-placement-node-failover');
     await connection.close();

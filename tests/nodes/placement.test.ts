@@ -58,7 +58,11 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
     // The node workflows would stay listed (NotReady) in the shared test namespace.
     const connection = await Connection.connect({ address: testEnv().temporalAddress });
     const client = new Client({ connection });
-    for (const node of [nodeA, nodeB, nodeC]) await client.workflow.getHandle(nodeWorkflowId(node)).terminate('test over').catch(() => undefined);
+    for (const node of [nodeA, nodeB, nodeC])
+      await client.workflow
+        .getHandle(nodeWorkflowId(node))
+        .terminate('test over')
+        .catch(() => undefined);
     await connection.close();
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
@@ -89,7 +93,12 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
     return waitForValue(
       () => instances(server),
       (list) => list.length === count && list.every((i) => i.status === 'RUNNING'),
-      { timeoutMs: 90_000, intervalMs: 300, what: `${count} instances of ${server} RUNNING`, describe: (list) => JSON.stringify(list.map((i) => [i.id, i.status, i.node, i.error])) },
+      {
+        timeoutMs: 90_000,
+        intervalMs: 300,
+        what: `${count} instances of ${server} RUNNING`,
+        describe: (list) => JSON.stringify(list.map((i) => [i.id, i.status, i.node, i.error])),
+      },
     );
   }
 
@@ -98,11 +107,11 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
   }
 
   it('lists both nodes Ready with their engine, labels and capacity, in the API and in mcpctl', async () => {
-    const listed = await waitForValue(
-      nodes,
-      (m) => m.get(nodeA)?.status === 'Ready' && m.get(nodeB)?.status === 'Ready',
-      { timeoutMs: 30_000, what: 'both nodes Ready', describe: (m) => JSON.stringify([m.get(nodeA), m.get(nodeB)]) },
-    );
+    const listed = await waitForValue(nodes, (m) => m.get(nodeA)?.status === 'Ready' && m.get(nodeB)?.status === 'Ready', {
+      timeoutMs: 30_000,
+      what: 'both nodes Ready',
+      describe: (m) => JSON.stringify([m.get(nodeA), m.get(nodeB)]),
+    });
     const [viewA, viewB] = [listed.get(nodeA)!, listed.get(nodeB)!];
     assert.deepEqual(viewA.registration?.labels, { disk: 'hdd' });
     assert.deepEqual(viewB.registration?.labels, { disk: 'ssd', zone: 'west' });
@@ -174,7 +183,10 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
       (list) => list.length === 1 && list[0].status === 'PENDING' && !!list[0].error,
       { timeoutMs: 30_000, what: 'the instance PENDING with a reason', describe: (list) => JSON.stringify(list) },
     );
-    assert.match(pending.error!, new RegExp(`^no Ready node matches placement nodeSelector disk=nvme \\(.*${nodeA}: labels do not match.*${nodeB}: labels do not match`));
+    assert.match(
+      pending.error!,
+      new RegExp(`^no Ready node matches placement nodeSelector disk=nvme \\(.*${nodeA}: labels do not match.*${nodeB}: labels do not match`),
+    );
     assert.equal(pending.node, undefined);
     const table = await runMcpctl(a, ['get', 'instances', server], { cwd: workDir });
     assert.match(table.stdout, /PENDING .*no Ready node matches placement nodeSelector disk=nvme/);
@@ -208,7 +220,11 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
     assert.match(described.stdout, /^Reason:\s+no heartbeat from its worker for 20 s$/m);
 
     b = await b!.restart();
-    await waitForValue(nodes, (m) => m.get(nodeB)?.status === 'Ready', { timeoutMs: 30_000, what: `node ${nodeB} Ready again`, describe: (m) => JSON.stringify(m.get(nodeB)) });
+    await waitForValue(nodes, (m) => m.get(nodeB)?.status === 'Ready', {
+      timeoutMs: 30_000,
+      what: `node ${nodeB} Ready again`,
+      describe: (m) => JSON.stringify(m.get(nodeB)),
+    });
     const connection = await Connection.connect({ address: testEnv().temporalAddress });
     await recordHistory(new Client({ connection }).workflow.getHandle(nodeWorkflowId(nodeB)), 'node-lease-lost-and-back');
     await connection.close();

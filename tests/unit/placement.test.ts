@@ -41,7 +41,11 @@ describe('placement: which node an instance runs on', () => {
     });
 
     it('placement.nodeSelector needs every label to match', () => {
-      const nodes = [node('a', { labels: { disk: 'ssd' } }), node('b', { labels: { disk: 'ssd', zone: 'west' }, instances: 3 }), node('c', { labels: { zone: 'west' } })];
+      const nodes = [
+        node('a', { labels: { disk: 'ssd' } }),
+        node('b', { labels: { disk: 'ssd', zone: 'west' }, instances: 3 }),
+        node('c', { labels: { zone: 'west' } }),
+      ];
       assert.equal(chooseNode(nodes, { nodeSelector: { disk: 'ssd' } })?.name, 'a');
       assert.equal(chooseNode(nodes, { nodeSelector: { disk: 'ssd', zone: 'west' } })?.name, 'b');
       assert.equal(chooseNode(nodes, { nodeSelector: { disk: 'hdd' } }), null);
@@ -51,12 +55,15 @@ describe('placement: which node an instance runs on', () => {
   describe('placeAll: a batch of new replicas', () => {
     it('spreads them: each choice counts against the node it took', () => {
       const placed = placeAll([node('a'), node('b')], undefined, [0, 1, 2, 3]);
-      assert.deepEqual([...placed.entries()], [
-        [0, 'a'],
-        [1, 'b'],
-        [2, 'a'],
-        [3, 'b'],
-      ]);
+      assert.deepEqual(
+        [...placed.entries()],
+        [
+          [0, 'a'],
+          [1, 'b'],
+          [2, 'a'],
+          [3, 'b'],
+        ],
+      );
     });
 
     it('fills the emptier node first, and respects capacity', () => {
@@ -99,7 +106,11 @@ describe('placement: which node an instance runs on', () => {
     });
 
     it('has nowhere to go when nothing fits, and says why for each node', () => {
-      const nodes = [node('a', { labels: { disk: 'hdd' } }), node('b', { status: 'NotReady', labels: { disk: 'ssd' } }), node('c', { labels: { disk: 'ssd' }, instances: 2, capacity: 2 })];
+      const nodes = [
+        node('a', { labels: { disk: 'hdd' } }),
+        node('b', { status: 'NotReady', labels: { disk: 'ssd' } }),
+        node('c', { labels: { disk: 'ssd' }, instances: 2, capacity: 2 }),
+      ];
       const decision = placeInstance(nodes, { nodeSelector: { disk: 'ssd' } }, null);
       assert.deepEqual(decision, {
         kind: 'none',
@@ -108,10 +119,7 @@ describe('placement: which node an instance runs on', () => {
     });
 
     it('a pinned node that is not registered is named as missing', () => {
-      assert.equal(
-        noNodeReason([node('a')], { node: 'gpu-1' }),
-        'no Ready node matches placement node=gpu-1 (a: not the pinned node)',
-      );
+      assert.equal(noNodeReason([node('a')], { node: 'gpu-1' }), 'no Ready node matches placement node=gpu-1 (a: not the pinned node)');
       assert.equal(noNodeReason([], undefined), 'no Ready node matches placement any node: no node has registered');
     });
   });

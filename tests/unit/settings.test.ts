@@ -83,11 +83,16 @@ describe('settings from the environment', () => {
     const set = loadSettings({ MCPD_NODE: 'b', MCPD_NODE_LABELS: 'disk=ssd, example.com/zone=west', MCPD_NODE_CAPACITY: '20' });
     assert.deepEqual(set.nodeLabels, { disk: 'ssd', 'example.com/zone': 'west' });
     assert.equal(set.nodeCapacity, 20);
-    assert.throws(() => loadSettings({ MCPD_NODE_LABELS: 'disk=ssd,zone' }), { message: 'MCPD_NODE_LABELS: must be key=value pairs separated by commas: "zone" is not key=value' });
+    assert.throws(() => loadSettings({ MCPD_NODE_LABELS: 'disk=ssd,zone' }), {
+      message: 'MCPD_NODE_LABELS: must be key=value pairs separated by commas: "zone" is not key=value',
+    });
     assert.throws(() => loadSettings({ MCPD_NODE_LABELS: 'disk=ssd,disk=hdd' }), /MCPD_NODE_LABELS: .*"disk" is given twice/);
     assert.throws(() => loadSettings({ MCPD_NODE_LABELS: 'disk=s s' }), /MCPD_NODE_LABELS: .*"disk=s s": label values must be/);
     for (const bad of ['0', 'ten', String(NODE_CAPACITY_MAX + 1)]) {
-      assert.throws(() => loadSettings({ MCPD_NODE_CAPACITY: bad }), new RegExp(`^SettingsError: MCPD_NODE_CAPACITY: must be an integer from 1 to ${NODE_CAPACITY_MAX} \\(instances\\), got "${bad}"$`));
+      assert.throws(
+        () => loadSettings({ MCPD_NODE_CAPACITY: bad }),
+        new RegExp(`^SettingsError: MCPD_NODE_CAPACITY: must be an integer from 1 to ${NODE_CAPACITY_MAX} \\(instances\\), got "${bad}"$`),
+      );
     }
     assert.throws(() => loadSettings({ MCPD_NODE: 'node b' }), /^SettingsError: MCPD_NODE: must be 1-128 letters/);
   });
