@@ -135,13 +135,15 @@ describe('fuzz: mcpd over HTTP', function () {
         .tuple(fc.constantFrom('GET', 'PUT', 'DELETE'), pathSegment)
         .map(([method, n]) => ({ method, path: `/secrets/${encodeURIComponent(confine(n, SECRET_NAME_PATTERN))}` })),
       fc.constant({ method: 'GET', path: '/gateway' }),
+      fc.constant({ method: 'GET', path: '/nodes' }),
+      pathSegment.map((n) => ({ method: 'GET', path: `/nodes/${encodeURIComponent(n)}` })),
       fc
         .tuple(fc.constantFrom('GET', 'POST', 'PATCH', 'OPTIONS', 'DELETE'), fc.string({ maxLength: 20 }))
         .map(([method, p]) => ({ method, path: `/${encodeURIComponent(p)}/x` })),
     );
     const query = fc.array(
       fc.tuple(
-        fc.oneof(fc.constantFrom('server', 'status', 'health', 'tail', 'follow', 'since', 'timestamps', 'q'), fc.string({ maxLength: 8 })),
+        fc.oneof(fc.constantFrom('server', 'status', 'health', 'node', 'tail', 'follow', 'since', 'timestamps', 'q'), fc.string({ maxLength: 8 })),
         fc.string({ maxLength: 20 }),
       ),
       { maxLength: 4 },
