@@ -37,6 +37,7 @@ import type { NodeRegistryActivities } from '../activities/nodes';
 import type { PackageActivities } from '../activities/packages';
 import type { PackageImageRef } from '../activities/types';
 import type { McpServerSpec } from '../src/contracts/spec';
+import { describePlacement } from '../src/contracts/node';
 import { TASK_QUEUE, nodeTaskQueue, type InstanceView } from '../src/contracts/instance';
 import { mcpHealthKey, mcpInstanceStatusKey, mcpNodeKey, mcpServerKey } from '../src/contracts/searchAttributes';
 import {
@@ -49,6 +50,7 @@ import {
   statusQuery,
   stopSignal,
   type InstanceWorkflowInput,
+  type NodeLost,
   type ProbeWorkflowInput,
 } from '../src/contracts/messages';
 import * as machine from './instanceMachine';
@@ -207,11 +209,9 @@ class InstanceRun {
     setHandler(specChangedSignal, (newSpec) => {
       this.inbox.pendingSpec = newSpec;
     });
-    // Only news about the instance's own node counts; a RUNNING instance leaves it, a waiting one retries now.
+    // Only news about the instance's own node while it runs there counts: any other instance re-places itself at its next attempt.
     setHandler(nodeNotReadySignal, (lost) => {
-      if (lost.node !== this.nodeName) return;
-      if (this.s.status === 'RUNNING') this.inbox.nodeLost = lost;
-      else this.s = machine.withRetryRequest(this.s, `node ${lost.node} is NotReady (${lost.reason})`);
+      if (lost.node === this.nodeName && this.s.status === 'RUNNING') this.inbox.nodeLost = lost;
     });
   }
 
@@ -344,8 +344,8 @@ class InstanceRun {
       return this.fail(exit.reason, exit.external === true);
     }
     const lost = this.inbox.nodeLost ?? null;
-    if (lost !== null) {
-      this.inbox.nodeLost = null;
+    this.inbox.nodeLost = null;
+    if (lost !== null && lost.node === this.nodeName && (await this.anotherNodeFits(lost))) {
       await this.stopProbe();
       // Not the server's fault, and its container cannot be stopped through a node that is gone: its node removes it when it returns.
       return this.fail(`node ${lost.node} is NotReady (${lost.reason})`, true, { abandonContainer: true });
@@ -415,6 +415,22 @@ class InstanceRun {
       else this.record('Moved', `moved from node ${decision.from} to node ${decision.node}: ${decision.why}`);
     }
     return this.publishNode(decision.node);
+  }
+
+  /**
+   * Whether an instance whose node went NotReady has somewhere else to go. When nothing else
+   * fits it keeps its container: if the node returns, the instance is still there.
+   */
+  private async anotherNodeFits(lost: NodeLost): Promise<boolean> {
+    const why = `node ${lost.node} is NotReady (${lost.reason})`;
+    try {
+      const decision = placeInstance(await localNodes.listNodes(), this.spec.placement, this.nodeName);
+      if (decision.kind === 'place') return true;
+      this.record('NodeNotReady', `${why}; no other Ready node fits placement ${describePlacement(this.spec.placement)}: staying`);
+    } catch (err) {
+      this.record('NodeNotReady', `${why}; staying, the nodes could not be listed: ${activityFailureReason(err, 'listNodes', '-')}`);
+    }
+    return false;
   }
 
   /** The McpNode search attribute names the instance's node (placement counts with it); null for place(). */
