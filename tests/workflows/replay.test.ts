@@ -19,7 +19,7 @@ describe('workflow replay over recorded histories', function () {
 
   it('has histories of every workflow type it guards', () => {
     const types = new Set(files.map((f) => f.split('-')[0]));
-    for (const type of ['instance', 'probe', 'server']) assert.ok(types.has(type), `no recorded ${type} history in ${HISTORIES_DIR}`);
+    for (const type of ['instance', 'probe', 'server', 'node']) assert.ok(types.has(type), `no recorded ${type} history in ${HISTORIES_DIR}`);
   });
 
   it('replays every recorded history without a determinism error', async () => {

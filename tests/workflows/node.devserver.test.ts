@@ -1,0 +1,119 @@
+/**
+ * nodeWorkflow on the dev server (a namespace of its own) with node activities in
+ * memory and short timings: Ready once its worker registers, NotReady with the reason
+ * when the lease stops heartbeating, its instances told once it stays away past the
+ * grace period, and Ready again when its worker returns; all of it also in the memo
+ * that listing reads. Real time, not the time-skipping server: heartbeat timeouts are.
+ */
+import assert from 'node:assert/strict';
+import { Context } from '@temporalio/activity';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { nodeTaskQueue, TASK_QUEUE } from '../../src/contracts/instance';
+import { nodeQuery, type NodeWorkflowInput } from '../../src/contracts/messages';
+import { NODE_MEMO_KEY, nodeWorkflowId, type NodeRegistration, type NodeState } from '../../src/contracts/node';
+import { testEnv, waitFor } from '../support/stack';
+import { recordHistory, registerDevServerNamespace } from './fixtures/env';
+
+const NAMESPACE = 'mcpd-node-tests';
+const NODE = 'wf-node';
+
+describe('nodeWorkflow (dev server)', function () {
+  this.timeout(60_000);
+  let connection: Connection;
+  let client: Client;
+  let workerConnection: NativeConnection;
+  let workers: { worker: Worker; done: Promise<void> }[] = [];
+  const evictions: { node: string; reason: string }[] = [];
+  let registrations = 0;
+  /** The node's worker "returns" when this resolves: registrations after the first wait for it. */
+  let workerBack!: () => void;
+  const returned = new Promise<void>((resolve) => (workerBack = resolve));
+  let leases = 0;
+
+  const registration: NodeRegistration = { engineHost: '/run/test.sock', engineVersion: '26.1.5', labels: { disk: 'ssd' }, capacity: 5, worker: 'test/1' };
+
+  before(async () => {
+    connection = await Connection.connect({ address: testEnv().temporalAddress });
+    await registerDevServerNamespace(connection, NAMESPACE);
+    client = new Client({ connection, namespace: NAMESPACE });
+    workerConnection = await NativeConnection.connect({ address: testEnv().temporalAddress });
+    await waitFor(() => client.workflow.count().then(() => true), { timeoutMs: 30_000, what: `namespace ${NAMESPACE}` });
+    const common = { connection: workerConnection, namespace: NAMESPACE };
+    const control = await Worker.create({
+      ...common,
+      taskQueue: TASK_QUEUE,
+      workflowsPath: require.resolve('../../workflows/index'),
+      activities: {
+        evictNode: async (node: string, reason: string) => {
+          evictions.push({ node, reason });
+          return 2;
+        },
+      },
+    });
+    const nodeWorker = await Worker.create({
+      ...common,
+      taskQueue: nodeTaskQueue(NODE),
+      activities: {
+        registerNode: async () => {
+          if (registrations++ > 0) await returned;
+          return registration;
+        },
+        // The first lease goes silent, as a worker that died would; later ones heartbeat until cancelled.
+        holdNodeLease: async () => {
+          const context = Context.current();
+          if (leases++ > 0) {
+            const ticker = setInterval(() => context.heartbeat(), 300);
+            await context.cancelled.finally(() => clearInterval(ticker));
+          } else {
+            await context.cancelled;
+          }
+        },
+      },
+    });
+    workers = [control, nodeWorker].map((worker) => ({ worker, done: worker.run() }));
+  });
+
+  after(async () => {
+    workerBack();
+    for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+    await Promise.all(workers.map((w) => w.done.catch(() => undefined)));
+    await workerConnection?.close();
+    await connection?.close();
+  });
+
+  async function until(handle: WorkflowHandle, ok: (s: NodeState) => boolean, what: string): Promise<NodeState> {
+    let last: NodeState | undefined;
+    return waitFor(
+      async () => {
+        last = await handle.query(nodeQuery);
+        return ok(last) ? last : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 100, what: `${what}; last state: ${JSON.stringify(last)}` },
+    );
+  }
+
+  it('is Ready while its worker heartbeats, NotReady with the reason when it stops, tells its instances, and is Ready again when it returns', async () => {
+    const input: NodeWorkflowInput = { name: NODE, tuning: { heartbeatTimeoutSeconds: 2, leaseSeconds: 60, evictionGraceSeconds: 1 } };
+    const handle = await client.workflow.start('nodeWorkflow', { taskQueue: TASK_QUEUE, workflowId: nodeWorkflowId(NODE), args: [input] });
+    const ready = await until(handle, (s) => s.status === 'Ready', 'Ready');
+    assert.deepEqual(ready.registration, registration);
+
+    const lost = await until(handle, (s) => s.status === 'NotReady', 'NotReady once the lease stops heartbeating');
+    assert.equal(lost.reason, 'no heartbeat from its worker for 2 s');
+    assert.deepEqual(lost.registration, registration, 'what the node last reported stays visible');
+    const memo = (await handle.describe()).memo?.[NODE_MEMO_KEY] as NodeState;
+    assert.equal(memo.status, 'NotReady', 'listing (the memo) says the same');
+
+    await waitFor(() => evictions.length > 0, { timeoutMs: 10_000, what: 'the instances told after the grace period' });
+    assert.deepEqual(evictions, [{ node: NODE, reason: 'no heartbeat from its worker for 2 s' }]);
+
+    workerBack();
+    const back = await until(handle, (s) => s.status === 'Ready', 'Ready again');
+    assert.equal(back.reason, null);
+    assert.ok(Date.parse(back.since) > Date.parse(lost.since), 'since says when it came back');
+    assert.equal(evictions.length, 1, 'told once per outage');
+    await recordHistory(handle, 'node-lease-lost-evicted');
+    await handle.terminate('test over');
+  });
+});
