@@ -11,6 +11,7 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { LABELS } from '../contracts/labels';
 import { mcpNodeKey } from '../contracts/searchAttributes';
+import { instanceListQuery } from '../contracts/visibility';
 import type { Logger } from '../logger';
 import type { ContainerRuntime } from './runtime';
 
@@ -55,10 +56,17 @@ export class Reaper {
   private async pass(): Promise<string[]> {
     const containers = await this.options.runtime.listOwned(this.options.owner);
     const removed: string[] = [];
+    if (containers.length === 0) return removed;
+    // One visibility list per pass instead of a describe per container: with hundreds of instances on a
+    // node, a describe of each every minute was a steady load on Temporal. Visibility lags behind, so it
+    // only ever clears a container to stay; every removal is decided on a describe.
+    const listed = await this.runningInstances();
     const owners = new Map<string, Owner>();
     for (const c of containers) {
       const instanceId = c.labels[LABELS.instance];
       if (!instanceId) continue;
+      const seen = listed.get(instanceId);
+      if (seen && (seen.node === undefined || seen.node === c.labels[LABELS.node])) continue;
       if (!owners.has(instanceId)) owners.set(instanceId, await this.ownerOf(instanceId));
       const owner = owners.get(instanceId)!;
       const movedTo = owner.running && owner.node !== undefined && owner.node !== c.labels[LABELS.node] ? owner.node : undefined;
@@ -70,6 +78,15 @@ export class Reaper {
       else this.options.log?.info({ instanceId, containerId: c.id }, 'reaped container without a running workflow');
     }
     return removed;
+  }
+
+  /** The running instance workflows visibility lists, with the node each is placed on. */
+  private async runningInstances(): Promise<Map<string, Owner>> {
+    const running = new Map<string, Owner>();
+    for await (const info of this.options.client.workflow.list({ query: instanceListQuery() })) {
+      running.set(info.workflowId, { running: true, node: info.typedSearchAttributes.get(mcpNodeKey) });
+    }
+    return running;
   }
 
   /** Whether the instance's workflow runs, and the node it is placed on (unknown for workflows from before placement). */
