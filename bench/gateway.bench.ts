@@ -299,13 +299,13 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-function pairedGapReport(gap: PairedGap): string {
+function pairedGapReport(pathLabel: string, gap: PairedGap): string {
   const rps = { isolated: median(gap.isolated.rps), full: median(gap.full.rps) };
   const micros = { isolated: median(gap.isolated.gatewayMicros), full: median(gap.full.gatewayMicros) };
   const pct = (1 - rps.full / rps.isolated) * 100;
   const list = (values: number[]) => values.map((v) => v.toFixed(0)).join(', ');
   return [
-    `Full mcpd against the isolated gateway, /mcp/servers/<name>, lean client, ${IN_FLIGHT} in flight, ${gap.rounds} alternating rounds of ${PAIRED_ROUND_MS} ms`,
+    `Full mcpd against the isolated gateway, ${pathLabel}, lean client, ${IN_FLIGHT} in flight, ${gap.rounds} alternating rounds of ${PAIRED_ROUND_MS} ms`,
     `| gateway | calls/s per round | median calls/s | gateway CPU µs per call (median) |`,
     `|---|---|---|---|`,
     `| isolated (node:http gateway alone) | ${list(gap.isolated.rps)} | ${rps.isolated.toFixed(0)} | ${micros.isolated.toFixed(0)} |`,
@@ -522,14 +522,21 @@ async function main(): Promise<void> {
       await client.close();
     }
 
-    const isolatedLean = await leanHttpCaller(`${base}/mcp/servers/${SERVER}`, started.token);
-    const fullLean = await leanHttpCaller(`${full.mcpd.url}/mcp/servers/${full.server}`, full.mcpd.token);
-    const paired = await pairedGap(
-      { label: 'isolated', call: checkedCall('isolated', isolatedLean.call, 'echo'), groups: gatewayGroups },
-      { label: 'full', call: checkedCall('full', fullLean.call, 'echo'), groups: fullGroups },
-    );
-    isolatedLean.close();
-    fullLean.close();
+    const paired: { path: string; gap: PairedGap }[] = [];
+    for (const [pathLabel, isolatedUrl, isolatedTool, fullUrl, fullTool] of [
+      ['/mcp/servers/<name>', `${base}/mcp/servers/${SERVER}`, 'echo', `${full.mcpd.url}/mcp/servers/${full.server}`, 'echo'],
+      ['/mcp', `${base}/mcp`, `${SERVER}__echo`, `${full.mcpd.url}/mcp`, `${full.server}__echo`],
+    ] as const) {
+      const isolatedLean = await leanHttpCaller(isolatedUrl, started.token);
+      const fullLean = await leanHttpCaller(fullUrl, full.mcpd.token);
+      const gap = await pairedGap(
+        { label: 'isolated', call: checkedCall('isolated', isolatedLean.call, isolatedTool), groups: gatewayGroups },
+        { label: 'full', call: checkedCall('full', fullLean.call, fullTool), groups: fullGroups },
+      );
+      paired.push({ path: pathLabel, gap });
+      isolatedLean.close();
+      fullLean.close();
+    }
     // Both are done; stop them so the peers do not compete with them for the 2 CPUs.
     gateway.disconnect();
     gateway = undefined;
@@ -581,7 +588,7 @@ async function main(): Promise<void> {
     console.log(goal(lean));
     console.log(`\nCPU µs per call at ${IN_FLIGHT} in flight, by process (lean client); the machine has ${os.cpus().length} CPUs\n`);
     console.log(cpuTable(lean));
-    console.log(`\n${pairedGapReport(paired)}`);
+    for (const { path: pathLabel, gap } of paired) console.log(`\n${pairedGapReport(pathLabel, gap)}`);
     if (WITH_SDK_CLIENT) {
       console.log("\nThe SDK's Client (StreamableHTTPClientTransport over fetch / an attach transport): what an SDK application sees\n");
       console.log(table(sdk));
