@@ -1,9 +1,11 @@
 /**
  * Start latency of a STDIO server: the time from `POST /api/v1/servers/:name/start`
  * to the instance reporting RUNNING (secret resolved from OpenBao, container
- * created and started, gateway attached and MCP-initialized), median of 5, beside
- * the baseline measured in the same run: a plain `docker run -i` of the same image
- * to its MCP `initialize` reply. Needs the stack `npm run bench` starts.
+ * created and started, gateway attached and MCP-initialized), beside the baseline
+ * measured in the same run: a plain `docker run -i` of the same image to its MCP
+ * `initialize` reply. The two alternate (baseline, mcpd, baseline, …) so a change in
+ * what else the machine does lands on both alike; medians of BENCH_START_RUNS (9).
+ * Needs the stack `npm run bench` starts.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,7 +16,7 @@ import { callApi } from '../tests/support/clients';
 import { medianSteps, startSteps, type Step } from './startBreakdown';
 
 const IMAGE = 'mcpd/gitea-like:dev';
-const RUNS = Number(process.env.BENCH_START_RUNS ?? 5);
+const RUNS = Number(process.env.BENCH_START_RUNS ?? 9);
 
 const INITIALIZE = JSON.stringify({
   jsonrpc: '2.0',
@@ -23,7 +25,7 @@ const INITIALIZE = JSON.stringify({
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } },
 });
 
-/** `docker run -i` to the first stdout line that answers initialize. */
+/** `docker run -i` to the first stdout line that answers initialize (the time returned); resolves once the container is gone. */
 function plainDockerRun(token: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
@@ -35,13 +37,15 @@ function plainDockerRun(token: string): Promise<number> {
       },
     );
     let buffered = '';
+    let replied = 0;
+    // Resolved once `docker run --rm` has exited, its container removed: the next start must not share the engine with that removal.
+    child.once('exit', () => (replied ? resolve(replied) : reject(new Error('docker run exited before its initialize reply'))));
     child.stdout.on('data', (chunk: Buffer) => {
       buffered += chunk.toString('utf8');
-      if (buffered.includes('"id":1')) {
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (buffered.includes('"id":1') && !replied) {
+        replied = Number(process.hrtime.bigint() - started) / 1e6;
         child.stdin.end();
         child.kill('SIGTERM');
-        resolve(ms);
       }
     });
     child.once('error', reject);
@@ -72,7 +76,6 @@ async function main(): Promise<void> {
   try {
     const plain: number[] = [];
     await plainDockerRun(token); // warm the page cache; not counted
-    for (let i = 0; i < RUNS; i++) plain.push(await plainDockerRun(token));
 
     await api('PUT', `/api/v1/secrets/${server}`, { data: { token } });
     await api('PUT', `/api/v1/servers/${server}`, {
@@ -83,6 +86,7 @@ async function main(): Promise<void> {
     const viaMcpd: number[] = [];
     const breakdowns: Step[][] = [];
     for (let i = 0; i < RUNS; i++) {
+      plain.push(await plainDockerRun(token));
       const startedAt = Date.now();
       const started = process.hrtime.bigint();
       await api('POST', `/api/v1/servers/${server}/start`);

@@ -17,6 +17,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify, parseArgs } from 'node:util';
 import Docker from 'dockerode';
@@ -101,6 +102,29 @@ function temporalPid(address: string): number {
   throw new Error(`no Temporal dev server process listening on port ${port} found in /proc`);
 }
 
+/** The Docker engine's processes (dockerd and its containerd), from dockerd's pid file; empty when unreadable. */
+function enginePids(): number[] {
+  try {
+    const dockerd = Number(fs.readFileSync(process.env.DOCKER_PIDFILE ?? '/var/run/docker.pid', 'utf8').trim());
+    return dockerd > 0 ? [dockerd, ...childPids(dockerd)] : [];
+  } catch {
+    return [];
+  }
+}
+
+/** CPU seconds a set of processes has used so far (the ones that are gone count 0). */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      ticks += cpuTicks(pid);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / ticksPerSecond;
+}
+
 interface ContainerMemory {
   /** The container's own processes (docker-init and the server). */
   processes: number;
@@ -125,6 +149,8 @@ async function containerMemory(label: string): Promise<ContainerMemory> {
 
 interface Baseline {
   seconds: number;
+  /** The same containers stopped and removed (`docker rm -f`, same bound on parallel calls). */
+  secondsToRemove: number;
   memory: ContainerMemory;
   memAvailableDropPerContainer: number;
 }
@@ -142,8 +168,15 @@ async function plainDockerRuns(label: string, suffix: string): Promise<Baseline>
   await sleep(2000);
   const memory = await containerMemory(label);
   const drop = (before - memAvailableBytes()) / REPLICAS;
+  const removing = process.hrtime.bigint();
+  await mapLimit(
+    Array.from({ length: REPLICAS }, (_, i) => i),
+    START_CONCURRENCY,
+    (i) => run('docker', ['rm', '-f', `t-bench-scale-plain-${suffix}-${i}`]),
+  );
+  const secondsToRemove = Number(process.hrtime.bigint() - removing) / 1e9;
   await removeContainers({ label });
-  return { seconds, memory, memAvailableDropPerContainer: drop };
+  return { seconds, secondsToRemove, memory, memAvailableDropPerContainer: drop };
 }
 
 /** Counts workflows matching a visibility query (the bench's Temporal is its own, so nothing else is counted). */
@@ -250,6 +283,9 @@ async function main(): Promise<void> {
     const memBefore = memAvailableBytes();
 
     console.log(`applying ${server} with ${REPLICAS} replicas`);
+    // Which process the start waits on: the CPU each one spends from apply to all healthy.
+    const engine = enginePids();
+    const startCpu0 = { mcpd: cpuSeconds([pid]), temporal: cpuSeconds([temporal]), engine: cpuSeconds(engine) };
     const applied = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - applied) / 1e9;
     await api('PUT', `/api/v1/servers/${server}`, {
@@ -278,6 +314,11 @@ async function main(): Promise<void> {
       await sleep(250);
     }
     const secondsToHealthy = elapsed();
+    const startCpu = {
+      mcpd: cpuSeconds([pid]) - startCpu0.mcpd,
+      temporal: cpuSeconds([temporal]) - startCpu0.temporal,
+      engine: cpuSeconds(engine) - startCpu0.engine,
+    };
     if (!secondsToRunning) secondsToRunning = secondsToHealthy;
     // Visibility can lag; the API's answer (status queries of every instance) is the truth.
     const views = (await api('GET', `/api/v1/instances?server=${server}`)) as { items: { status: string; health: string }[] };
@@ -350,6 +391,11 @@ async function main(): Promise<void> {
       ['mcpd: apply -> POST start answered', `${secondsStartReturned.toFixed(1)} s`, 'every instance workflow started'],
       ['mcpd: apply -> all RUNNING', `${secondsToRunning.toFixed(1)} s`, `${(REPLICAS / secondsToRunning).toFixed(1)} instances/s`],
       ['mcpd: apply -> all RUNNING and healthy', `${secondsToHealthy.toFixed(1)} s`, `${(REPLICAS / secondsToHealthy).toFixed(1)} instances/s`],
+      [
+        'CPU during the start: mcpd / Temporal / dockerd+containerd',
+        `${startCpu.mcpd.toFixed(0)} / ${startCpu.temporal.toFixed(0)} / ${startCpu.engine.toFixed(0)} s`,
+        `CPU seconds from apply to all healthy (${(secondsToHealthy * os.cpus().length).toFixed(0)} s of ${os.cpus().length} cores); per instance ${((startCpu.mcpd / REPLICAS) * 1000).toFixed(0)} / ${((startCpu.temporal / REPLICAS) * 1000).toFixed(0)} / ${((startCpu.engine / REPLICAS) * 1000).toFixed(0)} ms`,
+      ],
       ['CPU idle, mcpd / Temporal', `${pct(cpuIdle.mcpd)} / ${pct(cpuIdle.temporal)}`, `% of one core, ${idleSeconds} s before apply`],
       ['CPU steady, mcpd', pct(cpuSteady.mcpd), `% of one core over ${windowSeconds.toFixed(0)} s`],
       ['CPU steady, Temporal dev server', pct(cpuSteady.temporal), `% of one core over ${windowSeconds.toFixed(0)} s`],
@@ -359,6 +405,7 @@ async function main(): Promise<void> {
         measured.historyEventsPerInstanceHour.toFixed(1),
         `${events} events, ${sample.length} instances + probes, ${windowSeconds.toFixed(0)} s`,
       ],
+      ['baseline: docker rm -f x N', `${baseline.secondsToRemove.toFixed(1)} s`, `${(REPLICAS / baseline.secondsToRemove).toFixed(1)} containers/s`],
       ['delete -> no container, no workflow', `${secondsToDeleted.toFixed(1)} s`, `left: ${left.containers} containers, ${left.workflows} workflows`],
       ['container RSS, baseline: init+server / shim', `${mib(baseline.memory.processes)} / ${mib(baseline.memory.shim)}`, `average of ${MEMORY_SAMPLE}`],
       ['container RSS, mcpd: init+server / shim', `${mib(instanceMemory.processes)} / ${mib(instanceMemory.shim)}`, `average of ${MEMORY_SAMPLE}`],
