@@ -74,7 +74,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const temporalBin = ensureTemporalBinaries(log);
 
     const postgres = await startPostgres({ binDir: pgBin, ...layout.postgres, logFile: path.join(layout.logDir, 'postgresql.log') });
-    started.push({ name: `PostgreSQL (pid ${postgres.process.pid})`, stop: postgres.stop });
+    started.push({ name: `PostgreSQL (pid ${postgres.process.pid})`, stop: () => postgres.stop() });
     log(`PostgreSQL ${postgres.initialized ? 'initialised and ' : ''}up at ${postgres.address} (pid ${postgres.process.pid})`);
     applyTemporalSchema({ sqlTool: temporalBin.sqlTool, port: layout.postgres.port, password: postgres.password, log });
 
@@ -95,7 +95,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       layout.frontendProxyPort,
       layout.temporalNodes.map((n) => ({ host: '127.0.0.1', port: n.ports.frontend })),
     );
-    started.push({ name: 'the frontend proxy', stop: proxy.close });
+    started.push({ name: 'the frontend proxy', stop: () => proxy.close() });
     await ensureNamespaceAndSearchAttributes(options.temporalCli, temporalAddress, log);
 
     const openbao = await startPersistentOpenBao({
@@ -104,7 +104,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       dir: layout.openbao.dir,
       logFile: path.join(layout.logDir, 'openbao.log'),
     });
-    started.push({ name: `OpenBao (pid ${openbao.process.pid})`, stop: openbao.stop });
+    started.push({ name: `OpenBao (pid ${openbao.process.pid})`, stop: () => openbao.stop() });
     log(`OpenBao (Raft) active at ${openbao.address}`);
 
     const engines = layout.dockerHosts.map((host) => new DockerEngine(host.dir, host.socket));
@@ -131,7 +131,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           MCPD_HOST: '127.0.0.1',
           MCPD_PORT: String(plan.port),
           MCPD_ROLES: plan.roles,
-          ...(plan.dockerHost ? { MCPD_NODE: plan.dockerHost.name, MCPD_DOCKER_SOCKET: plan.dockerHost.socket, DOCKER_HOST: `unix://${plan.dockerHost.socket}` } : {}),
+          ...(plan.dockerHost
+            ? { MCPD_NODE: plan.dockerHost.name, MCPD_DOCKER_SOCKET: plan.dockerHost.socket, DOCKER_HOST: `unix://${plan.dockerHost.socket}` }
+            : {}),
         },
       });
       started.push({ name: `mcpd ${plan.name} (pid ${proc.pid})`, stop: () => proc.stop(15_000) });

@@ -58,7 +58,8 @@ export class DockerEngine {
     await waitUntil(
       `dockerd at ${this.socket}`,
       async () => {
-        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`dockerd exited (${proc.exitCode ?? proc.signalCode}): ${tailLog(this.logFile, 5)}`);
+        if (proc.exitCode !== null || proc.signalCode !== null)
+          throw new Error(`dockerd exited (${proc.exitCode ?? proc.signalCode}): ${tailLog(this.logFile, 5)}`);
         await this.docker.ping();
         return true;
       },

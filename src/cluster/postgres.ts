@@ -29,7 +29,8 @@ export function ensurePostgresBinaries(log: (msg: string) => void): string {
   log("PostgreSQL is not installed: installing Debian's postgresql package with apt-get");
   for (const args of [['update'], ['install', '-y', '--no-install-recommends', 'postgresql']]) {
     const result = spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    if (result.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed (exit ${result.status ?? result.signal}); install the postgresql package and run again`);
+    if (result.status !== 0)
+      throw new Error(`apt-get ${args.join(' ')} failed (exit ${result.status ?? result.signal}); install the postgresql package and run again`);
   }
   const installed = find();
   if (!installed) throw new Error('apt-get installed postgresql but no /usr/lib/postgresql/<version>/bin/postgres exists');
@@ -44,7 +45,7 @@ function asPostgresUser(command: string, args: string[]): { command: string; arg
 
 function chownToPostgres(target: string): void {
   if (process.getuid?.() !== 0) return;
-  const result = spawnSync('chown', ['-R', 'postgres:postgres', target]);
+  const result = spawnSync('chown', ['-R', 'postgres:postgres', target], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`chown postgres ${target} failed: ${result.stderr}`);
 }
 
@@ -57,10 +58,17 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-export async function startPostgres(options: { binDir: string; dataDir: string; passwordFile: string; port: number; logFile: string }): Promise<PostgresServer> {
+export async function startPostgres(options: {
+  binDir: string;
+  dataDir: string;
+  passwordFile: string;
+  port: number;
+  logFile: string;
+}): Promise<PostgresServer> {
   if (await isPortOpen(HOST, options.port)) throw new Error(`port ${HOST}:${options.port} (PostgreSQL) is already in use`);
   const parent = path.dirname(options.dataDir);
-  fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
+  // Every directory above the data must be traversable by the postgres user.
+  fs.mkdirSync(parent, { recursive: true });
   let initialized = false;
   if (!fs.existsSync(path.join(options.dataDir, 'PG_VERSION'))) {
     fs.rmSync(options.dataDir, { recursive: true, force: true });
@@ -93,11 +101,15 @@ export async function startPostgres(options: { binDir: string; dataDir: string; 
   const cmd = asPostgresUser(path.join(options.binDir, 'postgres'), postgresArgs(options.dataDir, options.port));
   const proc = startProcess({ name: 'PostgreSQL', command: cmd.command, args: cmd.args, logFile: options.logFile });
   try {
-    await waitUntil(`PostgreSQL on ${HOST}:${options.port}`, async () => runQuiet(path.join(options.binDir, 'pg_isready'), ['-h', HOST, '-p', String(options.port)]).ok, {
-      timeoutMs: 60_000,
-      intervalMs: 200,
-      proc,
-    });
+    await waitUntil(
+      `PostgreSQL on ${HOST}:${options.port}`,
+      async () => runQuiet(path.join(options.binDir, 'pg_isready'), ['-h', HOST, '-p', String(options.port)]).ok,
+      {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        proc,
+      },
+    );
   } catch (err) {
     await proc.stop();
     throw err;
@@ -132,7 +144,8 @@ export function applyTemporalSchema(options: { sqlTool: string; port: number; pa
   for (const [kind, database] of Object.entries(TEMPORAL_DATABASES)) {
     const db = ['--database', database];
     const created = run([...db, 'create-database'], `create-database ${database}`, true);
-    if (!created.ok && !/already exists/.test(created.output)) throw new Error(`temporal-sql-tool create-database ${database} failed:\n${created.output.slice(-2000)}`);
+    if (!created.ok && !/already exists/.test(created.output))
+      throw new Error(`temporal-sql-tool create-database ${database} failed:\n${created.output.slice(-2000)}`);
     const schema = `postgresql/v12/${kind === 'default' ? 'temporal' : 'visibility'}`;
     // Version tables first (a no-op when they exist), then every versioned step up to the latest.
     const setup = run([...db, 'setup-schema', '-v', '0.0'], `setup-schema ${database}`, true);

@@ -44,7 +44,8 @@ export function ensureTemporalBinaries(log: (msg: string) => void): TemporalBina
       cwd: os.tmpdir(),
       env: { ...process.env, GOTOOLCHAIN: TEMPORAL_GO_TOOLCHAIN, GOBIN: binDir, GOFLAGS: process.env.GOFLAGS ?? '-p=1' },
     });
-    if (result.status !== 0) throw new Error(`go install ${pkg}@v${TEMPORAL_SERVER_VERSION} failed (exit ${result.status ?? result.signal ?? result.error?.message})`);
+    if (result.status !== 0)
+      throw new Error(`go install ${pkg}@v${TEMPORAL_SERVER_VERSION} failed (exit ${result.status ?? result.signal ?? result.error?.message})`);
     fs.renameSync(path.join(binDir, built), target);
     if (!reportsVersion(target)) throw new Error(`${target} does not report version ${TEMPORAL_SERVER_VERSION}`);
     log(`built ${name} in ${((Date.now() - started) / 1000).toFixed(0)}s`);

@@ -29,9 +29,14 @@ export function frontendHealthy(temporalCli: string, address: string): boolean {
   return runQuiet(temporalCli, ['operator', 'cluster', 'health', '--address', address]).ok;
 }
 
-export async function startTemporalNode(options: { serverBin: string; temporalCli: string; node: TemporalNode; timeoutMs?: number }): Promise<RunningTemporalNode> {
+export async function startTemporalNode(options: {
+  serverBin: string;
+  temporalCli: string;
+  node: TemporalNode;
+  timeoutMs?: number;
+}): Promise<RunningTemporalNode> {
   const { node } = options;
-  for (const port of Object.values(node.ports)) {
+  for (const port of Object.values(node.ports) as number[]) {
     if (await isPortOpen(HOST, port)) throw new Error(`port ${HOST}:${port} (${node.name}) is already in use`);
   }
   const address = `${HOST}:${node.ports.frontend}`;

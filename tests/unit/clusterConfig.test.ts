@@ -59,7 +59,7 @@ describe('cluster layout and Temporal config', () => {
     const node = layout.temporalNodes[1];
     const config = YAML.parse(
       temporalServerConfigYaml({ node, postgresPort: 27432, postgresPassword: 'pw', frontendAddress: '127.0.0.1:27233', dynamicConfigFile: '/state/dc.yaml' }),
-    ) as ReturnType<typeof temporalServerConfig> & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    ) as ReturnType<typeof temporalServerConfig> & Record<string, any>;
     assert.equal(config.persistence.numHistoryShards, NUM_HISTORY_SHARDS);
     for (const store of ['postgres-default', 'postgres-visibility']) {
       assert.equal(config.persistence.datastores[store].sql.pluginName, 'postgres12');
