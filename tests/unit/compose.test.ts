@@ -16,7 +16,7 @@ import { SEARCH_ATTRIBUTES } from '../../src/contracts/searchAttributes';
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const composeText = fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
 // Compose resolves YAML merge keys (<<) and anchors before validating; so does this parse.
-const compose = YAML.parse(composeText, { merge: true }) as { services: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+const compose = YAML.parse(composeText, { merge: true }) as { services: Record<string, any> };
 /**
  * The schema names its meta-schema as https://json-schema.org/draft-07/schema, which Ajv
  * knows as http://…/schema#; the schema itself is the spec's, so it is not re-validated.
