@@ -2,7 +2,7 @@
 /**
  * `npm run test:cluster`: builds, gets the toolchain and images, then runs mocha over
  * tests/cluster/*.e2e.ts, which starts and stops the cluster itself (own state dir under
- * .data/cluster-test, ports from 37000) so it can run next to `npm run cluster`.
+ * .data/cluster-test, ports from 24000) so it can run next to `npm run cluster`.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';

@@ -18,6 +18,8 @@ export const TEMPORAL_DATABASES = { default: 'temporal', visibility: 'temporal_v
 export const NUM_HISTORY_SHARDS = 4;
 export const CLUSTER_NAME = 'mcpd';
 const HOST = '127.0.0.1';
+/** The highest port base whose Temporal membership ports (base+1000.. base+1969) stay at most 32767. */
+export const MAX_PORT_BASE = 30_000;
 
 export interface TemporalNodePorts {
   frontend: number;
@@ -73,7 +75,11 @@ export interface ClusterLayout {
  * 7400) or `npm test` (17233, 18200).
  */
 export function clusterLayout(stateDir: string, base = 27000, nodes = 2): ClusterLayout {
-  if (!Number.isInteger(base) || base < 1024 || base > 60000) throw new Error(`the cluster's port base must be an integer from 1024 to 60000, got ${base}`);
+  // Temporal keeps membership ports in a PostgreSQL smallint column (cluster_membership.rpc_port):
+  // a port above 32767 makes a node fail at start with "out of range for type smallint".
+  if (!Number.isInteger(base) || base < 1024 || base > MAX_PORT_BASE) {
+    throw new Error(`the cluster's port base must be an integer from 1024 to ${MAX_PORT_BASE} (Temporal stores membership ports as a smallint), got ${base}`);
+  }
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) throw new Error(`the cluster needs 1 to 9 Temporal nodes, got ${nodes}`);
   const logDir = path.join(stateDir, 'logs');
   const temporalNodes = Array.from({ length: nodes }, (_, i): TemporalNode => {

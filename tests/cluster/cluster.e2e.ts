@@ -1,6 +1,6 @@
 /**
  * `npm run test:cluster`: the production-shaped stack of `npm run cluster` (src/cluster),
- * started on its own state dir and ports (base 37000). Both Temporal nodes are members of
+ * started on its own state dir and ports (base 24000). Both Temporal nodes are members of
  * one cluster; a server applied through API process 1 is seen through API process 2; its
  * instance reaches RUNNING on one of the two Docker hosts; one Temporal node restarts while
  * the other serves and the API keeps answering; a second start reuses PostgreSQL's and
@@ -28,7 +28,7 @@ describe('the production-shaped cluster (npm run cluster)', function () {
   const options = (): ClusterOptions => ({
     root: REPO_ROOT,
     stateDir: process.env.MCPD_CLUSTER_DIR ?? path.join(REPO_ROOT, '.data', 'cluster-test'),
-    portBase: 37000,
+    portBase: 24000,
     temporalCli: required('MCPD_TEMPORAL_CLI'),
     bao: required('MCPD_BAO_CLI'),
     images: JSON.parse(required('MCPD_CLUSTER_IMAGES')) as Record<string, string>,

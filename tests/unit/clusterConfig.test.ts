@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import YAML from 'yaml';
-import { NUM_HISTORY_SHARDS, clusterLayout, postgresArgs, temporalServerConfig, temporalServerConfigYaml } from '../../src/cluster/config';
+import { MAX_PORT_BASE, NUM_HISTORY_SHARDS, clusterLayout, postgresArgs, temporalServerConfig, temporalServerConfigYaml } from '../../src/cluster/config';
 
 function allPorts(layout: ReturnType<typeof clusterLayout>): number[] {
   return [
@@ -20,6 +20,15 @@ describe('cluster layout and Temporal config', () => {
     assert.ok(ports.every((p) => p > 1024 && p < 65536));
   });
 
+  it('keeps Temporal membership ports within a smallint, as its cluster_membership table stores them', () => {
+    for (const base of [27000, 24000, MAX_PORT_BASE]) {
+      for (const node of clusterLayout('/s', base, 9).temporalNodes) {
+        const p = node.ports;
+        for (const port of [p.frontendMembership, p.historyMembership, p.matchingMembership, p.workerMembership]) assert.ok(port <= 32767, `${port}`);
+      }
+    }
+  });
+
   it('keeps clear of the ports npm start and npm test use', () => {
     const ports = allPorts(clusterLayout('/state'));
     for (const taken of [7233, 8233, 8200, 8201, 7400, 17233, 18233, 18200]) assert.ok(!ports.includes(taken), `uses ${taken}`);
@@ -27,10 +36,10 @@ describe('cluster layout and Temporal config', () => {
 
   it('moves every port with the base, so a test cluster can run next to npm run cluster', () => {
     const a = allPorts(clusterLayout('/a'));
-    const b = allPorts(clusterLayout('/b', 37000));
+    const b = allPorts(clusterLayout('/b', 24000));
     assert.deepEqual(
       b,
-      a.map((p) => p + 10000),
+      a.map((p) => p - 3000),
     );
     assert.ok(!b.some((p) => a.includes(p)));
   });
@@ -51,6 +60,7 @@ describe('cluster layout and Temporal config', () => {
 
   it('rejects a port base or node count it cannot lay out, naming the value', () => {
     assert.throws(() => clusterLayout('/s', 80), /port base.*80/);
+    assert.throws(() => clusterLayout('/s', 37000), /smallint\), got 37000/);
     assert.throws(() => clusterLayout('/s', 27000, 0), /1 to 9 Temporal nodes, got 0/);
   });
 
