@@ -2,13 +2,26 @@
  * Temporal server nodes of one cluster, each a `temporal-server start` with all four
  * services on its own loopback ports, and the namespace and search attributes mcpd needs.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SEARCH_ATTRIBUTES } from '../contracts/searchAttributes';
-import { isPortOpen, runQuiet, startProcess, waitUntil, type ManagedProcess } from '../embedded/process';
+import { isPortOpen, startProcess, waitUntil, type ManagedProcess } from '../embedded/process';
 import { TEMPORAL_NAMESPACE, temporalDynamicConfigYaml, temporalServerConfigYaml, type TemporalConfigInput, type TemporalNode } from './config';
 
 const HOST = '127.0.0.1';
+
+/**
+ * Runs the temporal CLI without blocking the event loop: the frontend proxy lives in this
+ * process, and the CLI's calls to the cluster go through it.
+ */
+function runCli(temporalCli: string, args: string[]): Promise<{ ok: boolean; output: string }> {
+  return new Promise((resolve) => {
+    execFile(temporalCli, args, { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) =>
+      resolve({ ok: !error, output: `${stdout}${stderr}` || (error?.message ?? '') }),
+    );
+  });
+}
 
 export interface RunningTemporalNode {
   node: TemporalNode;
@@ -25,8 +38,8 @@ export function writeNodeConfig(input: TemporalConfigInput): void {
 }
 
 /** Healthy means the frontend answers the cluster health check (`temporal operator cluster health`). */
-export function frontendHealthy(temporalCli: string, address: string): boolean {
-  return runQuiet(temporalCli, ['operator', 'cluster', 'health', '--address', address]).ok;
+export async function frontendHealthy(temporalCli: string, address: string): Promise<boolean> {
+  return (await runCli(temporalCli, ['operator', 'cluster', 'health', '--address', address])).ok;
 }
 
 export async function startTemporalNode(options: {
@@ -60,8 +73,8 @@ export async function startTemporalNode(options: {
 }
 
 /** The members of the cluster's ring for one service, as `temporal operator cluster describe` lists them. */
-export function ringMembers(temporalCli: string, address: string, service = 'frontend'): string[] {
-  const { ok, output } = runQuiet(temporalCli, ['operator', 'cluster', 'describe', '--address', address, '--detail', '-o', 'json']);
+export async function ringMembers(temporalCli: string, address: string, service = 'frontend'): Promise<string[]> {
+  const { ok, output } = await runCli(temporalCli, ['operator', 'cluster', 'describe', '--address', address, '--detail', '-o', 'json']);
   if (!ok) throw new Error(`temporal operator cluster describe failed: ${output}`);
   const described = JSON.parse(output) as { membershipInfo?: { rings?: { role?: string; members?: { identity?: string }[] }[] } };
   const ring = described.membershipInfo?.rings?.find((r) => r.role === service);
@@ -71,8 +84,8 @@ export function ringMembers(temporalCli: string, address: string, service = 'fro
 /** Creates the namespace and mcpd's search attributes unless they exist (idempotent). */
 export async function ensureNamespaceAndSearchAttributes(temporalCli: string, address: string, log: (msg: string) => void): Promise<void> {
   const base = ['--address', address, '--namespace', TEMPORAL_NAMESPACE];
-  if (!runQuiet(temporalCli, ['operator', 'namespace', 'describe', ...base]).ok) {
-    const created = runQuiet(temporalCli, ['operator', 'namespace', 'create', ...base, '--retention', '72h']);
+  if (!(await runCli(temporalCli, ['operator', 'namespace', 'describe', ...base])).ok) {
+    const created = await runCli(temporalCli, ['operator', 'namespace', 'create', ...base, '--retention', '72h']);
     if (!created.ok && !/already/i.test(created.output)) throw new Error(`creating namespace ${TEMPORAL_NAMESPACE} failed: ${created.output}`);
     log(`created namespace ${TEMPORAL_NAMESPACE}`);
   }
@@ -81,7 +94,7 @@ export async function ensureNamespaceAndSearchAttributes(temporalCli: string, ad
     await waitUntil(
       `search attribute ${name} registered`,
       async () => {
-        const result = runQuiet(temporalCli, ['operator', 'search-attribute', 'create', ...base, '--name', name, '--type', 'Keyword']);
+        const result = await runCli(temporalCli, ['operator', 'search-attribute', 'create', ...base, '--name', name, '--type', 'Keyword']);
         if (result.ok || /already exists/i.test(result.output)) return true;
         throw new Error(result.output.trim().split('\n').pop());
       },

@@ -54,11 +54,11 @@ describe('the production-shaped cluster (npm run cluster)', function () {
     await cluster?.stop();
   });
 
-  it('runs two Temporal server nodes that are members of one cluster', () => {
+  it('runs two Temporal server nodes that are members of one cluster', async () => {
     for (const node of cluster!.temporalNodes) {
       // Each node's own frontend lists both nodes in every service ring.
       for (const service of ['frontend', 'history', 'matching']) {
-        const members = ringMembers(required('MCPD_TEMPORAL_CLI'), node.address, service);
+        const members = await ringMembers(required('MCPD_TEMPORAL_CLI'), node.address, service);
         assert.equal(members.length, 2, `${service} ring seen from ${node.node.name}: ${members.join(', ')}`);
       }
     }
