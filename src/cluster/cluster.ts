@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startPersistentOpenBao, type OpenBaoServer } from '../embedded/openbao';
 import { isPortOpen, startProcess, waitUntil, type ManagedProcess } from '../embedded/process';
-import { clusterLayout, type ClusterLayout, type McpdProcessPlan } from './config';
+import { clusterLayout, type ClusterLayout, type DockerHost, type McpdProcessPlan } from './config';
 import { DockerEngine } from './dockerEngine';
 import { startFrontendProxy, type FrontendProxy } from './frontendProxy';
-import { applyTemporalSchema, ensurePostgresBinaries, startPostgres, type PostgresServer } from './postgres';
+import { applyTemporalSchema, clusterMembers, ensurePostgresBinaries, startPostgres, type ClusterMember, type PostgresServer } from './postgres';
 import { ensureTemporalBinaries } from './temporalBuild';
 import { ensureNamespaceAndSearchAttributes, startTemporalNode, writeNodeConfig, type RunningTemporalNode } from './temporalNodes';
 
@@ -43,6 +43,8 @@ export interface Cluster {
   temporalAddress: string;
   temporalNodes: RunningTemporalNode[];
   postgres: PostgresServer;
+  /** The live members of each Temporal service ring, from PostgreSQL. */
+  members(): Promise<ClusterMember[]>;
   openbao: OpenBaoServer;
   engines: DockerEngine[];
   mcpd: McpdProcess[];
@@ -131,9 +133,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           MCPD_HOST: '127.0.0.1',
           MCPD_PORT: String(plan.port),
           MCPD_ROLES: plan.roles,
-          ...(plan.dockerHost
-            ? { MCPD_NODE: plan.dockerHost.name, MCPD_DOCKER_SOCKET: plan.dockerHost.socket, DOCKER_HOST: `unix://${plan.dockerHost.socket}` }
-            : {}),
+          ...hostEnv(plan.dockerHost ?? layout.dockerHosts[0]),
         },
       });
       started.push({ name: `mcpd ${plan.name} (pid ${proc.pid})`, stop: () => proc.stop(15_000) });
@@ -149,11 +149,21 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       await temporalNodes[index].stop();
       temporalNodes[index] = await startTemporalNode({ serverBin: temporalBin.server, temporalCli: options.temporalCli, node });
     };
-    return { layout, temporalAddress, temporalNodes, postgres, openbao, engines, mcpd, apiToken, restartTemporalNode, stop };
+    const members = () => clusterMembers({ binDir: pgBin, port: layout.postgres.port, password: postgres.password });
+    return { layout, temporalAddress, temporalNodes, postgres, members, openbao, engines, mcpd, apiToken, restartTemporalNode, stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * A node worker runs containers on its own host. Until placement across nodes exists, an
+ * API process places every instance on the node it is configured with (MCPD_NODE), so the
+ * API processes name the first host and read container logs from its engine.
+ */
+function hostEnv(host: DockerHost): NodeJS.ProcessEnv {
+  return { MCPD_NODE: host.name, MCPD_DOCKER_SOCKET: host.socket, DOCKER_HOST: `unix://${host.socket}` };
 }
 
 async function startEngine(engine: DockerEngine, images: Record<string, string>, log: (msg: string) => void): Promise<void> {

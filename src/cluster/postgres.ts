@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { POSTGRES_PLUGIN, TEMPORAL_DATABASES, postgresArgs } from './config';
 import { isPortOpen, runQuiet, startProcess, waitUntil, type ManagedProcess } from '../embedded/process';
 
@@ -153,4 +153,44 @@ export function applyTemporalSchema(options: { sqlTool: string; port: number; pa
     run([...db, 'update-schema', '--schema-name', schema], `update-schema ${database}`);
     options.log(`Temporal schema ${schema} in database ${database} is current`);
   }
+}
+
+/** Temporal's service roles as its cluster_membership table numbers them. */
+const MEMBERSHIP_ROLES: Record<string, string> = { '1': 'frontend', '2': 'history', '3': 'matching', '4': 'worker' };
+
+export interface ClusterMember {
+  service: string;
+  /** host:port of the member's ringpop (membership) listener. */
+  address: string;
+}
+
+/**
+ * The live members of the Temporal cluster's rings: each service of each node heartbeats
+ * its ringpop address into cluster_membership, and ringpop joins through that table, so a
+ * node listed here for a service is in that service's ring.
+ */
+export function clusterMembers(options: { binDir: string; port: number; password: string }): Promise<ClusterMember[]> {
+  // Rows stay for 48 h after a node stops; a live member heartbeats about every 10 s.
+  const query =
+    "SELECT DISTINCT role, rpc_address, rpc_port FROM cluster_membership WHERE last_heartbeat > now() - interval '30 seconds' ORDER BY role, rpc_port";
+  return new Promise((resolve, reject) => {
+    execFile(
+      path.join(options.binDir, 'psql'),
+      ['-h', HOST, '-p', String(options.port), '-U', 'temporal', '-d', TEMPORAL_DATABASES.default, '-At', '-c', query],
+      { env: { ...process.env, PGPASSWORD: options.password }, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        if (error) return reject(new Error(`reading cluster_membership failed: ${stderr || error.message}`));
+        resolve(
+          stdout
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => {
+              const [role, host, port] = line.split('|');
+              return { service: MEMBERSHIP_ROLES[role] ?? `role ${role}`, address: `${host}:${port}` };
+            }),
+        );
+      },
+    );
+  });
 }

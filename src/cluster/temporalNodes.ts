@@ -72,15 +72,6 @@ export async function startTemporalNode(options: {
   return { node, address, process: proc, stop: () => proc.stop(20_000) };
 }
 
-/** The members of the cluster's ring for one service, as `temporal operator cluster describe` lists them. */
-export async function ringMembers(temporalCli: string, address: string, service = 'frontend'): Promise<string[]> {
-  const { ok, output } = await runCli(temporalCli, ['operator', 'cluster', 'describe', '--address', address, '--detail', '-o', 'json']);
-  if (!ok) throw new Error(`temporal operator cluster describe failed: ${output}`);
-  const described = JSON.parse(output) as { membershipInfo?: { rings?: { role?: string; members?: { identity?: string }[] }[] } };
-  const ring = described.membershipInfo?.rings?.find((r) => r.role === service);
-  return (ring?.members ?? []).map((m) => m.identity ?? '').filter(Boolean);
-}
-
 /** Creates the namespace and mcpd's search attributes unless they exist (idempotent). */
 export async function ensureNamespaceAndSearchAttributes(temporalCli: string, address: string, log: (msg: string) => void): Promise<void> {
   const base = ['--address', address, '--namespace', TEMPORAL_NAMESPACE];

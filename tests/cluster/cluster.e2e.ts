@@ -7,13 +7,17 @@
  * OpenBao's data. Not part of `npm test` (its file name does not end in .test.ts).
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { LABELS } from '../../src/contracts/labels';
 import { startCluster, type Cluster, type ClusterOptions } from '../../src/cluster/cluster';
-import { ringMembers } from '../../src/cluster/temporalNodes';
+import { TEMPORAL_SERVER_VERSION } from '../../src/cluster/config';
 import { callApi } from '../support/clients';
 import { REPO_ROOT, waitForValue } from '../support/stack';
 import { applyServer, waitForInstance, type ChaosServer } from '../chaos/support';
+
+const execFileAsync = promisify(execFile);
 
 function required(name: string): string {
   const value = process.env[name];
@@ -54,14 +58,31 @@ describe('the production-shaped cluster (npm run cluster)', function () {
     await cluster?.stop();
   });
 
+  /** The nodes (by their membership ports) in each service's ring. */
+  async function ringsByService(): Promise<Record<string, string[]>> {
+    const rings: Record<string, string[]> = {};
+    for (const member of await cluster!.members()) (rings[member.service] ??= []).push(member.address);
+    return rings;
+  }
+
   it('runs two Temporal server nodes that are members of one cluster', async () => {
+    const [a, b] = cluster!.layout.temporalNodes.map((n) => n.ports);
+    assert.deepEqual(await ringsByService(), {
+      frontend: [`127.0.0.1:${a.frontendMembership}`, `127.0.0.1:${b.frontendMembership}`],
+      history: [`127.0.0.1:${a.historyMembership}`, `127.0.0.1:${b.historyMembership}`],
+      matching: [`127.0.0.1:${a.matchingMembership}`, `127.0.0.1:${b.matchingMembership}`],
+      worker: [`127.0.0.1:${a.workerMembership}`, `127.0.0.1:${b.workerMembership}`],
+    });
+    // Both frontends serve, and both describe the same cluster.
+    const ids = new Set<string>();
     for (const node of cluster!.temporalNodes) {
-      // Each node's own frontend lists both nodes in every service ring.
-      for (const service of ['frontend', 'history', 'matching']) {
-        const members = await ringMembers(required('MCPD_TEMPORAL_CLI'), node.address, service);
-        assert.equal(members.length, 2, `${service} ring seen from ${node.node.name}: ${members.join(', ')}`);
-      }
+      const described = JSON.parse(
+        (await execFileAsync(required('MCPD_TEMPORAL_CLI'), ['operator', 'cluster', 'describe', '--address', node.address, '-o', 'json'])).stdout,
+      ) as { clusterId: string; serverVersion: string };
+      assert.equal(described.serverVersion, TEMPORAL_SERVER_VERSION);
+      ids.add(described.clusterId);
     }
+    assert.equal(ids.size, 1, 'one cluster id');
   });
 
   it('shows a server applied through API process 1 through API process 2, and runs its instance on a cluster host', async () => {
@@ -97,11 +118,10 @@ describe('the production-shaped cluster (npm run cluster)', function () {
     console.log(`    [cluster] ${calls} API calls during the restart of temporal-1, ${failures.length} failed`);
     assert.deepEqual(failures, []);
     // The restarted node rejoins the ring.
-    await waitForValue(
-      async () => ringMembers(required('MCPD_TEMPORAL_CLI'), cluster!.temporalNodes[1].address, 'history'),
-      (m) => m.length === 2,
-      { timeoutMs: 60_000, what: 'temporal-1 back in the history ring' },
-    );
+    await waitForValue(ringsByService, (rings) => rings.history?.length === 2 && rings.matching?.length === 2, {
+      timeoutMs: 60_000,
+      what: 'temporal-1 back in the history and matching rings',
+    });
     const view = await waitForInstance(api(0), server!, 'the instance still RUNNING', (v) => v.status === 'RUNNING', 60_000);
     assert.equal(view.status, 'RUNNING');
   });
