@@ -51,9 +51,11 @@ describe('the production-shaped cluster (npm run cluster)', function () {
   });
 
   after(async () => {
+    // The cluster stops even when the server's stop does not finish (an instance that never
+    // started may keep its stop waiting): the state dir is the test's own.
     if (cluster && server) {
-      await callApi(api(0), 'POST', `/api/v1/servers/${server.name}/stop`).catch(() => undefined);
-      await callApi(api(0), 'DELETE', `/api/v1/servers/${server.name}`).catch(() => undefined);
+      const stopped = callApi(api(0), 'POST', `/api/v1/servers/${server.name}/stop`).catch(() => undefined);
+      await Promise.race([stopped, new Promise((r) => setTimeout(r, 30_000))]);
     }
     await cluster?.stop();
   });
