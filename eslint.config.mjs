@@ -16,7 +16,7 @@ import tseslint from 'typescript-eslint';
 const preferConst = ['error', { ignoreReadBeforeAssign: true }];
 
 export default defineConfig(
-  { ignores: ['dist/', 'node_modules/', '.tools/', '.data/', 'tests/workflows/histories/'] },
+  { ignores: ['dist/', 'node_modules/', '.tools/', '.data/', '.cluster/', 'tests/workflows/histories/'] },
   {
     linterOptions: { reportUnusedDisableDirectives: 'error' },
   },

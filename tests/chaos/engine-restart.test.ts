@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { DockerEngine } from '../../src/cluster/dockerEngine';
 import { LABELS } from '../../src/contracts/labels';
 import { callApi, runMcpctl } from '../support/clients';
-import { TestEngine } from '../support/engine';
 import { startMcpd, type McpdProcess } from '../support/stack';
 import {
   applyServer,
@@ -24,17 +24,18 @@ import {
   waitForInstance,
   type ChaosServer,
 } from './support';
+import { engineDocker } from '../support/engineDocker';
 
 describe('chaos: the Docker engine restarts', function () {
   this.timeout(300_000);
-  let engine: TestEngine;
+  let engine: DockerEngine;
   let mcpd: McpdProcess;
   let server: ChaosServer;
   let workDir: string;
 
   before(async () => {
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-chaos-engine-'));
-    engine = new TestEngine(workDir);
+    engine = new DockerEngine(workDir);
     await engine.start();
     await engine.loadImage('mcpd/gitea-like:dev');
     mcpd = await startMcpd({ env: { MCPD_DOCKER_SOCKET: engine.socket } });
@@ -44,13 +45,15 @@ describe('chaos: the Docker engine restarts', function () {
   });
 
   after(async () => {
-    await stopServersAndMcpd(mcpd, [server], engine?.docker);
+    await stopServersAndMcpd(mcpd, [server], engine ? engineDocker(engine) : undefined);
     if (engine) {
       // Everything this engine ran goes with its data root.
-      const left = await engine.docker.listContainers({ all: true }).catch(() => []);
+      const left = await engineDocker(engine)
+        .listContainers({ all: true })
+        .catch(() => []);
       await Promise.all(
         left.map((c) =>
-          engine.docker
+          engineDocker(engine)
             .getContainer(c.Id)
             .remove({ force: true })
             .catch(() => undefined),
@@ -81,7 +84,7 @@ describe('chaos: the Docker engine restarts', function () {
       `the events say the engine restarted: ${JSON.stringify(recent)}`,
     );
 
-    await assertOneCurrentContainer(engine.docker, server, after);
+    await assertOneCurrentContainer(engineDocker(engine), server, after);
     assert.equal(await echoThroughGateway(mcpd, server, 'after the engine restart'), 'after the engine restart');
     const listed = await callApi(mcpd, 'GET', '/api/v1/instances');
     assert.ok(
@@ -91,6 +94,6 @@ describe('chaos: the Docker engine restarts', function () {
     const ctl = await runMcpctl(mcpd, ['get', 'instances'], { cwd: workDir });
     assert.equal(ctl.code, 0, ctl.stderr);
     assertNoSecret(server, { 'mcpd output': mcpd.output(), API: listed.text, mcpctl: ctl.stdout + ctl.stderr });
-    assert.ok((await engine.docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${server.instance}`] } })).length === 1);
+    assert.ok((await engineDocker(engine).listContainers({ all: true, filters: { label: [`${LABELS.instance}=${server.instance}`] } })).length === 1);
   });
 });

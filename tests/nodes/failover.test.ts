@@ -15,9 +15,10 @@ import type { InstanceView } from '../../src/contracts/instance';
 import { LABELS } from '../../src/contracts/labels';
 import { nodeWorkflowId, type NodeView } from '../../src/contracts/node';
 import { callApi } from '../support/clients';
-import { TestEngine } from '../support/engine';
+import { DockerEngine } from '../../src/cluster/dockerEngine';
 import { recordHistory } from '../workflows/fixtures/env';
 import { removeContainers, startMcpd, testEnv, waitForValue, type McpdProcess } from '../support/stack';
+import { engineDocker } from '../support/engineDocker';
 
 const IMAGE = 'mcpd/gitea-like:dev';
 
@@ -28,13 +29,13 @@ describe('node failure: instances move to a Ready node and never run twice', fun
   const nodeB = `t-fail-b-${suffix}`;
   const server = `t-nodes-fail-${suffix}`;
   let workDir: string;
-  let engine: TestEngine;
+  let engine: DockerEngine;
   let a: McpdProcess;
   let b: McpdProcess | undefined;
 
   before(async () => {
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-failover-'));
-    engine = new TestEngine(workDir);
+    engine = new DockerEngine(workDir);
     await engine.start();
     await engine.loadImage(IMAGE);
     [a, b] = await Promise.all([startMcpd({ env: { MCPD_NODE: nodeA } }), startMcpd({ env: { MCPD_NODE: nodeB, MCPD_DOCKER_SOCKET: engine.socket } })]);
@@ -45,7 +46,7 @@ describe('node failure: instances move to a Ready node and never run twice', fun
     await callApi(a, 'DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
     await Promise.all([a?.stop(), b?.stop()]);
     await removeContainers({ label: `${LABELS.server}=${server}` });
-    await removeContainers({ label: `${LABELS.server}=${server}` }, engine.docker).catch(() => undefined);
+    await removeContainers({ label: `${LABELS.server}=${server}` }, engineDocker(engine)).catch(() => undefined);
     await engine?.stop();
     const connection = await Connection.connect({ address: testEnv().temporalAddress });
     const client = new Client({ connection });
@@ -120,7 +121,7 @@ describe('node failure: instances move to a Ready node and never run twice', fun
     await engine.start();
     b = await b!.restart();
     await waitForValue(
-      () => engine.docker.listContainers({ all: true, filters: { label: [`${LABELS.server}=${server}`] } }),
+      () => engineDocker(engine).listContainers({ all: true, filters: { label: [`${LABELS.server}=${server}`] } }),
       (left) => left.length === 0,
       {
         timeoutMs: 30_000,

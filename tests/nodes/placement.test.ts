@@ -17,9 +17,10 @@ import type { InstanceView } from '../../src/contracts/instance';
 import { LABELS } from '../../src/contracts/labels';
 import { nodeWorkflowId, type NodeView } from '../../src/contracts/node';
 import { callApi, runMcpctl } from '../support/clients';
-import { TestEngine } from '../support/engine';
+import { DockerEngine } from '../../src/cluster/dockerEngine';
 import { recordHistory } from '../workflows/fixtures/env';
 import { removeContainers, startMcpd, testEnv, waitForValue, type McpdProcess } from '../support/stack';
+import { engineDocker } from '../support/engineDocker';
 
 const IMAGE = 'mcpd/gitea-like:dev';
 
@@ -30,7 +31,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
   const nodeB = `t-nodes-b-${suffix}`;
   const nodeC = `t-nodes-c-${suffix}`;
   let workDir: string;
-  let engine: TestEngine;
+  let engine: DockerEngine;
   let a: McpdProcess;
   let b: McpdProcess | undefined;
   let c: McpdProcess | undefined;
@@ -38,7 +39,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
 
   before(async () => {
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-nodes-'));
-    engine = new TestEngine(workDir);
+    engine = new DockerEngine(workDir);
     await engine.start();
     await engine.loadImage(IMAGE);
     [a, b] = await Promise.all([
@@ -52,7 +53,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
     await Promise.all([a?.stop(), b?.stop(), c?.stop()]);
     for (const name of servers) {
       await removeContainers({ label: `${LABELS.server}=${name}` });
-      await removeContainers({ label: `${LABELS.server}=${name}` }, engine.docker);
+      await removeContainers({ label: `${LABELS.server}=${name}` }, engineDocker(engine));
     }
     await engine?.stop();
     // The node workflows would stay listed (NotReady) in the shared test namespace.
@@ -117,7 +118,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
     assert.deepEqual(viewB.registration?.labels, { disk: 'ssd', zone: 'west' });
     assert.equal(viewB.registration?.capacity, 10);
     assert.equal(viewB.registration?.engineHost, engine.socket);
-    assert.equal(viewB.registration?.engineVersion, (await engine.docker.version()).Version);
+    assert.equal(viewB.registration?.engineVersion, (await engineDocker(engine).version()).Version);
     assert.equal(viewA.instances, 0);
 
     const table = await runMcpctl(a, ['get', 'nodes'], { cwd: workDir });
@@ -146,7 +147,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
     assert.equal(perNode(nodeA), 2, JSON.stringify(running.map((i) => [i.id, i.node])));
     assert.equal(perNode(nodeB), 2);
     assert.equal(await containersOf(server, new Docker()), 2, 'two containers on the shared engine');
-    assert.equal(await containersOf(server, engine.docker), 2, "two containers on node B's engine");
+    assert.equal(await containersOf(server, engineDocker(engine)), 2, "two containers on node B's engine");
     const listed = await nodes();
     assert.equal(listed.get(nodeA)?.instances, 2);
     assert.equal(listed.get(nodeB)?.instances, 2);
@@ -163,7 +164,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
       running.map((i) => i.node),
       [nodeA, nodeA],
     );
-    assert.equal(await containersOf(server, engine.docker), 0);
+    assert.equal(await containersOf(server, engineDocker(engine)), 0);
   });
 
   it('placement.nodeSelector picks the nodes with those labels', async () => {
@@ -173,7 +174,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
       running.map((i) => i.node),
       [nodeB, nodeB],
     );
-    assert.equal(await containersOf(server, engine.docker), 2);
+    assert.equal(await containersOf(server, engineDocker(engine)), 2);
   });
 
   it('a placement no Ready node fits says why, and is placed once a fitting node appears', async () => {

@@ -1,0 +1,54 @@
+/**
+ * The real Temporal server and its SQL tool, built once per machine from the pinned Go
+ * module with the Go toolchain it needs, into ~/.cache/mcpd/temporal-v<version>/bin.
+ * The build is niced: it takes minutes on two cores and must not starve what runs.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { TEMPORAL_GO_TOOLCHAIN, TEMPORAL_SERVER_VERSION } from './config';
+import { runQuiet } from '../embedded/process';
+
+export interface TemporalBinaries {
+  server: string;
+  sqlTool: string;
+}
+
+export function temporalCacheDir(): string {
+  return process.env.MCPD_TEMPORAL_CACHE ?? path.join(os.homedir(), '.cache', 'mcpd', `temporal-v${TEMPORAL_SERVER_VERSION}`);
+}
+
+const PACKAGES = [
+  { pkg: 'go.temporal.io/server/cmd/server', built: 'server', name: 'temporal-server' },
+  { pkg: 'go.temporal.io/server/cmd/tools/sql', built: 'sql', name: 'temporal-sql-tool' },
+] as const;
+
+function reportsVersion(binary: string): boolean {
+  const { ok, output } = runQuiet(binary, ['--version']);
+  return ok && output.includes(TEMPORAL_SERVER_VERSION);
+}
+
+/** The cached binaries; builds whichever is missing or reports another version. */
+export function ensureTemporalBinaries(log: (msg: string) => void): TemporalBinaries {
+  const binDir = path.join(temporalCacheDir(), 'bin');
+  fs.mkdirSync(binDir, { recursive: true });
+  for (const { pkg, built, name } of PACKAGES) {
+    const target = path.join(binDir, name);
+    if (fs.existsSync(target) && reportsVersion(target)) continue;
+    const started = Date.now();
+    log(`building ${pkg}@v${TEMPORAL_SERVER_VERSION} with ${TEMPORAL_GO_TOOLCHAIN} (once per machine; several minutes)`);
+    const result = spawnSync('nice', ['-n', '19', 'go', 'install', `${pkg}@v${TEMPORAL_SERVER_VERSION}`], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      // Outside any module, so go.mod of this project plays no part.
+      cwd: os.tmpdir(),
+      env: { ...process.env, GOTOOLCHAIN: TEMPORAL_GO_TOOLCHAIN, GOBIN: binDir, GOFLAGS: process.env.GOFLAGS ?? '-p=1' },
+    });
+    if (result.status !== 0)
+      throw new Error(`go install ${pkg}@v${TEMPORAL_SERVER_VERSION} failed (exit ${result.status ?? result.signal ?? result.error?.message})`);
+    fs.renameSync(path.join(binDir, built), target);
+    if (!reportsVersion(target)) throw new Error(`${target} does not report version ${TEMPORAL_SERVER_VERSION}`);
+    log(`built ${name} in ${((Date.now() - started) / 1000).toFixed(0)}s`);
+  }
+  return { server: path.join(binDir, 'temporal-server'), sqlTool: path.join(binDir, 'temporal-sql-tool') };
+}
