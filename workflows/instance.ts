@@ -447,6 +447,11 @@ class InstanceRun {
     this.s = machine.waitingForNode(this.s, reason, new Date(Date.now() + this.nodeWaitMs).toISOString(), now());
     this.publish();
     const woke = await condition(() => machine.retryWaitEnds(this.s, this.inbox, this.continueAsNewDue()), this.nodeWaitMs);
+    return this.afterWait(woke);
+  }
+
+  /** The end of a wait (for a retry or for a node): the next phase, with a spec that arrived meanwhile adopted. */
+  private afterWait(woke: boolean): Phase {
     const { state, next, adoptSpec } = machine.afterRetryWait(this.s, this.inbox, woke, now());
     this.s = state;
     if (adoptSpec && this.inbox.pendingSpec !== null) {
@@ -459,13 +464,7 @@ class InstanceRun {
   async waitRetry(): Promise<Phase> {
     const waitMs = this.s.nextRetryAt ? Date.parse(this.s.nextRetryAt) - Date.now() : 0;
     const woke = waitMs > 0 ? await condition(() => machine.retryWaitEnds(this.s, this.inbox, this.continueAsNewDue()), waitMs) : false;
-    const { state, next, adoptSpec } = machine.afterRetryWait(this.s, this.inbox, woke, now());
-    this.s = state;
-    if (adoptSpec && this.inbox.pendingSpec !== null) {
-      this.spec = this.inbox.pendingSpec;
-      this.inbox = { ...this.inbox, pendingSpec: null };
-    }
-    return next;
+    return this.afterWait(woke);
   }
 
   private async stopCurrent(reason: string, remove: boolean): Promise<void> {

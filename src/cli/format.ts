@@ -173,19 +173,20 @@ export function describeNode(n: NodeView, instances: InstanceView[], now: Date):
       ['Capacity', r ? `${n.instances} of ${r.capacity} instances` : `${n.instances} instances`],
     ]),
   ];
-  if (instances.length === 0) lines.push('Instances:  <none>');
-  else {
-    const cols = instanceColumns(false);
-    lines.push(
-      `Instances:\n${indent(
-        renderTable(
-          cols.headers,
-          instances.map((i) => cols.row(i, now)),
-        ),
-      )}`,
-    );
-  }
+  lines.push(instancesSection(instances, now));
   return lines.join('\n');
+}
+
+/** The Instances part of a describe: a table of them, or <none>. */
+function instancesSection(instances: InstanceView[], now: Date): string {
+  if (instances.length === 0) return 'Instances:  <none>';
+  const cols = instanceColumns(false);
+  return `Instances:\n${indent(
+    renderTable(
+      cols.headers,
+      instances.map((i) => cols.row(i, now)),
+    ),
+  )}`;
 }
 
 export function secretColumns(wide: boolean): Columns<SecretInfo> {
@@ -282,17 +283,6 @@ export function describeServer(s: ServerResource, instances: InstanceView[], now
     ]),
     env.length ? `Env:\n${indent(env.join('\n'))}` : 'Env:  <none>',
   ];
-  if (instances.length === 0) lines.push('Instances:  <none>');
-  else {
-    const cols = instanceColumns(false);
-    lines.push(
-      `Instances:\n${indent(
-        renderTable(
-          cols.headers,
-          instances.map((i) => cols.row(i, now)),
-        ),
-      )}`,
-    );
-  }
+  lines.push(instancesSection(instances, now));
   return lines.join('\n');
 }
