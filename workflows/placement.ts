@@ -41,9 +41,14 @@ export function noNodeReason(nodes: readonly NodeView[], placement: PlacementSpe
   const what = `no Ready node matches placement ${describePlacement(placement)}`;
   if (nodes.length === 0) return `${what}: no node has registered`;
   const MAX_LISTED = 5;
-  const sorted = [...nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // Ready nodes first: they are what an operator can act on, and nodes long gone stay registered as NotReady.
+  const sorted = [...nodes].sort((a, b) => Number(b.status === 'Ready') - Number(a.status === 'Ready') || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const why = sorted.slice(0, MAX_LISTED).map((n) => `${n.name}: ${whyNot(n, placement)}`);
-  if (sorted.length > MAX_LISTED) why.push(`${sorted.length - MAX_LISTED} more`);
+  const rest = sorted.slice(MAX_LISTED);
+  if (rest.length > 0) {
+    const notReady = rest.filter((n) => n.status !== 'Ready').length;
+    why.push(`${rest.length} more${notReady > 0 ? `, ${notReady} of them NotReady` : ''}`);
+  }
   return `${what} (${why.join('; ')})`;
 }
 

@@ -114,8 +114,19 @@ describe('placement: which node an instance runs on', () => {
       const decision = placeInstance(nodes, { nodeSelector: { disk: 'ssd' } }, null);
       assert.deepEqual(decision, {
         kind: 'none',
-        reason: 'no Ready node matches placement nodeSelector disk=ssd (a: labels do not match; b: NotReady; c: full (2 of 2 instances))',
+        reason: 'no Ready node matches placement nodeSelector disk=ssd (a: labels do not match; c: full (2 of 2 instances); b: NotReady)',
       });
+    });
+
+    it('names the Ready nodes first, so nodes long gone (NotReady) do not hide them', () => {
+      const gone = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6'].map((name) => node(name, { status: 'NotReady' }));
+      const reason = noNodeReason([...gone, node('x', { labels: { disk: 'hdd' } }), node('y', { labels: { disk: 'ssd' } })], {
+        nodeSelector: { disk: 'nvme' },
+      });
+      assert.equal(
+        reason,
+        'no Ready node matches placement nodeSelector disk=nvme (x: labels do not match; y: labels do not match; a1: labels do not match; a2: labels do not match; a3: labels do not match; 3 more, 3 of them NotReady)',
+      );
     });
 
     it('a pinned node that is not registered is named as missing', () => {
