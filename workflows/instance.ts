@@ -113,6 +113,10 @@ function nodeActivities(node: string) {
       heartbeatTimeout: '10 seconds',
       // Bounded so a node whose worker is gone becomes a failed attempt instead of a hang.
       scheduleToCloseTimeout: '5 minutes',
+      // Placed on a node whose worker died within its lease (still listed Ready): no worker takes the
+      // start, and the next attempt places the instance again instead of waiting out the 5 minutes.
+      // A live node takes a start at once (its worker has room for thousands), so this never waits on load.
+      scheduleToStartTimeout: '20 seconds',
       retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
     }),
     quick: proxyActivities<NodeActivities>({
