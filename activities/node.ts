@@ -5,21 +5,24 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ContainerStartError, InstanceContainers, upstreamEndpoint, type InstanceContainerOptions } from '../src/docker/containers';
 import type { ContainerRuntime } from '../src/docker/runtime';
-import type { InstanceRouting, UpstreamTarget } from '../src/contracts/routing';
+import type { InstanceRouting, ProxyExecutor, UpstreamTarget } from '../src/contracts/routing';
 import type { SecretStore } from '../src/secrets/types';
 import { secretFailure } from './control';
 import { withHeartbeat } from './heartbeat';
+import { probeAttached } from './probe';
 import { FAILURE_TYPES, type AttachUpstreamInput, type StartContainerInput, type StartContainerResult, type StopContainerInput } from './types';
 
 export interface NodeActivityDeps {
   runtime: ContainerRuntime;
   secrets: SecretStore;
   routing: InstanceRouting;
+  /** The gateway's request path, for the probe a start may ask for (StartContainerInput.probe). */
+  proxy?: ProxyExecutor;
   /** node and owner labels, base image, start grace. */
   containers: InstanceContainerOptions;
 }
 
-export function createNodeActivities({ runtime, secrets, routing, containers: options }: NodeActivityDeps) {
+export function createNodeActivities({ runtime, secrets, routing, proxy, containers: options }: NodeActivityDeps) {
   const containers = new InstanceContainers(runtime, options);
 
   async function attach(input: AttachUpstreamInput): Promise<UpstreamTarget> {
@@ -88,7 +91,9 @@ export function createNodeActivities({ runtime, secrets, routing, containers: op
         throw startFailure(err);
       }
       if (input.attach) await attachStarted(input, started.containerId, started.port, secretValues);
-      return { containerId: started.containerId, port: started.port, reused: started.reused };
+      // The gateway attaches instances ready, so a passing probe needs no readiness change; a failing one is the probe loop's to count.
+      const probe = input.attach && input.probe && proxy ? await probeAttached(proxy, input.probe) : undefined;
+      return { containerId: started.containerId, port: started.port, reused: started.reused, ...(probe ? { probe } : {}) };
     },
 
     /** Idempotent: stopping a stopped or missing container is fine. The gateway forgets the upstream first. */

@@ -14,6 +14,9 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import type { ProxyExecutor } from '../src/contracts/routing';
 import { nextHealth, type HealthState } from '../workflows/health';
+import type { ProbeInput, ProbeResult } from './types';
+
+export type { ProbeInput, ProbeResult } from './types';
 
 /** What the node knows about its gateway's view of instances (all optional: a bare proxy probes as before). */
 export interface ProbeNodeState {
@@ -36,27 +39,6 @@ export const realClock: ProbeClock = {
   now: () => Date.now(),
   sleep: (ms, signal) => sleepFor(ms, undefined, { signal }),
 };
-
-export interface ProbeInput {
-  instanceId: string;
-  /** liveness: tools/list; readiness: tools/call of `tool`. */
-  kind: 'liveness' | 'readiness';
-  tool?: string;
-  arguments?: Record<string, unknown>;
-  timeoutSeconds: number;
-}
-
-export interface ProbeResult {
-  ok: boolean;
-  /** Why the probe failed (null on success); upstream text, redacted and truncated. */
-  reason: string | null;
-  /**
-   * false: not a verdict on the server's health, so it must not count. The node had not
-   * re-attached its instances yet, or the gateway did not know an instance its workflow
-   * calls RUNNING (a control-plane inconsistency, repaired here, not the server's failure).
-   */
-  counts?: false;
-}
 
 export interface ProbeLoopInput extends ProbeInput {
   intervalSeconds: number;
@@ -133,6 +115,11 @@ export function createProbeActivities({ proxy, node = {}, clock = realClock }: {
 }
 
 export type ProbeActivities = ReturnType<typeof createProbeActivities>;
+
+/** One probe of an instance the caller has just attached (no node state to wait for), as the probe loop sends it. */
+export function probeAttached(proxy: ProxyExecutor, input: ProbeInput): Promise<ProbeResult> {
+  return runProbe(proxy, {}, realClock, input, new AbortController().signal);
+}
 
 /** One MCP request through the proxy, bounded by timeoutSeconds; rejects only when `cancel` aborts. */
 async function runProbe(proxy: ProxyExecutor, node: ProbeNodeState, clock: ProbeClock, input: ProbeInput, cancel: AbortSignal): Promise<ProbeResult> {

@@ -19,6 +19,12 @@ export interface StartContainerInput {
    * attachUpstream, with no start grace: the initialize reply is the proof of life.
    */
   attach?: boolean;
+  /**
+   * With attach: probe once right after the handshake, as the probe loop would. A pass
+   * makes the instance RUNNING and healthy in one workflow task instead of after the
+   * probe child's first loop, signal and readiness round trip.
+   */
+  probe?: ProbeInput;
 }
 
 export interface PackageImageRef {
@@ -31,6 +37,8 @@ export interface StartContainerResult {
   /** Loopback port of an http/sse server (spec.port + ordinal). */
   port?: number;
   reused: boolean;
+  /** The probe of StartContainerInput.probe, when one was asked for. */
+  probe?: ProbeResult;
 }
 
 export interface AttachUpstreamInput {
@@ -53,3 +61,24 @@ export const FAILURE_TYPES = {
   secretResolution: 'SecretResolutionFailed',
   containerStart: 'ContainerStartFailed',
 } as const;
+
+export interface ProbeInput {
+  instanceId: string;
+  /** liveness: tools/list; readiness: tools/call of `tool`. */
+  kind: 'liveness' | 'readiness';
+  tool?: string;
+  arguments?: Record<string, unknown>;
+  timeoutSeconds: number;
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  /** Why the probe failed (null on success); upstream text, redacted and truncated. */
+  reason: string | null;
+  /**
+   * false: not a verdict on the server's health, so it must not count. The node had not
+   * re-attached its instances yet, or the gateway did not know an instance its workflow
+   * calls RUNNING (a control-plane inconsistency, repaired here, not the server's failure).
+   */
+  counts?: false;
+}

@@ -359,7 +359,8 @@ async function main(): Promise<void> {
     let left = { containers: -1, workflows: -1 };
     for (;;) {
       const containers = (await docker.listContainers({ all: true, filters: { label: [`${LABELS.server}=${server}`] } })).length;
-      const workflows = await countWorkflows(client, `ExecutionStatus = 'Running'`);
+      // The node's own workflow runs for as long as mcpd does; every other workflow is this server's.
+      const workflows = await countWorkflows(client, `ExecutionStatus = 'Running' AND WorkflowType != 'nodeWorkflow'`);
       left = { containers, workflows };
       if (containers === 0 && workflows === 0) break;
       if (Number(process.hrtime.bigint() - deleting) / 1e6 > DELETE_TIMEOUT_MS) {

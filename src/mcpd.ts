@@ -113,6 +113,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         client,
         owner: overrides.owner ?? `${settings.temporalAddress}/${settings.temporalNamespace}`,
         container: { startConcurrency: settings.startConcurrency },
+        workflowCacheSize: settings.workflowCacheSize,
         packageImages: { nodeBaseImage: settings.packageBaseImages.node, pythonBaseImage: settings.packageBaseImages.python },
         registration: { labels: settings.nodeLabels, capacity: settings.nodeCapacity, engineHost: settings.engineHost },
         log: log.child({ component: 'worker' }),

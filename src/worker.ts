@@ -51,6 +51,8 @@ export interface WorkerDeps {
   /** Which halves to run (both by default). */
   queues?: { control?: boolean; node?: boolean };
   reaperIntervalMs?: number;
+  /** Workflows kept in memory between tasks (WorkerOptions.maxCachedWorkflows); the SDK's default when unset. */
+  workflowCacheSize?: number;
   /** What the node reports about itself (default: no labels, DEFAULT_NODE_CAPACITY, engine "unknown"). */
   registration?: { labels?: NodeLabels; capacity?: number; engineHost?: string };
   /** Knobs of the node workflow this worker starts (tests shorten the heartbeat timeout). */
@@ -83,6 +85,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         taskQueue: TASK_QUEUE,
         // dist/src/worker.js -> dist/workflows/index.js
         workflowsPath: require.resolve('../workflows'),
+        ...(deps.workflowCacheSize !== undefined ? { maxCachedWorkflows: deps.workflowCacheSize } : {}),
         activities: {
           ...createControlActivities({ secrets: deps.secrets }),
           ...createServerActivities({ client: deps.client }),
@@ -102,6 +105,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
       runtime: deps.runtime,
       secrets: deps.secrets,
       routing: deps.routing,
+      ...(deps.proxy ? { proxy: deps.proxy } : {}),
       containers: { node: deps.node, owner, ...deps.container },
     });
     workers.push(

@@ -35,12 +35,13 @@ import type { ControlActivities } from '../activities/control';
 import type { NodeActivities } from '../activities/node';
 import type { NodeRegistryActivities } from '../activities/nodes';
 import type { PackageActivities } from '../activities/packages';
-import type { PackageImageRef } from '../activities/types';
+import type { PackageImageRef, ProbeResult } from '../activities/types';
 import type { McpServerSpec } from '../src/contracts/spec';
 import { describePlacement } from '../src/contracts/node';
-import { TASK_QUEUE, nodeTaskQueue, type InstanceView } from '../src/contracts/instance';
+import { AWAIT_STARTED_MAX_SECONDS, TASK_QUEUE, nodeTaskQueue, type InstanceView } from '../src/contracts/instance';
 import { mcpHealthKey, mcpInstanceStatusKey, mcpNodeKey, mcpServerKey } from '../src/contracts/searchAttributes';
 import {
+  awaitStartedUpdate,
   containerExitedSignal,
   forceRetrySignal,
   healthChangedSignal,
@@ -56,7 +57,8 @@ import {
 import * as machine from './instanceMachine';
 import type { Inbox, InstanceState, Phase } from './instanceMachine';
 import { placeInstance } from './placement';
-import { probeWorkflow } from './probe';
+import { probeInputOf, probeWorkflow } from './probe';
+import { probeSettings } from './health';
 
 /** Continue-as-new once a run's history passes this many events (or when Temporal suggests it). */
 export const DEFAULT_HISTORY_LIMIT = 2_000;
@@ -89,6 +91,12 @@ const localControl = proxyLocalActivities<ControlActivities>({
 
 /** Histories recorded before it ran resolveEnv as a remote activity and attached the gateway in a separate attachUpstream. */
 const FAST_START_PATCH = 'fast-start';
+
+/** Histories recorded before startContainer probed once after the handshake became healthy through the probe child's first loop. */
+const PROBE_AT_START_PATCH = 'probe-at-start';
+
+/** Histories recorded before it skipped the readiness call for a health change the gateway's readiness does not follow. */
+const READY_ON_CHANGE_PATCH = 'set-ready-only-on-change';
 
 /** Histories recorded before instances placed themselves ran every attempt on the node of their input. */
 export const PLACEMENT_PATCH = 'placement';
@@ -172,6 +180,8 @@ class InstanceRun {
   private probe: { scope: CancellationScope; done: Promise<unknown>; workflowId: string } | null = null;
   private published = '';
   private nodeWaitMs = 0;
+  /** This attempt's start probe passed: the probe child waits an interval before its first probe. */
+  private probedAtStart = false;
 
   /** The node this instance runs on: where it placed itself, else where the server placed it; null before it has one. */
   private get nodeName(): string | null {
@@ -194,6 +204,19 @@ class InstanceRun {
 
   private registerHandlers(): void {
     setHandler(statusQuery, () => this.view());
+    setHandler(
+      awaitStartedUpdate,
+      async (timeoutSeconds) => {
+        await condition(() => machine.startSettled(this.s), timeoutSeconds * 1000);
+        return this.view();
+      },
+      {
+        validator: (timeoutSeconds) => {
+          if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0 || timeoutSeconds > AWAIT_STARTED_MAX_SECONDS)
+            throw new Error(`timeoutSeconds: must be more than 0 and at most ${AWAIT_STARTED_MAX_SECONDS}, got ${timeoutSeconds}`);
+        },
+      },
+    );
     setHandler(forceRetrySignal, (request) => {
       this.s = machine.withRetryRequest(this.s, request?.reason);
     });
@@ -266,8 +289,10 @@ class InstanceRun {
     this.inbox = machine.inboxForAttempt(this.inbox);
     this.s = machine.beginAttempt(this.s, now());
     this.publish();
+    let startProbe: ProbeResult | undefined;
     try {
       const fastStart = patched(FAST_START_PATCH);
+      const probeAtStart = fastStart && this.probes && patched(PROBE_AT_START_PATCH);
       const env = fastStart ? await localControl.resolveEnv(this.spec.env) : await control.resolveEnv(this.spec.env);
       if (this.inbox.stopRequested) return 'stop';
       const packageImage =
@@ -280,8 +305,10 @@ class InstanceRun {
         env,
         ...(packageImage ? { packageImage } : {}),
         ...(fastStart ? { attach: true } : {}),
+        ...(probeAtStart ? { probe: probeInputOf(this.probeWorkflowInput()) } : {}),
       });
       this.s = machine.containerStarted(this.s, started, now());
+      startProbe = started.probe;
       if (this.inbox.stopRequested) return 'stop';
       if (!fastStart) await this.node.quick.attachUpstream({ instanceId: this.id, spec: this.spec, containerId: started.containerId, port: started.port });
     } catch (err) {
@@ -289,6 +316,8 @@ class InstanceRun {
       return this.fail(activityFailureReason(err, 'start', this.nodeName ?? '-'));
     }
     this.s = machine.nowRunning(this.s, now());
+    this.probedAtStart = startProbe?.ok === true;
+    if (startProbe) this.s = machine.probedAtStart(this.s, startProbe, probeSettings(this.probeWorkflowInput()).liveness, now());
     this.publish();
     return 'running';
   }
@@ -356,6 +385,7 @@ class InstanceRun {
     }
     // Only the changes that woke us: a steady stream of signals must not keep this run from its continue-as-new check.
     for (const change of this.inbox.healthChanges.splice(0)) {
+      const previous = this.s.health;
       const { state, command } = machine.healthChanged(this.s, change, now());
       this.s = state;
       this.publish();
@@ -363,6 +393,7 @@ class InstanceRun {
         await this.stopProbe();
         return this.fail(command.reason);
       }
+      if (!machine.readinessChanges(previous, command.ready) && patched(READY_ON_CHANGE_PATCH)) continue;
       try {
         await this.node.quick.setReady({ instanceId: this.id, ready: command.ready });
       } catch (err) {
@@ -495,11 +526,10 @@ class InstanceRun {
   private async startProbe(): Promise<void> {
     if (!this.probes) return;
     const probeInput: ProbeWorkflowInput = {
-      instanceId: this.id,
-      node: this.nodeName!,
-      ...(this.spec.healthCheck ? { healthCheck: this.spec.healthCheck } : {}),
-      carried: { health: this.s.health, consecutiveFailures: 0 },
+      ...this.probeWorkflowInput(),
+      carried: { health: this.s.health, consecutiveFailures: 0, ...(this.probedAtStart ? { nextProbeAfterInterval: true } : {}) },
     };
+    this.probedAtStart = false;
     const scope = new CancellationScope();
     try {
       const handle = await scope.run(() =>
@@ -516,6 +546,11 @@ class InstanceRun {
       const reason = err instanceof WorkflowExecutionAlreadyStartedError ? 'a probe workflow with this id is still running' : (err as Error).message;
       this.record('ProbeNotStarted', `probe child not started: ${reason}`);
     }
+  }
+
+  /** What the probe child probes: the spec's readiness healthCheck, else liveness. */
+  private probeWorkflowInput(): ProbeWorkflowInput {
+    return { instanceId: this.id, node: this.nodeName!, ...(this.spec.healthCheck ? { healthCheck: this.spec.healthCheck } : {}) };
   }
 
   private async stopProbe(): Promise<void> {

@@ -9,7 +9,7 @@
  *   waitRetry -> ERROR: a durable timer (fast, then slow) that forceRetry, restart or a new spec cut short
  *   stop      -> STOPPING -> STOPPED (the workflow ends)
  */
-import { MAX_EVENTS, type InstanceView } from '../src/contracts/instance';
+import { MAX_EVENTS, type HealthStatus, type InstanceView } from '../src/contracts/instance';
 import type { CarriedInstanceState, ContainerExit, HealthTransition, PendingInstanceSignals } from '../src/contracts/messages';
 import type { RetryPolicy } from '../src/contracts/spec';
 import { retryDelaySeconds } from './backoff';
@@ -112,6 +112,13 @@ export function containerStarted(s: InstanceState, started: { containerId: strin
   return withEvent({ ...s, containerId: started.containerId }, at, 'ContainerStarted', `container ${started.containerId.slice(0, 12)} ${how}${port}`);
 }
 
+/** Whether a start has an outcome a caller waiting for it can act on: anything but a start still under way. */
+export function startSettled(s: InstanceState): boolean {
+  if (s.status === 'STARTING') return false;
+  // PENDING with an error is waiting for a node that fits; without one it has not begun.
+  return s.status !== 'PENDING' || s.error !== null;
+}
+
 export function nowRunning(s: InstanceState, at: string): InstanceState {
   return withEvent({ ...s, error: null, runningSince: at, status: 'RUNNING' }, at, 'Running', `container ${s.containerId?.slice(0, 12)} is running`);
 }
@@ -193,6 +200,25 @@ export function msUntilStable(s: InstanceState, stableSeconds: number, nowMs: nu
 export function backoffReset(s: InstanceState, stableSeconds: number, at: string): InstanceState {
   const message = `running for ${stableSeconds}s without a failure: attempt count ${s.attemptCount} reset to 0`;
   return { ...withEvent(s, at, 'BackoffReset', message), attemptCount: 0 };
+}
+
+/**
+ * The probe startContainer ran right after the handshake: a pass makes the instance healthy
+ * at once (what the probe loop's first pass would have reported a few workflow tasks later);
+ * a failure changes nothing, since the probe loop probes again at once and counts.
+ */
+export function probedAtStart(s: InstanceState, probe: { ok: boolean }, liveness: boolean, at: string): InstanceState {
+  if (!probe.ok) return s;
+  return withEvent({ ...s, health: 'healthy', healthReason: null }, at, 'HealthChanged', `${liveness ? 'liveness' : 'readiness'} healthy (probed at start)`);
+}
+
+/**
+ * Whether the gateway's readiness of the instance changes. The gateway attaches an instance
+ * ready and takes it out only while unhealthy (a node re-attaching does the same), so its
+ * readiness is `health !== 'unhealthy'` and only a move into or out of unhealthy changes it.
+ */
+export function readinessChanges(previous: HealthStatus, ready: boolean): boolean {
+  return (previous !== 'unhealthy') !== ready;
 }
 
 /** What a health transition means for a RUNNING instance: a liveness failure fails it, anything else sets readiness. */

@@ -128,7 +128,8 @@ async function reportTransition(
   }
 }
 
-function probeInputOf(input: ProbeWorkflowInput, settings: ProbeSettings): ProbeInput {
+/** The request a probe of this input sends (the instance workflow asks for the same one at start). */
+export function probeInputOf(input: ProbeWorkflowInput, settings: ProbeSettings = probeSettings(input)): ProbeInput {
   const check = input.healthCheck;
   return check
     ? { instanceId: input.instanceId, kind: 'readiness', tool: check.tool, arguments: check.arguments, timeoutSeconds: settings.timeoutSeconds }

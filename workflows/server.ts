@@ -59,6 +59,17 @@ const { instanceStatus, instanceRunning } = proxyActivities<ServerActivities>({
   retry: { maximumAttempts: 3, initialInterval: '1 s' },
 });
 
+/** Stopping a batch: signals, then a wait bounded by STOP_TIMEOUT_SECONDS, heartbeating all along. */
+const { stopInstances: stopAndAwaitInstances } = proxyActivities<ServerActivities>({
+  taskQueue: TASK_QUEUE,
+  startToCloseTimeout: `${STOP_TIMEOUT_SECONDS + 60} s`,
+  heartbeatTimeout: '30 s',
+  retry: { maximumAttempts: 3, initialInterval: '1 s' },
+});
+
+/** Histories recorded before a batch of instances was stopped by one activity signalled and polled each instance from the workflow. */
+const STOP_BATCH_PATCH = 'stop-instances-in-one-activity';
+
 const { listNodes } = proxyLocalActivities<NodeRegistryActivities>({
   startToCloseTimeout: '10 s',
   retry: { maximumAttempts: 3, initialInterval: '1 s' },
@@ -243,6 +254,17 @@ class ServerRun {
   }
 
   private async stopInstances(ordinals: number[]): Promise<void> {
+    if (patched(STOP_BATCH_PATCH)) {
+      let late: string[] = [];
+      try {
+        late = await stopAndAwaitInstances({ server: this.s.name, instanceIds: ordinals.map(this.idOf), timeoutSeconds: STOP_TIMEOUT_SECONDS });
+      } catch (err) {
+        log.warn('stopping instances failed', { server: this.s.name, error: String(err) });
+      }
+      if (late.length) log.warn('instances did not stop in time', { instanceIds: late, timeoutSeconds: STOP_TIMEOUT_SECONDS });
+      for (const ordinal of ordinals) this.s.instances.delete(ordinal);
+      return;
+    }
     await Promise.all(
       ordinals.map(async (ordinal) => {
         try {

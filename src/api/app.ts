@@ -12,7 +12,7 @@ import type { ContainerRuntime } from '../docker/runtime';
 import type { Logger } from '../logger';
 import type { SecretStore } from '../secrets/types';
 import { bearerAuth } from './auth';
-import { instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySchema } from '../contracts/api';
+import { instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySchema, startQuerySchema } from '../contracts/api';
 import { API_CALL_DEADLINE_MS, temporalUnreachable, type ControlPlaneMonitor, type ControlPlaneState } from './controlPlane';
 import { errorHandler, notFound, toApiError } from './errors';
 import { InstanceControl } from './instances';
@@ -146,7 +146,9 @@ export function createApi(deps: ApiDependencies): express.Express {
   });
   api.post('/servers/:name/start', async (req, res) => {
     const name = serverNameParam(req);
-    res.json({ name, running: true, instances: await servers.start(name) });
+    const { wait, timeout } = queryOf(req, startQuerySchema, 'start query');
+    const ids = await servers.start(name);
+    res.json({ name, running: true, instances: ids, ...(wait ? { views: await instances.awaitStarted(ids, timeout) } : {}) });
   });
   api.post('/servers/:name/stop', async (req, res) => {
     const name = serverNameParam(req);

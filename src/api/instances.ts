@@ -5,7 +5,7 @@
  */
 import { Client } from '@temporalio/client';
 import type { WorkflowExecutionInfo } from '@temporalio/client';
-import { forceRetrySignal, restartSignal, statusQuery } from '../contracts/messages';
+import { awaitStartedUpdate, forceRetrySignal, restartSignal, statusQuery } from '../contracts/messages';
 import { parseInstanceId, type HealthStatus, type InstanceStatus, type InstanceView } from '../contracts/instance';
 import { mcpHealthKey, mcpInstanceStatusKey, mcpServerKey } from '../contracts/searchAttributes';
 import type { InstanceFilters } from '../contracts/api';
@@ -36,6 +36,18 @@ export function viewFromVisibility(info: Pick<WorkflowExecutionInfo, 'workflowId
 
 export class InstanceControl {
   constructor(private readonly client: Client) {}
+
+  /**
+   * Waits, without polling, until each instance's start has an outcome (the instance
+   * workflow's awaitStarted update) or timeoutSeconds pass; the views in the order given.
+   */
+  async awaitStarted(ids: string[], timeoutSeconds: number): Promise<InstanceView[]> {
+    try {
+      return await mapLimit(ids, 64, (id) => this.client.workflow.getHandle(id).executeUpdate(awaitStartedUpdate, { args: [timeoutSeconds] }));
+    } catch (err) {
+      throw toApiError(err);
+    }
+  }
 
   async list(filters: InstanceFilters = {}): Promise<InstanceView[]> {
     const infos: WorkflowExecutionInfo[] = [];

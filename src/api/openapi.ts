@@ -28,6 +28,8 @@ import {
   serverPathSchema,
   serverResourceSchema,
   signalledSchema,
+  startedServerSchema,
+  startQuerySchema,
 } from '../contracts/api';
 
 const json = (schema: z.ZodType) => ({ 'application/json': { schema } });
@@ -103,7 +105,11 @@ export function buildOpenApiDocument(): object {
         ),
       },
       '/api/v1/servers/{name}/start': {
-        post: op('Start the instances for the spec replicas', { '200': ok('Instance ids', runningServerSchema), '404': err('No such server') }, onServer),
+        post: op(
+          'Start the instances for the spec replicas; with ?wait, answer once each start has an outcome',
+          { '200': ok('Instance ids, and with ?wait their views', startedServerSchema), '400': err('Invalid wait or timeout'), '404': err('No such server') },
+          { requestParams: { path: serverPathSchema, query: startQuerySchema } },
+        ),
       },
       '/api/v1/servers/{name}/stop': {
         post: op('Stop every instance (the spec is kept)', { '200': ok('Instance ids', runningServerSchema), '404': err('No such server') }, onServer),

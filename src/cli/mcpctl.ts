@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT, McpdClient, McpdError, exitCodeForStatus, resolveConnection, type ExitCode } from '../client/mcpdClient';
 import { DocumentError } from '../client/documentError';
+import { AWAIT_STARTED_MAX_SECONDS, DEFAULT_START_WAIT_SECONDS } from '../contracts/instance';
 import { editBuffer, splitKeyValue, stripComments } from './documents';
 import {
   OUTPUT_FORMATS,
@@ -289,22 +290,41 @@ export function buildProgram(): Command {
       await client().scaleServer(name, replicas);
       print(`server/${name} scaled to ${replicas}`);
     });
-  for (const [verb, description] of [
-    ['start', "Start a server's instances"],
-    ['stop', "Stop a server's instances (the spec is kept)"],
-  ] as const) {
-    program
-      .command(verb)
-      .description(description)
-      .argument('<resource>', 'server')
-      .argument('<name>', 'server name')
-      .action(async (resource: string, name: string) => {
-        kindOf(resource, ['server']);
-        const c = client();
-        const result = verb === 'start' ? await c.startServer(name) : await c.stopServer(name);
-        print(`server/${name} ${verb === 'start' ? 'started' : 'stopped'} (${result.instances.length} instance${result.instances.length === 1 ? '' : 's'})`);
-      });
-  }
+  const instancesCount = (n: number) => `${n} instance${n === 1 ? '' : 's'}`;
+  program
+    .command('start')
+    .description("Start a server's instances")
+    .argument('<resource>', 'server')
+    .argument('<name>', 'server name')
+    .option('--wait', 'wait until every instance is RUNNING (or its start failed); exit 1 unless all run')
+    .option('--timeout <seconds>', `with --wait, the longest wait (1-${AWAIT_STARTED_MAX_SECONDS})`, String(DEFAULT_START_WAIT_SECONDS))
+    .action(async (resource: string, name: string, opts: { wait?: boolean; timeout: string }) => {
+      kindOf(resource, ['server']);
+      const timeout = Number(opts.timeout);
+      if (!/^\d+$/.test(opts.timeout) || timeout < 1 || timeout > AWAIT_STARTED_MAX_SECONDS) {
+        throw usage(`--timeout must be whole seconds from 1 to ${AWAIT_STARTED_MAX_SECONDS}, got "${opts.timeout}"`);
+      }
+      if (!opts.wait) {
+        const result = await client().startServer(name);
+        print(`server/${name} started (${instancesCount(result.instances.length)})`);
+        return;
+      }
+      const { views } = await client().startServerAndWait(name, timeout);
+      for (const v of views) print(`${v.id}\t${v.status}\t${v.health}${v.error ? `\t${v.error}` : ''}`);
+      const notRunning = views.filter((v) => v.status !== 'RUNNING');
+      if (notRunning.length) throw new McpdError(`server/${name}: ${notRunning.length} of ${views.length} instances not RUNNING after the wait`, EXIT.error);
+      print(`server/${name} running (${instancesCount(views.length)})`);
+    });
+  program
+    .command('stop')
+    .description("Stop a server's instances (the spec is kept)")
+    .argument('<resource>', 'server')
+    .argument('<name>', 'server name')
+    .action(async (resource: string, name: string) => {
+      kindOf(resource, ['server']);
+      const result = await client().stopServer(name);
+      print(`server/${name} stopped (${instancesCount(result.instances.length)})`);
+    });
 
   // ---- logs -------------------------------------------------------------------------------
   program

@@ -90,6 +90,9 @@ export class McpdClient {
   applyServer = (spec: unknown) => this.request<AppliedServer>('PUT', `/servers/${enc(specName(spec))}`, spec);
   deleteServer = (name: string) => this.request<{ name: string; instances: string[] }>('DELETE', `/servers/${enc(name)}`);
   startServer = (name: string) => this.request<{ name: string; instances: string[] }>('POST', `/servers/${enc(name)}/start`);
+  /** Starts and waits (no polling) until each instance's start has an outcome, at most timeoutSeconds. */
+  startServerAndWait = (name: string, timeoutSeconds: number) =>
+    this.request<{ name: string; instances: string[]; views: InstanceView[] }>('POST', `/servers/${enc(name)}/start?wait=true&timeout=${timeoutSeconds}`);
   stopServer = (name: string) => this.request<{ name: string; instances: string[] }>('POST', `/servers/${enc(name)}/stop`);
   scaleServer = (name: string, replicas: number) => this.request<ServerResource>('POST', `/servers/${enc(name)}/scale`, { replicas });
 

@@ -6,7 +6,7 @@
  * Clients that only need the types import them with `import type` and load no zod.
  */
 import { z } from 'zod';
-import type { HealthStatus, InstanceStatus, InstanceView } from './instance';
+import { AWAIT_STARTED_MAX_SECONDS, DEFAULT_START_WAIT_SECONDS, type HealthStatus, type InstanceStatus, type InstanceView } from './instance';
 import type { ServerView } from './messages';
 import { labelKeySchema, labelValueSchema, NODE_NAME_PATTERN, nodeNameSchema, type NodeView } from './node';
 import { mcpServerSpecSchema, replicasSchema, secretNameSchema, serverNameSchema, SERVER_NAME_PATTERN } from './spec';
@@ -125,6 +125,25 @@ export const logQuerySchema = z.object({
 });
 export type LogOptions = z.output<typeof logQuerySchema>;
 
+/** `?wait=&timeout=` of POST /servers/:name/start. */
+export const startQuerySchema = z.object({
+  wait: queryFlag('Answer once every instance has started (RUNNING) or failed to, instead of at once'),
+  timeout: z
+    .string({ error: 'must be given once' })
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return DEFAULT_START_WAIT_SECONDS;
+      const n = Number(v);
+      if (/^\d+$/.test(v) && n >= 1 && n <= AWAIT_STARTED_MAX_SECONDS) return n;
+      ctx.addIssue({ code: 'custom', message: `must be whole seconds from 1 to ${AWAIT_STARTED_MAX_SECONDS}` });
+      return z.NEVER;
+    })
+    .meta({
+      description: 'With wait: the longest wait in seconds',
+      override: { type: 'integer', minimum: 1, maximum: AWAIT_STARTED_MAX_SECONDS, default: DEFAULT_START_WAIT_SECONDS },
+    }),
+});
+
 // ---- request bodies ------------------------------------------------------------------
 
 export const scaleRequestSchema = z.object({ replicas: replicasSchema }).meta({ id: 'ScaleRequest' });
@@ -224,6 +243,9 @@ export const secretSummarySchema = z
 export const instanceIdsSchema = z.object({ name: z.string(), instances: z.array(z.string()) });
 export const deletedServerSchema = instanceIdsSchema.extend({ deleted: z.literal(true) });
 export const runningServerSchema = instanceIdsSchema.extend({ running: z.boolean() });
+export const startedServerSchema = runningServerSchema.extend({
+  views: z.array(instanceViewSchema).optional().meta({ description: "With ?wait: each instance's view once its start had an outcome, or when the wait ended" }),
+});
 export const signalledSchema = z.object({ id: z.string(), signal: z.enum(['forceRetry', 'restart']) });
 export const deletedSecretSchema = z.object({ name: z.string(), deleted: z.literal(true) });
 export const listOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });

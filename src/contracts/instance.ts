@@ -66,3 +66,8 @@ export function containerName(id: string): string {
   if (!parsed) throw new Error(`not an instance id: ${id}`);
   return `mcpd-${parsed.server}-${parsed.ordinal}`;
 }
+
+/** The longest a caller may wait for instance starts (the awaitStarted update, `start --wait`). */
+export const AWAIT_STARTED_MAX_SECONDS = 3_600;
+/** How long `start --wait` waits unless told otherwise. */
+export const DEFAULT_START_WAIT_SECONDS = 120;

@@ -29,6 +29,12 @@ export const healthChangedSignal = defineSignal<[HealthTransition]>('healthChang
 export const specChangedSignal = defineSignal<[McpServerSpec]>('specChanged');
 export const statusQuery = defineQuery<InstanceView>('status');
 /**
+ * Completes once the instance's start has an outcome (RUNNING, ERROR, waiting for a node,
+ * stopping or stopped) or after the given seconds, with the instance's view either way:
+ * a caller waits for a start without polling the status.
+ */
+export const awaitStartedUpdate = defineUpdate<InstanceView, [timeoutSeconds: number]>('awaitStarted');
+/**
  * Sent by a node workflow to the instances placed on it once it has stayed NotReady past
  * its grace period: a RUNNING instance there gives up its container (it cannot be stopped
  * through a node that is gone) and starts again on a Ready node; a waiting one retries now.

@@ -144,6 +144,7 @@ describe('api: REST against a real mcpd', function () {
         ['GET', '/api/v1/instances?health=fine', undefined, 'health'],
         ['GET', '/api/v1/instances/t-api-nope:0/logs?tail=-1', undefined, 'tail'],
         ['POST', '/api/v1/servers/t-api-nope/scale', { replicas: REPLICAS.max + 1 }, 'replicas'],
+        ['POST', '/api/v1/servers/t-api-nope/start?wait=true&timeout=0', undefined, 'timeout'],
         ['PUT', '/api/v1/secrets/t-api-any', { data: {} }, 'data'],
         ['PUT', '/api/v1/secrets/t-api-any', { data: { a: 'b' }, value: 'c' }, 'value'],
       ];
@@ -268,6 +269,14 @@ describe('api: REST against a real mcpd', function () {
       assert.equal(server.json.running, false);
       assert.equal(server.json.spec.name, name);
 
+      // Started again with ?wait: the answer comes once the instance runs, healthy from the probe at start, no polling.
+      const waited = await call('POST', `/api/v1/servers/${name}/start?wait=true&timeout=60`);
+      assert.equal(waited.status, 200, waited.text);
+      assert.deepEqual(
+        (waited.json.views as InstanceView[]).map((v) => [v.id, v.status, v.health]),
+        [[`mcp-instance:${name}:0`, 'RUNNING', 'healthy']],
+      );
+
       const del = await call('DELETE', `/api/v1/servers/${name}`);
       assert.equal(del.status, 200, del.text);
       await waitFor(async () => (await call('GET', `/api/v1/servers/${name}`)).status === 404, { what: 'the server gone' });
@@ -294,7 +303,13 @@ describe('api: REST against a real mcpd', function () {
         retry: { fastDelaySeconds: 3600, fastAttempts: 5, slowDelaySeconds: 3600 },
       };
       assert.equal((await call('PUT', `/api/v1/servers/${name}`, spec)).status, 201);
-      assert.equal((await call('POST', `/api/v1/servers/${name}/start`)).status, 200);
+      // ?wait answers with the failed attempt: a start's outcome need not be RUNNING.
+      const waited = await call('POST', `/api/v1/servers/${name}/start?wait=true`);
+      assert.equal(waited.status, 200, waited.text);
+      assert.deepEqual(
+        (waited.json.views as InstanceView[]).map((v) => [v.status, v.attemptCount]),
+        [['ERROR', 1]],
+      );
       const failed = await waitFor(
         async () => {
           const v = (await call('GET', `/api/v1/instances/${name}:0`)).json as InstanceView;

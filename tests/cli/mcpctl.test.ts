@@ -101,6 +101,8 @@ describe('mcpctl (end to end)', function () {
       assert.equal(await ok(['apply', '-f', 'server.yaml']), `server/${name} created\n`);
       await waitHealthy(1);
       assert.equal(await ok(['apply', '-f', 'server.yaml']), `server/${name} unchanged\n`);
+      // Starting a running server changes nothing; --wait reports each instance once its start has an outcome.
+      assert.equal(await ok(['start', 'server', name, '--wait']), `mcp-instance:${name}:0\tRUNNING\thealthy\nserver/${name} running (1 instance)\n`);
     });
 
     it('gets servers and instances as tables, json and yaml', async () => {
@@ -253,6 +255,7 @@ describe('mcpctl (end to end)', function () {
     it('missing flags, arguments or commands -> 2', async () => {
       await fails(['scale', 'server', name], 2, /required option '--replicas <n>' not specified/);
       await fails(['scale', 'server', name, '--replicas', 'lots'], 2, /--replicas must be an integer/);
+      await fails(['start', 'server', name, '--wait', '--timeout', '0'], 2, /--timeout must be whole seconds from 1 to 3600, got "0"/);
       await fails(['apply'], 2, /required option '-f, --filename <file...>' not specified/);
       await fails(['create', 'secret', 't-cli-x'], 2, /needs at least one --from-literal/);
       await fails(['create', 'secret', 't-cli-x', '--from-literal', 'novalue'], 2, /expects KEY=VALUE/);

@@ -18,6 +18,9 @@ import {
   instanceView,
   msUntilStable,
   nowRunning,
+  startSettled,
+  probedAtStart,
+  readinessChanges,
   replacementReason,
   replacing,
   resumePhase,
@@ -163,6 +166,36 @@ describe('instanceMachine', () => {
       assert.deepEqual(healthChanged(s, transition({ health: 'unhealthy', reason: 'r' }), at()).command, { kind: 'setReady', ready: false });
       const dead = healthChanged(s, transition({ health: 'unhealthy', reason: 'timeout after 10 s', liveness: true }), at());
       assert.deepEqual(dead.command, { kind: 'fail', reason: 'liveness probe failed: timeout after 10 s' });
+    });
+
+    it('changes the gateway readiness only when health moves into or out of unhealthy', () => {
+      // The gateway attaches an instance ready: its first healthy or degraded report needs no readiness call.
+      assert.equal(readinessChanges('unknown', true), false);
+      assert.equal(readinessChanges('healthy', true), false);
+      assert.equal(readinessChanges('degraded', true), false);
+      assert.equal(readinessChanges('healthy', false), true);
+      assert.equal(readinessChanges('unknown', false), true);
+      assert.equal(readinessChanges('unhealthy', true), true);
+      assert.equal(readinessChanges('unhealthy', false), false);
+    });
+
+    it('tells a caller waiting for a start when it has an outcome', () => {
+      assert.equal(startSettled(INITIAL_INSTANCE_STATE), false, 'not begun');
+      assert.equal(startSettled({ ...runningState(), status: 'STARTING' }), false);
+      assert.equal(startSettled(runningState()), true);
+      assert.equal(startSettled({ ...runningState(), status: 'ERROR' }), true);
+      assert.equal(startSettled({ ...INITIAL_INSTANCE_STATE, status: 'PENDING', error: 'no Ready node fits' }), true, 'waiting for a node');
+      assert.equal(startSettled({ ...runningState(), status: 'STOPPED' }), true);
+    });
+
+    it('is healthy at once when the start probe passed, and unchanged when it failed', () => {
+      const s = runningState();
+      const passed = probedAtStart(s, { ok: true }, false, at(1));
+      assert.equal(passed.health, 'healthy');
+      assert.equal(passed.events.at(-1)?.message, 'readiness healthy (probed at start)');
+      assert.equal(probedAtStart(s, { ok: true }, true, at(1)).events.at(-1)?.message, 'liveness healthy (probed at start)');
+      // A failed start probe is not counted here: the probe loop probes again at once and applies the threshold.
+      assert.equal(probedAtStart(s, { ok: false }, false, at(1)), s);
     });
 
     it('ignores forceRetry of a healthy instance and replaces an unhealthy one', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { DEFAULT_START_CONCURRENCY, NODE_CAPACITY_MAX, START_CONCURRENCY_MAX, loadSettings } from '../../src/config/settings';
+import { DEFAULT_START_CONCURRENCY, DEFAULT_WORKFLOW_CACHE, NODE_CAPACITY_MAX, START_CONCURRENCY_MAX, loadSettings } from '../../src/config/settings';
 import { DEFAULT_NODE_CAPACITY } from '../../src/contracts/node';
 
 describe('settings from the environment', () => {
@@ -72,6 +72,18 @@ describe('settings from the environment', () => {
       assert.throws(() => loadSettings({ MCPD_START_CONCURRENCY: bad }), {
         name: 'SettingsError',
         message: `MCPD_START_CONCURRENCY: must be an integer from 1 to ${START_CONCURRENCY_MAX}, got "${bad}"`,
+      });
+    }
+  });
+
+  it('MCPD_WORKFLOW_CACHE caps the cached workflows: a default when unset, at least 2 otherwise', () => {
+    assert.equal(loadSettings({}).workflowCacheSize, DEFAULT_WORKFLOW_CACHE);
+    assert.equal(loadSettings({ MCPD_WORKFLOW_CACHE: '' }).workflowCacheSize, DEFAULT_WORKFLOW_CACHE);
+    assert.equal(loadSettings({ MCPD_WORKFLOW_CACHE: '200' }).workflowCacheSize, 200);
+    for (const bad of ['0', '1', '-3', '2.5', 'lots']) {
+      assert.throws(() => loadSettings({ MCPD_WORKFLOW_CACHE: bad }), {
+        name: 'SettingsError',
+        message: `MCPD_WORKFLOW_CACHE: must be an integer from 2 to 1000000, got "${bad}"`,
       });
     }
   });

@@ -243,6 +243,9 @@ describe('probeWorkflow on the Temporal dev server', function () {
     const describe = (v: InstanceView) => JSON.stringify({ status: v.status, health: v.health, events: v.events.slice(-6) });
     try {
       const healthy = await waitForValue(view, (v) => v.status === 'RUNNING' && v.health === 'healthy', { what: 'RUNNING and healthy', describe });
+      // The start probed once after the handshake: healthy in the same step as RUNNING, no probe round trip.
+      const runningAt = healthy.events.findIndex((e) => e.type === 'Running');
+      assert.equal(healthy.events[runningAt + 1]?.message, 'readiness healthy (probed at start)');
       const generation = /generation (\d+)/.exec([...healthy.events].reverse().find((e) => e.type === 'AttemptStarted')?.message ?? '')?.[1];
       const probe = client.workflow.getHandle(`${handle.workflowId}/probe/${generation}`);
 
@@ -272,12 +275,13 @@ describe('probeWorkflow on the Temporal dev server', function () {
       const recovered = await waitForValue(view, (v) => v.health === 'healthy', { what: 'healthy again', describe });
       assert.equal(recovered.containerId, healthy.containerId);
       const ready = instanceNode.readyCalls.filter((c) => c.instanceId === handle.workflowId).map((c) => c.ready);
-      assert.deepEqual(ready.slice(-2), [false, true], 'out of routing while unhealthy, back in once healthy');
+      // The gateway attaches instances ready: only leaving and re-entering unhealthy changes its readiness.
+      assert.deepEqual(ready, [false, true], 'out of routing while unhealthy, back in once healthy');
     } finally {
       await handle.signal(stopSignal);
       assert.equal(((await handle.result()) as InstanceView).status, 'STOPPED');
     }
-    await recordHistory(handle, 'instance-probe-loop-transitions');
+    await recordHistory(handle, 'instance-probe-at-start-transitions');
   });
 
   it('a real instance: a failing liveness probe restarts it through the backoff', async () => {
