@@ -52,7 +52,7 @@ export interface WorkerDeps {
   queues?: { control?: boolean; node?: boolean };
   reaperIntervalMs?: number;
   /** What the node reports about itself (default: no labels, DEFAULT_NODE_CAPACITY, engine "unknown"). */
-  registration?: { labels?: NodeLabels; capacity?: number; engineHost?: string };
+  registration?: { labels?: NodeLabels; capacity?: number; engineHost?: string; gatewayUrl?: () => Promise<string | undefined> };
   /** Knobs of the node workflow this worker starts (tests shorten the heartbeat timeout). */
   nodeTuning?: NodeWorkflowInput['tuning'];
   log?: Logger;
@@ -120,6 +120,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
             engineHost: deps.registration?.engineHost ?? 'unknown',
             labels: deps.registration?.labels ?? {},
             capacity: deps.registration?.capacity ?? DEFAULT_NODE_CAPACITY,
+            gatewayUrl: deps.registration?.gatewayUrl,
           }),
           ...(deps.proxy
             ? createProbeActivities({

@@ -39,6 +39,13 @@ export interface Settings {
   stdioMaxLineBytes: number | undefined;
   /** How many container creates and starts this node sends its Docker engine at once (MCPD_START_CONCURRENCY). */
   startConcurrency: number;
+  /**
+   * The secret gateways of one cluster share (MCPD_GATEWAY_SECRET): it authenticates the
+   * link from front gateways to node gateways and signs session ids. Unset: <dataDir>/gateway-secret.
+   */
+  gatewaySecret: string | undefined;
+  /** Where front gateways reach this node's gateway (MCPD_GATEWAY_URL); unset: http://<MCPD_HOST>:<port>. */
+  gatewayUrl: string | undefined;
 }
 
 export const ROLES = ['api', 'gateway', 'worker'] as const;
@@ -129,6 +136,8 @@ export const environmentSchema = z.object({
   // Tokens are only passed on: never validated, so never quoted in an error.
   BAO_TOKEN: optional(z.string()),
   VAULT_TOKEN: optional(z.string()),
+  MCPD_GATEWAY_SECRET: optional(z.string()),
+  MCPD_GATEWAY_URL: optional(httpUrl),
   MCPD_SECRETS_MOUNT: optional(text),
   MCPD_SECRETS_PREFIX: optional(text),
   MCPD_DOCKER_SOCKET: optional(text),
@@ -180,5 +189,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     packageBaseImages: { node: e.MCPD_PACKAGE_NODE_BASE, python: e.MCPD_PACKAGE_PYTHON_BASE },
     stdioMaxLineBytes: e.MCPD_STDIO_MAX_LINE_BYTES,
     startConcurrency: e.MCPD_START_CONCURRENCY ?? DEFAULT_START_CONCURRENCY,
+    gatewaySecret: e.MCPD_GATEWAY_SECRET,
+    gatewayUrl: e.MCPD_GATEWAY_URL,
   };
 }
