@@ -1,0 +1,193 @@
+/**
+ * One gateway over many hosts. Node B is an mcpd whose worker runs next to a Docker
+ * engine of the test's own (a second host as far as mcpd can tell); X and Y are front
+ * processes (api,gateway: no worker, no container of their own) on the shared engine.
+ * An instance pinned to B is reached from X's and Y's /mcp and /mcp/servers/<name>
+ * while its attach stream stays B's: the fronts forward over the authenticated gateway
+ * link. A session opened on X continues on Y (a load balancer may send any request
+ * anywhere), and survives node B's process being killed and started again.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
+import type { InstanceView } from '../../src/contracts/instance';
+import { LABELS } from '../../src/contracts/labels';
+import { nodeWorkflowId, type NodeView } from '../../src/contracts/node';
+import { DockerEngine } from '../../src/cluster/dockerEngine';
+import { callApi } from '../support/clients';
+import { engineDocker } from '../support/engineDocker';
+import { removeContainers, startMcpd, testEnv, waitForValue, type McpdProcess } from '../support/stack';
+
+const IMAGE = 'mcpd/gitea-like:dev';
+
+type Text = { content: { type: string; text?: string }[]; isError?: boolean };
+
+describe('front gateways forward to the node that runs an instance', function () {
+  this.timeout(300_000);
+  const suffix = randomBytes(3).toString('hex');
+  const nodeB = `t-gwlink-b-${suffix}`;
+  const server = `t-gwlink-${suffix}`;
+  // Processes of one cluster share the gateway secret (npm run cluster: through the shared data dir).
+  const secret = randomBytes(32).toString('hex');
+  let workDir: string;
+  let engine: DockerEngine;
+  let b: McpdProcess;
+  let x: McpdProcess;
+  let y: McpdProcess;
+  const clients: Client[] = [];
+
+  before(async () => {
+    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-gwlink-'));
+    engine = new DockerEngine(workDir);
+    await engine.start();
+    await engine.loadImage(IMAGE);
+    const front = { MCPD_ROLES: 'api,gateway', MCPD_GATEWAY_SECRET: secret };
+    [b, x, y] = await Promise.all([
+      startMcpd({ env: { MCPD_NODE: nodeB, MCPD_DOCKER_SOCKET: engine.socket, MCPD_GATEWAY_SECRET: secret } }),
+      startMcpd({ env: front }),
+      startMcpd({ env: front }),
+    ]);
+    await waitForValue(nodes, (list) => list.find((n) => n.name === nodeB)?.status === 'Ready', { timeoutMs: 30_000, what: `node ${nodeB} Ready` });
+    const applied = await callApi(x, 'PUT', `/api/v1/servers/${server}`, { name: server, image: IMAGE, transport: 'stdio', placement: { node: nodeB } });
+    assert.ok([200, 201].includes(applied.status), applied.text);
+    assert.equal((await callApi(x, 'POST', `/api/v1/servers/${server}/start`)).status, 200);
+    await waitForValue(
+      async () => (await callApi(x, 'GET', `/api/v1/instances?server=${server}`)).json.items as InstanceView[],
+      (list) => list.length === 1 && list[0].status === 'RUNNING' && list[0].health === 'healthy',
+      { timeoutMs: 90_000, intervalMs: 300, what: `${server} RUNNING and healthy on ${nodeB}`, describe: (list) => JSON.stringify(list) },
+    );
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await callApi(x, 'DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
+    await Promise.all([x?.stop(), y?.stop(), b?.stop()]);
+    await removeContainers({ label: `${LABELS.server}=${server}` }, engineDocker(engine)).catch(() => undefined);
+    await engine?.stop();
+    const connection = await Connection.connect({ address: testEnv().temporalAddress });
+    await new TemporalClient({ connection }).workflow
+      .getHandle(nodeWorkflowId(nodeB))
+      .terminate('test over')
+      .catch(() => undefined);
+    await connection.close();
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  });
+
+  async function nodes(): Promise<NodeView[]> {
+    const res = await callApi(x, 'GET', '/api/v1/nodes');
+    assert.equal(res.status, 200, res.text);
+    return res.json.items as NodeView[];
+  }
+
+  /**
+   * An MCP client whose requests go to whichever front `target()` names at that moment,
+   * with that front's API token: what a load balancer in front of X and Y does.
+   */
+  async function connect(endpoint: string, target: () => McpdProcess): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+    const balanced: typeof fetch = (input, init) => {
+      const front = target();
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      const headers = new Headers(init?.headers);
+      headers.set('authorization', `Bearer ${front.token}`);
+      return fetch(`${front.url}${url.pathname}${url.search}`, { ...init, headers });
+    };
+    const transport = new StreamableHTTPClientTransport(new URL(`${x.url}${endpoint}`), { fetch: balanced });
+    const client = new Client({ name: 'gateway-link-test', version: '1' });
+    await client.connect(transport);
+    clients.push(client);
+    return { client, transport };
+  }
+
+  const echo = async (client: Client, name: string, message: string) => {
+    const result = (await client.callTool({ name, arguments: { message } })) as Text;
+    assert.notEqual(result.isError, true, JSON.stringify(result));
+    return result.content.map((c) => c.text).join('');
+  };
+
+  it("a front process reaches the tools of an instance on another node's engine, on /mcp and /mcp/servers/<name>", async () => {
+    const { client } = await connect('/mcp', () => x);
+    const tools = await waitForValue(
+      async () => (await client.listTools()).tools.map((t) => t.name),
+      (names) => names.includes(`${server}__echo`),
+      { timeoutMs: 30_000, what: `${server}__echo listed on front X` },
+    );
+    assert.ok(tools.includes(`${server}__get_me`), tools.join(','));
+    assert.match(await echo(client, `${server}__echo`, 'through the link'), /through the link/);
+
+    const one = await connect(`/mcp/servers/${server}`, () => y);
+    assert.equal(one.client.getServerVersion()?.name, 'gitea-like', JSON.stringify(one.client.getServerVersion()));
+    assert.match(await echo(one.client, 'echo', 'via Y'), /via Y/);
+    // An upstream's own tool error comes back verbatim through both hops.
+    const me = (await one.client.callTool({ name: 'get_me', arguments: {} })) as Text;
+    assert.equal(me.isError, true);
+    assert.match(me.content[0].text ?? '', /token is required/);
+  });
+
+  it("the attach stream stays node B's: the fronts hold a link to B, not the container", async () => {
+    const [onX, onB] = await Promise.all([callApi(x, 'GET', '/api/v1/gateway'), callApi(b, 'GET', '/api/v1/gateway')]);
+    const remote = (onX.json.instances as { server: string; remoteNode: string | null; connected: boolean }[]).find((i) => i.server === server);
+    assert.deepEqual({ remoteNode: remote?.remoteNode, connected: remote?.connected }, { remoteNode: nodeB, connected: true });
+    const local = (onB.json.instances as { server: string; remoteNode: string | null; transport: string }[]).find((i) => i.server === server);
+    assert.deepEqual({ remoteNode: local?.remoteNode, transport: local?.transport }, { remoteNode: null, transport: 'stdio' });
+    // Exactly one attach to the container: B's (a second one would see every reply and mix stdin).
+    const [container] = await engineDocker(engine).listContainers({ filters: { label: [`${LABELS.server}=${server}`] } });
+    assert.ok(container, 'the container runs on node B');
+    assert.equal((await x.output()).includes(container.Id), false);
+  });
+
+  it('a session opened on front X continues on front Y, on both endpoints', async () => {
+    let front = x;
+    for (const endpoint of ['/mcp', `/mcp/servers/${server}`]) {
+      front = x;
+      const tool = endpoint === '/mcp' ? `${server}__echo` : 'echo';
+      const { client, transport } = await connect(endpoint, () => front);
+      const session = transport.sessionId;
+      assert.ok(session, 'a session id');
+      assert.match(await echo(client, tool, 'on X'), /on X/);
+      front = y;
+      assert.match(await echo(client, tool, 'on Y'), /on Y/, `${endpoint}: the session goes on on Y`);
+      assert.equal(transport.sessionId, session, 'the same session, not a new one');
+      front = x;
+      assert.match(await echo(client, tool, 'back on X'), /back on X/);
+    }
+  });
+
+  it('a session id no front issued is not found; the link refuses anything but the link token', async () => {
+    const forged = await fetch(`${y.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${y.token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': 's1.eyJyIjoiIn0.AAAAAAAAAAAAAAAAAAAAAA.forged',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    assert.equal(forged.status, 404);
+    assert.match(await forged.text(), /Session not found/);
+    for (const authorization of [undefined, `Bearer ${b.token}`, `Bearer ${secret}`]) {
+      const res = await fetch(`${b.url}/mcp-link/v1/instances`, { headers: authorization ? { authorization } : {} });
+      assert.equal(res.status, 401, `link with ${authorization ? 'a wrong token' : 'no token'}`);
+      assert.deepEqual(await res.json(), { error: 'missing or invalid gateway link token' });
+    }
+  });
+
+  it("a front's session survives node B's process being killed and started again (the container keeps running)", async () => {
+    const { client } = await connect(`/mcp/servers/${server}`, () => x);
+    assert.match(await echo(client, 'echo', 'before'), /before/);
+    await b.kill();
+    b = await b.restart();
+    // B re-attaches its container; the front's link session is taken over by the new B process.
+    const text = await waitForValue(
+      () => echo(client, 'echo', 'after').catch((err: Error) => `failed: ${err.message}`),
+      (t) => /after/.test(t),
+      { timeoutMs: 60_000, intervalMs: 500, what: 'echo through X after node B restarted' },
+    );
+    assert.match(text, /after/);
+  });
+});
