@@ -157,7 +157,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       );
     }
     controlPlane.start();
-    const mcpHttp = gateway ? new GatewayHttp(gateway, { keys }) : undefined;
+    const mcpHttp = gateway ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined }) : undefined;
     gatewayHttp = mcpHttp;
 
     // MCP traffic skips express: its routing and response helpers cost more CPU per call than the whole proxy hop.

@@ -40,6 +40,8 @@ export interface GatewayHttpOptions {
    * only this process knows.
    */
   keys?: GatewayKeys;
+  /** The node whose instances this gateway owns (its worker runs here); the link listing names it. */
+  node?: string;
 }
 
 /** The route of a node-link session: one instance this node runs. */
@@ -179,6 +181,7 @@ export class GatewayHttp {
   private readonly stopListening: () => void;
   private readonly maxBodyBytes: number;
   private readonly keys?: GatewayKeys;
+  private readonly node?: string;
 
   constructor(
     private readonly gateway: Gateway,
@@ -187,6 +190,7 @@ export class GatewayHttp {
     this.catalog = new AggregateCatalog(gateway);
     this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
     this.keys = options.keys;
+    this.node = options.node;
     // Every /mcp session hears about every change of the aggregate lists.
     this.stopListening = gateway.onListChanged((change) => {
       for (const server of this.aggregateServers) {
@@ -244,6 +248,7 @@ export class GatewayHttp {
       if (gone.signal.aborted && !res.writable) return;
     }
     const body = JSON.stringify({
+      node: this.node ?? null,
       version: this.gateway.membershipVersion,
       instances: this.gateway
         .instances()

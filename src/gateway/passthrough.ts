@@ -123,7 +123,12 @@ export class PassthroughSession {
   }
 
   private initializeResult(instanceId: string, params: Params | undefined): Result {
-    const upstream = this.gateway.connectionOf(instanceId)?.initializeResult;
+    const connection = this.gateway.connectionOf(instanceId);
+    // A link handshake before this node's own one would hand the front made-up capabilities; it tries again instead.
+    if (this.pinned !== undefined && (!connection || connection.closed)) {
+      throw new UpstreamError(`instance ${instanceId} is not connected on this node yet`, GatewayErrorCode.Unavailable);
+    }
+    const upstream = connection?.initializeResult;
     const requested = params?.protocolVersion;
     const protocolVersion = typeof requested === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
     return {

@@ -32,7 +32,7 @@ export interface RemoteNodesOptions {
   /** The link token (a secret: sent as the bearer, never logged). */
   linkToken: string;
   logger?: Logger;
-  /** How often the node records are read again (default 5 s). */
+  /** How often the node records are read again (default 3 s): how long a node that joins stays unknown here. */
   refreshMs?: number;
   /** How long one listing poll waits for a change (default 25 s). */
   pollWaitMs?: number;
@@ -84,7 +84,7 @@ export class RemoteNodes {
       // Temporal unreachable: keep what is known; the links themselves still work.
       this.log.warn({ err: (err as Error).message }, 'gateway link: reading the node records failed');
     } finally {
-      if (!this.stopped) this.timer = setTimeout(() => void this.refresh(), this.options.refreshMs ?? 5_000).unref();
+      if (!this.stopped) this.timer = setTimeout(() => void this.refresh(), this.options.refreshMs ?? 3_000).unref();
     }
   }
 
@@ -103,8 +103,11 @@ export class RemoteNodes {
       const query = version === undefined ? '' : `?after=${version}&wait=${this.options.pollWaitMs ?? 25_000}`;
       try {
         const res = await fetch(`${poller.gatewayUrl.replace(/\/+$/, '')}${LINK_PREFIX}${query}`, { headers: { authorization: this.authorization }, signal });
+        if (res.status === 401) throw new Error('it refuses our link token: its MCPD_GATEWAY_SECRET differs from ours');
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        const body = (await res.json()) as { version: number; instances: LinkedInstance[] };
+        const body = (await res.json()) as { node: string | null; version: number; instances: LinkedInstance[] };
+        // A stale node record may point at a port another process now listens on.
+        if (body.node !== node) throw new Error(`${poller.gatewayUrl} is the gateway of ${body.node === null ? 'no node' : `node ${body.node}`}`);
         version = body.version;
         failures = 0;
         poller.listing = { gatewayUrl: poller.gatewayUrl, reachable: true, instances: body.instances };
@@ -112,7 +115,7 @@ export class RemoteNodes {
         if (signal.aborted) break;
         version = undefined;
         failures++;
-        if (poller.listing.reachable) this.log.warn({ node, err: (err as Error).message }, 'gateway link: node gateway does not answer; its instances get no traffic');
+        if (failures === 1) this.log.warn({ node, err: (err as Error).message }, 'gateway link: node gateway does not answer; its instances get no traffic');
         poller.listing = { ...poller.listing, reachable: false };
       }
       if (this.pollers.get(node) === poller) this.reconcile();

@@ -61,6 +61,26 @@ describe('front gateways forward to the node that runs an instance', function ()
       (list) => list.length === 1 && list[0].status === 'RUNNING' && list[0].health === 'healthy',
       { timeoutMs: 90_000, intervalMs: 300, what: `${server} RUNNING and healthy on ${nodeB}`, describe: (list) => JSON.stringify(list) },
     );
+    // A front learns of a node that just joined when it next reads the node records (every few seconds).
+    for (const front of [x, y]) {
+      await waitForValue(
+        async () => ((await callApi(front, 'GET', '/api/v1/gateway')).json.instances as { server: string; connected: boolean; ready: boolean }[]).find((i) => i.server === server),
+        (i) => i?.connected === true && i.ready,
+        { timeoutMs: 30_000, intervalMs: 250, what: `front ${front.url} linked to ${server} on ${nodeB}` },
+      );
+    }
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state !== 'failed') return;
+    for (const [name, proc] of [['X', x], ['Y', y]] as const) {
+      console.log(`      --- ${name} /api/v1/gateway: ${JSON.stringify((await callApi(proc, 'GET', '/api/v1/gateway').catch(() => undefined))?.json)}`);
+    }
+    // What the fronts' gateway links said: why a node's instances were not (yet) reachable.
+    for (const [name, proc] of [['X', x], ['Y', y], ['B', b]] as const) {
+      const lines = (proc?.output() ?? '').split('\n').filter((l) => /gateway/.test(l));
+      console.log(`      --- ${name} (gateway log lines) ---\n${lines.slice(-30).join('\n')}`);
+    }
   });
 
   after(async () => {
@@ -128,6 +148,28 @@ describe('front gateways forward to the node that runs an instance', function ()
     assert.match(me.content[0].text ?? '', /token is required/);
   });
 
+  it('progress and cancellation pass both hops: the client sees its progress, and a cancelled call ends on node B', async () => {
+    const { client } = await connect(`/mcp/servers/${server}`, () => y);
+    const progress: number[] = [];
+    const slept = (await client.callTool({ name: 'sleep', arguments: { ms: 600 } }, undefined, { onprogress: (p) => progress.push(p.progress) })) as Text;
+    assert.equal(slept.content[0].text, 'slept 600 ms');
+    assert.ok(progress.length >= 3, `progress seen: ${JSON.stringify(progress)}`);
+    assert.deepEqual(
+      progress,
+      [...progress].sort((p, q) => p - q),
+      'in order',
+    );
+
+    const cancel = new AbortController();
+    const hanging = client.callTool({ name: 'hang', arguments: {} }, undefined, { signal: cancel.signal });
+    const inFlightOnB = async () =>
+      ((await callApi(b, 'GET', '/api/v1/gateway')).json.instances as { server: string; inFlight: number }[]).find((i) => i.server === server)?.inFlight;
+    await waitForValue(inFlightOnB, (n) => n === 1, { timeoutMs: 10_000, what: 'the hanging call in flight on node B' });
+    cancel.abort();
+    await assert.rejects(hanging);
+    await waitForValue(inFlightOnB, (n) => n === 0, { timeoutMs: 10_000, what: 'the cancelled call gone from node B' });
+  });
+
   it("the attach stream stays node B's: the fronts hold a link to B, not the container", async () => {
     const [onX, onB] = await Promise.all([callApi(x, 'GET', '/api/v1/gateway'), callApi(b, 'GET', '/api/v1/gateway')]);
     const remote = (onX.json.instances as { server: string; remoteNode: string | null; connected: boolean }[]).find((i) => i.server === server);
@@ -189,5 +231,18 @@ describe('front gateways forward to the node that runs an instance', function ()
       { timeoutMs: 60_000, intervalMs: 500, what: 'echo through X after node B restarted' },
     );
     assert.match(text, /after/);
+  });
+
+  it("the fronts' /mcp drops the tools of an instance its node stops, without waiting for a cache to expire", async () => {
+    const { client } = await connect('/mcp', () => x);
+    assert.ok((await client.listTools()).tools.some((t) => t.name === `${server}__echo`));
+    assert.equal((await callApi(x, 'POST', `/api/v1/servers/${server}/stop`)).status, 200);
+    await waitForValue(
+      async () => (await client.listTools()).tools.map((t) => t.name),
+      (names) => !names.some((n) => n.startsWith(`${server}__`)),
+      { timeoutMs: 30_000, intervalMs: 250, what: `${server}'s tools gone from front X's /mcp` },
+    );
+    const gone = (await client.callTool({ name: `${server}__echo`, arguments: { message: 'x' } }).catch((err: Error) => err)) as Error;
+    assert.match(gone.message, /Unknown tool/);
   });
 });
