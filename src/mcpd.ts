@@ -166,7 +166,11 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       if (link) {
         // The gateway link: other gateways of the cluster only, with the link token (not the API token).
         if (!keys!.linkAuthorized(req.headers.authorization)) {
-          return sendRejection(res, { status: 401, wwwAuthenticate: 'Bearer realm="mcpd-gateway-link"', body: { error: 'missing or invalid gateway link token' } });
+          return sendRejection(res, {
+            status: 401,
+            wwwAuthenticate: 'Bearer realm="mcpd-gateway-link"',
+            body: { error: 'missing or invalid gateway link token' },
+          });
         }
         const handled = 'listing' in link ? mcpHttp!.handleListing(req, res) : mcpHttp!.handleInstance(req, res, link.instanceId);
         return void handled.catch((err: Error) => {

@@ -42,7 +42,10 @@ describe('gateway link keys', () => {
   });
 
   it('refuses a short secret without repeating it', () => {
-    assert.throws(() => new GatewayKeys('short-secret'), (err: Error) => !err.message.includes('short-secret') && /at least 32 characters/.test(err.message));
+    assert.throws(
+      () => new GatewayKeys('short-secret'),
+      (err: Error) => !err.message.includes('short-secret') && /at least 32 characters/.test(err.message),
+    );
   });
 
   it('creates one secret file (mode 0600) that processes sharing a data dir agree on; a given secret wins', () => {

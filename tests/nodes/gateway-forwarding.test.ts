@@ -12,13 +12,13 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import type { InstanceView } from '../../src/contracts/instance';
 import { LABELS } from '../../src/contracts/labels';
 import { nodeWorkflowId, type NodeView } from '../../src/contracts/node';
 import { DockerEngine } from '../../src/cluster/dockerEngine';
+import { connectBalanced, callText } from '../support/balancedMcp';
 import { callApi } from '../support/clients';
 import { engineDocker } from '../support/engineDocker';
 import { removeContainers, startMcpd, testEnv, waitForValue, type McpdProcess } from '../support/stack';
@@ -64,7 +64,10 @@ describe('front gateways forward to the node that runs an instance', function ()
     // A front learns of a node that just joined when it next reads the node records (every few seconds).
     for (const front of [x, y]) {
       await waitForValue(
-        async () => ((await callApi(front, 'GET', '/api/v1/gateway')).json.instances as { server: string; connected: boolean; ready: boolean }[]).find((i) => i.server === server),
+        async () =>
+          ((await callApi(front, 'GET', '/api/v1/gateway')).json.instances as { server: string; connected: boolean; ready: boolean }[]).find(
+            (i) => i.server === server,
+          ),
         (i) => i?.connected === true && i.ready,
         { timeoutMs: 30_000, intervalMs: 250, what: `front ${front.url} linked to ${server} on ${nodeB}` },
       );
@@ -73,11 +76,18 @@ describe('front gateways forward to the node that runs an instance', function ()
 
   afterEach(async function () {
     if (this.currentTest?.state !== 'failed') return;
-    for (const [name, proc] of [['X', x], ['Y', y]] as const) {
+    for (const [name, proc] of [
+      ['X', x],
+      ['Y', y],
+    ] as const) {
       console.log(`      --- ${name} /api/v1/gateway: ${JSON.stringify((await callApi(proc, 'GET', '/api/v1/gateway').catch(() => undefined))?.json)}`);
     }
     // What the fronts' gateway links said: why a node's instances were not (yet) reachable.
-    for (const [name, proc] of [['X', x], ['Y', y], ['B', b]] as const) {
+    for (const [name, proc] of [
+      ['X', x],
+      ['Y', y],
+      ['B', b],
+    ] as const) {
       const lines = (proc?.output() ?? '').split('\n').filter((l) => /gateway/.test(l));
       console.log(`      --- ${name} (gateway log lines) ---\n${lines.slice(-30).join('\n')}`);
     }
@@ -104,30 +114,13 @@ describe('front gateways forward to the node that runs an instance', function ()
     return res.json.items as NodeView[];
   }
 
-  /**
-   * An MCP client whose requests go to whichever front `target()` names at that moment,
-   * with that front's API token: what a load balancer in front of X and Y does.
-   */
-  async function connect(endpoint: string, target: () => McpdProcess): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
-    const balanced: typeof fetch = (input, init) => {
-      const front = target();
-      const url = new URL(input instanceof Request ? input.url : String(input));
-      const headers = new Headers(init?.headers);
-      headers.set('authorization', `Bearer ${front.token}`);
-      return fetch(`${front.url}${url.pathname}${url.search}`, { ...init, headers });
-    };
-    const transport = new StreamableHTTPClientTransport(new URL(`${x.url}${endpoint}`), { fetch: balanced });
-    const client = new Client({ name: 'gateway-link-test', version: '1' });
-    await client.connect(transport);
-    clients.push(client);
-    return { client, transport };
+  async function connect(endpoint: string, target: () => McpdProcess) {
+    const connected = await connectBalanced(endpoint, target);
+    clients.push(connected.client);
+    return connected;
   }
 
-  const echo = async (client: Client, name: string, message: string) => {
-    const result = (await client.callTool({ name, arguments: { message } })) as Text;
-    assert.notEqual(result.isError, true, JSON.stringify(result));
-    return result.content.map((c) => c.text).join('');
-  };
+  const echo = (client: Client, name: string, message: string) => callText(client, name, { message });
 
   it("a front process reaches the tools of an instance on another node's engine, on /mcp and /mcp/servers/<name>", async () => {
     const { client } = await connect('/mcp', () => x);
@@ -179,7 +172,7 @@ describe('front gateways forward to the node that runs an instance', function ()
     // Exactly one attach to the container: B's (a second one would see every reply and mix stdin).
     const [container] = await engineDocker(engine).listContainers({ filters: { label: [`${LABELS.server}=${server}`] } });
     assert.ok(container, 'the container runs on node B');
-    assert.equal((await x.output()).includes(container.Id), false);
+    assert.equal(x.output().includes(container.Id), false);
   });
 
   it('a session opened on front X continues on front Y, on both endpoints', async () => {
