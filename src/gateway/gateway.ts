@@ -379,6 +379,8 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
         const connection = new UpstreamConnection(`instance ${instanceId}`, newTransport());
         try {
           await connection.open(Math.max(1000, deadline - Date.now()));
+          // A node answers a link handshake with an error until its own upstream is connected; try again shortly.
+          if (entry.remote && !connection.initializeResult) throw new Error(`node ${entry.remote.node} has not connected the instance yet`);
           return connection;
         } catch (error) {
           await connection.close('handshake failed');
