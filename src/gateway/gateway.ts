@@ -84,6 +84,8 @@ interface InstanceEntry {
   target: UpstreamTarget;
   /** Set when the upstream is another node's: calls go over the link, and this process has no container to watch. */
   remote?: RemoteLink;
+  /** The link transport of the current connection attempt, to end its session on the node when the entry goes. */
+  linkTransport?: StreamableHTTPClientTransport;
   ready: boolean;
   connection?: UpstreamConnection;
   connecting?: Promise<void>;
@@ -217,6 +219,8 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     const connection = entry.connection;
     entry.connection = undefined;
     this.log.info({ instanceId, reason }, 'gateway: detached');
+    // The node keeps a link session until it idles out unless told; a node that is gone gets a second to answer.
+    if (entry.linkTransport?.sessionId) await withTimeout(entry.linkTransport.terminateSession(), 1_000).catch(() => undefined);
     if (connection) await connection.close(`instance ${instanceId} stopped: ${reason}`);
     this.changed(entry.target.server, ALL_KINDS, true);
   }
@@ -352,13 +356,14 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   }
 
   /** Fresh transports for a target, one per connection attempt; throws when the target cannot have any. */
-  private transportFactory(target: UpstreamTarget, remote?: RemoteLink): () => Transport {
+  private transportFactory(entry: InstanceEntry): () => Transport {
+    const { target, remote } = entry;
     if (remote) {
       const url = new URL(remote.url);
       const headers = { authorization: remote.authorization };
       // A node that restarts keeps the link session (its id is signed, any node gateway takes it over); the GET stream of its notifications comes back by itself.
       const reconnectionOptions = { initialReconnectionDelay: 500, maxReconnectionDelay: 10_000, reconnectionDelayGrowFactor: 2, maxRetries: 1_000 };
-      return () => new StreamableHTTPClientTransport(url, { requestInit: { headers }, reconnectionOptions });
+      return () => (entry.linkTransport = new StreamableHTTPClientTransport(url, { requestInit: { headers }, reconnectionOptions }));
     }
     if (target.transport === 'stdio') return () => new DockerAttachTransport(this.runtime, target.containerId, undefined, this.stdioMaxLineBytes);
     if (target.port === undefined) throw new Error(`instance ${target.instanceId}: ${target.transport} transport needs a port`);
@@ -370,7 +375,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   private async connect(entry: InstanceEntry): Promise<void> {
     const { instanceId } = entry.target;
     // Outside the retry: only a failed handshake is worth another attempt.
-    const newTransport = this.transportFactory(entry.target, entry.remote);
+    const newTransport = this.transportFactory(entry);
     const deadline = Date.now() + this.connectTimeoutMs;
     let attempts = 0;
     const connection = await retry(
@@ -489,4 +494,11 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     this.pendingChange.servers.add(server);
     for (const k of kinds) this.pendingChange.kinds.add(k);
   }
+}
+
+/** Waits for a promise at most ms. */
+function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([promise.then(() => undefined), timeout]).finally(() => clearTimeout(timer));
 }
