@@ -31,12 +31,17 @@ type Text = { content: { type: string; text?: string }[]; isError?: boolean };
 describe('front gateways forward to the node that runs an instance', function () {
   this.timeout(300_000);
   const suffix = randomBytes(3).toString('hex');
+  const nodeA = `t-gwlink-a-${suffix}`;
   const nodeB = `t-gwlink-b-${suffix}`;
   const server = `t-gwlink-${suffix}`;
+  const moving = `t-gwlink-move-${suffix}`;
+  // Only the nodes with this label take the moving server: B at first, A once it joins.
+  const movable = { gwlink: suffix };
   // Processes of one cluster share the gateway secret (npm run cluster: through the shared data dir).
   const secret = randomBytes(32).toString('hex');
   let workDir: string;
   let engine: DockerEngine;
+  let a: McpdProcess | undefined;
   let b: McpdProcess;
   let x: McpdProcess;
   let y: McpdProcess;
@@ -49,7 +54,7 @@ describe('front gateways forward to the node that runs an instance', function ()
     await engine.loadImage(IMAGE);
     const front = { MCPD_ROLES: 'api,gateway', MCPD_GATEWAY_SECRET: secret };
     [b, x, y] = await Promise.all([
-      startMcpd({ env: { MCPD_NODE: nodeB, MCPD_DOCKER_SOCKET: engine.socket, MCPD_GATEWAY_SECRET: secret } }),
+      startMcpd({ env: { MCPD_NODE: nodeB, MCPD_DOCKER_SOCKET: engine.socket, MCPD_GATEWAY_SECRET: secret, MCPD_NODE_LABELS: `gwlink=${suffix}` } }),
       startMcpd({ env: front }),
       startMcpd({ env: front }),
     ]);
@@ -96,15 +101,17 @@ describe('front gateways forward to the node that runs an instance', function ()
 
   after(async () => {
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
-    await callApi(x, 'DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
-    await Promise.all([x?.stop(), y?.stop(), b?.stop()]);
-    await removeContainers({ label: `${LABELS.server}=${server}` }, engineDocker(engine)).catch(() => undefined);
+    for (const name of [server, moving]) await callApi(x, 'DELETE', `/api/v1/servers/${name}`).catch(() => undefined);
+    await Promise.all([x?.stop(), y?.stop(), b?.stop(), a?.stop()]);
+    await removeContainers({ label: `${LABELS.server}=${moving}` });
+    for (const name of [server, moving]) await removeContainers({ label: `${LABELS.server}=${name}` }, engineDocker(engine)).catch(() => undefined);
     await engine?.stop();
     const connection = await Connection.connect({ address: testEnv().temporalAddress });
-    await new TemporalClient({ connection }).workflow
-      .getHandle(nodeWorkflowId(nodeB))
-      .terminate('test over')
-      .catch(() => undefined);
+    for (const node of [nodeA, nodeB])
+      await new TemporalClient({ connection }).workflow
+        .getHandle(nodeWorkflowId(node))
+        .terminate('test over')
+        .catch(() => undefined);
     await connection.close();
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
@@ -238,5 +245,52 @@ describe('front gateways forward to the node that runs an instance', function ()
     );
     const gone = (await client.callTool({ name: `${server}__echo`, arguments: { message: 'x' } }).catch((err: Error) => err)) as Error;
     assert.match(gone.message, /Unknown tool/);
+  });
+
+  it("when node B goes away its instance runs again on node A, and the fronts' clients get its tools back in the same session", async () => {
+    const applied = await callApi(x, 'PUT', `/api/v1/servers/${moving}`, {
+      name: moving,
+      image: IMAGE,
+      transport: 'stdio',
+      placement: { nodeSelector: movable },
+    });
+    assert.ok([200, 201].includes(applied.status), applied.text);
+    assert.equal((await callApi(x, 'POST', `/api/v1/servers/${moving}/start`)).status, 200);
+    const instance = async () => ((await callApi(x, 'GET', `/api/v1/instances?server=${moving}`)).json.items as InstanceView[])[0];
+    await waitForValue(instance, (i) => i?.node === nodeB && i.status === 'RUNNING' && i.health === 'healthy', {
+      timeoutMs: 90_000,
+      what: `${moving} healthy on ${nodeB}`,
+      describe: (i) => JSON.stringify(i),
+    });
+    a = await startMcpd({ env: { MCPD_NODE: nodeA, MCPD_NODE_LABELS: `gwlink=${suffix}`, MCPD_GATEWAY_SECRET: secret } });
+    const { client } = await connect('/mcp', () => x);
+    const tool = `${moving}__echo`;
+    await waitForValue(
+      async () => (await client.listTools()).tools.map((t) => t.name),
+      (names) => names.includes(tool),
+      { timeoutMs: 30_000, what: `${tool} on front X` },
+    );
+    assert.match(await echo(client, tool, 'on B'), /on B/);
+
+    // Node B goes away: its worker dies, then its engine stops (taking its containers down).
+    await b.kill();
+    const lostAt = Date.now();
+    await engine.stop();
+    const text = await waitForValue(
+      () => echo(client, tool, 'on A').catch((err: Error) => `failed: ${err.message}`),
+      (t) => /on A/.test(t),
+      { timeoutMs: 90_000, intervalMs: 1_000, what: `${tool} answering through front X again` },
+    );
+    assert.match(text, /on A/);
+    console.log(`      ${tool} answered through front X again ${((Date.now() - lostAt) / 1000).toFixed(1)} s after node ${nodeB} went away`);
+    assert.equal((await instance()).node, nodeA);
+    const onX = ((await callApi(x, 'GET', '/api/v1/gateway')).json.instances as { server: string; remoteNode: string | null }[]).filter(
+      (i) => i.server === moving,
+    );
+    assert.deepEqual(
+      onX.map((i) => i.remoteNode),
+      [nodeA],
+      "front X reaches it through node A's gateway now",
+    );
   });
 });
