@@ -25,6 +25,8 @@ export interface NodeLeaseDeps {
   engineHost: string;
   labels: NodeLabels;
   capacity: number;
+  /** Where this node's gateway answers once it listens (see NodeRegistration.gatewayUrl). */
+  gatewayUrl?: () => Promise<string | undefined>;
 }
 
 /** How long registerNode waits for the engine's version before it reports none. */
@@ -33,12 +35,14 @@ const ENGINE_VERSION_TIMEOUT_MS = 5_000;
 export function createNodeLeaseActivities(deps: NodeLeaseDeps) {
   return {
     async registerNode(): Promise<NodeRegistration> {
+      const gatewayUrl = await deps.gatewayUrl?.();
       return {
         engineHost: deps.engineHost,
         engineVersion: await engineVersion(deps.runtime),
         labels: deps.labels,
         capacity: deps.capacity,
         worker: `${os.hostname()}/${process.pid}`,
+        ...(gatewayUrl !== undefined ? { gatewayUrl } : {}),
       };
     },
 

@@ -20,7 +20,10 @@ import { seedExamples } from './api/seed';
 import type { Settings } from './config/settings';
 import { DockerRuntime, type ContainerRuntime } from './docker/runtime';
 import { Gateway } from './gateway/gateway';
-import { GatewayHttp, matchGatewayPath } from './gateway/http';
+import { GatewayHttp, matchGatewayPath, matchLinkPath } from './gateway/http';
+import { ensureGatewaySecret, GatewayKeys } from './gateway/linkKeys';
+import { RemoteNodes } from './gateway/remoteNodes';
+import { readNodeStates } from './nodes/registry';
 import { createLogger } from './logger';
 import { OpenBaoSecretStore } from './secrets/openbao';
 import { resolveBaoToken } from './secrets/rootToken';
@@ -76,6 +79,13 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     ? new Gateway({ runtime, logger: log.child({ component: 'gateway' }), stdioMaxLineBytes: settings.stdioMaxLineBytes })
     : undefined;
 
+  // One secret per cluster: the link between gateways and the signature of session ids (never logged).
+  const keys = gateway ? new GatewayKeys(ensureGatewaySecret(settings.dataDir, settings.gatewaySecret)) : undefined;
+  // Known once the server listens; the node registers it so front gateways can forward to this one.
+  let announceGatewayUrl: (url: string | undefined) => void = () => undefined;
+  const gatewayUrl = new Promise<string | undefined>((resolve) => (announceGatewayUrl = resolve));
+  let remoteNodes: RemoteNodes | undefined;
+
   let workers: McpdWorkers | undefined;
   let workerConnection: NativeConnection | undefined;
   let workerFailure: Error | undefined;
@@ -90,6 +100,8 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         httpServer.closeAllConnections();
       }
       controlPlane.stop();
+      announceGatewayUrl(undefined);
+      remoteNodes?.stop();
       await gatewayHttp?.close().catch(() => undefined);
       await workers?.shutdown().catch(() => undefined);
       await gateway?.close().catch(() => undefined);
@@ -115,7 +127,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         container: { startConcurrency: settings.startConcurrency },
         workflowCacheSize: settings.workflowCacheSize,
         packageImages: { nodeBaseImage: settings.packageBaseImages.node, pythonBaseImage: settings.packageBaseImages.python },
-        registration: { labels: settings.nodeLabels, capacity: settings.nodeCapacity, engineHost: settings.engineHost },
+        registration: { labels: settings.nodeLabels, capacity: settings.nodeCapacity, engineHost: settings.engineHost, gatewayUrl: () => gatewayUrl },
         log: log.child({ component: 'worker' }),
       });
       workers.run().catch((err: Error) => {
@@ -146,11 +158,28 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       );
     }
     controlPlane.start();
-    const mcpHttp = gateway ? new GatewayHttp(gateway) : undefined;
+    const mcpHttp = gateway ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined }) : undefined;
     gatewayHttp = mcpHttp;
 
     // MCP traffic skips express: its routing and response helpers cost more CPU per call than the whole proxy hop.
     const server = http.createServer((req, res) => {
+      const link = mcpHttp && keys ? matchLinkPath(req.url) : undefined;
+      if (link) {
+        // The gateway link: other gateways of the cluster only, with the link token (not the API token).
+        if (!keys!.linkAuthorized(req.headers.authorization)) {
+          return sendRejection(res, {
+            status: 401,
+            wwwAuthenticate: 'Bearer realm="mcpd-gateway-link"',
+            body: { error: 'missing or invalid gateway link token' },
+          });
+        }
+        const handled = 'listing' in link ? mcpHttp!.handleListing(req, res) : mcpHttp!.handleInstance(req, res, link.instanceId);
+        return void handled.catch((err: Error) => {
+          log.error({ err: err.message }, 'gateway link request failed');
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
+        });
+      }
       const route = mcpHttp ? matchGatewayPath(req.url) : undefined;
       if (!mcpHttp || !route) return void app(req, res);
       const rejection = checkBearer(req.headers.authorization, token);
@@ -167,6 +196,20 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       server.listen(settings.apiPort, settings.apiHost, () => resolve());
     });
     const url = `http://${settings.apiHost}:${(server.address() as AddressInfo).port}`;
+    announceGatewayUrl(gateway ? (settings.gatewayUrl ?? url) : undefined);
+    if (gateway && keys) {
+      remoteNodes = new RemoteNodes({
+        gateway,
+        listNodes: async () =>
+          (await readNodeStates(client)).flatMap((n) =>
+            n.status === 'Ready' && n.registration?.gatewayUrl ? [{ name: n.name, gatewayUrl: n.registration.gatewayUrl }] : [],
+          ),
+        selfNode: settings.roles.worker ? settings.node : undefined,
+        linkToken: keys.linkToken,
+        logger: log.child({ component: 'gateway-link' }),
+      });
+      remoteNodes.start();
+    }
     log.info({ url, node: settings.node, roles: settings.roles, dataDir: settings.dataDir }, 'mcpd ready');
 
     if (settings.roles.api && overrides.seedExamples !== false) {

@@ -54,7 +54,7 @@ export interface WorkerDeps {
   /** Workflows kept in memory between tasks (WorkerOptions.maxCachedWorkflows); the SDK's default when unset. */
   workflowCacheSize?: number;
   /** What the node reports about itself (default: no labels, DEFAULT_NODE_CAPACITY, engine "unknown"). */
-  registration?: { labels?: NodeLabels; capacity?: number; engineHost?: string };
+  registration?: { labels?: NodeLabels; capacity?: number; engineHost?: string; gatewayUrl?: () => Promise<string | undefined> };
   /** Knobs of the node workflow this worker starts (tests shorten the heartbeat timeout). */
   nodeTuning?: NodeWorkflowInput['tuning'];
   log?: Logger;
@@ -124,6 +124,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
             engineHost: deps.registration?.engineHost ?? 'unknown',
             labels: deps.registration?.labels ?? {},
             capacity: deps.registration?.capacity ?? DEFAULT_NODE_CAPACITY,
+            gatewayUrl: deps.registration?.gatewayUrl,
           }),
           ...(deps.proxy
             ? createProbeActivities({

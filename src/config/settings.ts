@@ -41,6 +41,13 @@ export interface Settings {
   startConcurrency: number;
   /** Workflows the control worker keeps in memory between workflow tasks (MCPD_WORKFLOW_CACHE). */
   workflowCacheSize: number;
+  /**
+   * The secret gateways of one cluster share (MCPD_GATEWAY_SECRET): it authenticates the
+   * link from front gateways to node gateways and signs session ids. Unset: <dataDir>/gateway-secret.
+   */
+  gatewaySecret: string | undefined;
+  /** Where front gateways reach this node's gateway (MCPD_GATEWAY_URL); unset: http://<MCPD_HOST>:<port>. */
+  gatewayUrl: string | undefined;
 }
 
 export const ROLES = ['api', 'gateway', 'worker'] as const;
@@ -151,6 +158,8 @@ export const environmentSchema = z.object({
   // Tokens are only passed on: never validated, so never quoted in an error.
   BAO_TOKEN: optional(z.string()),
   VAULT_TOKEN: optional(z.string()),
+  MCPD_GATEWAY_SECRET: optional(z.string()),
+  MCPD_GATEWAY_URL: optional(httpUrl),
   MCPD_SECRETS_MOUNT: optional(text),
   MCPD_SECRETS_PREFIX: optional(text),
   MCPD_DOCKER_SOCKET: optional(text),
@@ -204,5 +213,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     stdioMaxLineBytes: e.MCPD_STDIO_MAX_LINE_BYTES,
     startConcurrency: e.MCPD_START_CONCURRENCY ?? DEFAULT_START_CONCURRENCY,
     workflowCacheSize: e.MCPD_WORKFLOW_CACHE ?? DEFAULT_WORKFLOW_CACHE,
+    gatewaySecret: e.MCPD_GATEWAY_SECRET,
+    gatewayUrl: e.MCPD_GATEWAY_URL,
   };
 }

@@ -41,6 +41,12 @@ export interface NodeRegistration {
   capacity: number;
   /** The worker's identity (host and pid), for operators. */
   worker: string;
+  /**
+   * Where this node's gateway answers (http://host:port): front gateways forward the MCP
+   * traffic of the instances this node runs to its link endpoints there. Absent when the
+   * node's process serves no gateway (or registered before gateways were linked).
+   */
+  gatewayUrl?: string;
 }
 
 export type NodeStatus = 'Ready' | 'NotReady';

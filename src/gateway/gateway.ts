@@ -52,6 +52,8 @@ const ALL_KINDS: ListKind[] = ['tools', 'resources', 'resourceTemplates', 'promp
 
 export interface GatewayInstanceInfo {
   id: string;
+  /** The node whose gateway owns this instance's upstream, when that is another process (null: this one). */
+  remoteNode: string | null;
   server: string;
   transport: UpstreamTarget['transport'];
   containerId: string;
@@ -69,8 +71,21 @@ export interface CallOptions extends ExecuteOptions {
 export type ListChange = { servers: Set<string>; kinds: Set<ListKind> };
 export type UpstreamNotification = { instanceId: string; server: string; method: string; params?: Params };
 
+/** How a front gateway reaches an instance another node's gateway owns: that gateway's link endpoint for it. */
+export interface RemoteLink {
+  node: string;
+  /** The node gateway's Streamable HTTP endpoint of this one instance. */
+  url: string;
+  /** The Authorization header of the link (a secret: never logged). */
+  authorization: string;
+}
+
 interface InstanceEntry {
   target: UpstreamTarget;
+  /** Set when the upstream is another node's: calls go over the link, and this process has no container to watch. */
+  remote?: RemoteLink;
+  /** The link transport of the current connection attempt, to end its session on the node when the entry goes. */
+  linkTransport?: StreamableHTTPClientTransport;
   ready: boolean;
   connection?: UpstreamConnection;
   connecting?: Promise<void>;
@@ -92,6 +107,9 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   private readonly listListeners = new Set<(change: ListChange) => void>();
   private readonly notificationListeners = new Set<(n: UpstreamNotification) => void>();
   private pendingChange?: ListChange;
+  /** Grows with every change of who is attached, ready or connected (what a node's link listing reports). */
+  private membership = 0;
+  private readonly membershipWaiters = new Set<() => void>();
 
   constructor(options: GatewayOptions) {
     this.runtime = options.runtime;
@@ -110,7 +128,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
 
   async attach(target: UpstreamTarget): Promise<void> {
     const existing = this.entries.get(target.instanceId);
-    if (existing && existing.target.containerId === target.containerId && !existing.detached) {
+    if (existing && !existing.remote && existing.target.containerId === target.containerId && !existing.detached) {
       if (existing.connection && !existing.connection.closed) return;
       if (existing.connecting) return existing.connecting;
       existing.connecting = this.connect(existing).finally(() => (existing.connecting = undefined));
@@ -126,6 +144,62 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     this.entries.set(target.instanceId, entry);
     entry.connecting = this.connect(entry).finally(() => (entry.connecting = undefined));
     return entry.connecting;
+  }
+
+  /**
+   * An instance another node's gateway owns, reached over the gateway link. A local
+   * upstream of the same instance always wins (while an instance moves between nodes,
+   * the new node's own attach must not be replaced by a stale listing of the old one).
+   */
+  async attachRemote(target: UpstreamTarget, link: RemoteLink, ready: boolean): Promise<void> {
+    const existing = this.entries.get(target.instanceId);
+    if (existing && !existing.remote) return;
+    if (existing && existing.remote?.url === link.url && existing.target.containerId === target.containerId) {
+      this.setReady(target.instanceId, ready);
+      if (existing.connecting) return existing.connecting;
+      if (existing.connection && !existing.connection.closed) return;
+      existing.connecting = this.connect(existing).finally(() => (existing.connecting = undefined));
+      return existing.connecting;
+    }
+    if (existing) await this.detach(target.instanceId, `now reached through node ${link.node}`);
+    if (this.entries.has(target.instanceId)) return; // a local attach came first meanwhile
+    const entry: InstanceEntry = { target: { ...target }, remote: { ...link }, ready, detached: false, watch: new AbortController() };
+    this.entries.set(target.instanceId, entry);
+    entry.connecting = this.connect(entry).finally(() => (entry.connecting = undefined));
+    return entry.connecting;
+  }
+
+  /** Whether this process's own node runs the instance (its upstream is attached here, not over a link). */
+  isLocal(instanceId: string): boolean {
+    const entry = this.entries.get(instanceId);
+    return entry !== undefined && !entry.remote;
+  }
+
+  /** The node of each remote instance, by instance id. */
+  remoteInstances(): Map<string, { node: string; url: string; containerId: string }> {
+    const out = new Map<string, { node: string; url: string; containerId: string }>();
+    for (const [id, e] of this.entries) if (e.remote) out.set(id, { node: e.remote.node, url: e.remote.url, containerId: e.target.containerId });
+    return out;
+  }
+
+  get membershipVersion(): number {
+    return this.membership;
+  }
+
+  /** Resolves when the membership version passes `after`, or when timeoutMs or the signal ends the wait. */
+  waitForMembershipChange(after: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.membership !== after || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.membershipWaiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.membershipWaiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
   }
 
   setReady(instanceId: string, ready: boolean): void {
@@ -145,6 +219,8 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     const connection = entry.connection;
     entry.connection = undefined;
     this.log.info({ instanceId, reason }, 'gateway: detached');
+    // The node keeps a link session until it idles out unless told; a node that is gone gets a second to answer.
+    if (entry.linkTransport?.sessionId) await withTimeout(entry.linkTransport.terminateSession(), 1_000).catch(() => undefined);
     if (connection) await connection.close(`instance ${instanceId} stopped: ${reason}`);
     this.changed(entry.target.server, ALL_KINDS, true);
   }
@@ -185,6 +261,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   instances(): GatewayInstanceInfo[] {
     return [...this.entries.entries()].map(([id, e]) => ({
       id,
+      remoteNode: e.remote?.node ?? null,
       server: e.target.server,
       transport: e.target.transport,
       containerId: e.target.containerId,
@@ -279,7 +356,15 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   }
 
   /** Fresh transports for a target, one per connection attempt; throws when the target cannot have any. */
-  private transportFactory(target: UpstreamTarget): () => Transport {
+  private transportFactory(entry: InstanceEntry): () => Transport {
+    const { target, remote } = entry;
+    if (remote) {
+      const url = new URL(remote.url);
+      const headers = { authorization: remote.authorization };
+      // A node that restarts keeps the link session (its id is signed, any node gateway takes it over); the GET stream of its notifications comes back by itself.
+      const reconnectionOptions = { initialReconnectionDelay: 500, maxReconnectionDelay: 10_000, reconnectionDelayGrowFactor: 2, maxRetries: 1_000 };
+      return () => (entry.linkTransport = new StreamableHTTPClientTransport(url, { requestInit: { headers }, reconnectionOptions }));
+    }
     if (target.transport === 'stdio') return () => new DockerAttachTransport(this.runtime, target.containerId, undefined, this.stdioMaxLineBytes);
     if (target.port === undefined) throw new Error(`instance ${target.instanceId}: ${target.transport} transport needs a port`);
     const url = new URL(`http://127.0.0.1:${target.port}${target.path ?? (target.transport === 'sse' ? '/sse' : '/mcp')}`);
@@ -290,7 +375,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   private async connect(entry: InstanceEntry): Promise<void> {
     const { instanceId } = entry.target;
     // Outside the retry: only a failed handshake is worth another attempt.
-    const newTransport = this.transportFactory(entry.target);
+    const newTransport = this.transportFactory(entry);
     const deadline = Date.now() + this.connectTimeoutMs;
     let attempts = 0;
     const connection = await retry(
@@ -299,6 +384,8 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
         const connection = new UpstreamConnection(`instance ${instanceId}`, newTransport());
         try {
           await connection.open(Math.max(1000, deadline - Date.now()));
+          // A node answers a link handshake with an error until its own upstream is connected; try again shortly.
+          if (entry.remote && !connection.initializeResult) throw new Error(`node ${entry.remote.node} has not connected the instance yet`);
           return connection;
         } catch (error) {
           await connection.close('handshake failed');
@@ -332,6 +419,8 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   }
 
   private async containerRunning(entry: InstanceEntry): Promise<boolean> {
+    // The container is on another node's engine: its listing says whether it is still wanted.
+    if (entry.remote) return !entry.detached;
     try {
       return (await this.runtime.inspect(entry.target.containerId))?.running === true;
     } catch {
@@ -341,6 +430,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
 
   /** Fails calls promptly when the container dies, whatever the transport noticed. */
   private watchContainer(entry: InstanceEntry, connection: UpstreamConnection): void {
+    if (entry.remote) return; // its node watches it and takes it out of its listing
     entry.watch.abort();
     entry.watch = new AbortController();
     this.runtime
@@ -388,6 +478,10 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
    * (a restart detaches and attaches in quick succession) into one notification.
    */
   private changed(server: string, kinds: ListKind[], membership: boolean): void {
+    if (membership) {
+      this.membership++;
+      for (const wake of [...this.membershipWaiters]) wake();
+    }
     this.cache.invalidateWhere((key) => key.startsWith(`${server}\n`) && (membership || kinds.some((k) => key.endsWith(`\n${k}`))));
     if (!this.pendingChange) {
       this.pendingChange = { servers: new Set(), kinds: new Set() };
@@ -400,4 +494,11 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     this.pendingChange.servers.add(server);
     for (const k of kinds) this.pendingChange.kinds.add(k);
   }
+}
+
+/** Waits for a promise at most ms. */
+function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([promise.then(() => undefined), timeout]).finally(() => clearTimeout(timer));
 }

@@ -24,6 +24,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { AggregateCatalog, createAggregateServer } from './aggregate';
 import type { Gateway } from './gateway';
 import { HttpSessionTransport } from './httpTransport';
+import type { GatewayKeys } from './linkKeys';
 import { PassthroughSession } from './passthrough';
 
 export interface GatewayHttpOptions {
@@ -33,10 +34,21 @@ export interface GatewayHttpOptions {
   maxBodyBytes?: number;
   /** Sessions idle this long are closed (clients that never send DELETE). Default 30 min. */
   sessionIdleMs?: number;
+  /**
+   * Signs session ids, so a session opened on one front gateway continues on any other
+   * of the cluster (the id says what it routes to). Without keys, ids are random UUIDs
+   * only this process knows.
+   */
+  keys?: GatewayKeys;
+  /** The node whose instances this gateway owns (its worker runs here); the link listing names it. */
+  node?: string;
 }
 
+/** The route of a node-link session: one instance this node runs. */
+const INSTANCE_ROUTE = 'instance:';
+
 interface Session {
-  /** '' for /mcp, the server name for /mcp/servers/:name */
+  /** '' for /mcp, the server name for /mcp/servers/:name, `instance:<id>` for the node link */
   route: string;
   transport: HttpSessionTransport;
   lastSeen: number;
@@ -168,6 +180,8 @@ export class GatewayHttp {
   private readonly sweeper: NodeJS.Timeout;
   private readonly stopListening: () => void;
   private readonly maxBodyBytes: number;
+  private readonly keys?: GatewayKeys;
+  private readonly node?: string;
 
   constructor(
     private readonly gateway: Gateway,
@@ -175,6 +189,8 @@ export class GatewayHttp {
   ) {
     this.catalog = new AggregateCatalog(gateway);
     this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
+    this.keys = options.keys;
+    this.node = options.node;
     // Every /mcp session hears about every change of the aggregate lists.
     this.stopListening = gateway.onListChanged((change) => {
       for (const server of this.aggregateServers) {
@@ -205,6 +221,44 @@ export class GatewayHttp {
     }
   }
 
+  /** The node side of the gateway link: one instance this node runs, as an MCP endpoint (the caller checked the link token). */
+  async handleInstance(req: IncomingMessage & { body?: unknown }, res: ServerResponse, instanceId: string): Promise<void> {
+    try {
+      await this.dispatch(req, res, `${INSTANCE_ROUTE}${instanceId}`);
+    } catch (error) {
+      if (error instanceof HttpError) sendError(res, error.status, error.code, error.message);
+      else sendError(res, 500, -32603, `Internal error: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * The node side of the gateway link: the instances this node runs, as JSON. With
+   * `?after=<version>` it answers once the membership version differs from that (or
+   * after `wait` ms, at most 30 s): front gateways long-poll it to follow attaches,
+   * readiness changes and detaches within one round trip.
+   */
+  async handleListing(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const query = new URL(req.url ?? '/', 'http://link').searchParams;
+    const after = query.get('after');
+    if (after !== null && /^\d+$/.test(after)) {
+      const waitMs = Math.min(Number(query.get('wait') ?? 25_000) || 0, 30_000);
+      const gone = new AbortController();
+      res.on('close', () => gone.abort());
+      await this.gateway.waitForMembershipChange(Number(after), waitMs, gone.signal);
+      if (gone.signal.aborted && !res.writable) return;
+    }
+    const body = JSON.stringify({
+      node: this.node ?? null,
+      version: this.gateway.membershipVersion,
+      instances: this.gateway
+        .instances()
+        .filter((i) => i.remoteNode === null)
+        .map((i) => ({ id: i.id, server: i.server, transport: i.transport, containerId: i.containerId, ready: i.ready && i.connected })),
+    });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.end(body);
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.stopListening();
@@ -213,7 +267,16 @@ export class GatewayHttp {
 
   private async dispatch(req: IncomingMessage & { body?: unknown }, res: ServerResponse, route: string): Promise<void> {
     const sessionHeader = req.headers['mcp-session-id'];
-    const session = typeof sessionHeader === 'string' ? this.sessions.get(sessionHeader) : undefined;
+    let session = typeof sessionHeader === 'string' ? this.sessions.get(sessionHeader) : undefined;
+    if (typeof sessionHeader === 'string' && !session && req.method !== 'DELETE' && this.keys?.verifySession(sessionHeader)?.route === route) {
+      // Opened by another front gateway (or by this one before a restart): the id says all it routes by.
+      this.checkRoute(route);
+      session = await this.createSession(route, sessionHeader);
+    }
+    if (typeof sessionHeader === 'string' && !session && req.method === 'DELETE' && this.keys?.verifySession(sessionHeader)?.route === route) {
+      res.writeHead(200).end(); // nothing of it lives here
+      return;
+    }
     if (typeof sessionHeader === 'string' && (!session || session.route !== route)) {
       throw new HttpError(404, -32001, 'Session not found');
     }
@@ -275,13 +338,23 @@ export class GatewayHttp {
     }
     if (!initialize) throw new HttpError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
     if (messages.length > 1) throw new HttpError(400, -32600, 'Invalid Request: Only one initialization request is allowed');
-    if (route !== '' && !this.gateway.knowsServer(route)) throw new HttpError(404, -32003, `MCP server "${route}" is not running`);
+    this.checkRoute(route);
     const created = await this.createSession(route);
     created.transport.handlePost(res, messages as never, batch);
   }
 
-  private async createSession(route: string): Promise<Session> {
-    const transport = new HttpSessionTransport(randomUUID());
+  /** A session may start (or be taken over) only where its server, or for a link session its instance, is served. */
+  private checkRoute(route: string): void {
+    if (route.startsWith(INSTANCE_ROUTE)) {
+      const instanceId = route.slice(INSTANCE_ROUTE.length);
+      if (!this.gateway.isLocal(instanceId)) throw new HttpError(404, -32003, `instance ${instanceId} does not run on this node`);
+    } else if (route !== '' && !this.gateway.knowsServer(route)) {
+      throw new HttpError(404, -32003, `MCP server "${route}" is not running`);
+    }
+  }
+
+  private async createSession(route: string, id?: string): Promise<Session> {
+    const transport = new HttpSessionTransport(id ?? this.keys?.issueSession({ route }) ?? randomUUID());
     const session: Session = { route, transport, lastSeen: Date.now(), close: () => transport.close() };
     this.sessions.set(transport.sessionId, session);
     if (route === '') {
@@ -294,6 +367,15 @@ export class GatewayHttp {
       };
       await aggregate.connect(transport);
       checkParamsBefore(transport);
+    } else if (route.startsWith(INSTANCE_ROUTE)) {
+      const instanceId = route.slice(INSTANCE_ROUTE.length);
+      const server = this.gateway.instances().find((i) => i.id === instanceId)?.server ?? '';
+      const link = new PassthroughSession(this.gateway, server, transport, transport.sessionId, instanceId);
+      transport.onclose = () => {
+        link.closed();
+        this.sessions.delete(transport.sessionId);
+      };
+      link.start();
     } else {
       const passthrough = new PassthroughSession(this.gateway, route, transport, transport.sessionId);
       transport.onclose = () => {
@@ -327,6 +409,30 @@ export function matchGatewayPath(url: string | undefined): { server?: string } |
   if (name === '' || name.includes('/')) return undefined;
   try {
     return { server: decodeURIComponent(name) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The gateway link's paths on a node (front gateways forward to them; the link token guards them). */
+export const LINK_PREFIX = '/mcp-link/v1/instances';
+
+/** The link endpoint of one instance on a node whose gateway answers at `gatewayUrl`. */
+export function linkInstanceUrl(gatewayUrl: string, instanceId: string): string {
+  return `${gatewayUrl.replace(/\/+$/, '')}${LINK_PREFIX}/${encodeURIComponent(instanceId)}`;
+}
+
+/** Which link endpoint a request URL names: the listing, one instance, or undefined for any other path. */
+export function matchLinkPath(url: string | undefined): { listing: true } | { instanceId: string } | undefined {
+  if (!url) return undefined;
+  const queryAt = url.indexOf('?');
+  const path = queryAt === -1 ? url : url.slice(0, queryAt);
+  if (path === LINK_PREFIX) return { listing: true };
+  if (!path.startsWith(`${LINK_PREFIX}/`)) return undefined;
+  const name = path.slice(LINK_PREFIX.length + 1);
+  if (name === '' || name.includes('/')) return undefined;
+  try {
+    return { instanceId: decodeURIComponent(name) };
   } catch {
     return undefined;
   }

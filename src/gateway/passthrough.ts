@@ -4,6 +4,11 @@
  * UpstreamConnection); here the session keeps its own ids, answers initialize
  * from the upstream's handshake, relays progress, cancellation, logging and
  * resource updates, and forwards server-to-client requests to this client.
+ *
+ * Pinned to one instance (`pinned`), it is the node side of the gateway link: a front
+ * gateway's upstream connection to an instance this node runs. Then every call goes
+ * to that instance (never the discovery cache, never another replica), and every
+ * notification of the instance is passed on: the front filters per client session.
  */
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
@@ -38,11 +43,17 @@ export class PassthroughSession {
     readonly server: string,
     readonly transport: Transport,
     private readonly sessionKey: string,
+    /** The one instance this session talks to (the node side of the gateway link). */
+    private readonly pinned?: string,
   ) {}
 
   start(): void {
     this.transport.onmessage = (message) => this.receive(message);
     this.unsubscribe = this.gateway.onUpstreamNotification((n) => {
+      if (this.pinned !== undefined) {
+        if (n.instanceId === this.pinned) this.send({ jsonrpc: '2.0', method: n.method, ...(n.params ? { params: n.params } : {}) });
+        return;
+      }
       if (n.server !== this.server || this.gateway.router.boundTo(this.sessionKey, this.server) !== n.instanceId) return;
       if (n.method === 'notifications/resources/updated' && !this.subscriptions.has(String(n.params?.uri))) return;
       this.send({ jsonrpc: '2.0', method: n.method, ...(n.params ? { params: n.params } : {}) });
@@ -91,10 +102,10 @@ export class PassthroughSession {
 
   private async answer(id: JsonRpcId, method: string, params: Params | undefined, signal: AbortSignal): Promise<Result> {
     if (method === 'ping') return {};
-    const instanceId = this.gateway.route(this.sessionKey, this.server);
+    const instanceId = this.pinned ?? this.gateway.route(this.sessionKey, this.server);
     if (method === 'initialize') return this.initializeResult(instanceId, params);
     const listKind = CACHED_LISTS[method];
-    if (listKind && params?.cursor === undefined) {
+    if (listKind && params?.cursor === undefined && this.pinned === undefined) {
       return { [listKind]: await this.gateway.list(this.server, listKind) };
     }
     return this.gateway.call(
@@ -112,7 +123,12 @@ export class PassthroughSession {
   }
 
   private initializeResult(instanceId: string, params: Params | undefined): Result {
-    const upstream = this.gateway.connectionOf(instanceId)?.initializeResult;
+    const connection = this.gateway.connectionOf(instanceId);
+    // A link handshake before this node's own one would hand the front made-up capabilities; it tries again instead.
+    if (this.pinned !== undefined && (!connection || connection.closed)) {
+      throw new UpstreamError(`instance ${instanceId} is not connected on this node yet`, GatewayErrorCode.Unavailable);
+    }
+    const upstream = connection?.initializeResult;
     const requested = params?.protocolVersion;
     const protocolVersion = typeof requested === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
     return {
@@ -130,7 +146,7 @@ export class PassthroughSession {
       return;
     }
     if (method === 'notifications/initialized') return; // the gateway did its own handshake
-    const bound = this.gateway.router.boundTo(this.sessionKey, this.server);
+    const bound = this.pinned ?? this.gateway.router.boundTo(this.sessionKey, this.server);
     if (bound !== undefined) void this.gateway.connectionOf(bound)?.notify(method, params);
   }
 

@@ -1,25 +1,26 @@
 /**
  * Which replica serves a client session: a session sticks to one ready replica per
  * server (upstream state such as subscriptions or a server's memory of the client
- * stays consistent); a new binding goes to the ready replica with the fewest
- * sessions. When the bound replica is no longer ready the session moves.
+ * stays consistent). A new binding is chosen by rendezvous (highest random weight)
+ * hashing of the session and the ready replicas, a pure function of both: every
+ * front gateway that serves the session makes the same choice without asking any
+ * other, and sessions spread evenly. Once bound, a session stays on its replica in
+ * this process even when others become ready; when the bound replica is no longer
+ * ready the session moves (and only the sessions of that replica move).
  */
 export class ReplicaRouter {
   /** session -> server -> instance id */
   private readonly bindings = new Map<string, Map<string, string>>();
-  private readonly load = new Map<string, number>();
 
   choose(session: string, server: string, ready: readonly string[]): string | undefined {
     let perServer = this.bindings.get(session);
     const bound = perServer?.get(server);
     if (bound !== undefined && ready.includes(bound)) return bound;
-    if (bound !== undefined) this.unbind(session, server, bound);
-    if (ready.length === 0) return undefined;
-    let best = ready[0];
-    for (const candidate of ready) if (this.loadOf(candidate) < this.loadOf(best)) best = candidate;
+    if (bound !== undefined) perServer!.delete(server);
+    const best = rendezvous(session, ready);
+    if (best === undefined) return undefined;
     if (!perServer) this.bindings.set(session, (perServer = new Map<string, string>()));
     perServer.set(server, best);
-    this.load.set(best, this.loadOf(best) + 1);
     return best;
   }
 
@@ -38,20 +39,35 @@ export class ReplicaRouter {
   }
 
   forgetSession(session: string): void {
-    const perServer = this.bindings.get(session);
-    if (!perServer) return;
-    for (const [server, id] of perServer) this.unbind(session, server, id);
     this.bindings.delete(session);
   }
+}
 
-  private unbind(session: string, server: string, instanceId: string): void {
-    this.bindings.get(session)?.delete(server);
-    const n = this.loadOf(instanceId) - 1;
-    if (n > 0) this.load.set(instanceId, n);
-    else this.load.delete(instanceId);
+/** The candidate with the highest hash of (key, candidate); ties (practically never) go to the smaller id, so the result never depends on order. */
+export function rendezvous(key: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestWeight = -1;
+  for (const candidate of candidates) {
+    const weight = hash32(`${key}\n${candidate}`);
+    if (weight > bestWeight || (weight === bestWeight && best !== undefined && candidate < best)) {
+      best = candidate;
+      bestWeight = weight;
+    }
   }
+  return best;
+}
 
-  private loadOf(instanceId: string): number {
-    return this.load.get(instanceId) ?? 0;
+/** FNV-1a over UTF-16 code units with murmur3's finalizer: cheap, stable across processes, well spread. */
+function hash32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
   }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }

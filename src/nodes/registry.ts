@@ -13,6 +13,16 @@ const NODE_ID_PREFIX = 'mcp-node:';
 
 /** Every registered node with its instance count, sorted by name. */
 export async function readNodes(client: Client): Promise<NodeView[]> {
+  const states = await readNodeStates(client);
+  const views = await mapLimit(states, 8, async (state) => {
+    const { count } = await client.workflow.count(nodeInstancesQuery(state.name));
+    return { ...state, instances: count };
+  });
+  return views.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Every registered node's published state (one visibility list, no counts): what front gateways follow. */
+export async function readNodeStates(client: Client): Promise<NodeState[]> {
   const states: NodeState[] = [];
   for await (const info of client.workflow.list({ query: nodeListQuery() })) {
     const published = info.memo?.[NODE_MEMO_KEY] as NodeState | undefined;
@@ -26,9 +36,5 @@ export async function readNodes(client: Client): Promise<NodeView[]> {
       },
     );
   }
-  const views = await mapLimit(states, 8, async (state) => {
-    const { count } = await client.workflow.count(nodeInstancesQuery(state.name));
-    return { ...state, instances: count };
-  });
-  return views.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return states;
 }

@@ -17,6 +17,7 @@ import { callApi } from '../support/clients';
 import { REPO_ROOT, waitForValue } from '../support/stack';
 import { applyServer, waitForInstance, type ChaosServer } from '../chaos/support';
 import { engineDocker } from '../support/engineDocker';
+import { callText, connectBalanced } from '../support/balancedMcp';
 
 const execFileAsync = promisify(execFile);
 
@@ -106,6 +107,24 @@ describe('the production-shaped cluster (npm run cluster)', function () {
       1,
       `containers per host: ${onHosts.join(', ')}`,
     );
+  });
+
+  it("serves the instance's tools on both API processes' /mcp wherever it runs, and a session moves between them", async () => {
+    const name = `${server!.name}__echo`;
+    let front = api(0);
+    const { client } = await connectBalanced('/mcp', () => front);
+    try {
+      await waitForValue(
+        async () => (await client.listTools()).tools.map((t) => t.name),
+        (names) => names.includes(name),
+        { timeoutMs: 30_000, what: `${name} on API process 1's /mcp` },
+      );
+      assert.match(await callText(client, name, { message: 'via api-1' }), /via api-1/);
+      front = api(1);
+      assert.match(await callText(client, name, { message: 'via api-2' }), /via api-2/);
+    } finally {
+      await client.close();
+    }
   });
 
   it('keeps answering through the API while one Temporal node restarts', async () => {

@@ -23,6 +23,7 @@ const PURE_MODULES = new Set([
   'src/gateway/requestTable',
   'src/gateway/lineDecoder',
   'src/gateway/replicas',
+  'src/gateway/remotePlan',
   'src/packages/naming',
   'src/embedded/restartPolicy',
   'src/logger',
