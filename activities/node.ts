@@ -9,7 +9,7 @@ import type { InstanceRouting, ProxyExecutor, UpstreamTarget } from '../src/cont
 import type { SecretStore } from '../src/secrets/types';
 import { secretFailure } from './control';
 import { withHeartbeat } from './heartbeat';
-import { probeAttached } from './probe';
+import { probeAttached, type ProbeLoops } from './probe';
 import { FAILURE_TYPES, type AttachUpstreamInput, type StartContainerInput, type StartContainerResult, type StopContainerInput } from './types';
 
 export interface NodeActivityDeps {
@@ -18,11 +18,13 @@ export interface NodeActivityDeps {
   routing: InstanceRouting;
   /** The gateway's request path, for the probe a start may ask for (StartContainerInput.probe). */
   proxy?: ProxyExecutor;
+  /** The node's probe loops: stopping an instance's container ends its loop. */
+  probeLoops?: ProbeLoops;
   /** node and owner labels, base image, start grace. */
   containers: InstanceContainerOptions;
 }
 
-export function createNodeActivities({ runtime, secrets, routing, proxy, containers: options }: NodeActivityDeps) {
+export function createNodeActivities({ runtime, secrets, routing, proxy, probeLoops, containers: options }: NodeActivityDeps) {
   const containers = new InstanceContainers(runtime, options);
 
   async function attach(input: AttachUpstreamInput): Promise<UpstreamTarget> {
@@ -98,6 +100,7 @@ export function createNodeActivities({ runtime, secrets, routing, proxy, contain
 
     /** Idempotent: stopping a stopped or missing container is fine. The gateway forgets the upstream first. */
     async stopContainer(input: StopContainerInput): Promise<string | null> {
+      probeLoops?.stop(input.instanceId, `its container is being stopped: ${input.reason}`);
       await routing.detach(input.instanceId, input.reason);
       return containers.stop(input.instanceId, { remove: input.remove });
     },

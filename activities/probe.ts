@@ -11,9 +11,9 @@
  * request per activity) stays for probe workflow runs that began before probeLoop.
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { Context } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import type { ProxyExecutor } from '../src/contracts/routing';
-import { nextHealth, type HealthState } from '../workflows/health';
+import { PROBE_HEARTBEAT_SHARE, nextHealth, type HealthState } from '../workflows/health';
 import type { ProbeInput, ProbeResult } from './types';
 
 export type { ProbeInput, ProbeResult } from './types';
@@ -24,8 +24,8 @@ export interface ProbeNodeState {
   reattached?: () => Promise<void>;
   /** Whether the gateway has an upstream for the instance. */
   knows?: (instanceId: string) => boolean;
-  /** Makes the gateway and the instance workflow agree again; returns what it did. */
-  repair?: (instanceId: string) => Promise<{ message: string }>;
+  /** Makes the gateway and the instance workflow agree again; returns what it did (src/docker/reattach.ts). */
+  repair?: (instanceId: string) => Promise<{ kind: 'nothing' | 'reattached' | 'exitSignalled'; message: string }>;
 }
 
 /** Time as the probe activities see it: tests pass a faster clock to run hours of probes in seconds. */
@@ -67,7 +67,46 @@ export interface ProbeLoopHeartbeat {
 
 export const MAX_REASON_LENGTH = 200;
 
-export function createProbeActivities({ proxy, node = {}, clock = realClock }: { proxy: ProxyExecutor; node?: ProbeNodeState; clock?: ProbeClock }) {
+/**
+ * The probe loops running on this node, by instance. A loop hears of its cancellation only
+ * with a heartbeat's reply, minutes apart, so the node ends it itself: when the instance's
+ * container is stopped here (stopContainer), or when a newer loop of the same instance
+ * begins (a new probe child, or one that continued as new).
+ */
+export class ProbeLoops {
+  private readonly running = new Map<string, AbortController>();
+
+  /** A loop of `instanceId` begins; any older one of it ends. */
+  begin(instanceId: string): AbortController {
+    this.running.get(instanceId)?.abort(new Error('a newer probe loop of this instance began'));
+    const loop = new AbortController();
+    this.running.set(instanceId, loop);
+    return loop;
+  }
+
+  end(instanceId: string, loop: AbortController): void {
+    if (this.running.get(instanceId) === loop) this.running.delete(instanceId);
+  }
+
+  /** Ends the instance's loop, if one runs here. */
+  stop(instanceId: string, reason: string): void {
+    this.running.get(instanceId)?.abort(new Error(reason));
+    this.running.delete(instanceId);
+  }
+}
+
+export function createProbeActivities({
+  proxy,
+  node = {},
+  clock = realClock,
+  loops = new ProbeLoops(),
+}: {
+  proxy: ProxyExecutor;
+  node?: ProbeNodeState;
+  clock?: ProbeClock;
+  /** Shared with the node activities, whose stopContainer ends the instance's loop. */
+  loops?: ProbeLoops;
+}) {
   const probeOnce = (input: ProbeInput, cancel: AbortSignal) => runProbe(proxy, node, clock, input, cancel);
   return {
     /** One probe (probe workflow runs that began before probeLoop). */
@@ -77,12 +116,13 @@ export function createProbeActivities({ proxy, node = {}, clock = realClock }: {
 
     async probeLoop(input: ProbeLoopInput): Promise<ProbeLoopResult> {
       const context = Context.current();
-      const cancel = context.cancellationSignal;
+      const local = loops.begin(input.instanceId);
+      const cancel = AbortSignal.any([context.cancellationSignal, local.signal]);
       let state: HealthState = { health: input.state.health, consecutiveFailures: input.state.consecutiveFailures };
       const heartbeat = () => context.heartbeat({ state } satisfies ProbeLoopHeartbeat);
-      // Heartbeats in real time whatever the clock, also while a probe or a repair runs: the
-      // SDK sends at most one every 0.8 heartbeat timeout, and its reply carries cancellation.
-      const tickMs = Math.max(1_000, (context.info.heartbeatTimeoutMs ?? 60_000) / 4);
+      // Heartbeats in real time whatever the clock, also while a probe or a repair runs, as
+      // seldom as the timeout allows: each is a write in Temporal (workflows/health.ts).
+      const tickMs = Math.max(1_000, (context.info.heartbeatTimeoutMs ?? 60_000) * PROBE_HEARTBEAT_SHARE);
       heartbeat();
       const ticker = setInterval(heartbeat, tickMs);
       const startedAt = clock.now();
@@ -105,10 +145,13 @@ export function createProbeActivities({ proxy, node = {}, clock = realClock }: {
         }
       } catch (err) {
         // Cancelled (the instance stopped or restarted, or the probe workflow ended): report it as such.
-        if (cancel.aborted) throw cancel.reason;
+        if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
+        // Ended on the node: its workflow has moved on (a cancellation on its way) or is gone.
+        if (local.signal.aborted) throw new CancelledFailure((local.signal.reason as Error).message);
         throw err;
       } finally {
         clearInterval(ticker);
+        loops.end(input.instanceId, local);
       }
     },
   };
@@ -178,7 +221,11 @@ async function checkNodeState(node: ProbeNodeState, clock: ProbeClock, input: Pr
   if (!node.knows || node.knows(input.instanceId)) return undefined;
   let repaired: string;
   try {
-    repaired = node.repair ? (await node.repair(input.instanceId)).message : 'no repair available';
+    const outcome = node.repair ? await node.repair(input.instanceId) : { kind: 'nothing', message: 'no repair available' };
+    // Attached again: the probe now judges the server. Not counting it would let an upstream
+    // whose connection breaks between every two probes stay healthy forever.
+    if (outcome.kind === 'reattached') return undefined;
+    repaired = outcome.message;
   } catch (err) {
     repaired = `repair failed: ${err instanceof Error ? err.message : String(err)}`;
   }

@@ -12,7 +12,7 @@ import { createControlActivities } from '../activities/control';
 import { createNodeActivities } from '../activities/node';
 import { createNodeLeaseActivities, createNodeRegistryActivities } from '../activities/nodes';
 import { createPackageActivities } from '../activities/packages';
-import { createProbeActivities } from '../activities/probe';
+import { createProbeActivities, ProbeLoops } from '../activities/probe';
 import { createServerActivities } from '../activities/server';
 import { TASK_QUEUE, nodeTaskQueue } from './contracts/instance';
 import type { NodeWorkflowInput } from './contracts/messages';
@@ -101,11 +101,13 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
   const reattachFinished = new Promise<void>((resolve) => (reattachDone = resolve));
   const repairOptions = { runtime: deps.runtime, client: deps.client, routing: deps.routing, owner, node: deps.node, log: deps.log };
   if (runNode) {
+    const probeLoops = new ProbeLoops();
     const nodeActivities = createNodeActivities({
       runtime: deps.runtime,
       secrets: deps.secrets,
       routing: deps.routing,
       ...(deps.proxy ? { proxy: deps.proxy } : {}),
+      probeLoops,
       containers: { node: deps.node, owner, ...deps.container },
     });
     workers.push(
@@ -129,6 +131,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
           ...(deps.proxy
             ? createProbeActivities({
                 proxy: deps.proxy,
+                loops: probeLoops,
                 node: { reattached: () => reattachFinished, knows: deps.knows, repair: (instanceId) => repairInstance(repairOptions, instanceId) },
               })
             : {}),

@@ -58,13 +58,19 @@ export function probeSettings(input: ProbeWorkflowInput): ProbeSettings {
 export const PROBE_LOOP_SECONDS = 3_600;
 
 /**
- * The probe loop's heartbeat timeout: two probe intervals, at least 10 s and at most 2 minutes.
- * A node worker that dies is noticed after that long (the lost loop counts as one failed
- * probe and a new loop starts). Temporal's SDK sends heartbeats at most every 0.8 of this
- * (and at least every 60 s), and cancellation reaches the activity with a heartbeat's reply,
- * so this also bounds how long a cancelled loop keeps probing. Longer would be cheaper for
- * Temporal (a heartbeat is a write but no history event) and slower to notice both.
+ * The probe loop's heartbeat timeout: eight probe intervals, at least 1 and at most 5 minutes.
+ * A heartbeat is a write in Temporal (no history event): with 500 instances heartbeating
+ * every 48 s the dev server spent 5 % of a core on them, so the loop heartbeats at
+ * PROBE_HEARTBEAT_SHARE of this. What a heartbeat used to be needed for comes sooner another
+ * way: a node worker that restarts tells its instances' probes at once (probeLoopLost), a
+ * node that stays down is NotReady after its 20 s lease and its instances move, and a loop
+ * whose container is stopped on the node ends there at once. Only a worker that dies and
+ * never returns while no other node fits is noticed this late (the lost loop counts as one
+ * failed probe and a new loop starts).
  */
 export function probeHeartbeatTimeoutSeconds(intervalSeconds: number): number {
-  return Math.min(120, Math.max(10, 2 * intervalSeconds));
+  return Math.min(300, Math.max(60, 8 * intervalSeconds));
 }
+
+/** The share of the heartbeat timeout between two heartbeats of a probe loop: room for a late one. */
+export const PROBE_HEARTBEAT_SHARE = 0.7;

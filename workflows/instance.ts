@@ -38,7 +38,7 @@ import type { PackageActivities } from '../activities/packages';
 import type { PackageImageRef, ProbeResult } from '../activities/types';
 import type { McpServerSpec } from '../src/contracts/spec';
 import { describePlacement } from '../src/contracts/node';
-import { AWAIT_STARTED_MAX_SECONDS, TASK_QUEUE, nodeTaskQueue, type InstanceView } from '../src/contracts/instance';
+import { AWAIT_STARTED_MAX_SECONDS, TASK_QUEUE, nodeTaskQueue, probeWorkflowId, type InstanceView } from '../src/contracts/instance';
 import { mcpHealthKey, mcpInstanceStatusKey, mcpNodeKey, mcpServerKey } from '../src/contracts/searchAttributes';
 import {
   awaitStartedUpdate,
@@ -534,8 +534,7 @@ class InstanceRun {
     try {
       const handle = await scope.run(() =>
         startChild(probeWorkflow, {
-          // One id per container generation: a new probe never collides with an old one that is still finishing.
-          workflowId: `${this.id}/probe/${this.s.generation}`,
+          workflowId: probeWorkflowId(this.id, this.s.generation),
           args: [probeInput],
           parentClosePolicy: ParentClosePolicy.TERMINATE,
           staticSummary: `health probe of ${this.id}`,

@@ -7,8 +7,9 @@
  * The probing itself runs on the node, in the probeLoop activity: it probes every
  * intervalSeconds, heartbeats, and returns only on a health change or after an
  * hour, so while nothing changes a run grows by six history events an hour,
- * whatever the interval. A loop lost with its node worker (heartbeat timeout)
- * counts as one failed probe and a new loop starts after an interval. The run
+ * whatever the interval. A node worker that starts again signals probeLoopLost and
+ * a new loop starts at once; a loop lost with a worker that never returns (heartbeat
+ * timeout) counts as one failed probe and a new loop starts after an interval. The run
  * continues as new once its history passes a small limit, carrying health.
  *
  * Runs that began before the probe loop (no 'probe-loop-activity' marker in their
@@ -25,6 +26,7 @@ import {
   log,
   patched,
   proxyActivities,
+  setHandler,
   sleep,
   workflowInfo,
   type ExternalWorkflowHandle,
@@ -32,7 +34,7 @@ import {
 import type { ProbeActivities, ProbeInput, ProbeLoopHeartbeat, ProbeLoopResult, ProbeResult } from '../activities/probe';
 import { nodeTaskQueue } from '../src/contracts/instance';
 import { INITIAL_HEALTH, PROBE_LOOP_SECONDS, nextHealth, probeHeartbeatTimeoutSeconds, probeSettings, type HealthState, type ProbeSettings } from './health';
-import { healthChangedSignal, type HealthTransition, type ProbeWorkflowInput } from '../src/contracts/messages';
+import { healthChangedSignal, probeLoopLostSignal, type HealthTransition, type ProbeWorkflowInput } from '../src/contracts/messages';
 
 /** Probes per run before continue-as-new, on the one-activity-per-probe path of older runs. */
 export const MAX_PROBES_PER_RUN = 500;
@@ -71,16 +73,33 @@ async function probeInLoops(
     retry: { maximumAttempts: 1 },
   });
   const historyLimit = input.tuning?.historyLimit ?? PROBE_HISTORY_LIMIT;
+  // The node worker restarted: the loop it ran is gone. Cancel our wait for it and start another.
+  let loop: CancellationScope | null = null;
+  let loopLost = false;
+  setHandler(probeLoopLostSignal, () => {
+    loopLost = true;
+    loop?.cancel();
+  });
   let state = initial;
   for (;;) {
     let result: ProbeLoopResult;
     let lost = false;
+    loopLost = false;
+    loop = new CancellationScope();
     try {
-      result = await probeLoop({ ...probeInputOf(input, settings), intervalSeconds, failureThreshold, state, waitFirst, maxSeconds: loopSeconds });
+      const request = { ...probeInputOf(input, settings), intervalSeconds, failureThreshold, state, waitFirst, maxSeconds: loopSeconds };
+      result = await loop.run(() => probeLoop(request));
     } catch (err) {
+      if (isCancellation(err) && loopLost && !CancellationScope.current().consideredCancelled) {
+        // Not a verdict on the server: probe again at once, as a loop that was never lost would have.
+        waitFirst = false;
+        continue;
+      }
       if (isCancellation(err)) throw err;
       result = lostLoop(err, state, failureThreshold);
       lost = true;
+    } finally {
+      loop = null;
     }
     state = result.state;
     if (result.changed && !(await reportTransition(input, settings, parentHandle, state, result.reason))) return;

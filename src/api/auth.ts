@@ -2,11 +2,11 @@
  * One bearer token guards the API and the gateway. It is generated on first
  * start and kept in the data dir with mode 0600, where mcpctl finds it.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import fs from 'node:fs';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
+import { readOrCreateSecretFile } from '../secrets/localSecretFile';
 
 export const API_TOKEN_FILE = 'api-token';
 const TOKEN_PATTERN = /^[A-Za-z0-9._~+/=-]{16,}$/;
@@ -21,21 +21,7 @@ export function apiTokenPath(dataDir: string): string {
  * together agree on one token; its mode is tightened to 0600 if it was loosened.
  */
 export function ensureApiToken(dataDir: string): string {
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const file = apiTokenPath(dataDir);
-  const generated = randomBytes(32).toString('hex');
-  try {
-    fs.writeFileSync(file, `${generated}\n`, { mode: 0o600, flag: 'wx' });
-    return generated;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  if ((fs.statSync(file).mode & 0o077) !== 0) fs.chmodSync(file, 0o600);
-  const existing = fs.readFileSync(file, 'utf8').trim();
-  if (!TOKEN_PATTERN.test(existing)) {
-    throw new Error(`${file} does not hold a valid API token; delete it to generate a new one`);
-  }
-  return existing;
+  return readOrCreateSecretFile(dataDir, API_TOKEN_FILE, TOKEN_PATTERN, 'API token');
 }
 
 function digest(value: string): Buffer {

@@ -55,6 +55,11 @@ export function serverWorkflowId(server: string): string {
   return `mcp-server:${server}`;
 }
 
+/** The probe child of an instance's container generation: a new probe never collides with an old one still finishing. */
+export function probeWorkflowId(instanceId: string, generation: number): string {
+  return `${instanceId}/probe/${generation}`;
+}
+
 export function parseInstanceId(id: string): { server: string; ordinal: number } | null {
   const m = /^mcp-instance:([a-z0-9-]+):(\d+)$/.exec(id);
   return m ? { server: m[1], ordinal: Number(m[2]) } : null;

@@ -27,6 +27,12 @@ export const containerExitedSignal = defineSignal<[ContainerExit]>('containerExi
 export const healthChangedSignal = defineSignal<[HealthTransition]>('healthChanged');
 /** Sent by the server workflow when the spec changes; the instance rolls onto it. */
 export const specChangedSignal = defineSignal<[McpServerSpec]>('specChanged');
+/**
+ * Sent to a probe workflow by its node worker when it starts again: the probe loop it ran
+ * before is gone, so the probe starts a new one at once instead of waiting out the loop's
+ * heartbeat timeout. Not a failed probe.
+ */
+export const probeLoopLostSignal = defineSignal('probeLoopLost');
 export const statusQuery = defineQuery<InstanceView>('status');
 /**
  * Completes once the instance's start has an outcome (RUNNING, ERROR, waiting for a node,

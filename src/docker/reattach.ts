@@ -13,10 +13,10 @@
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { containerExitedSignal, statusQuery, type ContainerExit } from '../contracts/messages';
+import { containerExitedSignal, probeLoopLostSignal, statusQuery, type ContainerExit } from '../contracts/messages';
 import { instanceListQuery } from '../contracts/visibility';
 import { mapLimit } from '../concurrency';
-import { type InstanceView } from '../contracts/instance';
+import { probeWorkflowId, type InstanceView } from '../contracts/instance';
 import { LABELS } from '../contracts/labels';
 import type { InstanceRouting } from '../contracts/routing';
 import type { Logger } from '../logger';
@@ -55,6 +55,7 @@ export async function reattachRunningInstances(options: ReattachOptions): Promis
     } catch (err) {
       options.log?.warn({ instanceId, err: (err as Error).message }, 're-attach after restart failed; the liveness probe will restart it');
     }
+    await resumeProbe(options, instanceId, Number(container.labels[LABELS.generation]));
   });
   if (reattached.length > 0) options.log?.info({ instances: reattached }, 're-attached running instances');
   await reconcileRecordedRunning(options, new Set(reattached)).catch((err: Error) =>
@@ -110,6 +111,20 @@ export async function repairInstance(options: ReattachOptions, instanceId: strin
   await options.routing.attach({ instanceId, server: details!.labels[LABELS.server] ?? view.server, containerId, ...endpoint });
   if (view.health === 'unhealthy') options.routing.setReady(instanceId, false);
   return { kind: 'reattached', message: `container ${containerId.slice(0, 12)} re-attached to the gateway` };
+}
+
+/**
+ * The probe loop this node ran for the instance ended with the process before it: its
+ * probe workflow starts another at once rather than after the loop's heartbeat timeout.
+ */
+async function resumeProbe(options: ReattachOptions, instanceId: string, generation: number): Promise<void> {
+  if (!Number.isInteger(generation)) return;
+  try {
+    await options.client.workflow.getHandle(probeWorkflowId(instanceId, generation)).signal(probeLoopLostSignal);
+  } catch (err) {
+    // No probe running (probes off, or it ended with its instance): nothing to resume.
+    if (!(err instanceof WorkflowNotFoundError)) options.log?.warn({ instanceId, err: (err as Error).message }, 'telling the probe its loop is gone failed');
+  }
 }
 
 /**

@@ -11,8 +11,7 @@
  * Pure apart from node:crypto; the file handling is in ensureGatewaySecret.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
+import { readOrCreateSecretFile } from '../secrets/localSecretFile';
 
 export const GATEWAY_SECRET_FILE = 'gateway-secret';
 const SECRET_PATTERN = /^[A-Za-z0-9._~+/=-]{32,}$/;
@@ -81,18 +80,5 @@ function digest(value: string): Buffer {
  * (npm run cluster) share it; others must be given the same MCPD_GATEWAY_SECRET.
  */
 export function ensureGatewaySecret(dataDir: string, given?: string): string {
-  if (given !== undefined) return given;
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const file = path.join(dataDir, GATEWAY_SECRET_FILE);
-  const generated = randomBytes(32).toString('hex');
-  try {
-    fs.writeFileSync(file, `${generated}\n`, { mode: 0o600, flag: 'wx' });
-    return generated;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  if ((fs.statSync(file).mode & 0o077) !== 0) fs.chmodSync(file, 0o600);
-  const existing = fs.readFileSync(file, 'utf8').trim();
-  if (!SECRET_PATTERN.test(existing)) throw new Error(`${file} does not hold a valid gateway secret; delete it to generate a new one`);
-  return existing;
+  return given ?? readOrCreateSecretFile(dataDir, GATEWAY_SECRET_FILE, SECRET_PATTERN, 'gateway secret');
 }

@@ -8,6 +8,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import {
   createProbeActivities,
+  ProbeLoops,
   type ProbeActivities,
   type ProbeLoopHeartbeat,
   type ProbeLoopInput,
@@ -113,6 +114,31 @@ describe('probeLoop activity', function () {
     assert.equal(requests.length, 0, 'nothing reached the gateway before the node re-attached');
   });
 
+  it('an instance the gateway had lost is attached again and then probed: that probe counts, whatever it finds', async () => {
+    const { proxy, requests } = gateway(() => 'fail');
+    const repairs: string[] = [];
+    // The upstream's connection breaks between every two probes (a server that keeps corrupting its stdout).
+    const node: ProbeNodeState = {
+      knows: () => false,
+      repair: async (instanceId) => (repairs.push(instanceId), { kind: 'reattached', message: 'container re-attached to the gateway' }),
+    };
+    const { run } = environment(createProbeActivities({ proxy, node, clock: scaledClock(1_000) }));
+    const result = await run(loopInput({ state: { health: 'degraded', consecutiveFailures: 1 }, failureThreshold: 2 }));
+    assert.deepEqual(result.state, { health: 'unhealthy', consecutiveFailures: 2 });
+    assert.equal(result.changed, true);
+    assert.equal(requests.length, 1, 'the repair was followed by a probe, and it counted');
+    assert.equal(repairs.length, 1);
+  });
+
+  it('a repair that finds nothing to attach (the container is gone: the instance is told) does not count', async () => {
+    const { proxy, requests } = gateway(() => 'ok');
+    const node: ProbeNodeState = { knows: () => false, repair: async () => ({ kind: 'exitSignalled', message: 'container gone' }) };
+    const { run } = environment(createProbeActivities({ proxy, node, clock: scaledClock(1_000) }));
+    const result = await run(loopInput({ state: { health: 'healthy', consecutiveFailures: 0 }, maxSeconds: 60 }));
+    assert.deepEqual(result.state, { health: 'healthy', consecutiveFailures: 0 });
+    assert.equal(requests.length, 0);
+  });
+
   for (const when of ['between probes', 'during a probe'] as const) {
     it(`ends promptly when cancelled ${when}`, async () => {
       const { proxy, requests } = gateway(() => (when === 'during a probe' ? 'hang' : 'ok'));
@@ -127,6 +153,23 @@ describe('probeLoop activity', function () {
       assert.equal(requests.length, 1);
     });
   }
+
+  it('ends at once when the node stops its instance, or when a newer loop of the instance begins', async () => {
+    const { proxy } = gateway(() => 'ok');
+    const loops = new ProbeLoops();
+    const activities = createProbeActivities({ proxy, loops });
+    const first = environment(activities).run(loopInput());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // A new probe child of the same instance (or one that continued as new) supersedes the old loop.
+    const second = environment(activities).run(loopInput());
+    await assert.rejects(first, (err) => err instanceof CancelledFailure && /a newer probe loop of this instance began/.test(err.message));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const stoppedAt = Date.now();
+    loops.stop('mcp-instance:t-probe-loop:0', 'its container is being stopped: spec changed');
+    await assert.rejects(second, (err) => err instanceof CancelledFailure && /its container is being stopped/.test(err.message));
+    assert.ok(Date.now() - stoppedAt < 1_000, 'the node ended the loop at once, not at its next heartbeat');
+    loops.stop('mcp-instance:t-probe-loop:0', 'again'); // nothing runs: nothing happens
+  });
 });
 
 const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { INITIAL_HEALTH, nextHealth, type HealthState } from '../../workflows/health';
+import { INITIAL_HEALTH, PROBE_HEARTBEAT_SHARE, nextHealth, probeHeartbeatTimeoutSeconds, type HealthState } from '../../workflows/health';
 
 const ok = { ok: true, reason: null };
 const fail = (reason = 'token is required') => ({ ok: false, reason });
@@ -63,5 +63,16 @@ describe('nextHealth', () => {
     assert.equal(steps[0].transition, undefined);
     assert.equal(steps[0].consecutiveFailures, 6);
     assert.deepEqual(steps[1].transition, { from: 'unhealthy', to: 'healthy' });
+  });
+});
+
+describe('probeHeartbeatTimeoutSeconds', () => {
+  it('is eight intervals, from one to five minutes: a probe loop heartbeats a few times an hour, not every interval', () => {
+    assert.equal(probeHeartbeatTimeoutSeconds(2), 60);
+    assert.equal(probeHeartbeatTimeoutSeconds(10), 80);
+    assert.equal(probeHeartbeatTimeoutSeconds(30), 240);
+    assert.equal(probeHeartbeatTimeoutSeconds(3_600), 300);
+    // At 30 s probes: a heartbeat every 168 s, where it used to be every 48 s.
+    assert.equal(probeHeartbeatTimeoutSeconds(30) * PROBE_HEARTBEAT_SHARE, 168);
   });
 });

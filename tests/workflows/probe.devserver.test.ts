@@ -14,9 +14,9 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createControlActivities } from '../../activities/control';
-import { createProbeActivities } from '../../activities/probe';
-import { TASK_QUEUE, instanceId, nodeTaskQueue, type InstanceView } from '../../src/contracts/instance';
-import { statusQuery, stopSignal } from '../../src/contracts/messages';
+import { createProbeActivities, ProbeLoops } from '../../activities/probe';
+import { TASK_QUEUE, instanceId, nodeTaskQueue, probeWorkflowId, type InstanceView } from '../../src/contracts/instance';
+import { probeLoopLostSignal, statusQuery, stopSignal } from '../../src/contracts/messages';
 import { mcpHealthKey, mcpInstanceStatusKey } from '../../src/contracts/searchAttributes';
 import type { McpRequest, ProxyExecutor } from '../../src/contracts/routing';
 import type { InstanceWorkflowArgs } from '../../workflows/instance';
@@ -84,6 +84,7 @@ describe('probeWorkflow on the Temporal dev server', function () {
     },
   };
   const instanceNode = new FakeNode(new MemorySecretStore());
+  const probeLoops = new ProbeLoops();
   const runTag = Date.now().toString(36);
   let runId = 0;
 
@@ -106,7 +107,7 @@ describe('probeWorkflow on the Temporal dev server', function () {
       await Worker.create({
         ...common,
         taskQueue: nodeTaskQueue(NODE),
-        activities: createProbeActivities({ proxy: dispatcher, clock: scaledClock(1_000) }),
+        activities: createProbeActivities({ proxy: dispatcher, clock: scaledClock(1_000), loops: probeLoops }),
       }),
       await Worker.create({ ...common, taskQueue: nodeTaskQueue(INSTANCE_NODE), activities: instanceNode.activities() }),
     ];
@@ -138,7 +139,7 @@ describe('probeWorkflow on the Temporal dev server', function () {
     const result = (await handle.result()) as ProbeParentResult;
     const probe = client.workflow.getHandle(result.probeWorkflowId, result.probeFirstRunId);
     await recordHistory(probe, `probe-loop-${name}`);
-    return { result, probe };
+    return { result, probe, id };
   }
 
   it('readiness: signals healthy, degraded and unhealthy only on transitions, for every failure kind', async () => {
@@ -316,23 +317,48 @@ describe('probeWorkflow on the Temporal dev server', function () {
     await recordHistory(handle, 'instance-probe-loop-liveness-failure');
   });
 
-  it('a cancelled probe child stops its probe loop on the node: probing ends with the next heartbeat', async () => {
+  it('a cancelled probe child: its loop ends on the node as soon as the container of the instance is stopped there', async () => {
     const proxy = new ScriptedProxy(['ok']);
-    // A 2 s interval: a heartbeat timeout of 10 s, so the SDK heartbeats (and hears of cancellation) every 8 s.
-    await runProbe('cancelled', proxy, { intervalSeconds: 2, timeoutSeconds: 1, failureThreshold: 3 }, 1, 1);
+    // Cancellation reaches a loop only with a heartbeat's reply, minutes apart; the instance workflow stops the container next.
+    const { id } = await runProbe('cancelled', proxy, { intervalSeconds: 2, timeoutSeconds: 1, failureThreshold: 3 }, 1, 1);
     const stoppedAt = Date.now();
+    probeLoops.stop(id, 'its container is being stopped');
     let seen = proxy.requests.length;
     await waitFor(
       async () => {
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        await new Promise((resolve) => setTimeout(resolve, 500));
         const now = proxy.requests.length;
         const quiet = now === seen;
         seen = now;
         return quiet;
       },
-      { timeoutMs: 20_000, what: 'the probe loop to stop probing' },
+      { timeoutMs: 10_000, what: 'the probe loop to stop probing' },
     );
     const took = Date.now() - stoppedAt;
-    assert.ok(took <= 12_000, `the loop kept probing ${took} ms after its workflow was cancelled`);
+    assert.ok(took <= 2_000, `the loop kept probing ${took} ms after its container was stopped`);
+  });
+
+  it('a restarted node worker tells the probe its loop is gone: a new loop starts at once, health unchanged', async () => {
+    const server = `t-wf-probe-lost-${runTag}`;
+    const args: InstanceWorkflowArgs = { server, ordinal: 0, node: INSTANCE_NODE, spec: spec(server) };
+    const handle = await client.workflow.start('instanceWorkflow', { taskQueue: TASK_QUEUE, workflowId: instanceId(server, 0), args: [args] });
+    const view = () => handle.query(statusQuery);
+    try {
+      const healthy = await waitForValue(view, (v) => v.status === 'RUNNING' && v.health === 'healthy', { what: 'RUNNING and healthy' });
+      const generation = Number(/generation (\d+)/.exec([...healthy.events].reverse().find((e) => e.type === 'AttemptStarted')?.message ?? '')?.[1]);
+      const probe = client.workflow.getHandle(probeWorkflowId(handle.workflowId, generation));
+      const scheduled = async () => (await eventTypes(probe)).filter((t) => t === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED).length;
+      await waitFor(async () => (await scheduled()) === 1, { what: 'the first probe loop' });
+      const instanceEvents = (await eventTypes(handle)).length;
+      await probe.signal(probeLoopLostSignal);
+      await waitFor(async () => (await scheduled()) === 2, { timeoutMs: 10_000, what: 'a second probe loop right after the signal' });
+      const types = await eventTypes(probe);
+      assert.ok(types.includes(EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED), 'the lost loop was given up');
+      assert.equal((await view()).health, 'healthy');
+      assert.equal((await eventTypes(handle)).length, instanceEvents, 'no health change reached the instance');
+    } finally {
+      await handle.signal(stopSignal);
+      assert.equal(((await handle.result()) as InstanceView).status, 'STOPPED');
+    }
   });
 });
