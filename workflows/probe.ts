@@ -75,7 +75,7 @@ async function probeInLoops(
   const historyLimit = input.tuning?.historyLimit ?? PROBE_HISTORY_LIMIT;
   // The node worker restarted: the loop it ran is gone. Cancel our wait for it and start another.
   let loop: CancellationScope | null = null;
-  let loopLost = false;
+  let loopLost: boolean;
   setHandler(probeLoopLostSignal, () => {
     loopLost = true;
     loop?.cancel();
