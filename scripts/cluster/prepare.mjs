@@ -2,6 +2,9 @@
  * What `npm run cluster` and `npm run test:cluster` need before the cluster starts: the
  * compiled project, the pinned toolchain (temporal CLI, bao), the machine's Docker engine
  * with mcpd's images built, and those images' ids, which each cluster engine must hold.
+ * PostgreSQL (apt) and the Temporal server binaries (a Go build of several minutes, cached
+ * per machine) are ensured here too, before any test starts, so a fresh CI machine builds
+ * them once outside every mocha timeout.
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -24,11 +27,14 @@ function imageIds() {
 export async function prepareCluster(prefix, { strict = false } = {}) {
   buildProject(prefix, { strict });
   const { tools } = await prepareInfrastructure(prefix, path.join(ROOT, '.data'));
+  const log = (msg) => say(prefix, msg);
+  require(path.join(ROOT, 'dist/src/cluster/postgres.js')).ensurePostgresBinaries(log);
+  require(path.join(ROOT, 'dist/src/cluster/temporalBuild.js')).ensureTemporalBinaries(log);
   return {
     tools,
     images: imageIds(),
     cluster: require(path.join(ROOT, 'dist/src/cluster/cluster.js')),
-    log: (msg) => say(prefix, msg),
+    log,
   };
 }
 

@@ -15,7 +15,7 @@ import { startCluster, type Cluster, type ClusterOptions } from '../../src/clust
 import { TEMPORAL_SERVER_VERSION } from '../../src/cluster/config';
 import { callApi } from '../support/clients';
 import { REPO_ROOT, waitForValue } from '../support/stack';
-import { applyServer, waitForInstance, type ChaosServer } from '../chaos/support';
+import { applyServer, gatewaySession, instanceView, replica, runningAndHealthy, waitForInstance, type ChaosServer } from '../chaos/support';
 import { engineDocker } from '../support/engineDocker';
 import { callText, connectBalanced } from '../support/balancedMcp';
 
@@ -31,6 +31,8 @@ describe('the production-shaped cluster (npm run cluster)', function () {
   this.timeout(600_000);
   let cluster: Cluster | undefined;
   let server: ChaosServer | undefined;
+  /** Servers the load test applies; stopped in after() like `server`. */
+  const others: ChaosServer[] = [];
   const options = (): ClusterOptions => ({
     root: REPO_ROOT,
     stateDir: process.env.MCPD_CLUSTER_DIR ?? path.join(REPO_ROOT, '.data', 'cluster-test'),
@@ -55,8 +57,10 @@ describe('the production-shaped cluster (npm run cluster)', function () {
   after(async () => {
     // The cluster stops even when the server's stop does not finish (an instance that never
     // started may keep its stop waiting): the state dir is the test's own.
-    if (cluster && server) {
-      const stopped = callApi(api(0), 'POST', `/api/v1/servers/${server.name}/stop`).catch(() => undefined);
+    if (cluster) {
+      const stopped = Promise.all(
+        [server, ...others].filter((s) => s !== undefined).map((s) => callApi(api(0), 'POST', `/api/v1/servers/${s.name}/stop`).catch(() => undefined)),
+      );
       await Promise.race([stopped, new Promise((r) => setTimeout(r, 30_000))]);
     }
     await cluster?.stop();
@@ -150,6 +154,87 @@ describe('the production-shaped cluster (npm run cluster)', function () {
     });
     const view = await waitForInstance(api(0), server!, 'the instance still RUNNING', (v) => v.status === 'RUNNING', 60_000);
     assert.equal(view.status, 'RUNNING');
+  });
+
+  /** Running containers carrying a label value, on both engines. */
+  async function containersOnHosts(label: string): Promise<{ id: string; host: string }[]> {
+    const found: { id: string; host: string }[] = [];
+    for (const [i, engine] of cluster!.engines.entries()) {
+      for (const c of await engineDocker(engine).listContainers({ filters: { label: [label] } })) found.push({ id: c.Id, host: cluster!.layout.dockerHosts[i].name });
+    }
+    return found;
+  }
+
+  it('keeps MCP calls, workflows and containers whole while both Temporal nodes restart one after the other under load', async () => {
+    // The gateway of the node that runs the instance answers its calls (front gateways that
+    // forward to the owning node are issue 10 item 4).
+    const running = await instanceView(api(0), server!);
+    const gateway = cluster!.mcpd.find((m) => m.plan.dockerHost?.name === running.node);
+    assert.ok(gateway, `a node worker for node ${running.node}`);
+    const session = await gatewaySession({ url: gateway.url, token: cluster!.apiToken }, server!);
+    let calls = 0;
+    const failures: string[] = [];
+    let flowing = true;
+    const load = (async () => {
+      while (flowing) {
+        calls++;
+        const text = `call-${calls}`;
+        try {
+          const result = await session.call('echo', { message: text });
+          const echoed = result.content.map((c) => c.text).join('');
+          if (result.isError || !echoed.includes(text)) failures.push(`${text}: ${echoed.slice(0, 200)}`);
+        } catch (err) {
+          failures.push(`${text}: ${(err as Error).message}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      // A lifecycle in progress while Temporal restarts: a new server's instance starting.
+      const starting = await applyServer(api(1), 'restarts', undefined, {}, { start: true });
+      others.push(starting);
+      for (const index of [0, 1]) {
+        await cluster!.restartTemporalNode(index);
+        await waitForValue(ringsByService, (rings) => rings.history?.length === 2 && rings.matching?.length === 2, {
+          timeoutMs: 60_000,
+          what: `temporal-${index + 1} back in the history and matching rings`,
+        });
+      }
+      const restartedAt = Date.now();
+      // The control plane catches up by itself: the instance that was starting, a scale and a new apply reach RUNNING and healthy.
+      await waitForInstance(api(0), starting, 'the instance started during the restarts RUNNING and healthy', runningAndHealthy, 180_000);
+      const scaled = await callApi(api(0), 'POST', `/api/v1/servers/${starting.name}/scale`, { replicas: 2 });
+      assert.equal(scaled.status, 200, scaled.text);
+      const fresh = await applyServer(api(1), 'after', undefined, {}, { start: true });
+      others.push(fresh);
+      await waitForInstance(api(1), replica(starting, 1), 'the scaled replica RUNNING and healthy', runningAndHealthy, 180_000);
+      await waitForInstance(api(1), fresh, 'a server applied after the restarts RUNNING and healthy', runningAndHealthy, 180_000);
+      console.log(`    [cluster] caught up (scale and new apply RUNNING and healthy) ${((Date.now() - restartedAt) / 1000).toFixed(1)}s after both restarts`);
+    } finally {
+      flowing = false;
+      await load;
+      await session.close();
+    }
+    console.log(`    [cluster] ${calls} MCP tools/call through the gateway during both Temporal restarts, ${failures.length} failed`);
+    assert.deepEqual(failures, []);
+
+    // No workflow lost: every instance answers its query, through either API process; no
+    // duplicate or orphan container: one running container per instance, the current one.
+    const instances = [server!, replica(others[0], 0), replica(others[0], 1), replica(others[1], 0)];
+    for (const [i, instance] of instances.entries()) {
+      const view = await instanceView(api(i % 2), instance);
+      assert.equal(view.status, 'RUNNING', `${instance.instance}: ${view.status}`);
+      const containers = await containersOnHosts(`${LABELS.instance}=${instance.instance}`);
+      assert.deepEqual(
+        containers.map((c) => c.id),
+        [view.containerId],
+        `${instance.instance}: containers ${containers.map((c) => `${c.id.slice(0, 12)}@${c.host}`).join(', ') || 'none'}`,
+      );
+    }
+    for (const applied of [server!, ...others]) {
+      const listed = await callApi(api(0), 'GET', `/api/v1/servers/${applied.name}`);
+      assert.equal(listed.status, 200, listed.text);
+    }
   });
 
   it('comes up again on the same state after a stop: the server and its secret are still there', async () => {
