@@ -29,7 +29,9 @@ export async function prepareCluster(prefix, { strict = false } = {}) {
   const { tools } = await prepareInfrastructure(prefix, path.join(ROOT, '.data'));
   const log = (msg) => say(prefix, msg);
   require(path.join(ROOT, 'dist/src/cluster/postgres.js')).ensurePostgresBinaries(log);
-  require(path.join(ROOT, 'dist/src/cluster/temporalBuild.js')).ensureTemporalBinaries(log);
+  const temporalBuild = require(path.join(ROOT, 'dist/src/cluster/temporalBuild.js'));
+  temporalBuild.ensureTemporalBinaries(log);
+  temporalBuild.ensureTemporalUiServer(log);
   return {
     tools,
     images: imageIds(),

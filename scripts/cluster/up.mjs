@@ -52,7 +52,7 @@ async function main() {
       `  PostgreSQL         ${cluster.postgres.address} (password in ${cluster.layout.postgres.passwordFile})`,
       `  OpenBao (Raft)     ${cluster.openbao.address} (unseal key and root token in ${cluster.layout.openbao.dir})`,
       ...cluster.engines.map((e) => `  Docker engine      unix://${e.socket} (pid ${e.pid})`),
-      `  Web UI             none (see README: the standalone UI server is not built here)`,
+      `  Web UI             ${cluster.uiUrl} (Temporal's, namespace default: every server, instance and probe workflow)`,
       `  logs               ${cluster.layout.logDir}`,
       '',
       'Press Ctrl-C to stop everything npm run cluster started.',

@@ -9,11 +9,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startPersistentOpenBao, type OpenBaoServer } from '../embedded/openbao';
 import { isPortOpen, startProcess, waitUntil, type ManagedProcess } from '../embedded/process';
-import { clusterLayout, type ClusterLayout, type DockerHost, type McpdProcessPlan } from './config';
+import { clusterLayout, temporalUiConfigYaml, type ClusterLayout, type DockerHost, type McpdProcessPlan } from './config';
 import { DockerEngine } from './dockerEngine';
 import { startFrontendProxy, type FrontendProxy } from './frontendProxy';
 import { applyTemporalSchema, clusterMembers, ensurePostgresBinaries, startPostgres, type ClusterMember, type PostgresServer } from './postgres';
-import { ensureTemporalBinaries } from './temporalBuild';
+import { ensureTemporalBinaries, ensureTemporalUiServer } from './temporalBuild';
 import { ensureNamespaceAndSearchAttributes, startTemporalNode, writeNodeConfig, type RunningTemporalNode } from './temporalNodes';
 
 export interface ClusterOptions {
@@ -46,6 +46,8 @@ export interface Cluster {
   /** The live members of each Temporal service ring, from PostgreSQL. */
   members(): Promise<ClusterMember[]>;
   openbao: OpenBaoServer;
+  /** http://127.0.0.1:<port>: the Temporal Web UI on this cluster. */
+  uiUrl: string;
   engines: DockerEngine[];
   mcpd: McpdProcess[];
   /** <mcpd data dir>/api-token: the bearer token every API process accepts. */
@@ -74,6 +76,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   try {
     const pgBin = ensurePostgresBinaries(log);
     const temporalBin = ensureTemporalBinaries(log);
+    const uiServer = ensureTemporalUiServer(log);
 
     const postgres = await startPostgres({ binDir: pgBin, ...layout.postgres, logFile: path.join(layout.logDir, 'postgresql.log') });
     started.push({ name: `PostgreSQL (pid ${postgres.process.pid})`, stop: () => postgres.stop() });
@@ -99,6 +102,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     );
     started.push({ name: 'the frontend proxy', stop: () => proxy.close() });
     await ensureNamespaceAndSearchAttributes(options.temporalCli, temporalAddress, log);
+    const uiUrl = await startTemporalUi(uiServer, layout, temporalAddress, started);
+    log(`Temporal Web UI at ${uiUrl}`);
 
     const openbao = await startPersistentOpenBao({
       baoBin: options.bao,
@@ -150,7 +155,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       temporalNodes[index] = await startTemporalNode({ serverBin: temporalBin.server, temporalCli: options.temporalCli, node });
     };
     const members = () => clusterMembers({ binDir: pgBin, port: layout.postgres.port, password: postgres.password });
-    return { layout, temporalAddress, temporalNodes, postgres, members, openbao, engines, mcpd, apiToken, restartTemporalNode, stop };
+    return { layout, temporalAddress, temporalNodes, postgres, members, openbao, uiUrl, engines, mcpd, apiToken, restartTemporalNode, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -175,6 +180,26 @@ async function startEngine(engine: DockerEngine, images: Record<string, string>,
     await engine.loadImage(image);
     log(`loaded ${image} into ${engine.socket} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   }
+}
+
+/** The Web UI server on the cluster's Temporal address; ready when it listens. */
+async function startTemporalUi(uiServer: string, layout: ClusterLayout, temporalAddress: string, started: Stoppable[]): Promise<string> {
+  fs.mkdirSync(layout.ui.configDir, { recursive: true });
+  fs.writeFileSync(path.join(layout.ui.configDir, 'development.yaml'), temporalUiConfigYaml({ port: layout.ui.port, temporalAddress }));
+  if (await isPortOpen('127.0.0.1', layout.ui.port)) throw new Error(`port 127.0.0.1:${layout.ui.port} (the Temporal Web UI) is already in use`);
+  const ui = startProcess({
+    name: 'temporal-ui',
+    command: uiServer,
+    args: ['--root', path.dirname(layout.ui.configDir), '--config', path.basename(layout.ui.configDir), '--env', 'development', 'start'],
+    logFile: path.join(layout.logDir, 'temporal-ui.log'),
+  });
+  started.push({ name: `the Temporal Web UI (pid ${ui.pid})`, stop: () => ui.stop() });
+  await waitUntil(`the Temporal Web UI on 127.0.0.1:${layout.ui.port}`, () => isPortOpen('127.0.0.1', layout.ui.port), {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+    proc: ui,
+  });
+  return `http://127.0.0.1:${layout.ui.port}`;
 }
 
 /** An API process is ready when /readyz answers 200; a node worker (no API role) when it listens. */

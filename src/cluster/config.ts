@@ -10,6 +10,12 @@ import YAML from 'yaml';
 export const TEMPORAL_SERVER_VERSION = '1.32.2';
 /** The Go toolchain that version needs (newer than Debian's); fetched through the Go module proxy. */
 export const TEMPORAL_GO_TOOLCHAIN = 'go1.27.3';
+/**
+ * The Temporal Web UI server (`github.com/temporalio/ui-server/v2`, the UI's assets embedded),
+ * built like the server. 2.53.3 is the newest whose dependencies the Go module proxy here
+ * serves: 2.56 and later need go.temporal.io/api v1.64.0 and labstack/echo v4.16.1, refused.
+ */
+export const TEMPORAL_UI_VERSION = '2.53.3';
 export const TEMPORAL_NAMESPACE = 'default';
 /** Temporal's persistence plugin for PostgreSQL 12 and newer. */
 export const POSTGRES_PLUGIN = 'postgres12';
@@ -64,6 +70,8 @@ export interface ClusterLayout {
   frontendProxyPort: number;
   temporalNodes: TemporalNode[];
   openbao: { port: number; dir: string };
+  /** The Temporal Web UI, on the cluster's Temporal address. */
+  ui: { port: number; configDir: string };
   dockerHosts: DockerHost[];
   mcpd: McpdProcessPlan[];
   mcpdDataDir: string;
@@ -114,6 +122,7 @@ export function clusterLayout(stateDir: string, base = 27000, nodes = 2): Cluste
     frontendProxyPort: base + 233,
     temporalNodes,
     openbao: { port: base + 200, dir: path.join(stateDir, 'openbao') },
+    ui: { port: base + 280, configDir: path.join(stateDir, 'ui') },
     dockerHosts,
     mcpd: [
       ...dockerHosts.map((host, i): McpdProcessPlan => ({ name: `worker-${host.name}`, roles: 'worker,gateway', port: base + 410 + i, dockerHost: host })),
@@ -195,6 +204,20 @@ export function temporalServerConfig(input: TemporalConfigInput): Record<string,
 
 export function temporalServerConfigYaml(input: TemporalConfigInput): string {
   return `# Written by npm run cluster (src/cluster/config.ts) on every start; edits are lost.\n${YAML.stringify(temporalServerConfig(input))}`;
+}
+
+/** The UI server's config (its `development` environment): loopback only, no telemetry or news fetch. */
+export function temporalUiConfigYaml(input: { port: number; temporalAddress: string }): string {
+  return `# Written by npm run cluster (src/cluster/config.ts) on every start; edits are lost.\n${YAML.stringify({
+    temporalGrpcAddress: input.temporalAddress,
+    host: HOST,
+    port: input.port,
+    enableUi: true,
+    defaultNamespace: TEMPORAL_NAMESPACE,
+    disableNewsFetch: true,
+    cors: { allowOrigins: [`http://${HOST}:${input.port}`], cookieInsecure: true },
+    auth: { enabled: false },
+  })}`;
 }
 
 /** Dynamic config shared by the nodes: search attributes visible as soon as they are created. */

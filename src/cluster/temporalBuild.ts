@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { TEMPORAL_GO_TOOLCHAIN, TEMPORAL_SERVER_VERSION } from './config';
+import { TEMPORAL_GO_TOOLCHAIN, TEMPORAL_SERVER_VERSION, TEMPORAL_UI_VERSION } from './config';
 import { runQuiet } from '../embedded/process';
 
 export interface TemporalBinaries {
@@ -51,4 +51,25 @@ export function ensureTemporalBinaries(log: (msg: string) => void): TemporalBina
     log(`built ${name} in ${((Date.now() - started) / 1000).toFixed(0)}s`);
   }
   return { server: path.join(binDir, 'temporal-server'), sqlTool: path.join(binDir, 'temporal-sql-tool') };
+}
+
+/** The Web UI server, built once per machine into ~/.cache/mcpd/temporal-ui-v<version>/bin (about a minute). */
+export function ensureTemporalUiServer(log: (msg: string) => void): string {
+  const binDir = process.env.MCPD_TEMPORAL_UI_CACHE ?? path.join(os.homedir(), '.cache', 'mcpd', `temporal-ui-v${TEMPORAL_UI_VERSION}`, 'bin');
+  const target = path.join(binDir, 'temporal-ui-server');
+  if (fs.existsSync(target) && runQuiet(target, ['--version']).output.includes(TEMPORAL_UI_VERSION)) return target;
+  fs.mkdirSync(binDir, { recursive: true });
+  const pkg = 'github.com/temporalio/ui-server/v2/cmd/server';
+  const started = Date.now();
+  log(`building ${pkg}@v${TEMPORAL_UI_VERSION} with ${TEMPORAL_GO_TOOLCHAIN} (once per machine)`);
+  const result = spawnSync('nice', ['-n', '19', 'go', 'install', `${pkg}@v${TEMPORAL_UI_VERSION}`], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    cwd: os.tmpdir(),
+    env: { ...process.env, GOTOOLCHAIN: TEMPORAL_GO_TOOLCHAIN, GOBIN: binDir, GOFLAGS: process.env.GOFLAGS ?? '-p=1' },
+  });
+  if (result.status !== 0)
+    throw new Error(`go install ${pkg}@v${TEMPORAL_UI_VERSION} failed (exit ${result.status ?? result.signal ?? result.error?.message})`);
+  fs.renameSync(path.join(binDir, 'server'), target);
+  log(`built temporal-ui-server in ${((Date.now() - started) / 1000).toFixed(0)}s`);
+  return target;
 }

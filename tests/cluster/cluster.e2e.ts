@@ -131,6 +131,20 @@ describe('the production-shaped cluster (npm run cluster)', function () {
     }
   });
 
+  it("serves Temporal's Web UI on the cluster: its page, and its API lists the server's workflows", async () => {
+    const page = await fetch(cluster!.uiUrl);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+    const query = encodeURIComponent(`WorkflowId = 'mcp-server:${server!.name}'`);
+    const listed = await fetch(`${cluster!.uiUrl}/api/v1/namespaces/default/workflows?query=${query}`);
+    assert.equal(listed.status, 200);
+    const body = (await listed.json()) as { executions?: { execution?: { workflowId?: string } }[] };
+    assert.deepEqual(
+      (body.executions ?? []).map((e) => e.execution?.workflowId),
+      [`mcp-server:${server!.name}`],
+    );
+  });
+
   it('keeps answering through the API while one Temporal node restarts', async () => {
     let calls = 0;
     const failures: string[] = [];
@@ -160,7 +174,8 @@ describe('the production-shaped cluster (npm run cluster)', function () {
   async function containersOnHosts(label: string): Promise<{ id: string; host: string }[]> {
     const found: { id: string; host: string }[] = [];
     for (const [i, engine] of cluster!.engines.entries()) {
-      for (const c of await engineDocker(engine).listContainers({ filters: { label: [label] } })) found.push({ id: c.Id, host: cluster!.layout.dockerHosts[i].name });
+      for (const c of await engineDocker(engine).listContainers({ filters: { label: [label] } }))
+        found.push({ id: c.Id, host: cluster!.layout.dockerHosts[i].name });
     }
     return found;
   }

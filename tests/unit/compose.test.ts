@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Ajv from 'ajv';
 import YAML from 'yaml';
-import { NUM_HISTORY_SHARDS, POSTGRES_PLUGIN, TEMPORAL_SERVER_VERSION } from '../../src/cluster/config';
+import { NUM_HISTORY_SHARDS, POSTGRES_PLUGIN, TEMPORAL_SERVER_VERSION, TEMPORAL_UI_VERSION } from '../../src/cluster/config';
 import { PINS } from '../../src/embedded/toolchain';
 import { SEARCH_ATTRIBUTES } from '../../src/contracts/searchAttributes';
 
@@ -49,6 +49,12 @@ describe('docker-compose.yml', () => {
       assert.equal(service.image, `temporalio/admin-tools:${TEMPORAL_SERVER_VERSION}`);
     }
     assert.match(compose.services['temporal-schema'].command[0], /temporal-sql-tool/);
+    const ui = Object.values(compose.services).filter((s) => String(s.image).startsWith('temporalio/ui:'));
+    assert.deepEqual(
+      ui.map((s) => s.image),
+      [`temporalio/ui:${TEMPORAL_UI_VERSION}`],
+      'the Web UI the cluster builds',
+    );
   });
 
   it('registers the search attributes mcpd sets', () => {
