@@ -24,31 +24,14 @@ const PACKAGES = [
   { pkg: 'go.temporal.io/server/cmd/tools/sql', built: 'sql', name: 'temporal-sql-tool' },
 ] as const;
 
-function reportsVersion(binary: string): boolean {
-  const { ok, output } = runQuiet(binary, ['--version']);
-  return ok && output.includes(TEMPORAL_SERVER_VERSION);
-}
-
 /** The cached binaries; builds whichever is missing or reports another version. */
 export function ensureTemporalBinaries(log: (msg: string) => void): TemporalBinaries {
   const binDir = path.join(temporalCacheDir(), 'bin');
-  fs.mkdirSync(binDir, { recursive: true });
   for (const { pkg, built, name } of PACKAGES) {
     const target = path.join(binDir, name);
-    if (fs.existsSync(target) && reportsVersion(target)) continue;
-    const started = Date.now();
-    log(`building ${pkg}@v${TEMPORAL_SERVER_VERSION} with ${TEMPORAL_GO_TOOLCHAIN} (once per machine; several minutes)`);
-    const result = spawnSync('nice', ['-n', '19', 'go', 'install', `${pkg}@v${TEMPORAL_SERVER_VERSION}`], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      // Outside any module, so go.mod of this project plays no part.
-      cwd: os.tmpdir(),
-      env: { ...process.env, GOTOOLCHAIN: TEMPORAL_GO_TOOLCHAIN, GOBIN: binDir, GOFLAGS: process.env.GOFLAGS ?? '-p=1' },
-    });
-    if (result.status !== 0)
-      throw new Error(`go install ${pkg}@v${TEMPORAL_SERVER_VERSION} failed (exit ${result.status ?? result.signal ?? result.error?.message})`);
-    fs.renameSync(path.join(binDir, built), target);
-    if (!reportsVersion(target)) throw new Error(`${target} does not report version ${TEMPORAL_SERVER_VERSION}`);
-    log(`built ${name} in ${((Date.now() - started) / 1000).toFixed(0)}s`);
+    if (fs.existsSync(target) && reportsVersion(target, TEMPORAL_SERVER_VERSION)) continue;
+    goInstall({ pkg, version: TEMPORAL_SERVER_VERSION, binDir, built, target }, log);
+    if (!reportsVersion(target, TEMPORAL_SERVER_VERSION)) throw new Error(`${target} does not report version ${TEMPORAL_SERVER_VERSION}`);
   }
   return { server: path.join(binDir, 'temporal-server'), sqlTool: path.join(binDir, 'temporal-sql-tool') };
 }
@@ -57,19 +40,29 @@ export function ensureTemporalBinaries(log: (msg: string) => void): TemporalBina
 export function ensureTemporalUiServer(log: (msg: string) => void): string {
   const binDir = process.env.MCPD_TEMPORAL_UI_CACHE ?? path.join(os.homedir(), '.cache', 'mcpd', `temporal-ui-v${TEMPORAL_UI_VERSION}`, 'bin');
   const target = path.join(binDir, 'temporal-ui-server');
-  if (fs.existsSync(target) && runQuiet(target, ['--version']).output.includes(TEMPORAL_UI_VERSION)) return target;
+  if (fs.existsSync(target) && reportsVersion(target, TEMPORAL_UI_VERSION)) return target;
+  goInstall({ pkg: 'github.com/temporalio/ui-server/v2/cmd/server', version: TEMPORAL_UI_VERSION, binDir, built: 'server', target }, log);
+  return target;
+}
+
+function reportsVersion(binary: string, version: string): boolean {
+  const { ok, output } = runQuiet(binary, ['--version']);
+  return ok && output.includes(version);
+}
+
+/** `go install pkg@vversion` with the toolchain Temporal needs, niced, renaming what it built (`built`) to `target`. */
+function goInstall(build: { pkg: string; version: string; binDir: string; built: string; target: string }, log: (msg: string) => void): void {
+  const { pkg, version, binDir } = build;
   fs.mkdirSync(binDir, { recursive: true });
-  const pkg = 'github.com/temporalio/ui-server/v2/cmd/server';
   const started = Date.now();
-  log(`building ${pkg}@v${TEMPORAL_UI_VERSION} with ${TEMPORAL_GO_TOOLCHAIN} (once per machine)`);
-  const result = spawnSync('nice', ['-n', '19', 'go', 'install', `${pkg}@v${TEMPORAL_UI_VERSION}`], {
+  log(`building ${pkg}@v${version} with ${TEMPORAL_GO_TOOLCHAIN} (once per machine; minutes)`);
+  const result = spawnSync('nice', ['-n', '19', 'go', 'install', `${pkg}@v${version}`], {
     stdio: ['ignore', 'inherit', 'inherit'],
+    // Outside any module, so go.mod of this project plays no part.
     cwd: os.tmpdir(),
     env: { ...process.env, GOTOOLCHAIN: TEMPORAL_GO_TOOLCHAIN, GOBIN: binDir, GOFLAGS: process.env.GOFLAGS ?? '-p=1' },
   });
-  if (result.status !== 0)
-    throw new Error(`go install ${pkg}@v${TEMPORAL_UI_VERSION} failed (exit ${result.status ?? result.signal ?? result.error?.message})`);
-  fs.renameSync(path.join(binDir, 'server'), target);
-  log(`built temporal-ui-server in ${((Date.now() - started) / 1000).toFixed(0)}s`);
-  return target;
+  if (result.status !== 0) throw new Error(`go install ${pkg}@v${version} failed (exit ${result.status ?? result.signal ?? result.error?.message})`);
+  fs.renameSync(path.join(binDir, build.built), build.target);
+  log(`built ${path.basename(build.target)} in ${((Date.now() - started) / 1000).toFixed(0)}s`);
 }
