@@ -16,6 +16,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { nodeNotReadySignal } from '../src/contracts/messages';
 import type { NodeLabels, NodeRegistration, NodeView } from '../src/contracts/node';
 import { nodeInstancesQuery } from '../src/contracts/visibility';
+import { valueWithin } from '../src/concurrency';
 import type { ContainerRuntime } from '../src/docker/runtime';
 import { readNodes } from '../src/nodes/registry';
 
@@ -65,19 +66,11 @@ export function createNodeLeaseActivities(deps: NodeLeaseDeps) {
 
 async function engineVersion(runtime: ContainerRuntime): Promise<string | null> {
   if (!runtime.engineVersion) return null;
-  let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([
-      runtime.engineVersion(),
-      new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), ENGINE_VERSION_TIMEOUT_MS);
-      }),
-    ]);
+    return await valueWithin(runtime.engineVersion(), ENGINE_VERSION_TIMEOUT_MS);
   } catch {
     // The engine is down: the node still registers (its worker polls), and says it does not know the version.
     return null;
-  } finally {
-    clearTimeout(timer);
   }
 }
 

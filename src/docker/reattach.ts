@@ -15,7 +15,7 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { containerExitedSignal, probeLoopLostSignal, statusQuery, type ContainerExit } from '../contracts/messages';
 import { instanceListQuery } from '../contracts/visibility';
-import { mapLimit } from '../concurrency';
+import { mapLimit, valueWithin } from '../concurrency';
 import { probeWorkflowId, type InstanceView } from '../contracts/instance';
 import { LABELS } from '../contracts/labels';
 import type { InstanceRouting } from '../contracts/routing';
@@ -143,19 +143,10 @@ async function forgetStickyWorker(options: ReattachOptions, instanceId: string):
 }
 
 async function currentView(options: ReattachOptions, instanceId: string): Promise<InstanceView | null> {
-  const timeoutMs = options.queryTimeoutMs ?? 15_000;
-  let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([
-      options.client.workflow.getHandle(instanceId).query(statusQuery),
-      new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), timeoutMs);
-      }),
-    ]);
+    return await valueWithin(options.client.workflow.getHandle(instanceId).query(statusQuery), options.queryTimeoutMs ?? 15_000);
   } catch {
     // Not found or closed: the reaper deals with containers no workflow owns.
     return null;
-  } finally {
-    clearTimeout(timer);
   }
 }

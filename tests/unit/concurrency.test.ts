@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLimiter } from '../../src/concurrency';
+import { createLimiter, valueWithin } from '../../src/concurrency';
 
 describe('createLimiter', () => {
   it('runs at most `limit` calls at once, the others in arrival order, and passes results and errors through', async () => {
@@ -34,5 +34,21 @@ describe('createLimiter', () => {
 
   it('refuses a limit that is not a positive integer', () => {
     for (const bad of [0, -1, 1.5, Number.NaN]) assert.throws(() => createLimiter(bad), RangeError);
+  });
+});
+
+describe('valueWithin', () => {
+  it('gives the value when the work settles in time, null when it does not, and passes a rejection through', async () => {
+    assert.equal(
+      await valueWithin(
+        sleep(5).then(() => 'v'),
+        1_000,
+      ),
+      'v',
+    );
+    const started = Date.now();
+    assert.equal(await valueWithin(new Promise<string>(() => undefined), 50), null);
+    assert.ok(Date.now() - started < 1_000, 'the wait ended at the bound');
+    await assert.rejects(valueWithin(Promise.reject(new Error('engine down')), 1_000), /engine down/);
   });
 });
