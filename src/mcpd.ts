@@ -20,7 +20,8 @@ import { seedExamples } from './api/seed';
 import type { Settings } from './config/settings';
 import { DockerRuntime, type ContainerRuntime } from './docker/runtime';
 import { Gateway } from './gateway/gateway';
-import { GatewayHttp, matchGatewayPath, matchLinkPath } from './gateway/http';
+import { GatewayHttp, linkInstanceUrl, matchGatewayPath, matchLinkPath } from './gateway/http';
+import { engineLogSource, linkedNodeLogSource, serveLinkedLogs } from './api/logs';
 import { ensureGatewaySecret, GatewayKeys } from './gateway/linkKeys';
 import { RemoteNodes } from './gateway/remoteNodes';
 import { readNodeStates } from './nodes/registry';
@@ -145,7 +146,13 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         createApi({
           client,
           secrets,
-          runtime,
+          logSources: (instanceId) => [
+            // A front process of a cluster runs no containers; any other reads the engine it is configured with.
+            ...(settings.roles.worker || !keys ? [engineLogSource(runtime)] : []),
+            ...(remoteNodes?.gateways(instanceId) ?? []).map((node) =>
+              linkedNodeLogSource(node.name, (id) => linkInstanceUrl(node.gatewayUrl, id), `Bearer ${keys!.linkToken}`),
+            ),
+          ],
           settings,
           token,
           node: settings.node,
@@ -173,6 +180,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
             body: { error: 'missing or invalid gateway link token' },
           });
         }
+        if ('logsOf' in link) return void serveLinkedLogs(settings.roles.worker ? runtime : undefined, req.url!, link.logsOf, res);
         const handled = 'listing' in link ? mcpHttp!.handleListing(req, res) : mcpHttp!.handleInstance(req, res, link.instanceId);
         return void handled.catch((err: Error) => {
           log.error({ err: err.message }, 'gateway link request failed');

@@ -194,6 +194,8 @@ async function main(): Promise<void> {
     await serveHttp(port);
   } else {
     await buildServer().connect(new StdioServerTransport());
+    // stdout is the protocol; operators read this line with `mcpctl logs`.
+    console.error('gitea-like MCP server on stdio');
   }
   const stop = () => process.exit(0);
   process.on('SIGTERM', stop);

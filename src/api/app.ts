@@ -8,7 +8,6 @@
 import express, { type Request, type Response } from 'express';
 import type { Client } from '@temporalio/client';
 import type { Settings } from '../config/settings';
-import type { ContainerRuntime } from '../docker/runtime';
 import type { Logger } from '../logger';
 import type { SecretStore } from '../secrets/types';
 import { bearerAuth } from './auth';
@@ -16,7 +15,7 @@ import { instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySc
 import { API_CALL_DEADLINE_MS, temporalUnreachable, type ControlPlaneMonitor, type ControlPlaneState } from './controlPlane';
 import { errorHandler, notFound, toApiError } from './errors';
 import { InstanceControl } from './instances';
-import { pipeInstanceLogs } from './logs';
+import { pipeInstanceLogs, type LogSource } from './logs';
 import { buildOpenApiDocument } from './openapi';
 import { parseSpecBody, ServerControl } from './servers';
 import { bodyOf, instanceIdParam, jsonBody, nodeNameParam, queryOf, secretNameParam, serverNameParam } from './validation';
@@ -28,8 +27,8 @@ export const JSON_BODY_LIMIT = '1mb';
 export interface ApiDependencies {
   client: Client;
   secrets: SecretStore;
-  /** Where the instances' logs are read. */
-  runtime: ContainerRuntime;
+  /** Where an instance's logs may be, in the order they are asked (this node's engine, then the other nodes). */
+  logSources: (instanceId: string) => LogSource[];
   settings: Settings;
   /** The bearer token every /api/v1 request must carry (see ensureApiToken). */
   token: string;
@@ -176,7 +175,7 @@ export function createApi(deps: ApiDependencies): express.Express {
     const options = queryOf(req, logQuerySchema, 'log options');
     const closed = new AbortController();
     res.on('close', () => closed.abort());
-    await pipeInstanceLogs(deps.runtime, id, options, res, closed.signal);
+    await pipeInstanceLogs(deps.logSources(id), id, options, res, closed.signal);
   });
   api.post('/instances/:id/retry', async (req, res) => {
     res.status(202).json({ id: await instances.retry(instanceIdParam(req)), signal: 'forceRetry' });

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startPersistentOpenBao, type OpenBaoServer } from '../embedded/openbao';
 import { isPortOpen, startProcess, waitUntil, type ManagedProcess } from '../embedded/process';
-import { clusterLayout, temporalUiConfigYaml, type ClusterLayout, type DockerHost, type McpdProcessPlan } from './config';
+import { clusterLayout, temporalUiConfigYaml, type ClusterLayout, type McpdProcessPlan } from './config';
 import { DockerEngine } from './dockerEngine';
 import { startFrontendProxy, type FrontendProxy } from './frontendProxy';
 import { applyTemporalSchema, clusterMembers, ensurePostgresBinaries, startPostgres, type ClusterMember, type PostgresServer } from './postgres';
@@ -54,6 +54,10 @@ export interface Cluster {
   apiToken: string;
   /** Stops node i and starts it again on the same ports and config; the other nodes keep serving. */
   restartTemporalNode(index: number): Promise<void>;
+  /** Docker host `name` fails as a machine does: its mcpd node worker is killed (SIGKILL), then its engine stops with its containers. */
+  failHost(name: string): Promise<void>;
+  /** Docker host `name` comes back: its engine starts on the same data (old containers included), then its node worker. */
+  restoreHost(name: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -119,8 +123,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     await Promise.all(engines.map((engine) => startEngine(engine, options.images, log)));
 
     fs.mkdirSync(layout.mcpdDataDir, { recursive: true, mode: 0o700 });
-    const mcpd: McpdProcess[] = [];
-    for (const plan of layout.mcpd) {
+    const launchMcpd = async (plan: McpdProcessPlan): Promise<McpdProcess> => {
       if (await isPortOpen('127.0.0.1', plan.port)) throw new Error(`port 127.0.0.1:${plan.port} (mcpd ${plan.name}) is already in use`);
       const proc = startProcess({
         name: `mcpd ${plan.name}`,
@@ -128,34 +131,59 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         args: [path.join(options.root, 'dist', 'src', 'main.js')],
         cwd: options.root,
         logFile: path.join(layout.logDir, `mcpd-${plan.name}.log`),
-        env: {
-          ...process.env,
-          ...options.mcpdEnv,
-          TEMPORAL_ADDRESS: temporalAddress,
-          BAO_ADDR: openbao.address,
-          BAO_TOKEN: openbao.token,
-          MCPD_DATA_DIR: layout.mcpdDataDir,
-          MCPD_HOST: '127.0.0.1',
-          MCPD_PORT: String(plan.port),
-          MCPD_ROLES: plan.roles,
-          ...hostEnv(plan.dockerHost ?? layout.dockerHosts[0]),
-        },
+        env: { ...process.env, ...options.mcpdEnv, ...mcpdEnv(plan, layout, temporalAddress, openbao) },
       });
-      started.push({ name: `mcpd ${plan.name} (pid ${proc.pid})`, stop: () => proc.stop(15_000) });
-      mcpd.push({ plan, url: `http://127.0.0.1:${plan.port}`, process: proc });
+      return { plan, url: `http://127.0.0.1:${plan.port}`, process: proc };
+    };
+    const mcpd: McpdProcess[] = [];
+    for (const [index, plan] of layout.mcpd.entries()) {
+      mcpd.push(await launchMcpd(plan));
+      // Looked up at stop time: a host that failed and came back has a new worker process.
+      started.push({ name: `mcpd ${plan.name}`, stop: () => mcpd[index].process.stop(15_000) });
       // Workers first and one by one: the first creates the API token the others read.
-      if (plan.dockerHost || mcpd.length === layout.mcpd.length) await waitForMcpd(mcpd[mcpd.length - 1]);
+      if (plan.dockerHost || mcpd.length === layout.mcpd.length) await waitForMcpd(mcpd[index]);
     }
     await Promise.all(mcpd.map(waitForMcpd));
     const apiToken = fs.readFileSync(path.join(layout.mcpdDataDir, 'api-token'), 'utf8').trim();
 
+    const hostParts = (name: string) => {
+      const index = layout.dockerHosts.findIndex((h) => h.name === name);
+      if (index < 0) throw new Error(`no Docker host named ${name} (hosts: ${layout.dockerHosts.map((h) => h.name).join(', ')})`);
+      return { engine: engines[index], worker: layout.mcpd.findIndex((p) => p.dockerHost?.name === name) };
+    };
+    const failHost = async (name: string) => {
+      const { engine, worker } = hostParts(name);
+      await mcpd[worker].process.kill();
+      await engine.stop();
+    };
+    const restoreHost = async (name: string) => {
+      const { engine, worker } = hostParts(name);
+      await startEngine(engine, options.images, log);
+      mcpd[worker] = await launchMcpd(layout.mcpd[worker]);
+      await waitForMcpd(mcpd[worker]);
+    };
     const restartTemporalNode = async (index: number) => {
       const node = layout.temporalNodes[index];
       await temporalNodes[index].stop();
       temporalNodes[index] = await startTemporalNode({ serverBin: temporalBin.server, temporalCli: options.temporalCli, node });
     };
     const members = () => clusterMembers({ binDir: pgBin, port: layout.postgres.port, password: postgres.password });
-    return { layout, temporalAddress, temporalNodes, postgres, members, openbao, uiUrl, engines, mcpd, apiToken, restartTemporalNode, stop };
+    return {
+      layout,
+      temporalAddress,
+      temporalNodes,
+      postgres,
+      members,
+      openbao,
+      uiUrl,
+      engines,
+      mcpd,
+      apiToken,
+      restartTemporalNode,
+      failHost,
+      restoreHost,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
@@ -163,12 +191,31 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 }
 
 /**
- * A node worker runs containers on its own host. Until placement across nodes exists, an
- * API process places every instance on the node it is configured with (MCPD_NODE), so the
- * API processes name the first host and read container logs from its engine.
+ * One mcpd process's environment. A node worker runs containers on its own host, with
+ * that host's labels. An API/gateway process runs no containers: it reads instance logs
+ * from the node gateways, so its engine settings only name the first host.
  */
-function hostEnv(host: DockerHost): NodeJS.ProcessEnv {
-  return { MCPD_NODE: host.name, MCPD_DOCKER_SOCKET: host.socket, DOCKER_HOST: `unix://${host.socket}` };
+function mcpdEnv(plan: McpdProcessPlan, layout: ClusterLayout, temporalAddress: string, openbao: OpenBaoServer): NodeJS.ProcessEnv {
+  const host = plan.dockerHost ?? layout.dockerHosts[0];
+  return {
+    TEMPORAL_ADDRESS: temporalAddress,
+    BAO_ADDR: openbao.address,
+    BAO_TOKEN: openbao.token,
+    MCPD_DATA_DIR: layout.mcpdDataDir,
+    MCPD_HOST: '127.0.0.1',
+    MCPD_PORT: String(plan.port),
+    MCPD_ROLES: plan.roles,
+    MCPD_NODE: host.name,
+    MCPD_DOCKER_SOCKET: host.socket,
+    DOCKER_HOST: `unix://${host.socket}`,
+    ...(plan.dockerHost
+      ? {
+          MCPD_NODE_LABELS: Object.entries(host.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(','),
+        }
+      : {}),
+  };
 }
 
 async function startEngine(engine: DockerEngine, images: Record<string, string>, log: (msg: string) => void): Promise<void> {

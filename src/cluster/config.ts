@@ -52,6 +52,8 @@ export interface DockerHost {
   /** Holds data/, exec/, docker.pid, docker.sock and dockerd.log. */
   dir: string;
   socket: string;
+  /** The node's labels (MCPD_NODE_LABELS), which a spec's placement.nodeSelector selects on. */
+  labels: Record<string, string>;
 }
 
 export interface McpdProcessPlan {
@@ -110,10 +112,11 @@ export function clusterLayout(stateDir: string, base = 27000, nodes = 2): Cluste
       logFile: path.join(logDir, `${name}.log`),
     };
   });
-  const dockerHosts = ['host-a', 'host-b'].map((name): DockerHost => {
+  const dockerHosts = ['a', 'b'].map((zone): DockerHost => {
+    const name = `host-${zone}`;
     // A unix socket path must stay under 108 bytes; the state dir may be deep.
     const dir = path.join(stateDir, 'docker', name);
-    return { name, dir, socket: path.join(dir, 'docker.sock') };
+    return { name, dir, socket: path.join(dir, 'docker.sock'), labels: { zone } };
   });
   return {
     stateDir,

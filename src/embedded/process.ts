@@ -16,6 +16,8 @@ export interface ManagedProcess {
   hasExited(): boolean;
   /** SIGTERM to the process group, SIGKILL after graceMs; resolves when it has exited. */
   stop(graceMs?: number): Promise<void>;
+  /** SIGKILL to the process group (a crash, nothing cleans up); resolves when it has exited. */
+  kill(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -70,6 +72,11 @@ export function startProcess(options: StartOptions): ManagedProcess {
       clearTimeout(timer);
       // Anything the leader left behind in its group goes too.
       signalGroup(pid, 'SIGKILL');
+    },
+    async kill() {
+      if (exitedFlag || pid < 0) return;
+      signalGroup(pid, 'SIGKILL');
+      await exited;
     },
   };
 }

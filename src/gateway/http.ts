@@ -422,17 +422,21 @@ export function linkInstanceUrl(gatewayUrl: string, instanceId: string): string 
   return `${gatewayUrl.replace(/\/+$/, '')}${LINK_PREFIX}/${encodeURIComponent(instanceId)}`;
 }
 
-/** Which link endpoint a request URL names: the listing, one instance, or undefined for any other path. */
-export function matchLinkPath(url: string | undefined): { listing: true } | { instanceId: string } | undefined {
+/** A link endpoint: the node's listing, one instance's MCP endpoint, or one instance's logs. */
+export type LinkPath = { listing: true } | { instanceId: string } | { logsOf: string };
+
+/** Which link endpoint a request URL names, or undefined for any other path. */
+export function matchLinkPath(url: string | undefined): LinkPath | undefined {
   if (!url) return undefined;
   const queryAt = url.indexOf('?');
   const path = queryAt === -1 ? url : url.slice(0, queryAt);
   if (path === LINK_PREFIX) return { listing: true };
   if (!path.startsWith(`${LINK_PREFIX}/`)) return undefined;
-  const name = path.slice(LINK_PREFIX.length + 1);
-  if (name === '' || name.includes('/')) return undefined;
+  const [name, rest, ...more] = path.slice(LINK_PREFIX.length + 1).split('/');
+  if (name === '' || more.length > 0 || (rest !== undefined && rest !== 'logs')) return undefined;
   try {
-    return { instanceId: decodeURIComponent(name) };
+    const instanceId = decodeURIComponent(name);
+    return rest === 'logs' ? { logsOf: instanceId } : { instanceId };
   } catch {
     return undefined;
   }

@@ -67,6 +67,12 @@ export class RemoteNodes {
     this.pollers.clear();
   }
 
+  /** The node gateways followed now (Ready nodes but this one), those whose listing has `instanceId` first. */
+  gateways(instanceId?: string): NodeGateway[] {
+    const all = [...this.pollers].map(([name, p]) => ({ name, gatewayUrl: p.gatewayUrl, runs: p.listing.instances.some((i) => i.id === instanceId) }));
+    return all.sort((a, b) => Number(b.runs) - Number(a.runs)).map(({ name, gatewayUrl }) => ({ name, gatewayUrl }));
+  }
+
   /** Reads the node records and starts, moves or stops one poller per Ready remote node. */
   private async refresh(): Promise<void> {
     try {

@@ -13,7 +13,11 @@ import path from 'node:path';
 import { LABELS } from '../../src/contracts/labels';
 import { startCluster, type Cluster, type ClusterOptions } from '../../src/cluster/cluster';
 import { TEMPORAL_SERVER_VERSION } from '../../src/cluster/config';
-import { callApi } from '../support/clients';
+import type { InstanceView } from '../../src/contracts/instance';
+import { DEFAULT_NODE_CAPACITY, type NodeView } from '../../src/contracts/node';
+import type { DockerHost } from '../../src/cluster/config';
+import { placeAll } from '../../workflows/placement';
+import { callApi, runMcpctl } from '../support/clients';
 import { REPO_ROOT, waitForValue } from '../support/stack';
 import { applyServer, gatewaySession, instanceView, replica, runningAndHealthy, waitForInstance, type ChaosServer } from '../chaos/support';
 import { engineDocker } from '../support/engineDocker';
@@ -249,6 +253,216 @@ describe('the production-shaped cluster (npm run cluster)', function () {
     for (const applied of [server!, ...others]) {
       const listed = await callApi(api(0), 'GET', `/api/v1/servers/${applied.name}`);
       assert.equal(listed.status, 200, listed.text);
+    }
+  });
+
+  async function nodesByName(): Promise<Map<string, NodeView>> {
+    const res = await callApi(api(1), 'GET', '/api/v1/nodes');
+    assert.equal(res.status, 200, res.text);
+    return new Map((res.json.items as NodeView[]).map((n) => [n.name, n]));
+  }
+
+  async function instancesOf(name: string): Promise<InstanceView[]> {
+    const res = await callApi(api(0), 'GET', `/api/v1/instances?server=${name}`);
+    assert.equal(res.status, 200, res.text);
+    return res.json.items as InstanceView[];
+  }
+
+  /** Applies a server of `replicas` and starts it, answering once every start has an outcome. */
+  async function applyAndStart(prefix: string, extras: Record<string, unknown>): Promise<ChaosServer> {
+    const applied = await applyServer(api(0), prefix, undefined, extras, { start: false });
+    others.push(applied);
+    const started = await callApi(api(1), 'POST', `/api/v1/servers/${applied.name}/start?wait=true&timeout=180`);
+    assert.equal(started.status, 200, started.text);
+    return applied;
+  }
+
+  const hosts = () => cluster!.layout.dockerHosts;
+  /** The host that runs `server`: the one the failover test takes down. */
+  let failing: DockerHost;
+  let survivor: DockerHost;
+  let spread: ChaosServer;
+  let zonePinned: ChaosServer;
+
+  it('lists both Docker hosts as Ready nodes with engine, labels, counts and capacity, through the API and mcpctl', async () => {
+    const runningOn = async (host: DockerHost) =>
+      (await engineDocker(cluster!.engines[hosts().indexOf(host)]).listContainers({ filters: { label: [LABELS.instance] } })).length;
+    // Visibility counts a placement once the instance workflow records it: wait until the counts match the engines.
+    const expected = await Promise.all(hosts().map(runningOn));
+    const listed = await waitForValue(
+      nodesByName,
+      (m) => hosts().every((h, i) => m.get(h.name)?.status === 'Ready' && m.get(h.name)?.instances === expected[i]),
+      {
+        timeoutMs: 30_000,
+        what: `both hosts Ready with ${expected.join(' and ')} instances`,
+        describe: (m) => JSON.stringify([...m.values()].map((n) => [n.name, n.status, n.instances])),
+      },
+    );
+    for (const host of hosts()) {
+      const node = listed.get(host.name)!;
+      assert.deepEqual(node.registration?.labels, host.labels);
+      assert.equal(node.registration?.engineHost, host.socket);
+      assert.match(node.registration?.engineVersion ?? '', /^\d+\.\d+/);
+      assert.equal(node.registration?.capacity, DEFAULT_NODE_CAPACITY);
+    }
+    const table = await runMcpctl({ url: api(1).url, dataDir: cluster!.layout.mcpdDataDir }, ['get', 'nodes'], { cwd: REPO_ROOT });
+    assert.equal(table.code, 0, table.stderr);
+    for (const [i, host] of hosts().entries()) {
+      assert.match(
+        table.stdout,
+        new RegExp(`^${host.name}\\s+docker \\S+\\s+Ready\\s+${expected[i]}\\s+${DEFAULT_NODE_CAPACITY}\\s+zone=${host.labels.zone}\\s*$`, 'm'),
+      );
+    }
+  });
+
+  it('spreads new replicas over the hosts fewest first, and places by node name or node label', async () => {
+    const before = [...(await nodesByName()).values()];
+    spread = await applyAndStart('spread', { replicas: 4 });
+    const expected = new Map<string, number>();
+    for (const node of placeAll(before, undefined, [0, 1, 2, 3]).values()) expected.set(node!, (expected.get(node!) ?? 0) + 1);
+    const placed = await instancesOf(spread.name);
+    const counted = new Map<string, number>();
+    for (const instance of placed) counted.set(instance.node!, (counted.get(instance.node!) ?? 0) + 1);
+    console.log(
+      `    [cluster] instances per node before: ${before.map((n) => `${n.name} ${n.instances}`).join(', ')}; 4 replicas went ${[...counted].map(([n, c]) => `${c} to ${n}`).join(', ')}`,
+    );
+    assert.deepEqual(Object.fromEntries(counted), Object.fromEntries(expected));
+    for (const instance of placed) {
+      assert.ok(runningAndHealthy(instance), `${instance.id}: ${instance.status} ${instance.health}`);
+      // An API process runs no containers: it reads the logs from the node that runs the instance.
+      const logs = await callApi(api(1), 'GET', `/api/v1/instances/${encodeURIComponent(instance.id)}/logs`);
+      assert.equal(logs.status, 200, logs.text);
+      assert.match(logs.text, /gitea-like MCP server on stdio/, `${instance.id} on ${instance.node}`);
+      const containers = await containersOnHosts(`${LABELS.instance}=${instance.id}`);
+      assert.deepEqual(
+        containers.map((c) => [c.id, c.host]),
+        [[instance.containerId, instance.node]],
+      );
+    }
+
+    const serverNode = (await instanceView(api(0), server!)).node;
+    failing = hosts().find((h) => h.name === serverNode)!;
+    survivor = hosts().find((h) => h !== failing)!;
+    zonePinned = await applyAndStart('zone', { replicas: 2, placement: { nodeSelector: { zone: failing.labels.zone } } });
+    const pinned = await applyAndStart('pinned', { placement: { node: survivor.name } });
+    for (const [applied, host] of [
+      [zonePinned, failing],
+      [pinned, survivor],
+    ] as const) {
+      const list = await instancesOf(applied.name);
+      assert.deepEqual(
+        list.map((i) => [i.node, i.status, i.health]),
+        list.map(() => [host.name, 'RUNNING', 'healthy']),
+      );
+    }
+  });
+
+  it('runs the instances of a host that fails on the other host within 60 s, serves their tools again on /mcp, and removes their old containers when the host returns', async () => {
+    const allInstances = async () => (await Promise.all([server!, ...others].map((s) => instancesOf(s.name)))).flat();
+    const zoneIds = new Set((await instancesOf(zonePinned.name)).map((i) => i.id));
+    const onFailing = (await allInstances()).filter((i) => i.node === failing.name);
+    const moving = onFailing.filter((i) => !zoneIds.has(i.id));
+    assert.ok(moving.some((i) => i.id === server!.instance) && zoneIds.size === 2, JSON.stringify(onFailing.map((i) => i.id)));
+    const tool = `${server!.name}__echo`;
+    const { client } = await connectBalanced('/mcp', () => api(0));
+    try {
+      assert.match(await callText(client, tool, { message: 'before' }), /before/);
+
+      // Timed from the kill of its worker: the engine's stop (its containers' stop) counts too.
+      const lostAt = Date.now();
+      await cluster!.failHost(failing.name);
+      const since = () => ((Date.now() - lostAt) / 1000).toFixed(1);
+      const notReady = await waitForValue(nodesByName, (m) => m.get(failing.name)?.status === 'NotReady', {
+        timeoutMs: 60_000,
+        intervalMs: 500,
+        what: `${failing.name} NotReady`,
+      });
+      const notReadyAfter = since();
+      assert.equal(notReady.get(survivor.name)?.status, 'Ready');
+      const byId = (list: InstanceView[]) => new Map(list.map((i) => [i.id, i]));
+      const moved = await waitForValue(
+        allInstances,
+        (list) => {
+          const now = byId(list);
+          return moving.every((old) => {
+            const v = now.get(old.id);
+            return !!v && runningAndHealthy(v) && v.node === survivor.name && v.containerId !== old.containerId;
+          });
+        },
+        {
+          timeoutMs: 90_000,
+          intervalMs: 500,
+          what: `the ${moving.length} instances of ${failing.name} RUNNING and healthy on ${survivor.name}`,
+          describe: (list) => JSON.stringify(list.map((i) => [i.id, i.node, i.status, i.health])),
+        },
+      );
+      const movedAfter = since();
+      await waitForValue(
+        async () => callText(client, tool, { message: 'after' }).catch((err: Error) => err.message),
+        (text) => /after/.test(text),
+        { timeoutMs: 30_000, intervalMs: 250, what: `${tool} answering on /mcp again` },
+      );
+      const toolsAfter = since();
+      console.log(
+        `    [cluster] ${failing.name} failed: NotReady after ${notReadyAfter}s; its ${moving.length} instances RUNNING and healthy on ${survivor.name} after ${movedAfter}s; ${tool} answered on /mcp after ${toolsAfter}s`,
+      );
+      assert.ok(Number(movedAfter) <= 60, `moved within 60 s, took ${movedAfter} s`);
+      const now = byId(moved);
+      for (const old of moving) {
+        const view = now.get(old.id)!;
+        assert.ok(
+          view.events.some((e) => e.type === 'Moved' && e.message.startsWith(`moved from node ${failing.name} to node ${survivor.name}`)),
+          `${old.id}: ${JSON.stringify(view.events.slice(-5))}`,
+        );
+      }
+      // Instances that only the failed host's label fits wait for it instead of moving.
+      for (const id of zoneIds) {
+        const view = now.get(id)!;
+        assert.equal(view.node, failing.name, `${id} stays on ${failing.name}`);
+        assert.ok(
+          view.events.some(
+            (e) => e.type === 'NodeNotReady' && e.message.includes(`no other Ready node fits placement nodeSelector zone=${failing.labels.zone}: staying`),
+          ),
+          `${id}: ${JSON.stringify(view.events.slice(-5))}`,
+        );
+      }
+
+      await cluster!.restoreHost(failing.name);
+      const restoredAt = Date.now();
+      const failingDocker = engineDocker(cluster!.engines[hosts().indexOf(failing)]);
+      await waitForValue(
+        () => Promise.all(moving.map((old) => failingDocker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${old.id}`] } }))),
+        (left) => left.every((c) => c.length === 0),
+        { timeoutMs: 60_000, what: `no container of a moved instance left on ${failing.name}` },
+      );
+      const back = await waitForValue(
+        allInstances,
+        (list) => list.filter((i) => zoneIds.has(i.id)).every((i) => runningAndHealthy(i) && i.node === failing.name),
+        {
+          timeoutMs: 120_000,
+          what: `the zone-pinned instances RUNNING and healthy on ${failing.name} again`,
+          describe: (list) => JSON.stringify(list.map((i) => [i.id, i.node, i.status, i.health])),
+        },
+      );
+      console.log(
+        `    [cluster] ${failing.name} back: leftovers removed and its pinned instances healthy ${((Date.now() - restoredAt) / 1000).toFixed(1)}s after its return`,
+      );
+      assert.equal((await nodesByName()).get(failing.name)?.status, 'Ready');
+      // Never twice: one running container per instance across both hosts, the one its view names.
+      for (const view of back) {
+        const containers = await containersOnHosts(`${LABELS.instance}=${view.id}`);
+        assert.deepEqual(
+          containers.map((c) => [c.id, c.host]),
+          [[view.containerId, view.node]],
+          view.id,
+        );
+      }
+      const perNode = new Map<string, number>();
+      for (const view of back) perNode.set(view.node!, (perNode.get(view.node!) ?? 0) + 1);
+      console.log(`    [cluster] instances per node after the failover: ${[...perNode].map(([n, c]) => `${n} ${c}`).join(', ')}`);
+      assert.match(await callText(client, tool, { message: 'still' }), /still/);
+    } finally {
+      await client.close();
     }
   });
 

@@ -20,9 +20,9 @@ import { LABELS } from '../../src/contracts/labels';
 import { nodeWorkflowId, type NodeView } from '../../src/contracts/node';
 import { DockerEngine } from '../../src/cluster/dockerEngine';
 import { connectBalanced, callText } from '../support/balancedMcp';
-import { callApi } from '../support/clients';
+import { callApi, runMcpctl } from '../support/clients';
 import { engineDocker } from '../support/engineDocker';
-import { removeContainers, startMcpd, testEnv, waitForValue, type McpdProcess } from '../support/stack';
+import { REPO_ROOT, removeContainers, startMcpd, testEnv, waitForValue, type McpdProcess } from '../support/stack';
 
 const IMAGE = 'mcpd/gitea-like:dev';
 
@@ -181,6 +181,23 @@ describe('front gateways forward to the node that runs an instance', function ()
     const filters = { label: [`${LABELS.server}=${server}`] };
     assert.equal((await engineDocker(engine).listContainers({ filters })).length, 1, "one container on node B's engine");
     assert.equal((await new Docker().listContainers({ filters })).length, 0, "none on the fronts' engine");
+  });
+
+  it("a front process reads the logs of an instance on node B's engine, through the API and mcpctl logs", async () => {
+    const id = `mcp-instance:${server}:0`;
+    for (const front of [x, y]) {
+      const res = await callApi(front, 'GET', `/api/v1/instances/${encodeURIComponent(id)}/logs?timestamps=true`);
+      assert.equal(res.status, 200, res.text);
+      assert.match(res.text, /^\S+Z gitea-like MCP server on stdio$/m);
+    }
+    const cli = await runMcpctl(x, ['logs', 'instance', `${server}:0`], { cwd: REPO_ROOT });
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /gitea-like MCP server on stdio/);
+    const missing = await callApi(x, 'GET', `/api/v1/instances/${encodeURIComponent(`mcp-instance:${server}:7`)}/logs`);
+    assert.equal(missing.status, 404);
+    assert.match(missing.json.error as string, /has no container/);
+    const unlinked = await fetch(`${b.url}/mcp-link/v1/instances/${encodeURIComponent(id)}/logs`);
+    assert.equal(unlinked.status, 401, 'the logs link wants the link token too');
   });
 
   it('a session opened on front X continues on front Y, on both endpoints', async () => {

@@ -13,7 +13,7 @@ export interface ApiResponse {
   json: any;
 }
 
-/** One REST call with mcpd's token; never throws on an HTTP error status. */
+/** One REST call with mcpd's token; never throws on an HTTP error status; `json` is the parsed body of a JSON answer. */
 export async function callApi(mcpd: Pick<McpdProcess, 'url' | 'token'>, method: string, urlPath: string, body?: unknown): Promise<ApiResponse> {
   const res = await fetch(`${mcpd.url}${urlPath}`, {
     method,
@@ -21,7 +21,9 @@ export async function callApi(mcpd: Pick<McpdProcess, 'url' | 'token'>, method: 
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, text, json: text ? JSON.parse(text) : undefined };
+  // Logs answer text/plain; everything else of the API answers JSON.
+  const isJson = /json/.test(res.headers.get('content-type') ?? '');
+  return { status: res.status, text, json: isJson && text ? JSON.parse(text) : undefined };
 }
 
 export const MCPCTL = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'mcpctl.js');
