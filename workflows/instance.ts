@@ -26,6 +26,7 @@ import {
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
@@ -97,6 +98,14 @@ const PROBE_AT_START_PATCH = 'probe-at-start';
 
 /** Histories recorded before it skipped the readiness call for a health change the gateway's readiness does not follow. */
 const READY_ON_CHANGE_PATCH = 'set-ready-only-on-change';
+
+/** Histories recorded before a final stop left the probe child to the parent-close policy cancelled it and waited for its end. */
+const FINAL_STOP_PATCH = 'final-stop-leaves-probe-to-parent-close';
+
+/** Histories recorded before a probe whose id an earlier run's probe still held was tried again. */
+const PROBE_START_WAITS_PATCH = 'probe-start-waits-for-earlier-run';
+/** How often (a second apart) a probe start tries while an earlier run's probe still holds its id. */
+const PROBE_START_TRIES = 30;
 
 /** Histories recorded before instances placed themselves ran every attempt on the node of their input. */
 export const PLACEMENT_PATCH = 'placement';
@@ -368,7 +377,8 @@ class InstanceRun {
   /** Acts on what woke a RUNNING instance, in order of precedence; null to keep running. */
   private async handleRunningWork(): Promise<Phase | null> {
     if (this.inbox.stopRequested) {
-      await this.stopProbe();
+      // stop() leaves the probe to the parent-close policy (see there).
+      if (!patched(FINAL_STOP_PATCH)) await this.stopProbe();
       return 'stop';
     }
     const exit = machine.currentExit(this.s, this.inbox);
@@ -516,7 +526,11 @@ class InstanceRun {
   async stop(): Promise<InstanceView> {
     this.s = machine.stopping(this.s, now());
     this.publish();
-    await this.stopProbe();
+    // This workflow ends with the stop: Temporal then terminates the probe child (its parent-close
+    // policy), and stopContainer ends the probe loop on the node. Cancelling the child and waiting
+    // for it cost two workflow tasks of each workflow per instance, which a fleet's delete felt.
+    if (patched(FINAL_STOP_PATCH)) this.probe = null;
+    else await this.stopProbe();
     await this.stopCurrent('instance stopped', true);
     this.s = machine.stopped(this.s, now());
     this.publish();
@@ -530,20 +544,30 @@ class InstanceRun {
       carried: { health: this.s.health, consecutiveFailures: 0, ...(this.probedAtStart ? { nextProbeAfterInterval: true } : {}) },
     };
     this.probedAtStart = false;
-    const scope = new CancellationScope();
-    try {
-      const handle = await scope.run(() =>
-        startChild(probeWorkflow, {
-          workflowId: probeWorkflowId(this.id, this.s.generation),
-          args: [probeInput],
-          parentClosePolicy: ParentClosePolicy.TERMINATE,
-          staticSummary: `health probe of ${this.id}`,
-        }),
-      );
-      this.probe = { scope, done: handle.result().catch(() => undefined), workflowId: handle.workflowId };
-    } catch (err) {
-      const reason = err instanceof WorkflowExecutionAlreadyStartedError ? 'a probe workflow with this id is still running' : (err as Error).message;
-      this.record('ProbeNotStarted', `probe child not started: ${reason}`);
+    for (let tries = 1; ; tries++) {
+      const scope = new CancellationScope();
+      try {
+        const handle = await scope.run(() =>
+          startChild(probeWorkflow, {
+            workflowId: probeWorkflowId(this.id, this.s.generation),
+            args: [probeInput],
+            parentClosePolicy: ParentClosePolicy.TERMINATE,
+            staticSummary: `health probe of ${this.id}`,
+          }),
+        );
+        this.probe = { scope, done: handle.result().catch(() => undefined), workflowId: handle.workflowId };
+        return;
+      } catch (err) {
+        const taken = err instanceof WorkflowExecutionAlreadyStartedError;
+        // An earlier run of this instance that ended with a final stop left its probe to the
+        // parent-close policy, which terminates it within moments of that run's end.
+        if (taken && tries < PROBE_START_TRIES && patched(PROBE_START_WAITS_PATCH)) {
+          await sleep('1 second');
+          continue;
+        }
+        this.record('ProbeNotStarted', `probe child not started: ${taken ? 'a probe workflow with this id is still running' : (err as Error).message}`);
+        return;
+      }
     }
   }
 

@@ -66,6 +66,12 @@ async function eventTypes(handle: Pick<WorkflowHandle, 'fetchHistory'>): Promise
 }
 
 /** The position of every completed probe loop activity in a history. */
+/** The probe child of an instance's current attempt (its generation is in the last AttemptStarted event). */
+function probeOf(client: Client, view: InstanceView): WorkflowHandle {
+  const generation = Number(/generation (\d+)/.exec([...view.events].reverse().find((e) => e.type === 'AttemptStarted')?.message ?? '')?.[1]);
+  return client.workflow.getHandle(probeWorkflowId(view.id, generation));
+}
+
 const loopEnds = (types: temporal.api.enums.v1.EventType[]) => types.flatMap((type, i) => (type === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED ? [i] : []));
 
 describe('probeWorkflow on the Temporal dev server', function () {
@@ -247,8 +253,7 @@ describe('probeWorkflow on the Temporal dev server', function () {
       // The start probed once after the handshake: healthy in the same step as RUNNING, no probe round trip.
       const runningAt = healthy.events.findIndex((e) => e.type === 'Running');
       assert.equal(healthy.events[runningAt + 1]?.message, 'readiness healthy (probed at start)');
-      const generation = /generation (\d+)/.exec([...healthy.events].reverse().find((e) => e.type === 'AttemptStarted')?.message ?? '')?.[1];
-      const probe = client.workflow.getHandle(`${handle.workflowId}/probe/${generation}`);
+      const probe = probeOf(client, healthy);
 
       // Two quiet hours of probing (120 probes each at 30 s): count what instance and probe add.
       // From the end of the first quiet loop on, when the instance has acted on the healthy transition (setReady).
@@ -345,8 +350,7 @@ describe('probeWorkflow on the Temporal dev server', function () {
     const view = () => handle.query(statusQuery);
     try {
       const healthy = await waitForValue(view, (v) => v.status === 'RUNNING' && v.health === 'healthy', { what: 'RUNNING and healthy' });
-      const generation = Number(/generation (\d+)/.exec([...healthy.events].reverse().find((e) => e.type === 'AttemptStarted')?.message ?? '')?.[1]);
-      const probe = client.workflow.getHandle(probeWorkflowId(handle.workflowId, generation));
+      const probe = probeOf(client, healthy);
       const scheduled = async () => (await eventTypes(probe)).filter((t) => t === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED).length;
       await waitFor(async () => (await scheduled()) === 1, { what: 'the first probe loop' });
       const instanceEvents = (await eventTypes(handle)).length;
@@ -360,5 +364,33 @@ describe('probeWorkflow on the Temporal dev server', function () {
       await handle.signal(stopSignal);
       assert.equal(((await handle.result()) as InstanceView).status, 'STOPPED');
     }
+  });
+  it('a stopped instance leaves no probe behind, and a start of the same instance right after gets its own probe', async () => {
+    const server = `t-wf-probe-again-${runTag}`;
+    const args: InstanceWorkflowArgs = { server, ordinal: 0, node: INSTANCE_NODE, spec: spec(server) };
+    const startInstance = () => client.workflow.start('instanceWorkflow', { taskQueue: TASK_QUEUE, workflowId: instanceId(server, 0), args: [args] });
+    const healthy = (v: InstanceView) => v.status === 'RUNNING' && v.health === 'healthy';
+    const first = await startInstance();
+    const firstView = await waitForValue(() => first.query(statusQuery), healthy, { what: 'the first run RUNNING and healthy' });
+    const described = await probeOf(client, firstView).describe();
+    assert.equal(described.status.name, 'RUNNING');
+    // Pinned to its run: the next run's probe may have the same id.
+    const firstProbe = client.workflow.getHandle(described.workflowId, described.runId);
+    await first.signal(stopSignal);
+    assert.equal(((await first.result()) as InstanceView).status, 'STOPPED');
+    // At once, as `mcpctl stop` then `mcpctl start` would: the earlier probe may still hold the id.
+    const second = await startInstance();
+    try {
+      const secondView = await waitForValue(() => second.query(statusQuery), healthy, { what: 'the second run RUNNING and healthy' });
+      // The stop did not wait for the probe: Temporal ended it with its parent (parent-close policy TERMINATE).
+      assert.equal((await firstProbe.describe()).status.name, 'TERMINATED');
+      const secondProbe = probeOf(client, secondView);
+      await waitFor(async () => (await secondProbe.describe()).status.name === 'RUNNING', { what: "the second run's probe running" });
+      assert.ok(!secondView.events.some((e) => e.type === 'ProbeNotStarted'), JSON.stringify(secondView.events));
+    } finally {
+      await second.signal(stopSignal);
+      assert.equal(((await second.result()) as InstanceView).status, 'STOPPED');
+    }
+    await recordHistory(first, 'instance-final-stop-probe-parent-close');
   });
 });
