@@ -5,16 +5,30 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { mapLimit } from '../src/concurrency';
-import type { InstanceView } from '../src/contracts/instance';
-import { statusQuery, stopSignal } from '../src/contracts/messages';
+import { TASK_QUEUE, type InstanceView } from '../src/contracts/instance';
+import { statusQuery, stopSignal, type InstanceWorkflowInput } from '../src/contracts/messages';
+import { mcpHealthKey, mcpInstanceStatusKey, mcpNodeKey, mcpServerKey } from '../src/contracts/searchAttributes';
 import { instanceListQuery } from '../src/contracts/visibility';
 
 /** Signals in flight at once when stopping many instances: enough to keep Temporal busy, not to flood it. */
 const STOP_SIGNAL_CONCURRENCY = 16;
 /** How often stopInstances looks again for instances still running. */
 const STOP_POLL_MS = 1_000;
+
+/** Instance workflows started at once when starting many: Temporal takes them faster than the nodes start containers. */
+const START_CONCURRENCY = 16;
+
+/** One instance workflow to start: its deterministic id, its input, and the line the Web UI's list shows. */
+export interface InstanceStart {
+  workflowId: string;
+  input: InstanceWorkflowInput;
+  summary: string;
+}
+
+/** What became of each start: a new run, or one already running under that id (a repair, or a server workflow recreated while its instances lived on). */
+export type InstanceStartOutcome = 'started' | 'running';
 
 export interface StopInstancesInput {
   server: string;
@@ -40,6 +54,39 @@ export function createServerActivities({ client }: { client: Client }) {
   }
 
   return {
+    /**
+     * Starts instance workflows (not children: instances outlive the server's runs) with
+     * bounded concurrency. One activity for a whole batch: a start of 500 replicas is not
+     * 500 commands and 500 started events that the server's history must hold and replay.
+     * Idempotent: a retry finds the ones it started running.
+     */
+    async startInstances(starts: InstanceStart[]): Promise<InstanceStartOutcome[]> {
+      const context = Context.current();
+      return mapLimit(starts, START_CONCURRENCY, async ({ workflowId, input, summary }): Promise<InstanceStartOutcome> => {
+        try {
+          await client.workflow.start('instanceWorkflow', {
+            workflowId,
+            taskQueue: TASK_QUEUE,
+            args: [input],
+            staticSummary: summary,
+            typedSearchAttributes: [
+              { key: mcpServerKey, value: input.server },
+              { key: mcpInstanceStatusKey, value: 'PENDING' },
+              { key: mcpHealthKey, value: 'unknown' },
+              // Placement counts a node's instances by McpNode from the start.
+              ...(input.node !== undefined ? [{ key: mcpNodeKey, value: input.node }] : []),
+            ],
+          });
+          return 'started';
+        } catch (err) {
+          if (err instanceof WorkflowExecutionAlreadyStartedError) return 'running';
+          throw err;
+        } finally {
+          context.heartbeat();
+        }
+      });
+    },
+
     /**
      * Signals stop to each instance and waits until they have all ended; returns the ids
      * still running after timeoutSeconds. One activity for a whole batch: a delete of

@@ -67,6 +67,20 @@ const { stopInstances: stopAndAwaitInstances } = proxyActivities<ServerActivitie
   retry: { maximumAttempts: 3, initialInterval: '1 s' },
 });
 
+/**
+ * Starting a batch: bounded concurrency against Temporal, heartbeating after each start.
+ * Retried until Temporal takes the starts, as the child starts it replaced were.
+ */
+const { startInstances: startInstanceWorkflows } = proxyActivities<ServerActivities>({
+  taskQueue: TASK_QUEUE,
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 s',
+  retry: { initialInterval: '1 s', maximumInterval: '30 s' },
+});
+
+/** Histories recorded before a batch of instances was started by one activity started each as a child workflow. */
+const START_BATCH_PATCH = 'start-instances-in-one-activity';
+
 /** Histories recorded before a batch of instances was stopped by one activity signalled and polled each instance from the workflow. */
 const STOP_BATCH_PATCH = 'stop-instances-in-one-activity';
 
@@ -220,6 +234,21 @@ class ServerRun {
   private async startInstances(ordinals: number[]): Promise<void> {
     const { name, spec, specVersion } = this.s;
     const { nodes, placed } = await this.placeNew(ordinals);
+    // The line the Web UI's workflow list shows; live status is in the instance's current details.
+    const summary = (ordinal: number) => `MCP server ${name}, replica ${ordinal} (${spec.image ?? spec.packageName ?? spec.command?.join(' ')})`;
+    if (patched(START_BATCH_PATCH)) {
+      const outcomes = await startInstanceWorkflows(
+        ordinals.map((ordinal) => {
+          const node = nodes.get(ordinal) ?? null;
+          return { workflowId: this.idOf(ordinal), input: { server: name, ordinal, spec, ...(node !== null ? { node } : {}) }, summary: summary(ordinal) };
+        }),
+      );
+      for (const [i, ordinal] of ordinals.entries()) {
+        // Already running: adopt it. Without a record we cannot know its spec and take it as current rather than restarting it blindly.
+        if (outcomes[i] === 'started' || !this.s.instances.has(ordinal)) this.s.instances.set(ordinal, machine.startedRecord(ordinal, specVersion));
+      }
+      return;
+    }
     await Promise.all(
       ordinals.map(async (ordinal) => {
         const record = machine.startedRecord(ordinal, specVersion);
@@ -231,8 +260,7 @@ class ServerRun {
             // Instances outlive this run: the server continues as new while they keep running.
             parentClosePolicy: ParentClosePolicy.ABANDON,
             args: [{ server: name, ordinal, spec, ...(node !== null ? { node } : {}) }],
-            // The line the Web UI's workflow list shows; live status is in the instance's current details.
-            staticSummary: `MCP server ${name}, replica ${ordinal} (${spec.image ?? spec.packageName ?? spec.command?.join(' ')})`,
+            staticSummary: summary(ordinal),
             typedSearchAttributes: [
               { key: mcpServerKey, value: name },
               { key: mcpInstanceStatusKey, value: 'PENDING' },

@@ -7,9 +7,6 @@
  * healthy within 15 s of the engine answering again.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { DockerEngine } from '../../src/cluster/dockerEngine';
 import { LABELS } from '../../src/contracts/labels';
 import { callApi, runMcpctl } from '../support/clients';
@@ -25,19 +22,18 @@ import {
   type ChaosServer,
 } from './support';
 import { engineDocker } from '../support/engineDocker';
+import { startSecondHost, type SecondHost } from '../support/secondHost';
 
 describe('chaos: the Docker engine restarts', function () {
   this.timeout(300_000);
   let engine: DockerEngine;
   let mcpd: McpdProcess;
   let server: ChaosServer;
-  let workDir: string;
+  let host: SecondHost | undefined;
 
   before(async () => {
-    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-chaos-engine-'));
-    engine = new DockerEngine(workDir);
-    await engine.start();
-    await engine.loadImage('mcpd/gitea-like:dev');
+    host = await startSecondHost('chaos-engine', ['mcpd/gitea-like:dev']);
+    engine = host.engine;
     mcpd = await startMcpd({ env: { MCPD_DOCKER_SOCKET: engine.socket } });
     // The default schedule (30 s fast delay): an engine restart must not wait for it.
     server = await applyServer(mcpd, 'engine');
@@ -46,22 +42,7 @@ describe('chaos: the Docker engine restarts', function () {
 
   after(async () => {
     await stopServersAndMcpd(mcpd, [server], engine ? engineDocker(engine) : undefined);
-    if (engine) {
-      // Everything this engine ran goes with its data root.
-      const left = await engineDocker(engine)
-        .listContainers({ all: true })
-        .catch(() => []);
-      await Promise.all(
-        left.map((c) =>
-          engineDocker(engine)
-            .getContainer(c.Id)
-            .remove({ force: true })
-            .catch(() => undefined),
-        ),
-      );
-      await engine.stop();
-    }
-    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+    await host?.remove();
   });
 
   it('retries the instances the restart took down at once, and they are healthy within 15 s of the engine answering', async () => {
@@ -91,7 +72,7 @@ describe('chaos: the Docker engine restarts', function () {
       listed.json.items.some((v: { id: string }) => v.id === server.instance),
       'no instance was lost',
     );
-    const ctl = await runMcpctl(mcpd, ['get', 'instances'], { cwd: workDir });
+    const ctl = await runMcpctl(mcpd, ['get', 'instances'], { cwd: engine.dir });
     assert.equal(ctl.code, 0, ctl.stderr);
     assertNoSecret(server, { 'mcpd output': mcpd.output(), API: listed.text, mcpctl: ctl.stdout + ctl.stderr });
     assert.ok((await engineDocker(engine).listContainers({ all: true, filters: { label: [`${LABELS.instance}=${server.instance}`] } })).length === 1);

@@ -6,19 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import type { InstanceView } from '../../src/contracts/instance';
 import { LABELS } from '../../src/contracts/labels';
-import { nodeWorkflowId, type NodeView } from '../../src/contracts/node';
+import type { NodeView } from '../../src/contracts/node';
 import { callApi } from '../support/clients';
 import { DockerEngine } from '../../src/cluster/dockerEngine';
 import { recordHistory } from '../workflows/fixtures/env';
 import { removeContainers, startMcpd, testEnv, waitForValue, type McpdProcess } from '../support/stack';
 import { engineDocker } from '../support/engineDocker';
+import { forgetNodes, startSecondHost, type SecondHost } from '../support/secondHost';
 
 const IMAGE = 'mcpd/gitea-like:dev';
 
@@ -28,16 +26,14 @@ describe('node failure: instances move to a Ready node and never run twice', fun
   const nodeA = `t-fail-a-${suffix}`;
   const nodeB = `t-fail-b-${suffix}`;
   const server = `t-nodes-fail-${suffix}`;
-  let workDir: string;
+  let host: SecondHost | undefined;
   let engine: DockerEngine;
   let a: McpdProcess;
   let b: McpdProcess | undefined;
 
   before(async () => {
-    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-failover-'));
-    engine = new DockerEngine(workDir);
-    await engine.start();
-    await engine.loadImage(IMAGE);
+    host = await startSecondHost('failover', [IMAGE]);
+    engine = host.engine;
     [a, b] = await Promise.all([startMcpd({ env: { MCPD_NODE: nodeA } }), startMcpd({ env: { MCPD_NODE: nodeB, MCPD_DOCKER_SOCKET: engine.socket } })]);
     await waitForValue(nodes, (m) => m.get(nodeA)?.status === 'Ready' && m.get(nodeB)?.status === 'Ready', { timeoutMs: 30_000, what: 'both nodes Ready' });
   });
@@ -46,17 +42,8 @@ describe('node failure: instances move to a Ready node and never run twice', fun
     await callApi(a, 'DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
     await Promise.all([a?.stop(), b?.stop()]);
     await removeContainers({ label: `${LABELS.server}=${server}` });
-    await removeContainers({ label: `${LABELS.server}=${server}` }, engineDocker(engine)).catch(() => undefined);
-    await engine?.stop();
-    const connection = await Connection.connect({ address: testEnv().temporalAddress });
-    const client = new Client({ connection });
-    for (const node of [nodeA, nodeB])
-      await client.workflow
-        .getHandle(nodeWorkflowId(node))
-        .terminate('test over')
-        .catch(() => undefined);
-    await connection.close();
-    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+    await host?.remove();
+    await forgetNodes([nodeA, nodeB]);
   });
 
   async function nodes(): Promise<Map<string, NodeView>> {

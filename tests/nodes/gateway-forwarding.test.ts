@@ -9,20 +9,17 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import Docker from 'dockerode';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { Client as TemporalClient, Connection } from '@temporalio/client';
 import type { InstanceView } from '../../src/contracts/instance';
 import { LABELS } from '../../src/contracts/labels';
-import { nodeWorkflowId, type NodeView } from '../../src/contracts/node';
+import type { NodeView } from '../../src/contracts/node';
 import { DockerEngine } from '../../src/cluster/dockerEngine';
 import { connectBalanced, callText } from '../support/balancedMcp';
 import { callApi, runMcpctl } from '../support/clients';
 import { engineDocker } from '../support/engineDocker';
-import { REPO_ROOT, removeContainers, startMcpd, testEnv, waitForValue, type McpdProcess } from '../support/stack';
+import { forgetNodes, startSecondHost, type SecondHost } from '../support/secondHost';
+import { REPO_ROOT, removeContainers, startMcpd, waitForValue, type McpdProcess } from '../support/stack';
 
 const IMAGE = 'mcpd/gitea-like:dev';
 
@@ -39,7 +36,7 @@ describe('front gateways forward to the node that runs an instance', function ()
   const movable = { gwlink: suffix };
   // Processes of one cluster share the gateway secret (npm run cluster: through the shared data dir).
   const secret = randomBytes(32).toString('hex');
-  let workDir: string;
+  let host: SecondHost | undefined;
   let engine: DockerEngine;
   let a: McpdProcess | undefined;
   let b: McpdProcess;
@@ -48,10 +45,8 @@ describe('front gateways forward to the node that runs an instance', function ()
   const clients: Client[] = [];
 
   before(async () => {
-    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-gwlink-'));
-    engine = new DockerEngine(workDir);
-    await engine.start();
-    await engine.loadImage(IMAGE);
+    host = await startSecondHost('gwlink', [IMAGE]);
+    engine = host.engine;
     const front = { MCPD_ROLES: 'api,gateway', MCPD_GATEWAY_SECRET: secret };
     [b, x, y] = await Promise.all([
       startMcpd({ env: { MCPD_NODE: nodeB, MCPD_DOCKER_SOCKET: engine.socket, MCPD_GATEWAY_SECRET: secret, MCPD_NODE_LABELS: `gwlink=${suffix}` } }),
@@ -104,16 +99,8 @@ describe('front gateways forward to the node that runs an instance', function ()
     for (const name of [server, moving]) await callApi(x, 'DELETE', `/api/v1/servers/${name}`).catch(() => undefined);
     await Promise.all([x?.stop(), y?.stop(), b?.stop(), a?.stop()]);
     await removeContainers({ label: `${LABELS.server}=${moving}` });
-    for (const name of [server, moving]) await removeContainers({ label: `${LABELS.server}=${name}` }, engineDocker(engine)).catch(() => undefined);
-    await engine?.stop();
-    const connection = await Connection.connect({ address: testEnv().temporalAddress });
-    for (const node of [nodeA, nodeB])
-      await new TemporalClient({ connection }).workflow
-        .getHandle(nodeWorkflowId(node))
-        .terminate('test over')
-        .catch(() => undefined);
-    await connection.close();
-    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+    await host?.remove();
+    await forgetNodes([nodeA, nodeB]);
   });
 
   async function nodes(): Promise<NodeView[]> {

@@ -8,9 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import type { InstanceView } from '../../src/contracts/instance';
@@ -21,6 +18,7 @@ import { DockerEngine } from '../../src/cluster/dockerEngine';
 import { recordHistory } from '../workflows/fixtures/env';
 import { removeContainers, startMcpd, testEnv, waitForValue, type McpdProcess } from '../support/stack';
 import { engineDocker } from '../support/engineDocker';
+import { forgetNodes, startSecondHost, type SecondHost } from '../support/secondHost';
 
 const IMAGE = 'mcpd/gitea-like:dev';
 
@@ -30,7 +28,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
   const nodeA = `t-nodes-a-${suffix}`;
   const nodeB = `t-nodes-b-${suffix}`;
   const nodeC = `t-nodes-c-${suffix}`;
-  let workDir: string;
+  let host: SecondHost | undefined;
   let engine: DockerEngine;
   let a: McpdProcess;
   let b: McpdProcess | undefined;
@@ -38,10 +36,8 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
   const servers: string[] = [];
 
   before(async () => {
-    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-nodes-'));
-    engine = new DockerEngine(workDir);
-    await engine.start();
-    await engine.loadImage(IMAGE);
+    host = await startSecondHost('nodes', [IMAGE]);
+    engine = host.engine;
     [a, b] = await Promise.all([
       startMcpd({ env: { MCPD_NODE: nodeA, MCPD_NODE_LABELS: 'disk=hdd', MCPD_NODE_CAPACITY: '10' } }),
       startMcpd({ env: { MCPD_NODE: nodeB, MCPD_NODE_LABELS: 'disk=ssd,zone=west', MCPD_NODE_CAPACITY: '10', MCPD_DOCKER_SOCKET: engine.socket } }),
@@ -51,21 +47,9 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
   after(async () => {
     for (const name of servers) await callApi(a, 'DELETE', `/api/v1/servers/${name}`).catch(() => undefined);
     await Promise.all([a?.stop(), b?.stop(), c?.stop()]);
-    for (const name of servers) {
-      await removeContainers({ label: `${LABELS.server}=${name}` });
-      await removeContainers({ label: `${LABELS.server}=${name}` }, engineDocker(engine));
-    }
-    await engine?.stop();
-    // The node workflows would stay listed (NotReady) in the shared test namespace.
-    const connection = await Connection.connect({ address: testEnv().temporalAddress });
-    const client = new Client({ connection });
-    for (const node of [nodeA, nodeB, nodeC])
-      await client.workflow
-        .getHandle(nodeWorkflowId(node))
-        .terminate('test over')
-        .catch(() => undefined);
-    await connection.close();
-    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+    for (const name of servers) await removeContainers({ label: `${LABELS.server}=${name}` });
+    await host?.remove();
+    await forgetNodes([nodeA, nodeB, nodeC]);
   });
 
   async function nodes(): Promise<Map<string, NodeView>> {
@@ -121,7 +105,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
     assert.equal(viewB.registration?.engineVersion, (await engineDocker(engine).version()).Version);
     assert.equal(viewA.instances, 0);
 
-    const table = await runMcpctl(a, ['get', 'nodes'], { cwd: workDir });
+    const table = await runMcpctl(a, ['get', 'nodes'], { cwd: engine.dir });
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /^NAME\s+ENGINE\s+STATUS\s+INSTANCES\s+CAPACITY\s+LABELS$/m);
     assert.match(table.stdout, new RegExp(`^${nodeB}\\s+docker \\S+\\s+Ready\\s+0\\s+10\\s+disk=ssd,zone=west$`, 'm'));
@@ -135,7 +119,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
     const bad = await callApi(a, 'GET', `/api/v1/nodes/${encodeURIComponent('bad name')}`);
     assert.equal(bad.status, 400);
     assert.match(bad.json.error, /^invalid node name "bad name": name: must be 1-128 letters/);
-    const ctlMissing = await runMcpctl(a, ['describe', 'node', 'no-such-node'], { cwd: workDir });
+    const ctlMissing = await runMcpctl(a, ['describe', 'node', 'no-such-node'], { cwd: engine.dir });
     assert.equal(ctlMissing.code, 3);
     assert.equal(ctlMissing.stderr, 'error: node "no-such-node" not found\n');
   });
@@ -152,7 +136,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
     assert.equal(listed.get(nodeA)?.instances, 2);
     assert.equal(listed.get(nodeB)?.instances, 2);
 
-    const described = await runMcpctl(a, ['describe', 'instance', running.find((i) => i.node === nodeB)!.id], { cwd: workDir });
+    const described = await runMcpctl(a, ['describe', 'instance', running.find((i) => i.node === nodeB)!.id], { cwd: engine.dir });
     assert.equal(described.code, 0, described.stderr);
     assert.match(described.stdout, new RegExp(`^Node:\\s+${nodeB}$`, 'm'));
   });
@@ -189,7 +173,7 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
       new RegExp(`^no Ready node matches placement nodeSelector disk=nvme \\(.*${nodeA}: labels do not match.*${nodeB}: labels do not match`),
     );
     assert.equal(pending.node, undefined);
-    const table = await runMcpctl(a, ['get', 'instances', server], { cwd: workDir });
+    const table = await runMcpctl(a, ['get', 'instances', server], { cwd: engine.dir });
     assert.match(table.stdout, /PENDING .*no Ready node matches placement nodeSelector disk=nvme/);
 
     c = await startMcpd({ env: { MCPD_NODE: nodeC, MCPD_NODE_LABELS: 'disk=nvme' } });
@@ -213,10 +197,10 @@ describe('nodes and placement (two nodes, two Docker engines)', function () {
     console.log(`      NotReady ${seconds.toFixed(1)} s after its worker was killed`);
     assert.equal(listed.get(nodeB)!.reason, 'no heartbeat from its worker for 20 s');
     assert.equal(listed.get(nodeA)?.status, 'Ready');
-    const table = await runMcpctl(a, ['get', 'nodes', nodeB], { cwd: workDir });
+    const table = await runMcpctl(a, ['get', 'nodes', nodeB], { cwd: engine.dir });
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, new RegExp(`^${nodeB}\\s+docker \\S+\\s+NotReady\\s`, 'm'));
-    const described = await runMcpctl(a, ['describe', 'node', nodeB], { cwd: workDir });
+    const described = await runMcpctl(a, ['describe', 'node', nodeB], { cwd: engine.dir });
     assert.match(described.stdout, /^Status:\s+NotReady since /m);
     assert.match(described.stdout, /^Reason:\s+no heartbeat from its worker for 20 s$/m);
 

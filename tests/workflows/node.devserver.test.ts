@@ -7,23 +7,20 @@
  */
 import assert from 'node:assert/strict';
 import { Context } from '@temporalio/activity';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client, type WorkflowHandle } from '@temporalio/client';
 import { nodeTaskQueue, TASK_QUEUE } from '../../src/contracts/instance';
 import { nodeQuery, type NodeWorkflowInput } from '../../src/contracts/messages';
 import { NODE_MEMO_KEY, nodeWorkflowId, type NodeRegistration, type NodeState } from '../../src/contracts/node';
-import { testEnv, waitFor } from '../support/stack';
-import { recordHistory, registerDevServerNamespace } from './fixtures/env';
+import { waitFor } from '../support/stack';
+import { DevServerNamespace, recordHistory } from './fixtures/env';
 
 const NAMESPACE = 'mcpd-node-tests';
 const NODE = 'wf-node';
 
 describe('nodeWorkflow (dev server)', function () {
   this.timeout(60_000);
-  let connection: Connection;
+  let devServer: DevServerNamespace | undefined;
   let client: Client;
-  let workerConnection: NativeConnection;
-  let workers: { worker: Worker; done: Promise<void> }[] = [];
   const evictions: { node: string; reason: string }[] = [];
   let registrations = 0;
   /** The node's worker "returns" when this resolves: registrations after the first wait for it. */
@@ -34,52 +31,44 @@ describe('nodeWorkflow (dev server)', function () {
   const registration: NodeRegistration = { engineHost: '/run/test.sock', engineVersion: '26.1.5', labels: { disk: 'ssd' }, capacity: 5, worker: 'test/1' };
 
   before(async () => {
-    connection = await Connection.connect({ address: testEnv().temporalAddress });
-    await registerDevServerNamespace(connection, NAMESPACE);
-    client = new Client({ connection, namespace: NAMESPACE });
-    workerConnection = await NativeConnection.connect({ address: testEnv().temporalAddress });
-    await waitFor(() => client.workflow.count().then(() => true), { timeoutMs: 30_000, what: `namespace ${NAMESPACE}` });
-    const common = { connection: workerConnection, namespace: NAMESPACE };
-    const control = await Worker.create({
-      ...common,
-      taskQueue: TASK_QUEUE,
-      workflowsPath: require.resolve('../../workflows/index'),
-      activities: {
-        evictNode: async (node: string, reason: string) => {
-          evictions.push({ node, reason });
-          return 2;
+    devServer = await DevServerNamespace.open(NAMESPACE);
+    client = devServer.client;
+    await devServer.runWorkers([
+      {
+        taskQueue: TASK_QUEUE,
+        workflowsPath: require.resolve('../../workflows/index'),
+        activities: {
+          evictNode: async (node: string, reason: string) => {
+            evictions.push({ node, reason });
+            return 2;
+          },
         },
       },
-    });
-    const nodeWorker = await Worker.create({
-      ...common,
-      taskQueue: nodeTaskQueue(NODE),
-      activities: {
-        registerNode: async () => {
-          if (registrations++ > 0) await returned;
-          return registration;
-        },
-        // The first lease goes silent, as a worker that died would; later ones heartbeat until cancelled.
-        holdNodeLease: async () => {
-          const context = Context.current();
-          if (leases++ > 0) {
-            const ticker = setInterval(() => context.heartbeat(), 300);
-            await context.cancelled.finally(() => clearInterval(ticker));
-          } else {
-            await context.cancelled;
-          }
+      {
+        taskQueue: nodeTaskQueue(NODE),
+        activities: {
+          registerNode: async () => {
+            if (registrations++ > 0) await returned;
+            return registration;
+          },
+          // The first lease goes silent, as a worker that died would; later ones heartbeat until cancelled.
+          holdNodeLease: async () => {
+            const context = Context.current();
+            if (leases++ > 0) {
+              const ticker = setInterval(() => context.heartbeat(), 300);
+              await context.cancelled.finally(() => clearInterval(ticker));
+            } else {
+              await context.cancelled;
+            }
+          },
         },
       },
-    });
-    workers = [control, nodeWorker].map((worker) => ({ worker, done: worker.run() }));
+    ]);
   });
 
   after(async () => {
     workerBack();
-    for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
-    await Promise.all(workers.map((w) => w.done.catch(() => undefined)));
-    await workerConnection?.close();
-    await connection?.close();
+    await devServer?.close();
   });
 
   async function until(handle: WorkflowHandle, ok: (s: NodeState) => boolean, what: string): Promise<NodeState> {

@@ -10,9 +10,8 @@
  * skip it, and it runs continue-as-new and cancellation races as production does.
  */
 import assert from 'node:assert/strict';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { NativeConnection, Worker } from '@temporalio/worker';
 import { createControlActivities } from '../../activities/control';
 import { createProbeActivities, ProbeLoops } from '../../activities/probe';
 import { TASK_QUEUE, instanceId, nodeTaskQueue, probeWorkflowId, type InstanceView } from '../../src/contracts/instance';
@@ -20,8 +19,8 @@ import { probeLoopLostSignal, statusQuery, stopSignal } from '../../src/contract
 import { mcpHealthKey, mcpInstanceStatusKey } from '../../src/contracts/searchAttributes';
 import type { McpRequest, ProxyExecutor } from '../../src/contracts/routing';
 import type { InstanceWorkflowArgs } from '../../workflows/instance';
-import { testEnv, waitFor, waitForValue } from '../support/stack';
-import { recordHistory, registerDevServerNamespace } from './fixtures/env';
+import { waitFor, waitForValue } from '../support/stack';
+import { DevServerNamespace, recordHistory } from './fixtures/env';
 import { FakeNode, MemorySecretStore, readyNodes, scaledClock, spec } from './fixtures/fakes';
 import type { ProbeParentInput, ProbeParentResult } from './fixtures/probe-parent';
 
@@ -76,10 +75,8 @@ const loopEnds = (types: temporal.api.enums.v1.EventType[]) => types.flatMap((ty
 
 describe('probeWorkflow on the Temporal dev server', function () {
   this.timeout(120_000);
-  let connection: Connection;
+  let devServer: DevServerNamespace | undefined;
   let client: Client;
-  let workerConnection: NativeConnection;
-  let workers: { worker: Worker; done: Promise<void> }[] = [];
   /** The proxy each test scripts, by instance id; the node worker's activity goes through it. */
   const proxies = new Map<string, ScriptedProxy>();
   const dispatcher: ProxyExecutor = {
@@ -95,37 +92,19 @@ describe('probeWorkflow on the Temporal dev server', function () {
   let runId = 0;
 
   before(async () => {
-    const stack = testEnv();
-    connection = await Connection.connect({ address: stack.temporalAddress });
-    await registerDevServerNamespace(connection, NAMESPACE);
-    client = new Client({ connection, namespace: NAMESPACE });
-    workerConnection = await NativeConnection.connect({ address: stack.temporalAddress });
-    // A new namespace takes a moment to reach every service of the dev server.
-    await waitFor(() => client.workflow.count().then(() => true), { timeoutMs: 30_000, what: `namespace ${NAMESPACE}` });
-    const common = { connection: workerConnection, namespace: NAMESPACE };
-    const created = [
-      await Worker.create({
-        ...common,
+    devServer = await DevServerNamespace.open(NAMESPACE);
+    client = devServer.client;
+    await devServer.runWorkers([
+      {
         taskQueue: TASK_QUEUE,
         workflowsPath: require.resolve('./fixtures/probe-parent'),
         activities: { ...createControlActivities({ secrets: new MemorySecretStore() }), ...readyNodes(INSTANCE_NODE) },
-      }),
-      await Worker.create({
-        ...common,
-        taskQueue: nodeTaskQueue(NODE),
-        activities: createProbeActivities({ proxy: dispatcher, clock: scaledClock(1_000), loops: probeLoops }),
-      }),
-      await Worker.create({ ...common, taskQueue: nodeTaskQueue(INSTANCE_NODE), activities: instanceNode.activities() }),
-    ];
-    workers = created.map((worker) => ({ worker, done: worker.run() }));
+      },
+      { taskQueue: nodeTaskQueue(NODE), activities: createProbeActivities({ proxy: dispatcher, clock: scaledClock(1_000), loops: probeLoops }) },
+      { taskQueue: nodeTaskQueue(INSTANCE_NODE), activities: instanceNode.activities() },
+    ]);
   });
-
-  after(async () => {
-    for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
-    await Promise.all(workers.map((w) => w.done));
-    await workerConnection?.close();
-    await connection?.close();
-  });
+  after(() => devServer?.close());
 
   /** Runs the stand-in parent with the real probe child and the scripted proxy behind the real activity. */
   async function runProbe(

@@ -7,8 +7,7 @@
  * timeouts, which are kept in real time.
  */
 import assert from 'node:assert/strict';
-import { Client, Connection, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { createProbeActivities } from '../../activities/probe';
 import { createServerActivities } from '../../activities/server';
 import type { AttachUpstreamInput, ResolvedEnvEntry, StartContainerInput, StartContainerResult, StopContainerInput } from '../../activities/types';
@@ -25,8 +24,7 @@ import {
   type ServerView,
   type ServerWorkflowInput,
 } from '../../src/contracts/messages';
-import { testEnv, waitFor } from '../support/stack';
-import { recordHistory, registerDevServerNamespace } from './fixtures/env';
+import { DevServerNamespace, recordHistory } from './fixtures/env';
 import { readyNodes, scaledClock, spec } from './fixtures/fakes';
 import type { McpRequest } from '../../src/contracts/routing';
 
@@ -89,41 +87,29 @@ class FakeNode {
 
 describe('serverWorkflow (dev server)', function () {
   this.timeout(90_000);
-  let connection: Connection;
+  let devServer: DevServerNamespace | undefined;
   let client: Client;
-  let workerConnection: NativeConnection;
   let node: FakeNode;
-  let workers: { worker: Worker; done: Promise<void> }[] = [];
 
   before(async () => {
-    connection = await Connection.connect({ address: testEnv().temporalAddress });
-    await registerDevServerNamespace(connection, NAMESPACE);
-    client = new Client({ connection, namespace: NAMESPACE });
-    workerConnection = await NativeConnection.connect({ address: testEnv().temporalAddress });
-    // A new namespace takes a moment to reach every service of the dev server.
-    await waitFor(() => client.workflow.count().then(() => true), { timeoutMs: 30_000, what: `namespace ${NAMESPACE}` });
+    devServer = await DevServerNamespace.open(NAMESPACE);
+    client = devServer.client;
     node = new FakeNode();
-    const common = { connection: workerConnection, namespace: NAMESPACE };
-    const control = await Worker.create({
-      ...common,
-      taskQueue: TASK_QUEUE,
-      workflowsPath: require.resolve('../../workflows/index'),
-      activities: {
-        ...createServerActivities({ client }),
-        // These servers have no secrets: env resolves to its plain values.
-        resolveEnv: async (entries: EnvEntry[]): Promise<ResolvedEnvEntry[]> => entries.map((e) => ({ name: e.name, value: e.value ?? '' })),
-        ...readyNodes(NODE),
+    await devServer.runWorkers([
+      {
+        taskQueue: TASK_QUEUE,
+        workflowsPath: require.resolve('../../workflows/index'),
+        activities: {
+          ...createServerActivities({ client }),
+          // These servers have no secrets: env resolves to its plain values.
+          resolveEnv: async (entries: EnvEntry[]): Promise<ResolvedEnvEntry[]> => entries.map((e) => ({ name: e.name, value: e.value ?? '' })),
+          ...readyNodes(NODE),
+        },
       },
-    });
-    const nodeWorker = await Worker.create({ ...common, taskQueue: nodeTaskQueue(NODE), activities: node.activities() });
-    workers = [control, nodeWorker].map((worker) => ({ worker, done: worker.run() }));
+      { taskQueue: nodeTaskQueue(NODE), activities: node.activities() },
+    ]);
   });
-  after(async () => {
-    for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
-    await Promise.all(workers.map((w) => w.done));
-    await workerConnection?.close();
-    await connection?.close();
-  });
+  after(() => devServer?.close());
 
   /** The containers of one server (the fake node is shared by the whole file). */
   const containersOf = (name: string) => [...node.containers.keys()].filter((id) => id.startsWith(`mcp-instance:${name}:`));
