@@ -25,6 +25,11 @@ import { ensureGatewaySecret, GatewayKeys } from './gateway/linkKeys';
 import { RemoteNodes } from './gateway/remoteNodes';
 import { readNodeStates } from './nodes/registry';
 import { createLogger } from './logger';
+import { readClusterView } from './metrics/clusterView';
+import { isMetricsPath, serveMetrics } from './metrics/http';
+import { McpdMetrics } from './metrics/registry';
+// For src/main.ts, which installs the Temporal SDK's runtime before anything connects.
+export { temporalSdkMetricsAddress, temporalSdkMetricsExporter } from './metrics/temporalSdk';
 import { OpenBaoSecretStore } from './secrets/openbao';
 import { resolveBaoToken } from './secrets/rootToken';
 import type { SecretStore } from './secrets/types';
@@ -47,6 +52,11 @@ export interface McpdOverrides {
   seedExamples?: boolean;
   /** Called when a worker fails after the start; the process should stop then (main.ts exits with 1). */
   onFatal?: (error: Error) => void;
+  /**
+   * The Temporal SDK's Prometheus exporter of this process (http://host:port/metrics), which
+   * /metrics appends; only the process entry can set it up (src/main.ts, Runtime.install).
+   */
+  temporalSdkMetricsUrl?: string;
 }
 
 export interface Mcpd {
@@ -60,6 +70,8 @@ export interface Mcpd {
   secrets: SecretStore;
   /** Present with the gateway role. */
   gateway?: Gateway;
+  /** This process's metrics (GET /metrics); absent with MCPD_METRICS=false. */
+  metrics?: McpdMetrics;
   /** Stops serving and polling and closes every connection; containers keep running (their workflows own them). */
   close(): Promise<void>;
 }
@@ -75,8 +87,13 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
   const connection = await Connection.connect({ address: settings.temporalAddress });
   const client = new Client({ connection, namespace: settings.temporalNamespace });
   const controlPlane = new ControlPlaneMonitor(connection, settings.temporalAddress);
+  const roles = Object.entries(settings.roles).flatMap(([role, on]) => (on ? [role] : []));
+  const metrics = settings.metrics ? new McpdMetrics({ node: settings.node, roles: roles.join(',') }) : undefined;
+  // Cluster-wide figures come from the API processes only, so a cluster of node workers does not report them many times over.
+  if (metrics && settings.roles.api) metrics.observeCluster(() => readClusterView(client));
+  if (metrics && overrides.temporalSdkMetricsUrl) metrics.includeTemporalSdk(overrides.temporalSdkMetricsUrl);
   const gateway = settings.roles.gateway
-    ? new Gateway({ runtime, logger: log.child({ component: 'gateway' }), stdioMaxLineBytes: settings.stdioMaxLineBytes })
+    ? new Gateway({ runtime, logger: log.child({ component: 'gateway' }), stdioMaxLineBytes: settings.stdioMaxLineBytes, metrics })
     : undefined;
 
   // One secret per cluster: the link between gateways and the signature of session ids (never logged).
@@ -129,6 +146,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         packageImages: { nodeBaseImage: settings.packageBaseImages.node, pythonBaseImage: settings.packageBaseImages.python },
         registration: { labels: settings.nodeLabels, capacity: settings.nodeCapacity, engineHost: settings.engineHost, gatewayUrl: () => gatewayUrl },
         log: log.child({ component: 'worker' }),
+        metrics,
       });
       workers.run().catch((err: Error) => {
         workerFailure = err;
@@ -180,6 +198,12 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
         });
       }
+      if (isMetricsPath(req.url)) {
+        // Behind the API token like everything else on this port: the series name servers and nodes.
+        const rejection = checkBearer(req.headers.authorization, token);
+        if (rejection) return sendRejection(res, rejection);
+        return void serveMetrics(req, res, metrics);
+      }
       const route = mcpHttp ? matchGatewayPath(req.url) : undefined;
       if (!mcpHttp || !route) return void app(req, res);
       const rejection = checkBearer(req.headers.authorization, token);
@@ -215,7 +239,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     if (settings.roles.api && overrides.seedExamples !== false) {
       void seedExamples({ url, token, dataDir: settings.dataDir, logger: log.child({ component: 'seed' }) });
     }
-    return { url, token, settings, client, runtime, secrets, gateway, close };
+    return { url, token, settings, client, runtime, secrets, gateway, metrics, close };
   } catch (err) {
     await close();
     throw err;

@@ -26,6 +26,7 @@ import { Reaper } from './docker/reaper';
 import { reattachRunningInstances, repairInstance } from './docker/reattach';
 import type { ContainerRuntime } from './docker/runtime';
 import type { Logger } from './logger';
+import type { McpdMetrics } from './metrics/registry';
 
 export interface WorkerDeps {
   connection: NativeConnection;
@@ -58,6 +59,8 @@ export interface WorkerDeps {
   /** Knobs of the node workflow this worker starts (tests shorten the heartbeat timeout). */
   nodeTuning?: NodeWorkflowInput['tuning'];
   log?: Logger;
+  /** This process's metrics, recorded by the activities and the exit watcher (none: nothing is recorded). */
+  metrics?: McpdMetrics;
 }
 
 export interface McpdWorkers {
@@ -87,7 +90,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         workflowsPath: require.resolve('../workflows'),
         ...(deps.workflowCacheSize !== undefined ? { maxCachedWorkflows: deps.workflowCacheSize } : {}),
         activities: {
-          ...createControlActivities({ secrets: deps.secrets }),
+          ...createControlActivities({ secrets: deps.secrets, metrics: deps.metrics }),
           ...createServerActivities({ client: deps.client }),
           ...createNodeRegistryActivities({ client: deps.client }),
         },
@@ -109,6 +112,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
       ...(deps.proxy ? { proxy: deps.proxy } : {}),
       probeLoops,
       containers: { node: deps.node, owner, ...deps.container },
+      metrics: deps.metrics,
     });
     workers.push(
       await Worker.create({
@@ -132,13 +136,14 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
             ? createProbeActivities({
                 proxy: deps.proxy,
                 loops: probeLoops,
+                metrics: deps.metrics,
                 node: { reattached: () => reattachFinished, knows: deps.knows, repair: (instanceId) => repairInstance(repairOptions, instanceId) },
               })
             : {}),
         },
       }),
     );
-    watcher = new ExitWatcher({ runtime: deps.runtime, client: deps.client, owner, log: deps.log });
+    watcher = new ExitWatcher({ runtime: deps.runtime, client: deps.client, owner, log: deps.log, metrics: deps.metrics });
     reaper = new Reaper({ runtime: deps.runtime, client: deps.client, owner, intervalMs: deps.reaperIntervalMs, log: deps.log });
   }
 

@@ -10,6 +10,8 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { ExecuteOptions, InstanceRouting, McpRequest, ProxyExecutor, UpstreamTarget } from '../contracts/routing';
 import type { ContainerRuntime } from '../docker/runtime';
 import { silentLogger, type Logger } from '../logger';
+import { callOutcome, methodLabel } from '../metrics/classify';
+import { secondsSince, type CallOrigin, type McpdMetrics } from '../metrics/registry';
 import { retry } from '../retry';
 import { DiscoveryCache } from './discoveryCache';
 import { DockerAttachTransport } from './dockerAttachTransport';
@@ -27,6 +29,8 @@ export interface GatewayOptions {
   discovery?: { positiveTtlMs?: number; negativeTtlMs?: number; timeoutMs?: number };
   /** The longest stdout line a STDIO upstream may write (default DEFAULT_MAX_LINE_BYTES); longer is a protocol error that ends its connection. */
   stdioMaxLineBytes?: number;
+  /** Where upstream requests and discovery look-ups are counted (none: nothing is recorded). */
+  metrics?: McpdMetrics;
 }
 
 export type ListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts';
@@ -66,6 +70,8 @@ export interface GatewayInstanceInfo {
 /** Extra options of the internal call path: the public execute plus relaying hooks. */
 export interface CallOptions extends ExecuteOptions {
   hooks?: CallHooks;
+  /** Who asks, for the metrics (default client). */
+  origin?: CallOrigin;
 }
 
 export type ListChange = { servers: Set<string>; kinds: Set<ListKind> };
@@ -110,9 +116,12 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   /** Grows with every change of who is attached, ready or connected (what a node's link listing reports). */
   private membership = 0;
   private readonly membershipWaiters = new Set<() => void>();
+  private readonly metrics?: McpdMetrics;
 
   constructor(options: GatewayOptions) {
     this.runtime = options.runtime;
+    this.metrics = options.metrics;
+    this.metrics?.observeGateway(() => this.instances());
     this.log = options.logger ?? silentLogger;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
     this.stdioMaxLineBytes = options.stdioMaxLineBytes;
@@ -234,7 +243,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
    */
   async execute(instanceId: string, request: McpRequest, options: ExecuteOptions): Promise<Record<string, unknown>> {
     try {
-      return await this.call(instanceId, request, options);
+      return await this.call(instanceId, request, { ...options, origin: 'probe' });
     } catch (error) {
       if (error instanceof UpstreamError && error.fromUpstream) {
         throw new UpstreamError(`${request.method}: JSON-RPC error ${error.code}: ${error.message}`, error.code, error.data, true);
@@ -244,7 +253,26 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   }
 
   /** Like execute, with upstream errors verbatim and hooks for progress and server-to-client requests. */
-  async call(instanceId: string, request: McpRequest, options: CallOptions): Promise<Result> {
+  call(instanceId: string, request: McpRequest, options: CallOptions): Promise<Result> {
+    const metrics = this.metrics;
+    const server = this.entries.get(instanceId)?.target.server;
+    if (!metrics || server === undefined) return this.callUpstream(instanceId, request, options);
+    const startedAt = performance.now();
+    const record = (ended: Parameters<typeof callOutcome>[0]) =>
+      metrics.gatewayCall(server, methodLabel(request.method), options.origin ?? 'client', callOutcome(ended), secondsSince(startedAt));
+    return this.callUpstream(instanceId, request, options).then(
+      (result) => {
+        record({ result });
+        return result;
+      },
+      (error: unknown) => {
+        record({ error });
+        throw error;
+      },
+    );
+  }
+
+  private async callUpstream(instanceId: string, request: McpRequest, options: CallOptions): Promise<Result> {
     const entry = this.entries.get(instanceId);
     if (!entry) throw new UpstreamError(`unknown instance ${instanceId}`, GatewayErrorCode.Unavailable);
     if (entry.connecting && !entry.connection) await entry.connecting.catch(() => undefined);
@@ -314,7 +342,10 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
    * costs discoveryTimeoutMs once; the failure is then cached for the negative TTL.
    */
   list(server: string, kind: ListKind): Promise<unknown[]> {
-    return this.cache.get(`${server}\n${kind}`, () => this.fetchList(server, kind));
+    const key = `${server}\n${kind}`;
+    // A look-up that joins a load already under way counts as a miss: it waits for the upstream.
+    this.metrics?.discoveryLookup(kind, this.cache.peek(key) !== undefined);
+    return this.cache.get(key, () => this.fetchList(server, kind));
   }
 
   onListChanged(listener: (change: ListChange) => void): () => void {
@@ -345,7 +376,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
       const result = await this.call(
         instanceId,
         { method: LIST_METHOD[kind], params: cursor === undefined ? undefined : { cursor } },
-        { timeoutMs: Math.max(1, deadline - Date.now()) },
+        { timeoutMs: Math.max(1, deadline - Date.now()), origin: 'discovery' },
       );
       const pageItems = result[kind];
       if (Array.isArray(pageItems)) items.push(...(pageItems as unknown[]));
