@@ -82,6 +82,7 @@ const SANDBOX_PACKAGES: Partial<Record<Layer, readonly string[]>> = {
 const ONE_IMPORTER: Record<string, string> = {
   dockerode: 'src/docker/runtime',
   'node-vault': 'src/secrets/openbao',
+  'prom-client': 'src/metrics/registry',
 };
 
 interface SourceFile {
