@@ -124,7 +124,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         maxConcurrentActivityTaskExecutions: NODE_ACTIVITY_SLOTS,
         activities: {
           ...nodeActivities,
-          ...createPackageActivities({ runtime: deps.runtime, builder: deps.packageImages }),
+          ...createPackageActivities({ runtime: deps.runtime, builder: deps.packageImages, metrics: deps.metrics }),
           ...createNodeLeaseActivities({
             runtime: deps.runtime,
             engineHost: deps.registration?.engineHost ?? 'unknown',
