@@ -12,6 +12,8 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry/lib/client';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type pino from 'pino';
 import { createApi } from './api/app';
 import { ControlPlaneMonitor } from './api/controlPlane';
@@ -28,6 +30,9 @@ import { createLogger } from './logger';
 import { readClusterView } from './metrics/clusterView';
 import { isMetricsPath, serveMetrics } from './metrics/http';
 import { McpdMetrics } from './metrics/registry';
+import { withServerSpan } from './tracing/http';
+import { tracedRuntime } from './tracing/runtime';
+import { createTracing } from './tracing/tracing';
 // For src/main.ts, which installs the Temporal SDK's runtime before anything connects.
 export { temporalSdkMetricsAddress, temporalSdkMetricsExporter } from './metrics/temporalSdk';
 import { OpenBaoSecretStore } from './secrets/openbao';
@@ -57,6 +62,8 @@ export interface McpdOverrides {
    * /metrics appends; only the process entry can set it up (src/main.ts, Runtime.install).
    */
   temporalSdkMetricsUrl?: string;
+  /** Spans go here (each as it ends) instead of to OTEL_EXPORTER_OTLP_ENDPOINT; tests pass an in-memory exporter. */
+  traceExporter?: SpanExporter;
 }
 
 export interface Mcpd {
@@ -80,12 +87,19 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
   const log = overrides.logger ?? createLogger(settings.logLevel);
   fs.mkdirSync(settings.dataDir, { recursive: true, mode: 0o700 });
 
-  const runtime = overrides.runtime ?? new DockerRuntime({ socketPath: settings.dockerSocket });
+  // Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (or a test passes an exporter): no spans, no headers, nothing in the workflow bundle.
+  const tracing = createTracing({ node: settings.node, otlpEndpoint: settings.otlpEndpoint, exporter: overrides.traceExporter });
+  const engine = overrides.runtime ?? new DockerRuntime({ socketPath: settings.dockerSocket });
+  const runtime = tracing ? tracedRuntime(engine, tracing.tracer) : engine;
   const secrets =
     overrides.secrets ??
     new OpenBaoSecretStore({ address: settings.baoAddress, token: resolveBaoToken(settings), mount: settings.secretsMount, prefix: settings.secretsPrefix });
   const connection = await Connection.connect({ address: settings.temporalAddress });
-  const client = new Client({ connection, namespace: settings.temporalNamespace });
+  const client = new Client({
+    connection,
+    namespace: settings.temporalNamespace,
+    ...(tracing ? { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor({ tracer: tracing.tracer })] } } : {}),
+  });
   const controlPlane = new ControlPlaneMonitor(connection, settings.temporalAddress);
   const roles = Object.entries(settings.roles).flatMap(([role, on]) => (on ? [role] : []));
   const metrics = settings.metrics ? new McpdMetrics({ node: settings.node, roles: roles.join(',') }) : undefined;
@@ -93,7 +107,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
   if (metrics && settings.roles.api) metrics.observeCluster(() => readClusterView(client));
   if (metrics && overrides.temporalSdkMetricsUrl) metrics.includeTemporalSdk(overrides.temporalSdkMetricsUrl);
   const gateway = settings.roles.gateway
-    ? new Gateway({ runtime, logger: log.child({ component: 'gateway' }), stdioMaxLineBytes: settings.stdioMaxLineBytes, metrics })
+    ? new Gateway({ runtime, logger: log.child({ component: 'gateway' }), stdioMaxLineBytes: settings.stdioMaxLineBytes, metrics, tracer: tracing?.tracer })
     : undefined;
 
   // One secret per cluster: the link between gateways and the signature of session ids (never logged).
@@ -124,6 +138,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       await gateway?.close().catch(() => undefined);
       await workerConnection?.close().catch(() => undefined);
       await connection.close().catch(() => undefined);
+      await tracing?.shutdown().catch(() => undefined);
     })());
 
   try {
@@ -147,6 +162,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         registration: { labels: settings.nodeLabels, capacity: settings.nodeCapacity, engineHost: settings.engineHost, gatewayUrl: () => gatewayUrl },
         log: log.child({ component: 'worker' }),
         metrics,
+        tracing,
       });
       workers.run().catch((err: Error) => {
         workerFailure = err;
@@ -180,7 +196,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     gatewayHttp = mcpHttp;
 
     // MCP traffic skips express: its routing and response helpers cost more CPU per call than the whole proxy hop.
-    const server = http.createServer((req, res) => {
+    const serve = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       const link = mcpHttp && keys ? matchLinkPath(req.url) : undefined;
       if (link) {
         // The gateway link: other gateways of the cluster only, with the link token (not the API token).
@@ -213,6 +229,13 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
       });
+    };
+    const server = http.createServer((req, res) => {
+      if (!tracing) return serve(req, res);
+      const name = serverSpanName(req);
+      // Scrapes and health checks every few seconds would bury the traces worth reading.
+      if (name === undefined) return serve(req, res);
+      withServerSpan(tracing.tracer, req, res, name, () => serve(req, res));
     });
     httpServer = server;
     await new Promise<void>((resolve, reject) => {
@@ -244,4 +267,14 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     await close();
     throw err;
   }
+}
+
+/** The name of a request's server span (bounded: no ids or names in it); undefined for requests not traced. */
+function serverSpanName(req: http.IncomingMessage): string | undefined {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/metrics' || path === '/healthz' || path === '/readyz') return undefined;
+  const method = req.method ?? 'GET';
+  if (matchLinkPath(req.url)) return `${method} /mcp-link`;
+  if (matchGatewayPath(req.url)) return `${method} /mcp`;
+  return path.startsWith('/api/') ? `${method} /api/v1` : `${method} ${path === '/' ? '/' : 'other'}`;
 }

@@ -55,6 +55,8 @@ export interface Settings {
    * 'auto' (a free loopback port; /metrics includes its series), 'off', or host:port.
    */
   temporalMetrics: 'auto' | 'off' | { host: string; port: number };
+  /** Traces go to this OTLP/HTTP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, the standard variable); unset: no tracing. */
+  otlpEndpoint: string | undefined;
 }
 
 export const ROLES = ['api', 'gateway', 'worker'] as const;
@@ -196,6 +198,7 @@ export const environmentSchema = z.object({
   MCPD_WORKFLOW_CACHE: optional(workflowCacheSize),
   MCPD_METRICS: optional(flag),
   MCPD_TEMPORAL_METRICS: optional(temporalMetrics),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optional(httpUrl),
 });
 
 export class SettingsError extends Error {
@@ -237,5 +240,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     gatewayUrl: e.MCPD_GATEWAY_URL,
     metrics: e.MCPD_METRICS ?? true,
     temporalMetrics: e.MCPD_TEMPORAL_METRICS ?? 'auto',
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
   };
 }

@@ -7,11 +7,13 @@
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { context, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import type { ExecuteOptions, InstanceRouting, McpRequest, ProxyExecutor, UpstreamTarget } from '../contracts/routing';
 import type { ContainerRuntime } from '../docker/runtime';
 import { silentLogger, type Logger } from '../logger';
 import { callOutcome, methodLabel } from '../metrics/classify';
 import { secondsSince, type CallOrigin, type McpdMetrics } from '../metrics/registry';
+import { tracePropagatingFetch } from '../tracing/http';
 import { retry } from '../retry';
 import { DiscoveryCache } from './discoveryCache';
 import { DockerAttachTransport } from './dockerAttachTransport';
@@ -31,6 +33,8 @@ export interface GatewayOptions {
   stdioMaxLineBytes?: number;
   /** Where upstream requests and discovery look-ups are counted (none: nothing is recorded). */
   metrics?: McpdMetrics;
+  /** A span per upstream request, and traceparent sent to HTTP upstreams (none: no spans). */
+  tracer?: Tracer;
 }
 
 export type ListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts';
@@ -117,10 +121,12 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   private membership = 0;
   private readonly membershipWaiters = new Set<() => void>();
   private readonly metrics?: McpdMetrics;
+  private readonly tracer?: Tracer;
 
   constructor(options: GatewayOptions) {
     this.runtime = options.runtime;
     this.metrics = options.metrics;
+    this.tracer = options.tracer;
     this.metrics?.observeGateway(() => this.instances());
     this.log = options.logger ?? silentLogger;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
@@ -256,17 +262,27 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   call(instanceId: string, request: McpRequest, options: CallOptions): Promise<Result> {
     const metrics = this.metrics;
     const server = this.entries.get(instanceId)?.target.server;
-    if (!metrics || server === undefined) return this.callUpstream(instanceId, request, options);
+    if ((!metrics && !this.tracer) || server === undefined) return this.callUpstream(instanceId, request, options);
+    const method = methodLabel(request.method);
+    const origin = options.origin ?? 'client';
+    const span = this.tracer?.startSpan(`mcp ${method}`, {
+      kind: SpanKind.CLIENT,
+      attributes: { 'mcp.method.name': request.method, 'mcpd.server': server, 'mcpd.instance': instanceId, 'mcpd.call.origin': origin },
+    });
     const startedAt = performance.now();
-    const record = (ended: Parameters<typeof callOutcome>[0]) =>
-      metrics.gatewayCall(server, methodLabel(request.method), options.origin ?? 'client', callOutcome(ended), secondsSince(startedAt));
-    return this.callUpstream(instanceId, request, options).then(
+    const ended = (end: Parameters<typeof callOutcome>[0]) => {
+      const outcome = callOutcome(end);
+      metrics?.gatewayCall(server, method, origin, outcome, secondsSince(startedAt));
+      if (span) finishSpan(span, outcome);
+    };
+    const run = () => this.callUpstream(instanceId, request, options);
+    return (span ? context.with(trace.setSpan(context.active(), span), run) : run()).then(
       (result) => {
-        record({ result });
+        ended({ result });
         return result;
       },
       (error: unknown) => {
-        record({ error });
+        ended({ error });
         throw error;
       },
     );
@@ -399,7 +415,9 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     if (target.transport === 'stdio') return () => new DockerAttachTransport(this.runtime, target.containerId, undefined, this.stdioMaxLineBytes);
     if (target.port === undefined) throw new Error(`instance ${target.instanceId}: ${target.transport} transport needs a port`);
     const url = new URL(`http://127.0.0.1:${target.port}${target.path ?? (target.transport === 'sse' ? '/sse' : '/mcp')}`);
-    return target.transport === 'sse' ? () => new SSEClientTransport(url) : () => new StreamableHTTPClientTransport(url);
+    // With tracing, each request to the upstream carries the trace of the call that sends it.
+    const options = this.tracer ? { fetch: tracePropagatingFetch() } : {};
+    return target.transport === 'sse' ? () => new SSEClientTransport(url, options) : () => new StreamableHTTPClientTransport(url, options);
   }
 
   /** Connects (and re-connects) an entry; an HTTP server may take a moment to listen. */
@@ -525,6 +543,13 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     this.pendingChange.servers.add(server);
     for (const k of kinds) this.pendingChange.kinds.add(k);
   }
+}
+
+/** Ends an upstream request's span; a tool error is an answer, not a failed request. */
+function finishSpan(span: Span, outcome: ReturnType<typeof callOutcome>): void {
+  span.setAttribute('mcpd.call.outcome', outcome);
+  if (outcome !== 'ok' && outcome !== 'tool_error') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+  span.end();
 }
 
 /** Waits for a promise at most ms. */

@@ -43,7 +43,7 @@ function layerOf(module: string): Layer | undefined {
   if (module.startsWith('src/contracts/')) return 'contracts';
   if (PURE_MODULES.has(module)) return 'pure';
   if (WORKFLOW_PURE_MODULES.has(module)) return 'workflowPure';
-  if (/^src\/(docker|secrets|gateway|client|packages|embedded|nodes|cluster|metrics)\//.test(module)) return 'adapter';
+  if (/^src\/(docker|secrets|gateway|client|packages|embedded|nodes|cluster|metrics|tracing)\//.test(module)) return 'adapter';
   if (module.startsWith('activities/')) return 'activity';
   if (module.startsWith('workflows/')) return 'workflow';
   if (module.startsWith('src/api/')) return 'api';

@@ -17,7 +17,9 @@ import {
   startFailureReason,
   START_FAILURE_REASONS,
 } from '../../src/metrics/classify';
+import { loadSettings } from '../../src/config/settings';
 import { McpdMetrics, type ClusterView } from '../../src/metrics/registry';
+import { temporalSdkMetricsAddress } from '../../src/metrics/temporalSdk';
 
 describe('metrics: label values', () => {
   it('classes a failed start by what the operator must fix', () => {
@@ -179,5 +181,26 @@ describe('metrics: the registry', () => {
     assert.ok(buckets.includes('mcpd_gateway_request_duration_seconds_bucket{le="0.0005",server="a",method="tools/call",origin="client"} 2'));
     // No cluster view observed (not an API process): no cluster gauges at all, rather than a misleading 0.
     assert.deepEqual(serieOf(text, 'mcpd_cluster_view_up'), []);
+  });
+});
+
+describe('metrics: settings', () => {
+  it('MCPD_METRICS, MCPD_TEMPORAL_METRICS and OTEL_EXPORTER_OTLP_ENDPOINT: defaults, values, and one line naming a bad one', async () => {
+    const defaults = loadSettings({});
+    assert.equal(defaults.metrics, true);
+    assert.equal(defaults.temporalMetrics, 'auto');
+    assert.equal(defaults.otlpEndpoint, undefined);
+    const set = loadSettings({ MCPD_METRICS: 'false', MCPD_TEMPORAL_METRICS: '127.0.0.1:9464', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' });
+    assert.equal(set.metrics, false);
+    assert.deepEqual(set.temporalMetrics, { host: '127.0.0.1', port: 9464 });
+    assert.equal(set.otlpEndpoint, 'http://127.0.0.1:4318');
+    assert.equal(loadSettings({ MCPD_TEMPORAL_METRICS: 'off' }).temporalMetrics, 'off');
+    assert.throws(() => loadSettings({ MCPD_METRICS: 'yes' }), /^SettingsError: MCPD_METRICS: must be true or false, got "yes"$/);
+    assert.throws(() => loadSettings({ MCPD_TEMPORAL_METRICS: '9464' }), /^SettingsError: MCPD_TEMPORAL_METRICS: must be auto, off or host:port, got "9464"$/);
+    assert.throws(() => loadSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }), /OTEL_EXPORTER_OTLP_ENDPOINT: must be an http/);
+
+    assert.equal(await temporalSdkMetricsAddress('off'), undefined);
+    assert.equal(await temporalSdkMetricsAddress({ host: '127.0.0.1', port: 9464 }), '127.0.0.1:9464');
+    assert.match((await temporalSdkMetricsAddress('auto'))!, /^127\.0\.0\.1:\d+$/);
   });
 });
