@@ -33,12 +33,13 @@ import { McpdMetrics } from './metrics/registry';
 import { withServerSpan } from './tracing/http';
 import { tracedRuntime } from './tracing/runtime';
 import { createTracing } from './tracing/tracing';
-// For src/main.ts, which installs the Temporal SDK's runtime before anything connects.
-export { temporalSdkMetricsAddress, temporalSdkMetricsExporter } from './metrics/temporalSdk';
 import { OpenBaoSecretStore } from './secrets/openbao';
 import { resolveBaoToken } from './secrets/rootToken';
 import type { SecretStore } from './secrets/types';
 import { createWorkers, type McpdWorkers } from './worker';
+
+// For src/main.ts, which installs the Temporal SDK's runtime before anything connects.
+export { temporalSdkMetricsAddress, temporalSdkMetricsExporter } from './metrics/temporalSdk';
 
 /** What a caller may supply instead of what the settings describe. */
 export interface McpdOverrides {
