@@ -1,16 +1,22 @@
 /**
  * Control activities (task queue `mcpd`): they need OpenBao, not a Docker engine.
  */
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { parseInstanceId } from '../src/contracts/instance';
 import type { EnvEntry } from '../src/contracts/spec';
+import { secretFailureReason } from '../src/metrics/classify';
+import { secondsSince, type McpdMetrics } from '../src/metrics/registry';
 import type { SecretStore } from '../src/secrets/types';
 import { FAILURE_TYPES, type ResolvedEnvEntry } from './types';
 
 export interface ControlActivityDeps {
   secrets: SecretStore;
+  /** Counts start attempts and secret look-ups (none: nothing is recorded). */
+  metrics?: McpdMetrics;
 }
 
-export function createControlActivities({ secrets }: ControlActivityDeps) {
+export function createControlActivities({ secrets, metrics }: ControlActivityDeps) {
   return {
     /**
      * Pins every secretRef to its current KV v2 version, so the container start
@@ -19,16 +25,24 @@ export function createControlActivities({ secrets }: ControlActivityDeps) {
      * start with whatever env survived.
      */
     async resolveEnv(env: EnvEntry[]): Promise<ResolvedEnvEntry[]> {
+      // Every attempt of an instance begins here; Temporal's retries of it are the same attempt.
+      const instance = metrics ? calledFor() : undefined;
+      if (instance?.attempt === 1) metrics?.startAttempted(instance.server);
       const resolved: ResolvedEnvEntry[] = [];
       for (const entry of env) {
         if (entry.secretRef === undefined) {
           resolved.push({ name: entry.name, value: entry.value ?? '' });
           continue;
         }
+        const startedAt = performance.now();
         try {
           resolved.push({ name: entry.name, secret: await secrets.pin(entry.secretRef) });
+          metrics?.secretLookedUp('pin', secondsSince(startedAt));
         } catch (err) {
-          throw secretFailure(err, entry.name);
+          const failure = secretFailure(err, entry.name);
+          metrics?.secretLookedUp('pin', secondsSince(startedAt), secretFailureReason(failure.message));
+          if (instance) metrics?.startFailed(instance.server, 'secret');
+          throw failure;
         }
       }
       return resolved;
@@ -46,6 +60,18 @@ export function secretFailure(err: unknown, envName: string): ApplicationFailure
     type: FAILURE_TYPES.secretResolution,
     nonRetryable: !unreachable,
   });
+}
+
+/** The server and try of the instance workflow that runs this activity; undefined outside one (unit tests). */
+function calledFor(): { server: string; attempt: number } | undefined {
+  let info: Context['info'];
+  try {
+    info = Context.current().info;
+  } catch {
+    return undefined;
+  }
+  const parsed = info.workflowExecution ? parseInstanceId(info.workflowExecution.workflowId) : null;
+  return parsed ? { server: parsed.server, attempt: info.attempt } : undefined;
 }
 
 export type ControlActivities = ReturnType<typeof createControlActivities>;

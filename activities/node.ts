@@ -6,6 +6,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { ContainerStartError, InstanceContainers, upstreamEndpoint, type InstanceContainerOptions } from '../src/docker/containers';
 import type { ContainerRuntime } from '../src/docker/runtime';
 import type { InstanceRouting, ProxyExecutor, UpstreamTarget } from '../src/contracts/routing';
+import { secretFailureReason, startFailureReason } from '../src/metrics/classify';
+import { secondsSince, type McpdMetrics } from '../src/metrics/registry';
 import type { SecretStore } from '../src/secrets/types';
 import { secretFailure } from './control';
 import { withHeartbeat } from './heartbeat';
@@ -22,9 +24,11 @@ export interface NodeActivityDeps {
   probeLoops?: ProbeLoops;
   /** node and owner labels, base image, start grace. */
   containers: InstanceContainerOptions;
+  /** Counts container starts, start failures, secret reads and the start's probe (none: nothing is recorded). */
+  metrics?: McpdMetrics;
 }
 
-export function createNodeActivities({ runtime, secrets, routing, proxy, probeLoops, containers: options }: NodeActivityDeps) {
+export function createNodeActivities({ runtime, secrets, routing, proxy, probeLoops, containers: options, metrics }: NodeActivityDeps) {
   const containers = new InstanceContainers(runtime, options);
 
   async function attach(input: AttachUpstreamInput): Promise<UpstreamTarget> {
@@ -70,12 +74,16 @@ export function createNodeActivities({ runtime, secrets, routing, proxy, probeLo
           env[entry.name] = entry.value;
           continue;
         }
+        const startedAt = performance.now();
         try {
           const value = await secrets.readPinned(entry.secret);
           env[entry.name] = value;
           secretValues.push(value);
+          metrics?.secretLookedUp('read', secondsSince(startedAt));
         } catch (err) {
-          throw secretFailure(err, entry.name);
+          const failure = secretFailure(err, entry.name);
+          metrics?.secretLookedUp('read', secondsSince(startedAt), secretFailureReason(failure.message));
+          throw failure;
         }
       }
       let started: Awaited<ReturnType<typeof containers.start>>;
@@ -94,7 +102,7 @@ export function createNodeActivities({ runtime, secrets, routing, proxy, probeLo
       }
       if (input.attach) await attachStarted(input, started.containerId, started.port, secretValues);
       // The gateway attaches instances ready, so a passing probe needs no readiness change; a failing one is the probe loop's to count.
-      const probe = input.attach && input.probe && proxy ? await probeAttached(proxy, input.probe) : undefined;
+      const probe = input.attach && input.probe && proxy ? await probeAttached(proxy, input.probe, metrics) : undefined;
       return { containerId: started.containerId, port: started.port, reused: started.reused, ...(probe ? { probe } : {}) };
     },
 
@@ -113,9 +121,23 @@ export function createNodeActivities({ runtime, secrets, routing, proxy, probeLo
       routing.setReady(input.instanceId, input.ready);
     },
   };
+  /** A start, counted: a fresh container started, or a failed try by reason class. */
+  async function measuredStart(input: StartContainerInput): Promise<StartContainerResult> {
+    if (!metrics) return activities.startContainer(input);
+    const startedAt = performance.now();
+    try {
+      const started = await activities.startContainer(input);
+      metrics.containerStarted(input.spec.name, !started.reused, secondsSince(startedAt));
+      return started;
+    } catch (err) {
+      metrics.startFailed(input.spec.name, startFailureReason(err instanceof Error ? err.message : String(err)));
+      throw err;
+    }
+  }
+
   // Docker calls and MCP handshakes can take a while on a busy node; heartbeats tell Temporal the worker is alive.
   return {
-    startContainer: (input: StartContainerInput) => withHeartbeat(() => activities.startContainer(input)),
+    startContainer: (input: StartContainerInput) => withHeartbeat(() => measuredStart(input)),
     stopContainer: (input: StopContainerInput) => withHeartbeat(() => activities.stopContainer(input)),
     attachUpstream: (input: AttachUpstreamInput) => withHeartbeat(() => activities.attachUpstream(input)),
     setReady: (input: { instanceId: string; ready: boolean }) => activities.setReady(input),

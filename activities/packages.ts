@@ -6,7 +6,9 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { parseInstanceId } from '../src/contracts/instance';
 import type { ContainerRuntime } from '../src/docker/runtime';
+import type { McpdMetrics } from '../src/metrics/registry';
 import { PackageImageBuilder, type PackageImage, type PackageImageBuilderOptions, type PackageImageRequest } from '../src/docker/packageImages';
 import { PackageInstallError } from '../src/packages/installers';
 import { progressLine, type BuildPhase } from '../src/packages/naming';
@@ -31,9 +33,11 @@ export interface PackageBuildProgress {
 export interface PackageActivityDeps {
   runtime: ContainerRuntime;
   builder?: PackageImageBuilderOptions;
+  /** Counts a failed build as a start failure of reason image (none: nothing is recorded). */
+  metrics?: McpdMetrics;
 }
 
-export function createPackageActivities({ runtime, builder: options }: PackageActivityDeps) {
+export function createPackageActivities({ runtime, builder: options, metrics }: PackageActivityDeps) {
   const builder = new PackageImageBuilder(runtime, options);
   return {
     async preparePackageImage(input: PreparePackageImageInput): Promise<PreparePackageImageResult> {
@@ -67,6 +71,9 @@ export function createPackageActivities({ runtime, builder: options }: PackageAc
           context?.cancellationSignal,
         );
       } catch (err) {
+        const workflowId = context?.info.workflowExecution?.workflowId;
+        const server = workflowId ? parseInstanceId(workflowId)?.server : undefined;
+        if (server) metrics?.startFailed(server, 'image');
         if (err instanceof PackageInstallError) {
           // A missing package or version is the spec's problem: the instance's own backoff retries, not Temporal's.
           throw ApplicationFailure.create({ message: err.message, type: PACKAGE_FAILURE_TYPE, nonRetryable: err.userError });

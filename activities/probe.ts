@@ -12,7 +12,9 @@
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { CancelledFailure, Context } from '@temporalio/activity';
+import { parseInstanceId } from '../src/contracts/instance';
 import type { ProxyExecutor } from '../src/contracts/routing';
+import { secondsSince, type McpdMetrics } from '../src/metrics/registry';
 import { PROBE_HEARTBEAT_SHARE, nextHealth, type HealthState } from '../workflows/health';
 import type { ProbeInput, ProbeResult } from './types';
 
@@ -100,14 +102,17 @@ export function createProbeActivities({
   node = {},
   clock = realClock,
   loops = new ProbeLoops(),
+  metrics,
 }: {
   proxy: ProxyExecutor;
+  /** Counts probe results and their latency (none: nothing is recorded). */
+  metrics?: McpdMetrics;
   node?: ProbeNodeState;
   clock?: ProbeClock;
   /** Shared with the node activities, whose stopContainer ends the instance's loop. */
   loops?: ProbeLoops;
 }) {
-  const probeOnce = (input: ProbeInput, cancel: AbortSignal) => runProbe(proxy, node, clock, input, cancel);
+  const probeOnce = (input: ProbeInput, cancel: AbortSignal) => measuredProbe(metrics, input, () => runProbe(proxy, node, clock, input, cancel));
   return {
     /** One probe (probe workflow runs that began before probeLoop). */
     async probe(input: ProbeInput): Promise<ProbeResult> {
@@ -160,8 +165,18 @@ export function createProbeActivities({
 export type ProbeActivities = ReturnType<typeof createProbeActivities>;
 
 /** One probe of an instance the caller has just attached (no node state to wait for), as the probe loop sends it. */
-export function probeAttached(proxy: ProxyExecutor, input: ProbeInput): Promise<ProbeResult> {
-  return runProbe(proxy, {}, realClock, input, new AbortController().signal);
+export function probeAttached(proxy: ProxyExecutor, input: ProbeInput, metrics?: McpdMetrics): Promise<ProbeResult> {
+  return measuredProbe(metrics, input, () => runProbe(proxy, {}, realClock, input, new AbortController().signal));
+}
+
+/** A probe, counted by result; a cancelled one (it rejects) is not a result. */
+async function measuredProbe(metrics: McpdMetrics | undefined, input: ProbeInput, probe: () => Promise<ProbeResult>): Promise<ProbeResult> {
+  if (!metrics) return probe();
+  const startedAt = performance.now();
+  const result = await probe();
+  const server = parseInstanceId(input.instanceId)?.server ?? 'unknown';
+  metrics.probed(server, input.kind, result.counts === false ? 'not_counted' : result.ok ? 'pass' : 'fail', secondsSince(startedAt));
+  return result;
 }
 
 /** One MCP request through the proxy, bounded by timeoutSeconds; rejects only when `cancel` aborts. */

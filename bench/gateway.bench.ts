@@ -7,7 +7,6 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import http from 'node:http';
 import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +16,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { LABELS } from '../src/contracts/labels';
+import { cpuMicros, leanHttpCaller, type CallTool } from './leanClient';
 import { callApi } from '../tests/support/clients';
 import { freePort, removeContainers, startMcpd, waitFor, type McpdProcess } from '../tests/support/stack';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -63,65 +63,11 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-type CallTool = (name: string, message: string) => Promise<{ content: { text: string }[] }>;
-
 /** The SDK's Client: what an application built on the SDK sees. */
 const sdkCaller =
   (client: Client): CallTool =>
   async (name, message) =>
     (await client.callTool({ name, arguments: { message } })) as { content: { text: string }[] };
-
-/**
- * A lean JSON-RPC client (node:http with keep-alive, or the attach stream), so the
- * numbers show the cost of the proxy rather than that of the SDK's HTTP client.
- */
-async function leanHttpCaller(url: string, token: string): Promise<{ call: CallTool; close(): void }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-  let sessionId: string | undefined;
-  let nextId = 1;
-  const post = (body: unknown) =>
-    new Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
-      const headers: Record<string, string> = {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${token}`,
-      };
-      if (sessionId) Object.assign(headers, { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' });
-      const req = http.request(url, { method: 'POST', agent, headers }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-      });
-      req.on('error', reject);
-      req.end(JSON.stringify(body));
-    });
-  type Reply = { result?: { content: { text: string }[] }; error?: { message: string } };
-  const parse = (r: { headers: http.IncomingHttpHeaders; text: string }) => {
-    const json = String(r.headers['content-type']).startsWith('text/event-stream')
-      ? r.text
-          .split('\n')
-          .filter((l) => l.startsWith('data: '))
-          .map((l) => JSON.parse(l.slice(6)) as Reply)
-          .find((m) => 'result' in m || 'error' in m)
-      : (JSON.parse(r.text) as Reply);
-    if (!json?.result) throw new Error(json?.error?.message ?? 'no JSON-RPC reply');
-    return json.result;
-  };
-  const init = await post({
-    jsonrpc: '2.0',
-    id: 0,
-    method: 'initialize',
-    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'mcpd-bench', version: '1' } },
-  });
-  sessionId = String(init.headers['mcp-session-id']);
-  parse(init);
-  await post({ jsonrpc: '2.0', method: 'notifications/initialized' });
-  return {
-    call: async (name, message) => parse(await post({ jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: { message } } })),
-    close: () => agent.destroy(),
-  };
-}
 
 async function leanAttachCaller(containerId: string): Promise<{ call: CallTool; close(): Promise<void> }> {
   const connection = new UpstreamConnection('bench', new DockerAttachTransport(runtime, containerId));
@@ -131,27 +77,6 @@ async function leanAttachCaller(containerId: string): Promise<{ call: CallTool; 
       (await connection.request('tools/call', { name, arguments: { message } }, { timeoutMs: 10_000 })) as { content: { text: string }[] },
     close: () => connection.close('done'),
   };
-}
-
-/**
- * CPU time of a process so far, in µs: the sum over its threads of the run time
- * the scheduler accounted (/proc/<pid>/task/<tid>/schedstat, ns), finer than the
- * 10 ms ticks of /proc/<pid>/stat. Linux only; 0 when the process is gone.
- */
-function cpuMicros(pid: number): number {
-  let total = 0;
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
-      } catch {
-        // the thread ended meanwhile
-      }
-    }
-  } catch {
-    return 0;
-  }
-  return total;
 }
 
 function parentPid(pid: number): number | undefined {

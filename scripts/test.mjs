@@ -111,6 +111,13 @@ async function main() {
   if (userArgs.length === 0) await lintProject(P);
   // A dockerd started here outlives the run, so its log goes to the project's data dir.
   const { tools } = await prepareInfrastructure(P, path.resolve(process.env.MCPD_DATA_DIR ?? path.join(ROOT, '.data')));
+  // promtool and prometheus for the tests of /metrics (tests/metrics/); without them those tests say what is missing.
+  const prometheusTools = await embedded()
+    .prometheus.ensurePrometheusTools({ root: ROOT, log })
+    .catch((err) => {
+      log(err.message);
+      return null;
+    });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-test-'));
 
   const started = Date.now();
@@ -149,6 +156,7 @@ async function main() {
   if (interrupted) return onStackSignal('SIGINT');
 
   const env = { ...stackEnv(stack, tools), MCPD_TEST_STACK: '1' };
+  if (prometheusTools) Object.assign(env, { MCPD_PROMTOOL: prometheusTools.promtool, MCPD_PROMETHEUS: prometheusTools.prometheus });
   delete env.MCPD_DATA_DIR; // each test's mcpd gets its own (tests/support/stack.ts)
   const args = mochaArgs(userArgs);
   log(`mocha ${args.join(' ')}`);

@@ -1,3 +1,4 @@
+import { trace } from '@opentelemetry/api';
 import pino from 'pino';
 
 /**
@@ -13,6 +14,14 @@ export interface Logger {
 
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
+/** The active span's trace and span id, as log fields; empty outside a span. */
+export function traceIds(): { trace_id?: string; span_id?: string } {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const { traceId, spanId } = span.spanContext();
+  return { trace_id: traceId, span_id: spanId };
+}
+
 /**
  * One structured logger for the process. Secret values never reach it: the
  * redact paths are a second line of defence for env blocks and auth headers.
@@ -21,6 +30,8 @@ export function createLogger(level = process.env.MCPD_LOG_LEVEL ?? 'info'): pino
   return pino({
     level,
     base: { service: 'mcpd' },
+    // A line logged inside a traced request or activity names its trace (nothing without tracing).
+    mixin: traceIds,
     redact: {
       paths: ['env', '*.env', 'Env', '*.Env', 'token', '*.token', 'headers.authorization', '*.headers.authorization', 'data', '*.data'],
       censor: '[redacted]',

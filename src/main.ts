@@ -8,26 +8,33 @@
  */
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import type pino from 'pino';
-import { loadSettings } from './config/settings';
+import { loadSettings, type Settings } from './config/settings';
 import { createLogger } from './logger';
-import { createMcpd, type Mcpd } from './mcpd';
+import { createMcpd, temporalSdkMetricsAddress, temporalSdkMetricsExporter, type Mcpd } from './mcpd';
 
-/** The SDK's own messages (bundling, worker state) go through pino too, from warn up unless asked. */
-function routeSdkLogs(log: pino.Logger): void {
+/**
+ * The Temporal SDK's runtime, once per process and before any connection: its own messages
+ * (bundling, worker state) go through pino, from warn up unless asked, and its metrics to a
+ * Prometheus exporter on loopback that mcpd's /metrics appends. Returns that exporter's URL.
+ */
+async function installSdkRuntime(settings: Settings, log: pino.Logger): Promise<string | undefined> {
   const sdkLog = log.child({ component: 'temporal-sdk' });
   const sdkLevel = (process.env.MCPD_TEMPORAL_LOG_LEVEL ?? 'WARN') as LogLevel;
+  const metricsAddress = settings.metrics ? await temporalSdkMetricsAddress(settings.temporalMetrics) : undefined;
   Runtime.install({
     logger: new DefaultLogger(sdkLevel, ({ level, message, meta }) => {
       const method = level === 'ERROR' ? 'error' : level === 'WARN' ? 'warn' : level === 'INFO' ? 'info' : 'debug';
       sdkLog[method]({ ...meta }, message);
     }),
+    ...(metricsAddress ? { telemetryOptions: { metrics: temporalSdkMetricsExporter(metricsAddress) } } : {}),
   });
+  return metricsAddress ? `http://${metricsAddress}/metrics` : undefined;
 }
 
 async function main(): Promise<void> {
   const settings = loadSettings();
   const log = createLogger(settings.logLevel);
-  routeSdkLogs(log);
+  const temporalSdkMetricsUrl = await installSdkRuntime(settings, log);
 
   let starting: Promise<Mcpd> | undefined;
   let stopping = false;
@@ -38,7 +45,7 @@ async function main(): Promise<void> {
     await (await starting?.catch(() => undefined))?.close();
     process.exit(code);
   };
-  starting = createMcpd(settings, { logger: log, onFatal: () => void shutdown(1) });
+  starting = createMcpd(settings, { logger: log, onFatal: () => void shutdown(1), temporalSdkMetricsUrl });
   await starting;
   process.once('SIGINT', () => void shutdown(0));
   process.once('SIGTERM', () => void shutdown(0));

@@ -12,6 +12,8 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry/lib/client';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type pino from 'pino';
 import { createApi } from './api/app';
 import { ControlPlaneMonitor } from './api/controlPlane';
@@ -26,10 +28,19 @@ import { ensureGatewaySecret, GatewayKeys } from './gateway/linkKeys';
 import { RemoteNodes } from './gateway/remoteNodes';
 import { readNodeStates } from './nodes/registry';
 import { createLogger } from './logger';
+import { readClusterView } from './metrics/clusterView';
+import { isMetricsPath, serveMetrics } from './metrics/http';
+import { McpdMetrics } from './metrics/registry';
+import { withServerSpan } from './tracing/http';
+import { tracedRuntime } from './tracing/runtime';
+import { createTracing } from './tracing/tracing';
 import { OpenBaoSecretStore } from './secrets/openbao';
 import { resolveBaoToken } from './secrets/rootToken';
 import type { SecretStore } from './secrets/types';
 import { createWorkers, type McpdWorkers } from './worker';
+
+// For src/main.ts, which installs the Temporal SDK's runtime before anything connects.
+export { temporalSdkMetricsAddress, temporalSdkMetricsExporter } from './metrics/temporalSdk';
 
 /** What a caller may supply instead of what the settings describe. */
 export interface McpdOverrides {
@@ -48,6 +59,13 @@ export interface McpdOverrides {
   seedExamples?: boolean;
   /** Called when a worker fails after the start; the process should stop then (main.ts exits with 1). */
   onFatal?: (error: Error) => void;
+  /**
+   * The Temporal SDK's Prometheus exporter of this process (http://host:port/metrics), which
+   * /metrics appends; only the process entry can set it up (src/main.ts, Runtime.install).
+   */
+  temporalSdkMetricsUrl?: string;
+  /** Spans go here (each as it ends) instead of to OTEL_EXPORTER_OTLP_ENDPOINT; tests pass an in-memory exporter. */
+  traceExporter?: SpanExporter;
 }
 
 export interface Mcpd {
@@ -61,6 +79,8 @@ export interface Mcpd {
   secrets: SecretStore;
   /** Present with the gateway role. */
   gateway?: Gateway;
+  /** This process's metrics (GET /metrics); absent with MCPD_METRICS=false. */
+  metrics?: McpdMetrics;
   /** Stops serving and polling and closes every connection; containers keep running (their workflows own them). */
   close(): Promise<void>;
 }
@@ -69,15 +89,27 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
   const log = overrides.logger ?? createLogger(settings.logLevel);
   fs.mkdirSync(settings.dataDir, { recursive: true, mode: 0o700 });
 
-  const runtime = overrides.runtime ?? new DockerRuntime({ socketPath: settings.dockerSocket });
+  // Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (or a test passes an exporter): no spans, no headers, nothing in the workflow bundle.
+  const tracing = createTracing({ node: settings.node, otlpEndpoint: settings.otlpEndpoint, exporter: overrides.traceExporter });
+  const engine = overrides.runtime ?? new DockerRuntime({ socketPath: settings.dockerSocket });
+  const runtime = tracing ? tracedRuntime(engine, tracing.tracer) : engine;
   const secrets =
     overrides.secrets ??
     new OpenBaoSecretStore({ address: settings.baoAddress, token: resolveBaoToken(settings), mount: settings.secretsMount, prefix: settings.secretsPrefix });
   const connection = await Connection.connect({ address: settings.temporalAddress });
-  const client = new Client({ connection, namespace: settings.temporalNamespace });
+  const client = new Client({
+    connection,
+    namespace: settings.temporalNamespace,
+    ...(tracing ? { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor({ tracer: tracing.tracer })] } } : {}),
+  });
   const controlPlane = new ControlPlaneMonitor(connection, settings.temporalAddress);
+  const roles = Object.entries(settings.roles).flatMap(([role, on]) => (on ? [role] : []));
+  const metrics = settings.metrics ? new McpdMetrics({ node: settings.node, roles: roles.join(',') }) : undefined;
+  // Cluster-wide figures come from the API processes only, so a cluster of node workers does not report them many times over.
+  if (metrics && settings.roles.api) metrics.observeCluster(() => readClusterView(client));
+  if (metrics && overrides.temporalSdkMetricsUrl) metrics.includeTemporalSdk(overrides.temporalSdkMetricsUrl);
   const gateway = settings.roles.gateway
-    ? new Gateway({ runtime, logger: log.child({ component: 'gateway' }), stdioMaxLineBytes: settings.stdioMaxLineBytes })
+    ? new Gateway({ runtime, logger: log.child({ component: 'gateway' }), stdioMaxLineBytes: settings.stdioMaxLineBytes, metrics, tracer: tracing?.tracer })
     : undefined;
 
   // One secret per cluster: the link between gateways and the signature of session ids (never logged).
@@ -108,6 +140,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       await gateway?.close().catch(() => undefined);
       await workerConnection?.close().catch(() => undefined);
       await connection.close().catch(() => undefined);
+      await tracing?.shutdown().catch(() => undefined);
     })());
 
   try {
@@ -130,6 +163,8 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         packageImages: { nodeBaseImage: settings.packageBaseImages.node, pythonBaseImage: settings.packageBaseImages.python },
         registration: { labels: settings.nodeLabels, capacity: settings.nodeCapacity, engineHost: settings.engineHost, gatewayUrl: () => gatewayUrl },
         log: log.child({ component: 'worker' }),
+        metrics,
+        tracing,
       });
       workers.run().catch((err: Error) => {
         workerFailure = err;
@@ -169,7 +204,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     gatewayHttp = mcpHttp;
 
     // MCP traffic skips express: its routing and response helpers cost more CPU per call than the whole proxy hop.
-    const server = http.createServer((req, res) => {
+    const serve = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       const link = mcpHttp && keys ? matchLinkPath(req.url) : undefined;
       if (link) {
         // The gateway link: other gateways of the cluster only, with the link token (not the API token).
@@ -188,6 +223,12 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
         });
       }
+      if (isMetricsPath(req.url)) {
+        // Behind the API token like everything else on this port: the series name servers and nodes.
+        const rejection = checkBearer(req.headers.authorization, token);
+        if (rejection) return sendRejection(res, rejection);
+        return void serveMetrics(req, res, metrics);
+      }
       const route = mcpHttp ? matchGatewayPath(req.url) : undefined;
       if (!mcpHttp || !route) return void app(req, res);
       const rejection = checkBearer(req.headers.authorization, token);
@@ -197,6 +238,13 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
       });
+    };
+    const server = http.createServer((req, res) => {
+      if (!tracing) return serve(req, res);
+      const name = serverSpanName(req);
+      // Scrapes and health checks every few seconds would bury the traces worth reading.
+      if (name === undefined) return serve(req, res);
+      withServerSpan(tracing.tracer, req, res, name, () => serve(req, res));
     });
     httpServer = server;
     await new Promise<void>((resolve, reject) => {
@@ -223,9 +271,19 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     if (settings.roles.api && overrides.seedExamples !== false) {
       void seedExamples({ url, token, dataDir: settings.dataDir, logger: log.child({ component: 'seed' }) });
     }
-    return { url, token, settings, client, runtime, secrets, gateway, close };
+    return { url, token, settings, client, runtime, secrets, gateway, metrics, close };
   } catch (err) {
     await close();
     throw err;
   }
+}
+
+/** The name of a request's server span (bounded: no ids or names in it); undefined for requests not traced. */
+function serverSpanName(req: http.IncomingMessage): string | undefined {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/metrics' || path === '/healthz' || path === '/readyz') return undefined;
+  const method = req.method ?? 'GET';
+  if (matchLinkPath(req.url)) return `${method} /mcp-link`;
+  if (matchGatewayPath(req.url)) return `${method} /mcp`;
+  return path.startsWith('/api/') ? `${method} /api/v1` : `${method} ${path === '/' ? '/' : 'other'}`;
 }

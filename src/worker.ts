@@ -7,7 +7,12 @@
  * switched off, so a node-only process can run next to a remote Docker engine.
  */
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import {
+  OpenTelemetryActivityInboundInterceptor,
+  OpenTelemetryActivityOutboundInterceptor,
+  makeWorkflowExporter,
+} from '@temporalio/interceptors-opentelemetry/lib/worker';
 import { createControlActivities } from '../activities/control';
 import { createNodeActivities } from '../activities/node';
 import { createNodeLeaseActivities, createNodeRegistryActivities } from '../activities/nodes';
@@ -26,6 +31,8 @@ import { Reaper } from './docker/reaper';
 import { reattachRunningInstances, repairInstance } from './docker/reattach';
 import type { ContainerRuntime } from './docker/runtime';
 import type { Logger } from './logger';
+import type { McpdMetrics } from './metrics/registry';
+import type { Tracing } from './tracing/tracing';
 
 export interface WorkerDeps {
   connection: NativeConnection;
@@ -58,6 +65,10 @@ export interface WorkerDeps {
   /** Knobs of the node workflow this worker starts (tests shorten the heartbeat timeout). */
   nodeTuning?: NodeWorkflowInput['tuning'];
   log?: Logger;
+  /** This process's metrics, recorded by the activities and the exit watcher (none: nothing is recorded). */
+  metrics?: McpdMetrics;
+  /** Traces workflows and activities, continuing the trace of whoever started or signalled them (none: no spans). */
+  tracing?: Tracing;
 }
 
 export interface McpdWorkers {
@@ -71,8 +82,28 @@ export interface McpdWorkers {
 /** Room for one probe loop per instance (REPLICAS.max per server, several servers) plus the lifecycle activities. */
 export const NODE_ACTIVITY_SLOTS = 10_000;
 
+/**
+ * The Temporal SDK's OpenTelemetry interceptors: a span per activity (its parent comes in the
+ * activity's headers), and per workflow run, signal, update and child start inside the
+ * workflow sandbox, whose spans leave it through the `exporter` sink (only when not replaying).
+ */
+function tracingOptions(tracing: Tracing | undefined): Pick<WorkerOptions, 'interceptors' | 'sinks'> {
+  if (!tracing) return {};
+  const options = { tracer: tracing.tracer };
+  return {
+    interceptors: {
+      workflowModules: [require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors')],
+      activity: [
+        (ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx, options), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) }),
+      ],
+    },
+    sinks: { exporter: makeWorkflowExporter(tracing.spanProcessor, tracing.resource) },
+  };
+}
+
 export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
   const owner = deps.owner ?? `${deps.namespace}@${deps.node}`;
+  const traced = tracingOptions(deps.tracing);
   const runControl = deps.queues?.control ?? true;
   const runNode = deps.queues?.node ?? true;
   const workers: Worker[] = [];
@@ -85,9 +116,10 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         taskQueue: TASK_QUEUE,
         // dist/src/worker.js -> dist/workflows/index.js
         workflowsPath: require.resolve('../workflows'),
+        ...traced,
         ...(deps.workflowCacheSize !== undefined ? { maxCachedWorkflows: deps.workflowCacheSize } : {}),
         activities: {
-          ...createControlActivities({ secrets: deps.secrets }),
+          ...createControlActivities({ secrets: deps.secrets, metrics: deps.metrics }),
           ...createServerActivities({ client: deps.client }),
           ...createNodeRegistryActivities({ client: deps.client }),
         },
@@ -109,6 +141,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
       ...(deps.proxy ? { proxy: deps.proxy } : {}),
       probeLoops,
       containers: { node: deps.node, owner, ...deps.container },
+      metrics: deps.metrics,
     });
     workers.push(
       await Worker.create({
@@ -118,9 +151,10 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         // Every probed instance holds one slot for its long-lived probe loop (mostly waiting on a timer);
         // with the SDK's default of 100, the 101st instance on a node would leave container starts waiting.
         maxConcurrentActivityTaskExecutions: NODE_ACTIVITY_SLOTS,
+        ...traced,
         activities: {
           ...nodeActivities,
-          ...createPackageActivities({ runtime: deps.runtime, builder: deps.packageImages }),
+          ...createPackageActivities({ runtime: deps.runtime, builder: deps.packageImages, metrics: deps.metrics }),
           ...createNodeLeaseActivities({
             runtime: deps.runtime,
             engineHost: deps.registration?.engineHost ?? 'unknown',
@@ -132,13 +166,14 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
             ? createProbeActivities({
                 proxy: deps.proxy,
                 loops: probeLoops,
+                metrics: deps.metrics,
                 node: { reattached: () => reattachFinished, knows: deps.knows, repair: (instanceId) => repairInstance(repairOptions, instanceId) },
               })
             : {}),
         },
       }),
     );
-    watcher = new ExitWatcher({ runtime: deps.runtime, client: deps.client, owner, log: deps.log });
+    watcher = new ExitWatcher({ runtime: deps.runtime, client: deps.client, owner, log: deps.log, metrics: deps.metrics });
     reaper = new Reaper({ runtime: deps.runtime, client: deps.client, owner, intervalMs: deps.reaperIntervalMs, log: deps.log });
   }
 

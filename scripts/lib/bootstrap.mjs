@@ -184,6 +184,7 @@ export function embedded() {
     toolchain: require(path.join(ROOT, 'dist/src/embedded/toolchain.js')),
     stack: require(path.join(ROOT, 'dist/src/embedded/stack.js')),
     process: require(path.join(ROOT, 'dist/src/embedded/process.js')),
+    prometheus: require(path.join(ROOT, 'dist/src/embedded/prometheus.js')),
   };
 }
 

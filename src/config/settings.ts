@@ -48,6 +48,15 @@ export interface Settings {
   gatewaySecret: string | undefined;
   /** Where front gateways reach this node's gateway (MCPD_GATEWAY_URL); unset: http://<MCPD_HOST>:<port>. */
   gatewayUrl: string | undefined;
+  /** Prometheus metrics on GET /metrics (MCPD_METRICS, default true; false records nothing). */
+  metrics: boolean;
+  /**
+   * Where the Temporal SDK's own Prometheus exporter listens (MCPD_TEMPORAL_METRICS):
+   * 'auto' (a free loopback port; /metrics includes its series), 'off', or host:port.
+   */
+  temporalMetrics: 'auto' | 'off' | { host: string; port: number };
+  /** Traces go to this OTLP/HTTP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, the standard variable); unset: no tracing. */
+  otlpEndpoint: string | undefined;
 }
 
 export const ROLES = ['api', 'gateway', 'worker'] as const;
@@ -144,6 +153,17 @@ const byteCount = z.string().transform((raw, ctx) => {
   return z.NEVER;
 });
 
+const flag = z.enum(['true', 'false'], { error: (issue) => `must be true or false, got "${String(issue.input)}"` }).transform((raw) => raw === 'true');
+
+const temporalMetrics = z.string().transform((raw, ctx) => {
+  if (raw === 'auto' || raw === 'off') return raw;
+  const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(raw);
+  const n = Number(m?.[2]);
+  if (m && n >= 1 && n <= 65_535) return { host: m[1], port: n };
+  ctx.addIssue({ code: 'custom', message: `must be auto, off or host:port, got "${raw}"` });
+  return z.NEVER;
+});
+
 const logLevel = z.string().refine((raw) => (LOG_LEVELS as readonly string[]).includes(raw), {
   error: (issue) => `must be one of ${LOG_LEVELS.join(', ')}, got "${String(issue.input)}"`,
 });
@@ -176,6 +196,9 @@ export const environmentSchema = z.object({
   MCPD_STDIO_MAX_LINE_BYTES: optional(byteCount),
   MCPD_START_CONCURRENCY: optional(startConcurrency),
   MCPD_WORKFLOW_CACHE: optional(workflowCacheSize),
+  MCPD_METRICS: optional(flag),
+  MCPD_TEMPORAL_METRICS: optional(temporalMetrics),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optional(httpUrl),
 });
 
 export class SettingsError extends Error {
@@ -215,5 +238,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     workflowCacheSize: e.MCPD_WORKFLOW_CACHE ?? DEFAULT_WORKFLOW_CACHE,
     gatewaySecret: e.MCPD_GATEWAY_SECRET,
     gatewayUrl: e.MCPD_GATEWAY_URL,
+    metrics: e.MCPD_METRICS ?? true,
+    temporalMetrics: e.MCPD_TEMPORAL_METRICS ?? 'auto',
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
   };
 }

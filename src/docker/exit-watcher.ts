@@ -16,6 +16,8 @@ import { LABELS } from '../contracts/labels';
 import { containerExitedSignal, type ContainerExit } from '../contracts/messages';
 import type { Logger } from '../logger';
 import { forceRetrySignal } from '../contracts/messages';
+import { exitClass } from '../metrics/classify';
+import type { McpdMetrics } from '../metrics/registry';
 import { retry } from '../retry';
 import { exitReason } from './containers';
 import type { ContainerEvent, ContainerRuntime } from './runtime';
@@ -27,6 +29,8 @@ export interface ExitWatcherOptions {
   owner: string;
   reconnectDelayMs?: number;
   log?: Logger;
+  /** Counts every "die" event of this owner's containers by server and exit class (none: nothing is recorded). */
+  metrics?: McpdMetrics;
 }
 
 /**
@@ -142,7 +146,10 @@ export class ExitWatcher {
     const instanceId = event.attributes[LABELS.instance];
     if (!instanceId) return;
     const exitCode = event.attributes.exitCode !== undefined ? Number(event.attributes.exitCode) : null;
-    await this.signal(instanceId, { containerId: event.containerId, exitCode, reason: await this.exitReasonOf(event.containerId, exitCode) });
+    const reason = await this.exitReasonOf(event.containerId, exitCode);
+    // Only live events count: the sweeps after a reconnect see the same exits again.
+    this.options.metrics?.containerExited(event.attributes[LABELS.server] ?? 'unknown', exitClass(exitCode, reason === exitReason(exitCode, true)));
+    await this.signal(instanceId, { containerId: event.containerId, exitCode, reason });
   }
 
   /**

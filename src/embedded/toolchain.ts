@@ -63,7 +63,7 @@ function venvBinaries(venv: string): { temporal: string; temporalTestServer: str
   return { temporal, temporalTestServer, bao };
 }
 
-function onPath(name: string): string | null {
+export function onPath(name: string): string | null {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, name);
@@ -99,7 +99,7 @@ function acceptablePathBinary(name: string, versionArgs: string[], minimum: read
 }
 
 /** A cross-process lock so `npm start` and `npm test` never install into the same venv at once. */
-async function withLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
+export async function withLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
   fs.mkdirSync(path.dirname(lockFile), { recursive: true });
   const deadline = Date.now() + 10 * 60_000;
   for (;;) {
@@ -225,7 +225,7 @@ export function isRootOnDebian(): boolean {
   return process.getuid?.() === 0 && fs.existsSync('/etc/debian_version');
 }
 
-function aptInstall(packages: string[]): void {
+export function aptInstall(packages: string[]): void {
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const update = spawnSync('apt-get', ['update'], { encoding: 'utf8', env });
   if (update.status !== 0) throw new Error(`apt-get update failed: ${(update.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);

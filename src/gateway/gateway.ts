@@ -7,9 +7,13 @@
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { context, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import type { ExecuteOptions, InstanceRouting, McpRequest, ProxyExecutor, UpstreamTarget } from '../contracts/routing';
 import type { ContainerRuntime } from '../docker/runtime';
 import { silentLogger, type Logger } from '../logger';
+import { callOutcome, methodLabel } from '../metrics/classify';
+import { secondsSince, type CallOrigin, type McpdMetrics } from '../metrics/registry';
+import { tracePropagatingFetch } from '../tracing/http';
 import { retry } from '../retry';
 import { DiscoveryCache } from './discoveryCache';
 import { DockerAttachTransport } from './dockerAttachTransport';
@@ -27,6 +31,10 @@ export interface GatewayOptions {
   discovery?: { positiveTtlMs?: number; negativeTtlMs?: number; timeoutMs?: number };
   /** The longest stdout line a STDIO upstream may write (default DEFAULT_MAX_LINE_BYTES); longer is a protocol error that ends its connection. */
   stdioMaxLineBytes?: number;
+  /** Where upstream requests and discovery look-ups are counted (none: nothing is recorded). */
+  metrics?: McpdMetrics;
+  /** A span per upstream request, and traceparent sent to HTTP upstreams (none: no spans). */
+  tracer?: Tracer;
 }
 
 export type ListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts';
@@ -66,6 +74,8 @@ export interface GatewayInstanceInfo {
 /** Extra options of the internal call path: the public execute plus relaying hooks. */
 export interface CallOptions extends ExecuteOptions {
   hooks?: CallHooks;
+  /** Who asks, for the metrics (default client). */
+  origin?: CallOrigin;
 }
 
 export type ListChange = { servers: Set<string>; kinds: Set<ListKind> };
@@ -110,9 +120,14 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   /** Grows with every change of who is attached, ready or connected (what a node's link listing reports). */
   private membership = 0;
   private readonly membershipWaiters = new Set<() => void>();
+  private readonly metrics?: McpdMetrics;
+  private readonly tracer?: Tracer;
 
   constructor(options: GatewayOptions) {
     this.runtime = options.runtime;
+    this.metrics = options.metrics;
+    this.tracer = options.tracer;
+    this.metrics?.observeGateway(() => this.instances());
     this.log = options.logger ?? silentLogger;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
     this.stdioMaxLineBytes = options.stdioMaxLineBytes;
@@ -234,7 +249,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
    */
   async execute(instanceId: string, request: McpRequest, options: ExecuteOptions): Promise<Record<string, unknown>> {
     try {
-      return await this.call(instanceId, request, options);
+      return await this.call(instanceId, request, { ...options, origin: 'probe' });
     } catch (error) {
       if (error instanceof UpstreamError && error.fromUpstream) {
         throw new UpstreamError(`${request.method}: JSON-RPC error ${error.code}: ${error.message}`, error.code, error.data, true);
@@ -244,7 +259,36 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   }
 
   /** Like execute, with upstream errors verbatim and hooks for progress and server-to-client requests. */
-  async call(instanceId: string, request: McpRequest, options: CallOptions): Promise<Result> {
+  call(instanceId: string, request: McpRequest, options: CallOptions): Promise<Result> {
+    const metrics = this.metrics;
+    const server = this.entries.get(instanceId)?.target.server;
+    if ((!metrics && !this.tracer) || server === undefined) return this.callUpstream(instanceId, request, options);
+    const method = methodLabel(request.method);
+    const origin = options.origin ?? 'client';
+    const span = this.tracer?.startSpan(`mcp ${method}`, {
+      kind: SpanKind.CLIENT,
+      attributes: { 'mcp.method.name': request.method, 'mcpd.server': server, 'mcpd.instance': instanceId, 'mcpd.call.origin': origin },
+    });
+    const startedAt = performance.now();
+    const ended = (end: Parameters<typeof callOutcome>[0]) => {
+      const outcome = callOutcome(end);
+      metrics?.gatewayCall(server, method, origin, outcome, secondsSince(startedAt));
+      if (span) finishSpan(span, outcome);
+    };
+    const run = () => this.callUpstream(instanceId, request, options);
+    return (span ? context.with(trace.setSpan(context.active(), span), run) : run()).then(
+      (result) => {
+        ended({ result });
+        return result;
+      },
+      (error: unknown) => {
+        ended({ error });
+        throw error;
+      },
+    );
+  }
+
+  private async callUpstream(instanceId: string, request: McpRequest, options: CallOptions): Promise<Result> {
     const entry = this.entries.get(instanceId);
     if (!entry) throw new UpstreamError(`unknown instance ${instanceId}`, GatewayErrorCode.Unavailable);
     if (entry.connecting && !entry.connection) await entry.connecting.catch(() => undefined);
@@ -314,7 +358,10 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
    * costs discoveryTimeoutMs once; the failure is then cached for the negative TTL.
    */
   list(server: string, kind: ListKind): Promise<unknown[]> {
-    return this.cache.get(`${server}\n${kind}`, () => this.fetchList(server, kind));
+    const key = `${server}\n${kind}`;
+    // A look-up that joins a load already under way counts as a miss: it waits for the upstream.
+    this.metrics?.discoveryLookup(kind, this.cache.peek(key) !== undefined);
+    return this.cache.get(key, () => this.fetchList(server, kind));
   }
 
   onListChanged(listener: (change: ListChange) => void): () => void {
@@ -345,7 +392,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
       const result = await this.call(
         instanceId,
         { method: LIST_METHOD[kind], params: cursor === undefined ? undefined : { cursor } },
-        { timeoutMs: Math.max(1, deadline - Date.now()) },
+        { timeoutMs: Math.max(1, deadline - Date.now()), origin: 'discovery' },
       );
       const pageItems = result[kind];
       if (Array.isArray(pageItems)) items.push(...(pageItems as unknown[]));
@@ -368,7 +415,9 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     if (target.transport === 'stdio') return () => new DockerAttachTransport(this.runtime, target.containerId, undefined, this.stdioMaxLineBytes);
     if (target.port === undefined) throw new Error(`instance ${target.instanceId}: ${target.transport} transport needs a port`);
     const url = new URL(`http://127.0.0.1:${target.port}${target.path ?? (target.transport === 'sse' ? '/sse' : '/mcp')}`);
-    return target.transport === 'sse' ? () => new SSEClientTransport(url) : () => new StreamableHTTPClientTransport(url);
+    // With tracing, each request to the upstream carries the trace of the call that sends it.
+    const options = this.tracer ? { fetch: tracePropagatingFetch() } : {};
+    return target.transport === 'sse' ? () => new SSEClientTransport(url, options) : () => new StreamableHTTPClientTransport(url, options);
   }
 
   /** Connects (and re-connects) an entry; an HTTP server may take a moment to listen. */
@@ -494,6 +543,13 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     this.pendingChange.servers.add(server);
     for (const k of kinds) this.pendingChange.kinds.add(k);
   }
+}
+
+/** Ends an upstream request's span; a tool error is an answer, not a failed request. */
+function finishSpan(span: Span, outcome: ReturnType<typeof callOutcome>): void {
+  span.setAttribute('mcpd.call.outcome', outcome);
+  if (outcome !== 'ok' && outcome !== 'tool_error') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+  span.end();
 }
 
 /** Waits for a promise at most ms. */

@@ -114,6 +114,8 @@ export class PassthroughSession {
       {
         timeoutMs: this.gateway.callTimeoutMs,
         signal,
+        // A front gateway counted this request already; the node's count says what reached it over the link.
+        origin: this.pinned === undefined ? 'client' : 'link',
         hooks: {
           onProgress: (progress) => this.send({ jsonrpc: '2.0', method: 'notifications/progress', params: progress }, id),
           onServerRequest: (request, upstreamSignal) => this.requestClient(request, id, upstreamSignal),

@@ -29,6 +29,7 @@ const PURE_MODULES = new Set([
   'src/logger',
   'src/retry',
   'src/concurrency',
+  'src/metrics/classify',
 ]);
 
 /**
@@ -42,7 +43,7 @@ function layerOf(module: string): Layer | undefined {
   if (module.startsWith('src/contracts/')) return 'contracts';
   if (PURE_MODULES.has(module)) return 'pure';
   if (WORKFLOW_PURE_MODULES.has(module)) return 'workflowPure';
-  if (/^src\/(docker|secrets|gateway|client|packages|embedded|nodes|cluster)\//.test(module)) return 'adapter';
+  if (/^src\/(docker|secrets|gateway|client|packages|embedded|nodes|cluster|metrics|tracing)\//.test(module)) return 'adapter';
   if (module.startsWith('activities/')) return 'activity';
   if (module.startsWith('workflows/')) return 'workflow';
   if (module.startsWith('src/api/')) return 'api';
@@ -81,6 +82,7 @@ const SANDBOX_PACKAGES: Partial<Record<Layer, readonly string[]>> = {
 const ONE_IMPORTER: Record<string, string> = {
   dockerode: 'src/docker/runtime',
   'node-vault': 'src/secrets/openbao',
+  'prom-client': 'src/metrics/registry',
 };
 
 interface SourceFile {

@@ -1,0 +1,218 @@
+/**
+ * OpenTelemetry traces of an mcpd made by the production composition root (createMcpd,
+ * in-process so the test reads its spans from the SDK's in-memory exporter) on npm test's
+ * Temporal, OpenBao and Docker: a client's trace (W3C traceparent) continues through an API
+ * call, the server and instance workflows and their activities down to Docker's create
+ * call; a client's MCP call through the gateway continues to an HTTP upstream, which
+ * receives the trace in its own traceparent; log lines inside a trace carry its id.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import pino from 'pino';
+import { z } from 'zod';
+import { loadSettings } from '../../src/config/settings';
+import { LABELS } from '../../src/contracts/labels';
+import { traceIds } from '../../src/logger';
+import { createMcpd, type Mcpd } from '../../src/mcpd';
+import { removeContainers, testEnv, waitFor } from '../support/stack';
+
+describe('tracing: one trace from a client through mcpd', function () {
+  this.timeout(180_000);
+
+  const node = `t-trace-${randomBytes(3).toString('hex')}`;
+  const server = `t-trace-${randomBytes(3).toString('hex')}`;
+  const exporter = new InMemorySpanExporter();
+  const logLines: Record<string, unknown>[] = [];
+  let dataDir: string;
+  let mcpd: Mcpd;
+  let upstream: http.Server | undefined;
+
+  const traceparent = (traceId: string) => `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+  const api = async (method: string, urlPath: string, traceId: string, body?: unknown) => {
+    const res = await fetch(`${mcpd.url}${urlPath}`, {
+      method,
+      headers: { authorization: `Bearer ${mcpd.token}`, 'content-type': 'application/json', traceparent: traceparent(traceId) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, text: await res.text() };
+  };
+  const spansOf = (traceId: string) => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+  /** The names from a span up to the root of its trace. */
+  const ancestry = (span: ReadableSpan, spans: ReadableSpan[]) => {
+    const byId = new Map(spans.map((s) => [s.spanContext().spanId, s]));
+    const names = [span.name];
+    for (let parent = byId.get(span.parentSpanId ?? ''); parent; parent = byId.get(parent.parentSpanId ?? '')) names.push(parent.name);
+    return names;
+  };
+
+  before(async () => {
+    const env = testEnv();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-trace-'));
+    const settings = loadSettings({
+      ...process.env,
+      MCPD_DATA_DIR: dataDir,
+      TEMPORAL_ADDRESS: env.temporalAddress,
+      BAO_ADDR: env.baoAddress,
+      BAO_TOKEN: env.baoToken,
+      MCPD_SECRETS_PREFIX: `mcpd-${node}`,
+      MCPD_NODE: node,
+      MCPD_HOST: '127.0.0.1',
+    });
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    // The logger createMcpd would make, writing to this test: its trace ids come from the same mixin.
+    const logger = pino({ level: 'info', base: { service: 'mcpd' }, mixin: traceIds }, sink);
+    mcpd = await createMcpd({ ...settings, apiPort: 0 }, { owner: node, logger, seedExamples: false, traceExporter: exporter });
+    await waitFor(async () => (await fetch(`${mcpd.url}/readyz`)).status === 200, { timeoutMs: 60_000, what: 'mcpd ready' });
+  });
+
+  after(async () => {
+    if (mcpd) {
+      await api('DELETE', `/api/v1/servers/${server}`, randomBytes(16).toString('hex')).catch(() => undefined);
+      await mcpd.close();
+    }
+    upstream?.closeAllConnections();
+    upstream?.close();
+    await removeContainers({ label: `${LABELS.owner}=${node}` });
+    await removeContainers({ label: `${LABELS.server}=${server}` });
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('an apply and start continue the client trace through the server and instance workflows and activities to docker create', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const applied = await api('PUT', `/api/v1/servers/${server}`, traceId, { name: server, image: 'mcpd/tiny:dev', replicas: 1 });
+    assert.ok([200, 201].includes(applied.status), applied.text);
+    const started = await api('POST', `/api/v1/servers/${server}/start?wait=true&timeout=60`, traceId);
+    assert.equal(started.status, 200, started.text);
+
+    const startSpans = await waitFor(
+      () => {
+        const found = spansOf(traceId);
+        return found.some((s) => s.name === 'docker create') && found.some((s) => s.name === 'RunActivity:startContainer') ? found : undefined;
+      },
+      { timeoutMs: 30_000, what: 'the spans of the trace down to docker create' },
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}; spans of the trace: ${spansOf(traceId)
+          .map((s) => s.name)
+          .join(', ')}`,
+      );
+    });
+    const names = new Set(startSpans.map((s) => s.name));
+    for (const expected of [
+      'PUT /api/v1',
+      'UpdateWithStartWorkflow:apply',
+      'HandleUpdate:apply',
+      'POST /api/v1',
+      'StartWorkflowUpdate:start',
+      'HandleUpdate:start',
+      'StartChildWorkflow:instanceWorkflow',
+      'RunActivity:resolveEnv',
+      'StartActivity:startContainer',
+      'RunActivity:startContainer',
+      'docker create',
+      'docker start',
+    ]) {
+      assert.ok(names.has(expected), `${expected} is in the trace: ${[...names].sort().join(', ')}`);
+    }
+    const create = startSpans.find((s) => s.name === 'docker create')!;
+    assert.equal(create.attributes['mcpd.container.name'], `mcpd-${server}-0`);
+
+    // A workflow run's span ends with the run: once the server is deleted, the server's and the
+    // instance's runs join the chain, and docker create hangs, parent by parent, from the apply
+    // that started the server workflow (whose loop starts the instances the start asked for).
+    assert.equal((await api('DELETE', `/api/v1/servers/${server}`, randomBytes(16).toString('hex'))).status, 200);
+    const spans = await waitFor(
+      () => {
+        const found = spansOf(traceId);
+        return found.some((s) => s.name === 'RunWorkflow:instanceWorkflow') && found.some((s) => s.name === 'RunWorkflow:serverWorkflow') ? found : undefined;
+      },
+      { timeoutMs: 60_000, what: 'the instance workflow run ending in the trace' },
+    );
+    const chain = ancestry(create, spans);
+    assert.deepEqual(chain, [
+      'docker create',
+      'RunActivity:startContainer',
+      'StartActivity:startContainer',
+      'RunWorkflow:instanceWorkflow',
+      'StartChildWorkflow:instanceWorkflow',
+      'RunWorkflow:serverWorkflow',
+      'UpdateWithStartWorkflow:apply',
+      'PUT /api/v1',
+    ]);
+
+    // A log line written while the activity ran names the trace.
+    const attached = logLines.find((l) => l.msg === 'gateway: attached' && typeof l.instanceId === 'string' && l.instanceId.includes(server));
+    assert.equal(attached?.trace_id, traceId, JSON.stringify(attached));
+  });
+
+  it("a client's tools/call continues through the gateway to an HTTP upstream, which receives the trace", async () => {
+    // An HTTP MCP server in this process that records the traceparent of every request it gets.
+    const received: string[] = [];
+    const mcp = new McpServer({ name: 'trace-upstream', version: '1' });
+    mcp.registerTool('echo', { inputSchema: { message: z.string() } }, ({ message }) => ({ content: [{ type: 'text', text: message }] }));
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomBytes(8).toString('hex') });
+    await mcp.connect(transport);
+    upstream = http.createServer((req, res) => {
+      if (typeof req.headers.traceparent === 'string') received.push(req.headers.traceparent);
+      void transport.handleRequest(req, res);
+    });
+    await new Promise<void>((resolve) => upstream!.listen(0, '127.0.0.1', resolve));
+    const port = (upstream.address() as AddressInfo).port;
+    const httpServer = `${server}-http`;
+    await mcpd.gateway!.attach({
+      instanceId: `mcp-instance:${httpServer}:0`,
+      server: httpServer,
+      transport: 'http',
+      containerId: 'in-process-upstream',
+      port,
+      path: '/mcp',
+    });
+
+    const traceId = randomBytes(16).toString('hex');
+    const client = new Client({ name: 'trace-test', version: '1' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp/servers/${httpServer}`), {
+        requestInit: { headers: { authorization: `Bearer ${mcpd.token}`, traceparent: traceparent(traceId) } },
+      }),
+    );
+    try {
+      const reply = (await client.callTool({ name: 'echo', arguments: { message: 'traced' } })) as { content: { text: string }[] };
+      assert.equal(reply.content[0].text, 'traced');
+    } finally {
+      await client.close();
+      await mcpd.gateway!.detach(`mcp-instance:${httpServer}:0`, 'test done');
+    }
+
+    const spans = await waitFor(() => {
+      const found = spansOf(traceId);
+      return found.some((s) => s.name === 'mcp tools/call') ? found : undefined;
+    });
+    const call = spans.find((s) => s.name === 'mcp tools/call')!;
+    assert.deepEqual(ancestry(call, spans), ['mcp tools/call', 'POST /mcp']);
+    assert.equal(call.attributes['mcpd.server'], httpServer);
+    assert.equal(call.attributes['mcpd.call.outcome'], 'ok');
+    // The upstream's traceparent: the same trace, with the gateway's call span as the parent.
+    const forwarded = received.filter((t) => t.split('-')[1] === traceId);
+    assert.ok(forwarded.length >= 1, `the upstream saw the trace: ${received.join(', ')}`);
+    assert.ok(
+      forwarded.some((t) => t.split('-')[2] === call.spanContext().spanId),
+      `one of ${forwarded.join(', ')} names ${call.spanContext().spanId}`,
+    );
+  });
+});
