@@ -18,6 +18,7 @@ import { ControlPlaneMonitor } from './api/controlPlane';
 import { checkBearer, ensureApiToken, sendRejection } from './api/auth';
 import { seedExamples } from './api/seed';
 import type { Settings } from './config/settings';
+import { checkOrigin, originPolicy } from './config/origins';
 import { DockerRuntime, type ContainerRuntime } from './docker/runtime';
 import { Gateway } from './gateway/gateway';
 import { GatewayHttp, matchGatewayPath, matchLinkPath } from './gateway/http';
@@ -161,6 +162,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     const mcpHttp = gateway ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined }) : undefined;
     gatewayHttp = mcpHttp;
 
+    const origins = originPolicy(settings);
     // MCP traffic skips express: its routing and response helpers cost more CPU per call than the whole proxy hop.
     const server = http.createServer((req, res) => {
       const link = mcpHttp && keys ? matchLinkPath(req.url) : undefined;
@@ -182,6 +184,17 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       }
       const route = mcpHttp ? matchGatewayPath(req.url) : undefined;
       if (!mcpHttp || !route) return void app(req, res);
+      // DNS-rebinding protection before the token: the link above carries no Origin and has its own token.
+      const forbidden = checkOrigin(req.headers, origins);
+      if (forbidden) {
+        const body = JSON.stringify({
+          jsonrpc: '2.0',
+          error: { code: -32000, message: `Forbidden: ${forbidden.body.error}`, data: forbidden.body.details },
+          id: null,
+        });
+        res.writeHead(forbidden.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        return void res.end(body);
+      }
       const rejection = checkBearer(req.headers.authorization, token);
       if (rejection) return sendRejection(res, rejection);
       mcpHttp.handle(req, res, route.server).catch((err: Error) => {

@@ -8,6 +8,7 @@
 import express, { type Request, type Response } from 'express';
 import type { Client } from '@temporalio/client';
 import type { Settings } from '../config/settings';
+import { checkOrigin, originPolicy } from '../config/origins';
 import type { ContainerRuntime } from '../docker/runtime';
 import type { Logger } from '../logger';
 import type { SecretStore } from '../secrets/types';
@@ -117,6 +118,16 @@ export function createApi(deps: ApiDependencies): express.Express {
   });
 
   const api = express.Router();
+  // DNS-rebinding protection first: a browser page of a foreign site learns nothing, not even whether its token was right.
+  const origins = originPolicy(deps.settings);
+  api.use((req, res, next) => {
+    const rejection = checkOrigin(req.headers, origins);
+    if (rejection) {
+      res.status(rejection.status).json(rejection.body);
+      return;
+    }
+    next();
+  });
   // The document describes the API; it holds nothing secret, so clients can read it before they have a token.
   let openApiDocument: object | undefined;
   api.get('/openapi.json', (_req, res) => {

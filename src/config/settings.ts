@@ -7,6 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseAllowedOrigins } from './origins';
 import { DEFAULT_NODE_CAPACITY, NODE_NAME_PATTERN, parseNodeLabels, type NodeLabels } from '../contracts/node';
 
 export interface Settings {
@@ -48,6 +49,11 @@ export interface Settings {
   gatewaySecret: string | undefined;
   /** Where front gateways reach this node's gateway (MCPD_GATEWAY_URL); unset: http://<MCPD_HOST>:<port>. */
   gatewayUrl: string | undefined;
+  /**
+   * Origins besides loopback ones that may call /mcp* and /api from a browser
+   * (MCPD_ALLOWED_ORIGINS, comma-separated; DNS-rebinding protection, see origins.ts).
+   */
+  allowedOrigins: string[];
 }
 
 export const ROLES = ['api', 'gateway', 'worker'] as const;
@@ -144,6 +150,13 @@ const byteCount = z.string().transform((raw, ctx) => {
   return z.NEVER;
 });
 
+const allowedOrigins = z.string().transform((raw, ctx) => {
+  const parsed = parseAllowedOrigins(raw);
+  if (parsed.ok) return parsed.origins;
+  ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of origins like https://app.example.com: ${parsed.error}` });
+  return z.NEVER;
+});
+
 const logLevel = z.string().refine((raw) => (LOG_LEVELS as readonly string[]).includes(raw), {
   error: (issue) => `must be one of ${LOG_LEVELS.join(', ')}, got "${String(issue.input)}"`,
 });
@@ -176,6 +189,7 @@ export const environmentSchema = z.object({
   MCPD_STDIO_MAX_LINE_BYTES: optional(byteCount),
   MCPD_START_CONCURRENCY: optional(startConcurrency),
   MCPD_WORKFLOW_CACHE: optional(workflowCacheSize),
+  MCPD_ALLOWED_ORIGINS: optional(allowedOrigins),
 });
 
 export class SettingsError extends Error {
@@ -215,5 +229,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     workflowCacheSize: e.MCPD_WORKFLOW_CACHE ?? DEFAULT_WORKFLOW_CACHE,
     gatewaySecret: e.MCPD_GATEWAY_SECRET,
     gatewayUrl: e.MCPD_GATEWAY_URL,
+    allowedOrigins: e.MCPD_ALLOWED_ORIGINS ?? [],
   };
 }
