@@ -317,6 +317,9 @@ export class InstanceContainers {
       memoryBytes: memory,
       nanoCpus: spec.resources.cpus !== undefined ? Math.round(spec.resources.cpus * 1e9) : undefined,
       pidsLimit: spec.resources.pids,
+      capAdd: spec.security?.capabilities ?? [],
+      readOnlyRootfs: spec.security?.readOnlyRootFilesystem === true,
+      ...(spec.security?.user !== undefined ? { user: spec.security.user } : {}),
     };
   }
 }

@@ -33,7 +33,19 @@ export interface ContainerSpec {
   memoryBytes?: number;
   nanoCpus?: number;
   pidsLimit?: number;
+  /**
+   * Capabilities added back: every container runs with all capabilities dropped and
+   * no-new-privileges, whatever else it asks for.
+   */
+  capAdd?: string[];
+  /** The image's filesystem read-only, with a tmpfs on /tmp. */
+  readOnlyRootfs?: boolean;
+  /** "uid[:gid]" or "name[:group]"; unset: the image's user. */
+  user?: string;
 }
+
+/** The /tmp of a read-only container: writable, not executable, bounded. */
+export const READ_ONLY_TMPFS = { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' };
 
 export interface ContainerDetails {
   id: string;
@@ -193,6 +205,7 @@ export class DockerRuntime implements ContainerRuntime {
       ...(spec.cmd ? { Cmd: spec.cmd } : {}),
       Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
       Labels: spec.labels,
+      ...(spec.user !== undefined ? { User: spec.user } : {}),
       Tty: false,
       OpenStdin: spec.interactive,
       StdinOnce: false,
@@ -207,6 +220,11 @@ export class DockerRuntime implements ContainerRuntime {
         ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes } : {}),
         ...(spec.nanoCpus !== undefined ? { NanoCpus: spec.nanoCpus } : {}),
         ...(spec.pidsLimit !== undefined ? { PidsLimit: spec.pidsLimit } : {}),
+        // Hardened by default: a compromised server cannot gain privileges through setuid binaries or use root's capabilities.
+        SecurityOpt: ['no-new-privileges:true'],
+        CapDrop: ['ALL'],
+        ...(spec.capAdd?.length ? { CapAdd: spec.capAdd } : {}),
+        ...(spec.readOnlyRootfs ? { ReadonlyRootfs: true, Tmpfs: READ_ONLY_TMPFS } : {}),
       },
     });
     return container.id;
