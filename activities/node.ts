@@ -65,6 +65,7 @@ export function createNodeActivities({ runtime, secrets, routing, proxy, probeLo
     async startContainer(input: StartContainerInput): Promise<StartContainerResult> {
       const env: Record<string, string> = {};
       const secretValues: string[] = [];
+      const secretEnvNames: string[] = [];
       for (const entry of input.env) {
         if ('value' in entry) {
           env[entry.name] = entry.value;
@@ -74,6 +75,7 @@ export function createNodeActivities({ runtime, secrets, routing, proxy, probeLo
           const value = await secrets.readPinned(entry.secret);
           env[entry.name] = value;
           secretValues.push(value);
+          secretEnvNames.push(entry.name);
         } catch (err) {
           throw secretFailure(err, entry.name);
         }
@@ -86,12 +88,15 @@ export function createNodeActivities({ runtime, secrets, routing, proxy, probeLo
           spec: input.spec,
           env,
           secretValues,
+          secretEnvNames,
           packageImage: input.packageImage,
           skipGrace: input.attach === true,
         });
       } catch (err) {
         throw startFailure(err);
       }
+      // In memory to this node's gateway, before anything the instance says can reach a client (or a probe's failure reason).
+      routing.protectSecrets?.(input.instanceId, started.containerId, secretValues);
       if (input.attach) await attachStarted(input, started.containerId, started.port, secretValues);
       // The gateway attaches instances ready, so a passing probe needs no readiness change; a failing one is the probe loop's to count.
       const probe = input.attach && input.probe && proxy ? await probeAttached(proxy, input.probe) : undefined;

@@ -153,6 +153,11 @@ export interface ContainerRuntime {
   listOwned(owner: string, filter?: OwnedFilter): Promise<ContainerSummary[]>;
   /** Calls onEvent for each of these events of this owner's containers, from now until the stream ends or the signal aborts. */
   events(owner: string, actions: string[], onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<EventSubscription>;
+  /**
+   * The environment a container was created with, by name; null when there is no such container.
+   * It holds secret values: only the gateway's redaction after a restart reads it.
+   */
+  envOf?(idOrName: string): Promise<Record<string, string> | null>;
   /** The engine's version (e.g. "26.1.5"), for the node's registration; optional for runtimes that have none. */
   engineVersion?(): Promise<string>;
 }
@@ -269,6 +274,20 @@ export class DockerRuntime implements ContainerRuntime {
       labels: info.Config.Labels ?? {},
       ...(info.State.FinishedAt && !info.State.FinishedAt.startsWith('0001-') ? { finishedAt: info.State.FinishedAt } : {}),
     };
+  }
+
+  async envOf(idOrName: string): Promise<Record<string, string> | null> {
+    const info = await this.docker
+      .getContainer(idOrName)
+      .inspect()
+      .catch(ignoring([404], null));
+    if (!info) return null;
+    const env: Record<string, string> = {};
+    for (const entry of info.Config.Env ?? []) {
+      const at = entry.indexOf('=');
+      if (at > 0) env[entry.slice(0, at)] = entry.slice(at + 1);
+    }
+    return env;
   }
 
   async imageExists(image: string): Promise<boolean> {
