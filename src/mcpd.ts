@@ -15,7 +15,8 @@ import { NativeConnection } from '@temporalio/worker';
 import type pino from 'pino';
 import { createApi } from './api/app';
 import { ControlPlaneMonitor } from './api/controlPlane';
-import { checkBearer, ensureApiToken, sendRejection } from './api/auth';
+import { authorize, ensureApiToken, sendRejection } from './api/auth';
+import { TokenStore } from './api/tokens';
 import { seedExamples } from './api/seed';
 import type { Settings } from './config/settings';
 import { checkOrigin, originPolicy } from './config/origins';
@@ -64,6 +65,8 @@ export interface Mcpd {
   /** Stops serving and polling and closes every connection; containers keep running (their workflows own them). */
   close(): Promise<void>;
 }
+
+const GATEWAY_ACCESS = { kind: 'gateway' } as const;
 
 export async function createMcpd(settings: Settings, overrides: McpdOverrides = {}): Promise<Mcpd> {
   const log = overrides.logger ?? createLogger(settings.logLevel);
@@ -139,6 +142,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     }
 
     const token = ensureApiToken(settings.dataDir);
+    const tokens = new TokenStore(settings.dataDir);
     const app = express();
     app.disable('x-powered-by');
     if (settings.roles.api) {
@@ -149,6 +153,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           runtime,
           settings,
           token,
+          tokens,
           node: settings.node,
           // Ready once the running instances are back in the gateway, so clients arriving after a restart find them.
           ready: () => !workerFailure && (workers?.reattached() ?? true),
@@ -195,7 +200,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         res.writeHead(forbidden.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
         return void res.end(body);
       }
-      const rejection = checkBearer(req.headers.authorization, token);
+      const rejection = authorize(req.headers.authorization, token, tokens, GATEWAY_ACCESS);
       if (rejection) return sendRejection(res, rejection);
       mcpHttp.handle(req, res, route.server).catch((err: Error) => {
         log.error({ err: err.message, url: req.url }, 'gateway request failed');
