@@ -58,7 +58,7 @@ describe('scoped tokens on a real mcpd', function () {
   it('lists tokens with names, roles and expiry, never values or hashes; only their hashes are on disk', async () => {
     const listed = await mcpctl(['get', 'tokens', '-o', 'json']);
     assert.equal(listed.code, 0, listed.stderr);
-    const items = JSON.parse(listed.stdout) as Record<string, unknown>[];
+    const items = (JSON.parse(listed.stdout) as { items: Record<string, unknown>[] }).items;
     assert.deepEqual(
       items.map((t) => [t.name, t.role, t.expiresAt]),
       [
@@ -158,13 +158,13 @@ describe('scoped tokens on a real mcpd', function () {
 
     const badRole = await mcpctl(['create', 'token', 'x', '--role', 'root']);
     assert.equal(badRole.code, 2);
-    assert.equal(badRole.stderr, '--role must be one of viewer, operator, admin, client, got "root"\n');
+    assert.equal(badRole.stderr, 'error: --role must be one of viewer, operator, admin, client, got "root"\n');
     const noRole = await mcpctl(['create', 'token', 'x']);
     assert.equal(noRole.code, 2);
-    assert.match(noRole.stderr, /^create token needs --role/);
+    assert.match(noRole.stderr, /^error: create token needs --role/);
     const badExpiry = await mcpctl(['create', 'token', 'x', '--role', 'viewer', '--expires', 'soon']);
     assert.equal(badExpiry.code, 2);
-    assert.equal(badExpiry.stderr, '--expires must be a duration like 90s, 15m, 12h or 30d, got "soon"\n');
+    assert.equal(badExpiry.stderr, 'error: --expires must be a duration like 90s, 15m, 12h or 30d, got "soon"\n');
     const missing = await mcpctl(['delete', 'token', 'nope']);
     assert.equal(missing.code, 3);
     assert.deepEqual((await callApi(mcpd, 'GET', '/api/v1/tokens')).json.items, before);
