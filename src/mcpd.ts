@@ -66,8 +66,6 @@ export interface Mcpd {
   close(): Promise<void>;
 }
 
-const GATEWAY_ACCESS = { kind: 'gateway' } as const;
-
 export async function createMcpd(settings: Settings, overrides: McpdOverrides = {}): Promise<Mcpd> {
   const log = overrides.logger ?? createLogger(settings.logLevel);
   fs.mkdirSync(settings.dataDir, { recursive: true, mode: 0o700 });
@@ -200,7 +198,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         res.writeHead(forbidden.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
         return void res.end(body);
       }
-      const rejection = authorize(req.headers.authorization, token, tokens, GATEWAY_ACCESS);
+      const rejection = authorize(req.headers.authorization, token, tokens, { kind: 'gateway', server: route.server });
       if (rejection) return sendRejection(res, rejection);
       mcpHttp.handle(req, res, route.server).catch((err: Error) => {
         log.error({ err: err.message, url: req.url }, 'gateway request failed');

@@ -58,7 +58,7 @@ export function checkBearer(authorization: string | undefined, token: string): A
 }
 
 /** What a request wants to do, for the role check. `path` is below /api/v1. */
-export type Access = { kind: 'gateway' } | { kind: 'api'; method: string; path: string };
+export type Access = { kind: 'gateway'; server?: string } | { kind: 'api'; method: string; path: string };
 
 /** Why a role may not do this, or null when it may. */
 export function roleRefusal(role: TokenRole, access: Access): string | null {
@@ -86,10 +86,17 @@ export function authorize(authorization: string | undefined, adminToken: string,
   return refusalFor(found.principal, access);
 }
 
+/** Why a token limited to some servers may not use this gateway endpoint, or null. */
+export function serversRefusal(servers: string[] | null, access: Access): string | null {
+  if (servers === null || access.kind !== 'gateway') return null;
+  if (access.server === undefined) return `the token is limited to the servers ${servers.join(', ')}: connect to /mcp/servers/<name>, not the /mcp aggregate`;
+  return servers.includes(access.server) ? null : `the token is limited to the servers ${servers.join(', ')}`;
+}
+
 function refusalFor(principal: Principal, access: Access): AuthRejection | null {
-  const reason = roleRefusal(principal.role, access);
+  const reason = roleRefusal(principal.role, access) ?? serversRefusal(principal.servers, access);
   if (!reason) return null;
-  const what = access.kind === 'gateway' ? 'the gateway' : `${access.method} /api/v1${access.path}`;
+  const what = access.kind === 'gateway' ? (access.server === undefined ? '/mcp' : `/mcp/servers/${access.server}`) : `${access.method} /api/v1${access.path}`;
   return {
     status: 403,
     wwwAuthenticate: 'Bearer realm="mcpd", error="insufficient_scope"',

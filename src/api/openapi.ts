@@ -61,6 +61,7 @@ const tokenViewSchema = z
     role: z.enum(TOKEN_ROLES),
     createdAt: z.string().meta({ format: 'date-time' }),
     expiresAt: z.string().meta({ format: 'date-time' }).nullable(),
+    servers: z.array(z.string()).nullable(),
   })
   .meta({ id: 'Token' });
 const status = z.object({ status: z.string() });

@@ -31,6 +31,8 @@ export interface Principal {
   /** The token's name ("admin" for the first-start token). */
   name: string;
   role: TokenRole;
+  /** The servers it may reach through the gateway; null: every server. */
+  servers: string[] | null;
 }
 
 export function hashToken(token: string): string {
@@ -60,7 +62,7 @@ export class TokenStore {
     const stored = this.byHash.get(hashToken(token));
     if (!stored) return { ok: false, reason: 'unknown' };
     if (stored.expiresAt !== null && Date.parse(stored.expiresAt) <= this.now()) return { ok: false, reason: 'expired' };
-    return { ok: true, principal: { name: stored.name, role: stored.role } };
+    return { ok: true, principal: { name: stored.name, role: stored.role, servers: stored.servers ?? null } };
   }
 
   list(): TokenView[] {
@@ -69,7 +71,7 @@ export class TokenStore {
   }
 
   /** A new token; its value is returned here once and never again. 409 when the name is taken. */
-  create(name: string, role: TokenRole, expiresInSeconds?: number): { view: TokenView; token: string } {
+  create(name: string, role: TokenRole, expiresInSeconds?: number, servers?: string[]): { view: TokenView; token: string } {
     const current = this.read();
     if (current.tokens.some((t) => t.name === name)) throw conflict(`token "${name}" already exists (delete it first to replace it)`);
     const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
@@ -79,6 +81,7 @@ export class TokenStore {
       role,
       createdAt: createdAt.toISOString(),
       expiresAt: expiresInSeconds === undefined ? null : new Date(createdAt.getTime() + expiresInSeconds * 1000).toISOString(),
+      servers: servers ?? null,
       hash: hashToken(token),
     };
     this.write({ version: 1, tokens: [...current.tokens, stored] });
@@ -138,5 +141,5 @@ export class TokenStore {
 }
 
 function view(t: StoredToken): TokenView {
-  return { name: t.name, role: t.role, createdAt: t.createdAt, expiresAt: t.expiresAt };
+  return { name: t.name, role: t.role, createdAt: t.createdAt, expiresAt: t.expiresAt, servers: t.servers ?? null };
 }

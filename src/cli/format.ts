@@ -190,14 +190,14 @@ function instancesSection(instances: InstanceView[], now: Date): string {
 }
 
 export function tokenColumns(wide: boolean): Columns<TokenView> {
-  const headers = ['NAME', 'ROLE', 'AGE', 'EXPIRES'];
+  const headers = ['NAME', 'ROLE', 'SERVERS', 'AGE', 'EXPIRES'];
   if (wide) headers.push('CREATED');
   return {
     headers,
     key: (t) => t.name,
     stateColumn: 1,
     row: (t, now) => {
-      const cells = [t.name, t.role, formatAge(t.createdAt, now), t.expiresAt === null ? 'never' : t.expiresAt];
+      const cells = [t.name, t.role, t.servers?.join(',') ?? '*', formatAge(t.createdAt, now), t.expiresAt === null ? 'never' : t.expiresAt];
       if (wide) cells.push(t.createdAt);
       return cells;
     },

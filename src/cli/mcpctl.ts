@@ -256,36 +256,43 @@ export function buildProgram(): Command {
     .option('--from-file <key=path>', 'secret: a key and a file holding its value (repeatable)', collect)
     .option('--role <role>', `token: ${TOKEN_ROLE_NAMES.join(' | ')}`)
     .option('--expires <duration>', 'token: lifetime, e.g. 12h or 30d (default: never)')
-    .action(async (resource: string, name: string, opts: { fromLiteral?: string[]; fromFile?: string[]; role?: string; expires?: string }) => {
-      if (kindOf(resource, ['secret', 'token']) === 'token') {
-        if (opts.fromLiteral || opts.fromFile) throw usage('--from-literal and --from-file are for secrets, not tokens');
-        if (!opts.role) throw usage(`create token needs --role (${TOKEN_ROLE_NAMES.join(', ')})`);
-        const role = opts.role as (typeof TOKEN_ROLE_NAMES)[number];
-        if (!TOKEN_ROLE_NAMES.includes(role)) throw usage(`--role must be one of ${TOKEN_ROLE_NAMES.join(', ')}, got "${opts.role}"`);
-        const expires = opts.expires === undefined ? undefined : parseDuration(opts.expires, '--expires');
-        const created = await client().createToken(name, role, expires);
-        process.stderr.write(`token/${created.name} created (role ${created.role}, expires ${created.expiresAt ?? 'never'}); it is shown only now:\n`);
-        print(created.token);
-        return;
-      }
-      if (opts.role || opts.expires) throw usage('--role and --expires are for tokens, not secrets');
-      const data: Record<string, string> = {};
-      for (const pair of opts.fromLiteral ?? []) {
-        const [key, value] = splitKeyValue(pair, '--from-literal');
-        data[key] = value;
-      }
-      for (const pair of opts.fromFile ?? []) {
-        const [key, file] = splitKeyValue(pair, '--from-file');
-        try {
-          data[key] = fs.readFileSync(file, 'utf8');
-        } catch (err) {
-          throw usage(`--from-file ${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    .option('--servers <names>', 'token: only these servers through the gateway, comma-separated (default: all)')
+    .action(
+      async (resource: string, name: string, opts: { fromLiteral?: string[]; fromFile?: string[]; role?: string; expires?: string; servers?: string }) => {
+        if (kindOf(resource, ['secret', 'token']) === 'token') {
+          if (opts.fromLiteral || opts.fromFile) throw usage('--from-literal and --from-file are for secrets, not tokens');
+          if (!opts.role) throw usage(`create token needs --role (${TOKEN_ROLE_NAMES.join(', ')})`);
+          const role = opts.role as (typeof TOKEN_ROLE_NAMES)[number];
+          if (!TOKEN_ROLE_NAMES.includes(role)) throw usage(`--role must be one of ${TOKEN_ROLE_NAMES.join(', ')}, got "${opts.role}"`);
+          const expires = opts.expires === undefined ? undefined : parseDuration(opts.expires, '--expires');
+          const servers = opts.servers === undefined ? undefined : opts.servers.split(',').map((s) => s.trim());
+          const created = await client().createToken(name, role, { expiresInSeconds: expires, servers });
+          const reach = created.servers?.join(',') ?? 'all';
+          process.stderr.write(
+            `token/${created.name} created (role ${created.role}, servers ${reach}, expires ${created.expiresAt ?? 'never'}); it is shown only now:\n`,
+          );
+          print(created.token);
+          return;
         }
-      }
-      if (Object.keys(data).length === 0) throw usage('create secret needs at least one --from-literal KEY=VALUE or --from-file KEY=PATH');
-      const written = await client().putSecret(name, data);
-      print(`secret/${name} ${written.version > 1 ? 'configured' : 'created'} (keys: ${written.keys.join(', ')}; version ${written.version})`);
-    });
+        if (opts.role || opts.expires || opts.servers) throw usage('--role, --expires and --servers are for tokens, not secrets');
+        const data: Record<string, string> = {};
+        for (const pair of opts.fromLiteral ?? []) {
+          const [key, value] = splitKeyValue(pair, '--from-literal');
+          data[key] = value;
+        }
+        for (const pair of opts.fromFile ?? []) {
+          const [key, file] = splitKeyValue(pair, '--from-file');
+          try {
+            data[key] = fs.readFileSync(file, 'utf8');
+          } catch (err) {
+            throw usage(`--from-file ${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+          }
+        }
+        if (Object.keys(data).length === 0) throw usage('create secret needs at least one --from-literal KEY=VALUE or --from-file KEY=PATH');
+        const written = await client().putSecret(name, data);
+        print(`secret/${name} ${written.version > 1 ? 'configured' : 'created'} (keys: ${written.keys.join(', ')}; version ${written.version})`);
+      },
+    );
 
   // ---- instance actions ---------------------------------------------------------------
   program

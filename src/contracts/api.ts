@@ -186,6 +186,13 @@ export const createTokenBodySchema = z
       .min(1, { error: `must be a whole number of seconds from 1 to ${TOKEN_MAX_SECONDS}` })
       .max(TOKEN_MAX_SECONDS, { error: `must be a whole number of seconds from 1 to ${TOKEN_MAX_SECONDS}` })
       .optional(),
+    /** Only these servers through the gateway (/mcp/servers/<name>; the /mcp aggregate is refused). */
+    servers: z
+      .array(serverNameSchema)
+      .min(1, { error: 'must name at least one server (leave it out for all)' })
+      .max(100)
+      .refine((names) => new Set(names).size === names.length, { error: 'lists a server twice' })
+      .optional(),
   })
   .meta({ id: 'TokenCreate' });
 
@@ -196,6 +203,8 @@ export interface TokenView {
   createdAt: string;
   /** null: never expires. */
   expiresAt: string | null;
+  /** The servers it may reach through the gateway; null: every server. */
+  servers: string[] | null;
 }
 
 // ---- responses ------------------------------------------------------------------

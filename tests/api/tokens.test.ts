@@ -44,7 +44,7 @@ describe('scoped tokens on a real mcpd', function () {
     for (const role of ['viewer', 'operator', 'client', 'admin']) {
       const created = await mcpctl(['create', 'token', `t-${role}`, '--role', role]);
       assert.equal(created.code, 0, created.stderr);
-      assert.match(created.stderr, new RegExp(`^token/t-${role} created \\(role ${role}, expires never\\)`));
+      assert.match(created.stderr, new RegExp(`^token/t-${role} created \\(role ${role}, servers all, expires never\\)`));
       tokens[role] = created.stdout.trim();
       assert.match(tokens[role], /^mcpd_[A-Za-z0-9_-]{43}$/, 'stdout holds the token and nothing else');
     }
@@ -68,7 +68,7 @@ describe('scoped tokens on a real mcpd', function () {
         ['t-viewer', 'viewer', null],
       ],
     );
-    assert.deepEqual(Object.keys(items[0]).sort(), ['createdAt', 'expiresAt', 'name', 'role']);
+    assert.deepEqual(Object.keys(items[0]).sort(), ['createdAt', 'expiresAt', 'name', 'role', 'servers']);
     const onDisk = fs.readFileSync(path.join(mcpd.dataDir, 'tokens.json'), 'utf8');
     for (const value of Object.values(tokens)) {
       assert.ok(!listed.stdout.includes(value), 'a token value was listed');
@@ -113,6 +113,41 @@ describe('scoped tokens on a real mcpd', function () {
     assert.match(refused.stderr, /role viewer/);
   });
 
+  it('--servers limits the gateway to those servers: others and the /mcp aggregate are refused', async () => {
+    const created = await mcpctl(['create', 'token', 't-one', '--role', 'client', '--servers', 't-only-this,t-and-this']);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stderr, /servers t-only-this,t-and-this/);
+    const one = created.stdout.trim();
+    const initialize = async (urlPath: string) => {
+      const res = await fetch(`${mcpd.url}${urlPath}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${one}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+        }),
+      });
+      return { status: res.status, text: await res.text() };
+    };
+    // Allowed, so it reaches the gateway, which says the server is not running (no server of that name here).
+    const allowed = await initialize('/mcp/servers/t-only-this');
+    assert.equal(allowed.status, 404);
+    assert.match(allowed.text, /MCP server \\"t-only-this\\" is not running/);
+    const other = await initialize('/mcp/servers/t-another');
+    assert.equal(other.status, 403);
+    assert.match(JSON.parse(other.text).error, /token "t-one" \(role client\) may not use \/mcp\/servers\/t-another/);
+    const aggregate = await initialize('/mcp');
+    assert.equal(aggregate.status, 403);
+    assert.match(JSON.parse(aggregate.text).details.reason, /limited to the servers t-only-this, t-and-this: connect to \/mcp\/servers\/<name>/);
+    const listed = await mcpctl(['get', 'token', 't-one']);
+    assert.match(listed.stdout, /t-one\s+client\s+t-only-this,t-and-this/);
+    const bad = await mcpctl(['create', 'token', 't-bad', '--role', 'client', '--servers', 'Not_A_Server']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /servers\.0: must be 1-40 lowercase letters/);
+  });
+
   it('a revoked token is refused at once, on the API and the gateway', async () => {
     const created = await mcpctl(['create', 'token', 't-gone', '--role', 'operator']);
     assert.equal(created.code, 0, created.stderr);
@@ -145,7 +180,8 @@ describe('scoped tokens on a real mcpd', function () {
       [{ name: 'x', role: 'root' }, 400, /role: must be one of viewer, operator, admin, client/],
       [{ name: 'Bad Name', role: 'viewer' }, 400, /name: must be 1-64 lowercase letters/],
       [{ name: 'x', role: 'viewer', expiresInSeconds: 0 }, 400, /expiresInSeconds: must be a whole number of seconds/],
-      [{ name: 'x', role: 'viewer', servers: ['a'] }, 400, /unknown field "servers"|servers/],
+      [{ name: 'x', role: 'viewer', servers: [] }, 400, /servers: must name at least one server/],
+      [{ name: 'x', role: 'viewer', scopes: ['all'] }, 400, /scopes: unknown field "scopes"/],
       [{ name: 't-viewer', role: 'admin' }, 409, /token "t-viewer" already exists/],
     ];
     for (const [body, status, message] of cases) {
