@@ -69,6 +69,7 @@ export function createNodeActivities({ runtime, secrets, routing, proxy, probeLo
     async startContainer(input: StartContainerInput): Promise<StartContainerResult> {
       const env: Record<string, string> = {};
       const secretValues: string[] = [];
+      const secretEnvNames: string[] = [];
       for (const entry of input.env) {
         if ('value' in entry) {
           env[entry.name] = entry.value;
@@ -80,6 +81,7 @@ export function createNodeActivities({ runtime, secrets, routing, proxy, probeLo
           env[entry.name] = value;
           secretValues.push(value);
           metrics?.secretLookedUp('read', secondsSince(startedAt));
+          secretEnvNames.push(entry.name);
         } catch (err) {
           const failure = secretFailure(err, entry.name);
           metrics?.secretLookedUp('read', secondsSince(startedAt), secretFailureReason(failure.message));
@@ -94,12 +96,15 @@ export function createNodeActivities({ runtime, secrets, routing, proxy, probeLo
           spec: input.spec,
           env,
           secretValues,
+          secretEnvNames,
           packageImage: input.packageImage,
           skipGrace: input.attach === true,
         });
       } catch (err) {
         throw startFailure(err);
       }
+      // In memory to this node's gateway, before anything the instance says can reach a client (or a probe's failure reason).
+      routing.protectSecrets?.(input.instanceId, started.containerId, secretValues);
       if (input.attach) await attachStarted(input, started.containerId, started.port, secretValues);
       // The gateway attaches instances ready, so a passing probe needs no readiness change; a failing one is the probe loop's to count.
       const probe = input.attach && input.probe && proxy ? await probeAttached(proxy, input.probe, metrics) : undefined;

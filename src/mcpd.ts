@@ -17,9 +17,11 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type pino from 'pino';
 import { createApi } from './api/app';
 import { ControlPlaneMonitor } from './api/controlPlane';
-import { checkBearer, ensureApiToken, sendRejection } from './api/auth';
+import { authorize, ensureApiToken, sendRejection } from './api/auth';
+import { TokenStore } from './api/tokens';
 import { seedExamples } from './api/seed';
 import type { Settings } from './config/settings';
+import { checkOrigin, originPolicy } from './config/origins';
 import { DockerRuntime, type ContainerRuntime } from './docker/runtime';
 import { Gateway } from './gateway/gateway';
 import { GatewayHttp, linkInstanceUrl, matchGatewayPath, matchLinkPath } from './gateway/http';
@@ -174,6 +176,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     }
 
     const token = ensureApiToken(settings.dataDir);
+    const tokens = new TokenStore(settings.dataDir);
     const app = express();
     app.disable('x-powered-by');
     if (settings.roles.api) {
@@ -190,6 +193,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           ],
           settings,
           token,
+          tokens,
           node: settings.node,
           // Ready once the running instances are back in the gateway, so clients arriving after a restart find them.
           ready: () => !workerFailure && (workers?.reattached() ?? true),
@@ -203,6 +207,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     const mcpHttp = gateway ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined }) : undefined;
     gatewayHttp = mcpHttp;
 
+    const origins = originPolicy(settings);
     // MCP traffic skips express: its routing and response helpers cost more CPU per call than the whole proxy hop.
     const serve = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       const link = mcpHttp && keys ? matchLinkPath(req.url) : undefined;
@@ -225,13 +230,24 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       }
       if (isMetricsPath(req.url)) {
         // Behind the API token like everything else on this port: the series name servers and nodes.
-        const rejection = checkBearer(req.headers.authorization, token);
+        const rejection = authorize(req.headers.authorization, token, tokens, { kind: 'api', method: 'GET', path: '/metrics' });
         if (rejection) return sendRejection(res, rejection);
         return void serveMetrics(req, res, metrics);
       }
       const route = mcpHttp ? matchGatewayPath(req.url) : undefined;
       if (!mcpHttp || !route) return void app(req, res);
-      const rejection = checkBearer(req.headers.authorization, token);
+      // DNS-rebinding protection before the token: the link above carries no Origin and has its own token.
+      const forbidden = checkOrigin(req.headers, origins);
+      if (forbidden) {
+        const body = JSON.stringify({
+          jsonrpc: '2.0',
+          error: { code: -32000, message: `Forbidden: ${forbidden.body.error}`, data: forbidden.body.details },
+          id: null,
+        });
+        res.writeHead(forbidden.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        return void res.end(body);
+      }
+      const rejection = authorize(req.headers.authorization, token, tokens, { kind: 'gateway', server: route.server });
       if (rejection) return sendRejection(res, rejection);
       mcpHttp.handle(req, res, route.server).catch((err: Error) => {
         log.error({ err: err.message, url: req.url }, 'gateway request failed');

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
@@ -78,9 +78,57 @@ const held: Buffer[] = [];
 
 /**
  * Tools that misbehave on purpose, for mcpd's chaos tests; only with GITEA_LIKE_CHAOS_TOOLS=1,
- * so every other test sees the four tools above.
+ * so every other test sees the four tools above (and no resources).
  */
 function registerChaosTools(server: McpServer): void {
+  // The env tool sends logging notifications, which the SDK allows only with the capability declared.
+  server.server.registerCapabilities({ logging: {} });
+  // A buggy or hostile server that hands out its environment, secrets included: mcpd's gateway must redact them.
+  server.registerTool(
+    'env',
+    {
+      description:
+        'Print the environment (or one variable): format "json" (JSON.stringify) or "raw" (NAME=value lines); via "result", ' +
+        '"error" (an isError result), "notification" (notifications/message) or "progress" (the message of a progress notification).',
+      inputSchema: {
+        name: z.string().optional(),
+        format: z.enum(['json', 'raw']).default('json'),
+        via: z.enum(['result', 'error', 'notification', 'progress']).default('result'),
+      },
+    },
+    async ({ name, format, via }, extra) => {
+      const picked = name === undefined ? { ...process.env } : { [name]: process.env[name] };
+      const text =
+        format === 'json'
+          ? JSON.stringify(picked)
+          : Object.entries(picked)
+              .map(([k, v]) => `${k}=${v}`)
+              .join('\n');
+      if (via === 'error') throw new Error(`cannot go on with ${text}`);
+      if (via === 'notification') {
+        await extra.sendNotification({ method: 'notifications/message', params: { level: 'info', logger: 'env', data: text } });
+        return { content: [{ type: 'text' as const, text: 'sent as a logging notification' }] };
+      }
+      if (via === 'progress') {
+        const progressToken = extra._meta?.progressToken;
+        if (progressToken === undefined) return toolError('via "progress" needs a progressToken in _meta');
+        await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: 1, total: 1, message: text } });
+        return { content: [{ type: 'text' as const, text: 'sent as a progress message' }] };
+      }
+      return { content: [{ type: 'text' as const, text }] };
+    },
+  );
+
+  // A failing read is a JSON-RPC error whose message carries the variable's value.
+  server.registerResource(
+    'env-error',
+    new ResourceTemplate('env-error://{name}', { list: undefined }),
+    { description: 'Reading env-error://NAME fails with a JSON-RPC error that quotes the variable NAME.' },
+    (_uri, { name }) => {
+      throw new Error(`cannot read ${String(name)}: it is ${process.env[String(name)]}`);
+    },
+  );
+
   server.registerTool(
     'allocate',
     {

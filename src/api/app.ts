@@ -8,17 +8,19 @@
 import express, { type Request, type Response } from 'express';
 import type { Client } from '@temporalio/client';
 import type { Settings } from '../config/settings';
+import { checkOrigin, originPolicy } from '../config/origins';
 import type { Logger } from '../logger';
 import type { SecretStore } from '../secrets/types';
 import { bearerAuth } from './auth';
-import { instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySchema, startQuerySchema } from '../contracts/api';
+import type { TokenStore } from './tokens';
+import { createTokenBodySchema, instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySchema, startQuerySchema } from '../contracts/api';
 import { API_CALL_DEADLINE_MS, temporalUnreachable, type ControlPlaneMonitor, type ControlPlaneState } from './controlPlane';
 import { errorHandler, notFound, toApiError } from './errors';
 import { InstanceControl } from './instances';
 import { pipeInstanceLogs, type LogSource } from './logs';
 import { buildOpenApiDocument } from './openapi';
 import { parseSpecBody, ServerControl } from './servers';
-import { bodyOf, instanceIdParam, jsonBody, nodeNameParam, queryOf, secretNameParam, serverNameParam } from './validation';
+import { bodyOf, instanceIdParam, jsonBody, nodeNameParam, queryOf, secretNameParam, serverNameParam, tokenNameParam } from './validation';
 import { readNodes } from '../nodes/registry';
 
 export const API_PREFIX = '/api/v1';
@@ -32,6 +34,8 @@ export interface ApiDependencies {
   settings: Settings;
   /** The bearer token every /api/v1 request must carry (see ensureApiToken). */
   token: string;
+  /** Scoped tokens (roles), besides the first-start admin token. */
+  tokens?: TokenStore;
   /** This process's Docker node; new server workflows schedule their containers on it. */
   node: string;
   /** /readyz answers 200 only when this returns true (worker and gateway up). */
@@ -116,13 +120,23 @@ export function createApi(deps: ApiDependencies): express.Express {
   });
 
   const api = express.Router();
+  // DNS-rebinding protection first: a browser page of a foreign site learns nothing, not even whether its token was right.
+  const origins = originPolicy(deps.settings);
+  api.use((req, res, next) => {
+    const rejection = checkOrigin(req.headers, origins);
+    if (rejection) {
+      res.status(rejection.status).json(rejection.body);
+      return;
+    }
+    next();
+  });
   // The document describes the API; it holds nothing secret, so clients can read it before they have a token.
   let openApiDocument: object | undefined;
   api.get('/openapi.json', (_req, res) => {
     openApiDocument ??= buildOpenApiDocument();
     res.json(openApiDocument);
   });
-  api.use(bearerAuth(deps.token));
+  api.use(bearerAuth(deps.token, deps.tokens));
   if (deps.controlPlane) api.use(answerFastWhenTemporalIsSilent(deps.controlPlane));
   api.use(express.json({ limit: JSON_BODY_LIMIT }));
 
@@ -216,6 +230,25 @@ export function createApi(deps: ApiDependencies): express.Express {
     const node = (await readNodesOrApiError(deps.client)).find((n) => n.name === name);
     if (!node) throw notFound(`node "${name}" not found`);
     res.json(node);
+  });
+
+  // ---- scoped tokens (admin only: see roleRefusal) ------------------------------------
+  api.get('/tokens', (_req, res) => {
+    if (!deps.tokens) throw notFound('scoped tokens are not kept by this process');
+    res.json({ items: deps.tokens.list() });
+  });
+  api.post('/tokens', (req, res) => {
+    if (!deps.tokens) throw notFound('scoped tokens are not kept by this process');
+    const { name, role, expiresInSeconds, servers } = bodyOf(req, createTokenBodySchema, 'token');
+    const { view, token } = deps.tokens.create(name, role, expiresInSeconds, servers);
+    // The only time the value is shown: the caller hands it to whoever gets the role.
+    res.status(201).json({ ...view, token });
+  });
+  api.delete('/tokens/:name', (req, res) => {
+    if (!deps.tokens) throw notFound('scoped tokens are not kept by this process');
+    const name = tokenNameParam(req);
+    deps.tokens.revoke(name);
+    res.json({ name, deleted: true });
   });
 
   // ---- gateway --------------------------------------------------------------

@@ -7,6 +7,8 @@ import path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import { readOrCreateSecretFile } from '../secrets/localSecretFile';
+import type { TokenRole } from '../contracts/api';
+import { TOKEN_PREFIX, type Principal, type TokenStore } from './tokens';
 
 export const API_TOKEN_FILE = 'api-token';
 const TOKEN_PATTERN = /^[A-Za-z0-9._~+/=-]{16,}$/;
@@ -55,16 +57,63 @@ export function checkBearer(authorization: string | undefined, token: string): A
   return null;
 }
 
+/** What a request wants to do, for the role check. `path` is below /api/v1. */
+export type Access = { kind: 'gateway'; server?: string } | { kind: 'api'; method: string; path: string };
+
+/** Why a role may not do this, or null when it may. */
+export function roleRefusal(role: TokenRole, access: Access): string | null {
+  if (role === 'admin') return null;
+  if (access.kind === 'gateway') return role === 'viewer' ? 'the viewer role may not use the gateway (/mcp)' : null;
+  if (role === 'client') return 'the client role may use the gateway (/mcp) only, not the API';
+  if (/^\/tokens(\/|$)/.test(access.path)) return 'only the admin role may manage tokens';
+  const reads = access.method === 'GET' || access.method === 'HEAD';
+  if (role === 'viewer' && !reads) return 'the viewer role may only read (GET)';
+  return null;
+}
+
+/**
+ * The bearer check of the API and the gateway with scoped tokens: the first-start token
+ * is admin, a scoped token has its role; null when the request may go on.
+ */
+export function authorize(authorization: string | undefined, adminToken: string, tokens: TokenStore | undefined, access: Access): AuthRejection | null {
+  const match = authorization ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization) : null;
+  if (!match || !tokens || !match[1].startsWith(TOKEN_PREFIX)) return checkBearer(authorization, adminToken);
+  const found = tokens.lookup(match[1]);
+  if (!found.ok) {
+    const why = found.reason === 'expired' ? 'expired bearer token' : 'invalid bearer token';
+    return { status: 403, wwwAuthenticate: 'Bearer realm="mcpd", error="invalid_token"', body: { error: why } };
+  }
+  return refusalFor(found.principal, access);
+}
+
+/** Why a token limited to some servers may not use this gateway endpoint, or null. */
+export function serversRefusal(servers: string[] | null, access: Access): string | null {
+  if (servers === null || access.kind !== 'gateway') return null;
+  if (access.server === undefined) return `the token is limited to the servers ${servers.join(', ')}: connect to /mcp/servers/<name>, not the /mcp aggregate`;
+  return servers.includes(access.server) ? null : `the token is limited to the servers ${servers.join(', ')}`;
+}
+
+function refusalFor(principal: Principal, access: Access): AuthRejection | null {
+  const reason = roleRefusal(principal.role, access) ?? serversRefusal(principal.servers, access);
+  if (!reason) return null;
+  const what = access.kind === 'gateway' ? (access.server === undefined ? '/mcp' : `/mcp/servers/${access.server}`) : `${access.method} /api/v1${access.path}`;
+  return {
+    status: 403,
+    wwwAuthenticate: 'Bearer realm="mcpd", error="insufficient_scope"',
+    body: { error: `token "${principal.name}" (role ${principal.role}) may not use ${what}`, details: { role: principal.role, reason } },
+  };
+}
+
 /** Sends a rejection on a plain node:http response (the gateway is served without express). */
 export function sendRejection(res: ServerResponse, rejection: AuthRejection): void {
   res.writeHead(rejection.status, { 'content-type': 'application/json', 'www-authenticate': rejection.wwwAuthenticate });
   res.end(JSON.stringify(rejection.body));
 }
 
-/** 401 without a bearer token (with WWW-Authenticate), 403 with a wrong one. */
-export function bearerAuth(token: string): RequestHandler {
+/** 401 without a bearer token (with WWW-Authenticate), 403 with a wrong one or one whose role may not do this. */
+export function bearerAuth(token: string, tokens?: TokenStore): RequestHandler {
   return (req, res, next) => {
-    const rejection = checkBearer(req.headers.authorization, token);
+    const rejection = authorize(req.headers.authorization, token, tokens, { kind: 'api', method: req.method, path: req.path });
     if (rejection) {
       sendRejection(res, rejection);
       return;

@@ -9,6 +9,9 @@ import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiResponse
 import { mcpServerSpecSchema } from '../contracts/spec';
 import {
   appliedServerSchema,
+  createTokenBodySchema,
+  TOKEN_ROLES,
+  tokenPathSchema,
   deletedSecretSchema,
   deletedServerSchema,
   errorSchema,
@@ -51,6 +54,16 @@ function op(summary: string, responses: ZodOpenApiResponsesObject, extra: Partia
 const onServer = { requestParams: { path: serverPathSchema } };
 const onInstance = { requestParams: { path: instancePathSchema } };
 const onSecret = { requestParams: { path: secretPathSchema } };
+const onToken = { requestParams: { path: tokenPathSchema } };
+const tokenViewSchema = z
+  .object({
+    name: z.string(),
+    role: z.enum(TOKEN_ROLES),
+    createdAt: z.string().meta({ format: 'date-time' }),
+    expiresAt: z.string().meta({ format: 'date-time' }).nullable(),
+    servers: z.array(z.string()).nullable(),
+  })
+  .meta({ id: 'Token' });
 const status = z.object({ status: z.string() });
 const readiness = z.object({
   status: z.string(),
@@ -179,6 +192,25 @@ export function buildOpenApiDocument(): object {
           'Describe a node',
           { '200': ok('The node', nodeViewSchema), '400': err('Not a node name'), '404': err('No such node') },
           { requestParams: { path: nodePathSchema } },
+        ),
+      },
+      '/api/v1/tokens': {
+        get: op('List scoped tokens (admin): names, roles, expiry, never values', { '200': ok('Tokens', listOf(tokenViewSchema)) }),
+        post: op(
+          'Create a scoped token (admin); the answer holds its value, shown this once',
+          {
+            '201': ok('Created', tokenViewSchema.extend({ token: z.string() })),
+            '400': err('Invalid name, role or expiry'),
+            '409': err('A token of that name exists'),
+          },
+          { requestBody: body(createTokenBodySchema) },
+        ),
+      },
+      '/api/v1/tokens/{name}': {
+        delete: op(
+          'Revoke a scoped token (admin), at once',
+          { '200': ok('Revoked', z.object({ name: z.string(), deleted: z.literal(true) })), '404': err('No such token') },
+          onToken,
         ),
       },
       '/api/v1/gateway': {

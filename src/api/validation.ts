@@ -7,7 +7,7 @@
 import type { Request } from 'express';
 import type { z } from 'zod';
 import { describeFieldErrors, fieldErrorsOf } from '../contracts/spec';
-import { instancePathSchema, nodePathSchema, secretPathSchema, serverPathSchema } from '../contracts/api';
+import { instancePathSchema, nodePathSchema, secretPathSchema, serverPathSchema, tokenPathSchema } from '../contracts/api';
 import { badRequest } from './errors';
 
 /** The parsed value, or a 400 `invalid <what>: <field>: <message>; ...`. */
@@ -32,6 +32,11 @@ export function serverNameParam(req: Request): string {
 export function nodeNameParam(req: Request): string {
   const name = rawParam(req, 'name');
   return parseWith(nodePathSchema, { name }, `node name "${name}"`).name;
+}
+
+export function tokenNameParam(req: Request): string {
+  const name = rawParam(req, 'name');
+  return parseWith(tokenPathSchema, { name }, `token name "${name}"`).name;
 }
 
 export function secretNameParam(req: Request): string {

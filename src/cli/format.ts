@@ -4,7 +4,7 @@
  */
 import type YAMLModule from 'yaml';
 import type { InstanceView } from '../contracts/instance';
-import type { ServerResource } from '../contracts/api';
+import type { ServerResource, TokenView } from '../contracts/api';
 import type { NodeView } from '../contracts/node';
 import { formatPackageRef, parsePackageRef } from '../contracts/packageRef';
 import type { SecretInfo } from '../client/mcpdClient';
@@ -187,6 +187,21 @@ function instancesSection(instances: InstanceView[], now: Date): string {
       instances.map((i) => cols.row(i, now)),
     ),
   )}`;
+}
+
+export function tokenColumns(wide: boolean): Columns<TokenView> {
+  const headers = ['NAME', 'ROLE', 'SERVERS', 'AGE', 'EXPIRES'];
+  if (wide) headers.push('CREATED');
+  return {
+    headers,
+    key: (t) => t.name,
+    stateColumn: 1,
+    row: (t, now) => {
+      const cells = [t.name, t.role, t.servers?.join(',') ?? '*', formatAge(t.createdAt, now), t.expiresAt === null ? 'never' : t.expiresAt];
+      if (wide) cells.push(t.createdAt);
+      return cells;
+    },
+  };
 }
 
 export function secretColumns(wide: boolean): Columns<SecretInfo> {

@@ -28,13 +28,14 @@ import {
   renderObject,
   secretColumns,
   serverColumns,
+  tokenColumns,
   type Columns,
   type OutputFormat,
 } from './format';
 
 const WATCH_INTERVAL_MS = 2000;
 
-type Kind = 'server' | 'instance' | 'secret' | 'node';
+type Kind = 'server' | 'instance' | 'secret' | 'node' | 'token';
 const KIND_ALIASES: Record<string, Kind> = {
   server: 'server',
   servers: 'server',
@@ -47,7 +48,19 @@ const KIND_ALIASES: Record<string, Kind> = {
   node: 'node',
   nodes: 'node',
   no: 'node',
+  token: 'token',
+  tokens: 'token',
 };
+
+const TOKEN_ROLE_NAMES = ['viewer', 'operator', 'admin', 'client'] as const;
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** "90s", "15m", "12h", "30d" -> seconds; the API bounds the value. */
+function parseDuration(raw: string, option: string): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(raw.trim());
+  if (!m || Number(m[1]) === 0) throw usage(`${option} must be a duration like 90s, 15m, 12h or 30d, got "${raw}"`);
+  return Number(m[1]) * DURATION_UNITS[m[2]];
+}
 
 function usage(message: string): McpdError {
   return new McpdError(message, EXIT.usage);
@@ -88,8 +101,8 @@ export function buildProgram(): Command {
   // ---- get --------------------------------------------------------------------
   program
     .command('get')
-    .description('List servers, instances, secrets or nodes (NAME narrows to one; for instances a server name filters)')
-    .argument('<resource>', 'servers | instances | secrets | nodes')
+    .description('List servers, instances, secrets, nodes or tokens (NAME narrows to one; for instances a server name filters)')
+    .argument('<resource>', 'servers | instances | secrets | nodes | tokens')
     .argument('[name]', 'a server name, an instance id, a secret name, or a node name')
     .addOption(outputOption())
     .option('-w, --watch', 'keep watching and print rows that change')
@@ -103,7 +116,7 @@ export function buildProgram(): Command {
         name: string | undefined,
         opts: { output?: string; watch?: boolean; status?: string; health?: string; node?: string; all?: boolean },
       ) => {
-        const kind = kindOf(resource, ['server', 'instance', 'secret', 'node']);
+        const kind = kindOf(resource, ['server', 'instance', 'secret', 'node', 'token']);
         const format = outputFormat(opts);
         const c = client();
         const wide = format === 'wide';
@@ -117,6 +130,15 @@ export function buildProgram(): Command {
           fetchItems = async () =>
             single ? [await c.getInstance(name!)] : c.listInstances({ server: name, status: opts.status, health: opts.health, node: opts.node, all: opts.all });
           columns = instanceColumns(wide);
+        } else if (kind === 'token') {
+          fetchItems = async () => {
+            const items = await c.listTokens();
+            if (name === undefined) return items;
+            const one = items.find((t) => t.name === name);
+            if (!one) throw new McpdError(`token "${name}" not found`, EXIT.notFound);
+            return [one];
+          };
+          columns = tokenColumns(wide);
         } else if (kind === 'node') {
           fetchItems = async () => (name ? [await c.getNode(name)] : c.listNodes());
           columns = nodeColumns(wide);
@@ -211,13 +233,14 @@ export function buildProgram(): Command {
   // ---- delete ---------------------------------------------------------------------
   program
     .command('delete')
-    .description('Delete a server (stops its instances and removes their containers) or a secret')
-    .argument('<resource>', 'server | secret')
+    .description('Delete a server (stops its instances and removes their containers), a secret, or a token (revoked at once)')
+    .argument('<resource>', 'server | secret | token')
     .argument('<name>', 'name')
     .action(async (resource: string, name: string) => {
-      const kind = kindOf(resource, ['server', 'secret']);
+      const kind = kindOf(resource, ['server', 'secret', 'token']);
       const c = client();
       if (kind === 'server') await c.deleteServer(name);
+      else if (kind === 'token') await c.deleteToken(name);
       else await c.deleteSecret(name);
       print(`${kind}/${name} deleted`);
     });
@@ -226,30 +249,50 @@ export function buildProgram(): Command {
   const collect = (value: string, previous: string[] = []) => [...previous, value];
   program
     .command('create')
-    .description('Create or replace a secret in OpenBao (values are write-only)')
-    .argument('<resource>', 'secret')
-    .argument('<name>', 'secret name')
-    .option('--from-literal <key=value>', 'a key and its value (repeatable)', collect)
-    .option('--from-file <key=path>', 'a key and a file holding its value (repeatable)', collect)
-    .action(async (resource: string, name: string, opts: { fromLiteral?: string[]; fromFile?: string[] }) => {
-      kindOf(resource, ['secret']);
-      const data: Record<string, string> = {};
-      for (const pair of opts.fromLiteral ?? []) {
-        const [key, value] = splitKeyValue(pair, '--from-literal');
-        data[key] = value;
-      }
-      for (const pair of opts.fromFile ?? []) {
-        const [key, file] = splitKeyValue(pair, '--from-file');
-        try {
-          data[key] = fs.readFileSync(file, 'utf8');
-        } catch (err) {
-          throw usage(`--from-file ${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    .description('Create or replace a secret in OpenBao (values are write-only), or create a scoped token (printed once on stdout; only its hash is kept)')
+    .argument('<resource>', 'secret | token')
+    .argument('<name>', 'secret or token name')
+    .option('--from-literal <key=value>', 'secret: a key and its value (repeatable)', collect)
+    .option('--from-file <key=path>', 'secret: a key and a file holding its value (repeatable)', collect)
+    .option('--role <role>', `token: ${TOKEN_ROLE_NAMES.join(' | ')}`)
+    .option('--expires <duration>', 'token: lifetime, e.g. 12h or 30d (default: never)')
+    .option('--servers <names>', 'token: only these servers through the gateway, comma-separated (default: all)')
+    .action(
+      async (resource: string, name: string, opts: { fromLiteral?: string[]; fromFile?: string[]; role?: string; expires?: string; servers?: string }) => {
+        if (kindOf(resource, ['secret', 'token']) === 'token') {
+          if (opts.fromLiteral || opts.fromFile) throw usage('--from-literal and --from-file are for secrets, not tokens');
+          if (!opts.role) throw usage(`create token needs --role (${TOKEN_ROLE_NAMES.join(', ')})`);
+          const role = opts.role as (typeof TOKEN_ROLE_NAMES)[number];
+          if (!TOKEN_ROLE_NAMES.includes(role)) throw usage(`--role must be one of ${TOKEN_ROLE_NAMES.join(', ')}, got "${opts.role}"`);
+          const expires = opts.expires === undefined ? undefined : parseDuration(opts.expires, '--expires');
+          const servers = opts.servers === undefined ? undefined : opts.servers.split(',').map((s) => s.trim());
+          const created = await client().createToken(name, role, { expiresInSeconds: expires, servers });
+          const reach = created.servers?.join(',') ?? 'all';
+          process.stderr.write(
+            `token/${created.name} created (role ${created.role}, servers ${reach}, expires ${created.expiresAt ?? 'never'}); it is shown only now:\n`,
+          );
+          print(created.token);
+          return;
         }
-      }
-      if (Object.keys(data).length === 0) throw usage('create secret needs at least one --from-literal KEY=VALUE or --from-file KEY=PATH');
-      const written = await client().putSecret(name, data);
-      print(`secret/${name} ${written.version > 1 ? 'configured' : 'created'} (keys: ${written.keys.join(', ')}; version ${written.version})`);
-    });
+        if (opts.role || opts.expires || opts.servers) throw usage('--role, --expires and --servers are for tokens, not secrets');
+        const data: Record<string, string> = {};
+        for (const pair of opts.fromLiteral ?? []) {
+          const [key, value] = splitKeyValue(pair, '--from-literal');
+          data[key] = value;
+        }
+        for (const pair of opts.fromFile ?? []) {
+          const [key, file] = splitKeyValue(pair, '--from-file');
+          try {
+            data[key] = fs.readFileSync(file, 'utf8');
+          } catch (err) {
+            throw usage(`--from-file ${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+          }
+        }
+        if (Object.keys(data).length === 0) throw usage('create secret needs at least one --from-literal KEY=VALUE or --from-file KEY=PATH');
+        const written = await client().putSecret(name, data);
+        print(`secret/${name} ${written.version > 1 ? 'configured' : 'created'} (keys: ${written.keys.join(', ')}; version ${written.version})`);
+      },
+    );
 
   // ---- instance actions ---------------------------------------------------------------
   program

@@ -9,7 +9,7 @@ import http, { type IncomingMessage } from 'node:http';
 import path from 'node:path';
 import type { McpServerSpec } from '../contracts/spec';
 import type { InstanceView } from '../contracts/instance';
-import type { ServerResource, ApplyOutcome } from '../contracts/api';
+import type { ServerResource, ApplyOutcome, TokenRole, TokenView } from '../contracts/api';
 import type { NodeView } from '../contracts/node';
 import type { SecretSummary } from '../secrets/types';
 
@@ -123,6 +123,13 @@ export class McpdClient {
   getSecret = (name: string) => this.request<SecretInfo>('GET', `/secrets/${enc(name)}`);
   putSecret = (name: string, data: Record<string, string>) => this.request<SecretInfo>('PUT', `/secrets/${enc(name)}`, { data });
   deleteSecret = (name: string) => this.request<{ name: string }>('DELETE', `/secrets/${enc(name)}`);
+
+  // ---- scoped tokens (admin)
+  listTokens = () => this.request<{ items: TokenView[] }>('GET', '/tokens').then((r) => r.items);
+  /** The answer holds the token's value: the only time mcpd shows it. */
+  createToken = (name: string, role: TokenRole, options: { expiresInSeconds?: number; servers?: string[] } = {}) =>
+    this.request<TokenView & { token: string }>('POST', '/tokens', { name, role, ...options });
+  deleteToken = (name: string) => this.request<{ name: string }>('DELETE', `/tokens/${enc(name)}`);
 
   async request<T>(method: string, apiPath: string, body?: unknown): Promise<T> {
     const res = await this.send(method, apiPath, body);

@@ -7,6 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseAllowedOrigins } from './origins';
 import { DEFAULT_NODE_CAPACITY, NODE_NAME_PATTERN, parseNodeLabels, type NodeLabels } from '../contracts/node';
 
 export interface Settings {
@@ -57,6 +58,11 @@ export interface Settings {
   temporalMetrics: 'auto' | 'off' | { host: string; port: number };
   /** Traces go to this OTLP/HTTP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT, the standard variable); unset: no tracing. */
   otlpEndpoint: string | undefined;
+  /**
+   * Origins besides loopback ones that may call /mcp* and /api from a browser
+   * (MCPD_ALLOWED_ORIGINS, comma-separated; DNS-rebinding protection, see origins.ts).
+   */
+  allowedOrigins: string[];
 }
 
 export const ROLES = ['api', 'gateway', 'worker'] as const;
@@ -164,6 +170,13 @@ const temporalMetrics = z.string().transform((raw, ctx) => {
   return z.NEVER;
 });
 
+const allowedOrigins = z.string().transform((raw, ctx) => {
+  const parsed = parseAllowedOrigins(raw);
+  if (parsed.ok) return parsed.origins;
+  ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of origins like https://app.example.com: ${parsed.error}` });
+  return z.NEVER;
+});
+
 const logLevel = z.string().refine((raw) => (LOG_LEVELS as readonly string[]).includes(raw), {
   error: (issue) => `must be one of ${LOG_LEVELS.join(', ')}, got "${String(issue.input)}"`,
 });
@@ -199,6 +212,7 @@ export const environmentSchema = z.object({
   MCPD_METRICS: optional(flag),
   MCPD_TEMPORAL_METRICS: optional(temporalMetrics),
   OTEL_EXPORTER_OTLP_ENDPOINT: optional(httpUrl),
+  MCPD_ALLOWED_ORIGINS: optional(allowedOrigins),
 });
 
 export class SettingsError extends Error {
@@ -241,5 +255,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     metrics: e.MCPD_METRICS ?? true,
     temporalMetrics: e.MCPD_TEMPORAL_METRICS ?? 'auto',
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+    allowedOrigins: e.MCPD_ALLOWED_ORIGINS ?? [],
   };
 }

@@ -160,6 +160,53 @@ export const secretBodySchema = z
   })
   .meta({ id: 'SecretWrite' });
 
+// ---- scoped tokens ----------------------------------------------------------------
+
+/**
+ * What a scoped token may do. viewer: read the API. operator: read and change servers,
+ * instances and secrets, and use the gateway. admin: everything, tokens included (the
+ * first-start token in <dataDir>/api-token is admin). client: the gateway only.
+ */
+export const TOKEN_ROLES = ['viewer', 'operator', 'admin', 'client'] as const;
+export type TokenRole = (typeof TOKEN_ROLES)[number];
+/** The longest a scoped token may live: ten years. */
+export const TOKEN_MAX_SECONDS = 10 * 365 * 86_400;
+
+export const tokenNameSchema = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$/, 'must be 1-64 lowercase letters, digits, ".", "_" or "-", starting and ending with a letter or digit');
+export const tokenPathSchema = z.object({ name: tokenNameSchema });
+
+export const createTokenBodySchema = z
+  .strictObject({
+    name: tokenNameSchema,
+    role: z.enum(TOKEN_ROLES, { error: `must be one of ${TOKEN_ROLES.join(', ')}` }),
+    expiresInSeconds: z
+      .int({ error: `must be a whole number of seconds from 1 to ${TOKEN_MAX_SECONDS}` })
+      .min(1, { error: `must be a whole number of seconds from 1 to ${TOKEN_MAX_SECONDS}` })
+      .max(TOKEN_MAX_SECONDS, { error: `must be a whole number of seconds from 1 to ${TOKEN_MAX_SECONDS}` })
+      .optional(),
+    /** Only these servers through the gateway (/mcp/servers/<name>; the /mcp aggregate is refused). */
+    servers: z
+      .array(serverNameSchema)
+      .min(1, { error: 'must name at least one server (leave it out for all)' })
+      .max(100)
+      .refine((names) => new Set(names).size === names.length, { error: 'lists a server twice' })
+      .optional(),
+  })
+  .meta({ id: 'TokenCreate' });
+
+/** A scoped token as listed: never its value, never its hash. */
+export interface TokenView {
+  name: string;
+  role: TokenRole;
+  createdAt: string;
+  /** null: never expires. */
+  expiresAt: string | null;
+  /** The servers it may reach through the gateway; null: every server. */
+  servers: string[] | null;
+}
+
 // ---- responses ------------------------------------------------------------------
 
 /** ISO-8601 times as the workflows write them (not re-validated: the API only relays them). */

@@ -14,6 +14,12 @@ export const LABELS = {
   owner: 'io.mcpd.owner',
   /** JSON UpstreamEndpoint (transport, loopback port, path), so a restarted mcpd can re-attach. */
   endpoint: 'io.mcpd.endpoint',
+  /**
+   * Comma-separated names (never values) of the env variables filled from secrets, so a
+   * restarted mcpd's gateway can read those values back from the container and go on
+   * redacting them from what the instance sends.
+   */
+  secretEnv: 'io.mcpd.secret-env',
 } as const;
 
 /** Labels of the images mcpd builds from npm and PyPI packages (src/docker/packageImages.ts). */

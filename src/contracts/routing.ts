@@ -19,6 +19,12 @@ export interface InstanceRouting {
   setReady(instanceId: string, ready: boolean): void;
   /** The instance stopped or its container is gone: fail in-flight calls promptly and forget it. */
   detach(instanceId: string, reason: string): Promise<void>;
+  /**
+   * The values of the secrets injected into this container, handed over in memory on the
+   * node (never through Temporal): whatever the instance sends back is redacted of them.
+   * Call before attach, so the handshake is covered too; an empty list forgets them.
+   */
+  protectSecrets?(instanceId: string, containerId: string, values: string[]): void;
 }
 
 export interface McpRequest {

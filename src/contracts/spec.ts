@@ -81,6 +81,86 @@ export const resourcesSchema = z.strictObject({
   pids: z.number().int().positive().optional(),
 });
 
+/**
+ * The Linux capabilities a spec may add back (capabilities(7)). Every container starts
+ * with all of them dropped; a server that must, say, bind a port below 1024 asks for
+ * NET_BIND_SERVICE by name.
+ */
+export const LINUX_CAPABILITIES = [
+  'AUDIT_CONTROL',
+  'AUDIT_READ',
+  'AUDIT_WRITE',
+  'BLOCK_SUSPEND',
+  'BPF',
+  'CHECKPOINT_RESTORE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'DAC_READ_SEARCH',
+  'FOWNER',
+  'FSETID',
+  'IPC_LOCK',
+  'IPC_OWNER',
+  'KILL',
+  'LEASE',
+  'LINUX_IMMUTABLE',
+  'MAC_ADMIN',
+  'MAC_OVERRIDE',
+  'MKNOD',
+  'NET_ADMIN',
+  'NET_BIND_SERVICE',
+  'NET_BROADCAST',
+  'NET_RAW',
+  'PERFMON',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYS_ADMIN',
+  'SYS_BOOT',
+  'SYS_CHROOT',
+  'SYS_MODULE',
+  'SYS_NICE',
+  'SYS_PACCT',
+  'SYS_PTRACE',
+  'SYS_RAWIO',
+  'SYS_RESOURCE',
+  'SYS_TIME',
+  'SYS_TTY_CONFIG',
+  'SYSLOG',
+  'WAKE_ALARM',
+] as const;
+
+/** "NET_BIND_SERVICE" or "CAP_NET_BIND_SERVICE", any case, to the name Docker's CapAdd takes (overwrite: no transform, so the OpenAPI document can describe it). */
+const capabilitySchema = z
+  .string()
+  .overwrite((raw) => raw.trim().toUpperCase().replace(/^CAP_/, ''))
+  .refine((name) => (LINUX_CAPABILITIES as readonly string[]).includes(name), {
+    error: (issue) =>
+      issue.input === 'ALL'
+        ? 'ALL is not allowed: name each capability the server needs (e.g. NET_BIND_SERVICE)'
+        : 'is not a Linux capability (e.g. NET_BIND_SERVICE, CHOWN; see capabilities(7))',
+  });
+
+/** A user name or uid, optionally with a group name or gid: "node", "1000", "1000:1000", "app:app". */
+const CONTAINER_USER_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/;
+
+/**
+ * How locked down the container is. Whatever this says, containers run with
+ * no-new-privileges (no setuid escalation) and every capability dropped.
+ */
+export const securitySchema = z.strictObject({
+  /** Capabilities added back after all are dropped (default none). */
+  capabilities: z
+    .array(capabilitySchema)
+    .max(LINUX_CAPABILITIES.length)
+    .refine((caps) => new Set(caps).size === caps.length, 'lists a capability twice')
+    .optional(),
+  /** Mount the image's filesystem read-only; /tmp stays writable (a 64 MiB tmpfs). */
+  readOnlyRootFilesystem: z.boolean().optional(),
+  /** Run as this user instead of the image's: "uid[:gid]" or "name[:group]" (names must exist in the image). */
+  user: z.string().regex(CONTAINER_USER_PATTERN, 'must be a user name or uid, optionally ":group" or ":gid", e.g. "1000:1000" or "node"').optional(),
+});
+
 /** Where the instances run: pinned to a node, on nodes with these labels, or (absent) spread over every Ready node. */
 export const placementSchema = z.strictObject({
   node: nodeNameSchema.optional(),
@@ -116,6 +196,8 @@ export const mcpServerSpecSchema = z
     healthCheck: healthCheckSchema.optional(),
     retry: retrySchema.default(retrySchema.parse({})),
     resources: resourcesSchema.default({}),
+    /** Absent in specs stored before it existed: the hardened defaults apply all the same. */
+    security: securitySchema.optional(),
     placement: placementSchema.optional(),
   })
   .superRefine((s, ctx) => {
@@ -142,6 +224,7 @@ export type McpServerSpecInput = z.input<typeof mcpServerSpecSchema>;
 export type EnvEntry = McpServerSpec['env'][number];
 export type RetryPolicy = McpServerSpec['retry'];
 export type HealthCheck = NonNullable<McpServerSpec['healthCheck']>;
+export type ContainerSecurity = NonNullable<McpServerSpec['security']>;
 
 export interface FieldError {
   /** Dotted path, e.g. "env.0.secretRef.key". */

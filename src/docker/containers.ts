@@ -35,6 +35,8 @@ export interface StartContainerRequest {
   env: Record<string, string>;
   /** Values masked with *** in anything this module reports. */
   secretValues: string[];
+  /** The names of the env variables filled from secrets (labelled on the container, values never). */
+  secretEnvNames?: string[];
   /** The built image of a packageName spec and the executable to run (src/docker/packageImages.ts). */
   packageImage?: { image: string; entrypoint: string[] };
   /**
@@ -124,6 +126,18 @@ export function maskSecrets(text: string, secretValues: string[]): string {
     masked = masked.split(value).join('***');
   }
   return masked;
+}
+
+/**
+ * The values of the secrets a container was started with, read back from the engine
+ * (the names come from its secret-env label): after a restart the gateway needs them to
+ * go on redacting. Empty when the container has none, or is gone.
+ */
+export async function injectedSecretValues(runtime: ContainerRuntime, containerId: string, labels: Record<string, string>): Promise<string[]> {
+  const names = (labels[LABELS.secretEnv] ?? '').split(',').filter(Boolean);
+  if (names.length === 0 || !runtime.envOf) return [];
+  const env = await runtime.envOf(containerId);
+  return env ? names.flatMap((name) => (env[name] !== undefined ? [env[name]] : [])) : [];
 }
 
 /** Substitutes $(PORT) and ${PORT} in args, so an http server can be told where to listen. */
@@ -309,6 +323,7 @@ export class InstanceContainers {
         [LABELS.node]: this.options.node,
         [LABELS.owner]: this.options.owner,
         [LABELS.endpoint]: JSON.stringify(upstreamEndpoint(spec, port)),
+        ...(request.secretEnvNames?.length ? { [LABELS.secretEnv]: request.secretEnvNames.join(',') } : {}),
       },
       // A STDIO server talks over the attach stream the gateway owns; stdin must stay open between clients.
       interactive: spec.transport === 'stdio',
@@ -317,6 +332,9 @@ export class InstanceContainers {
       memoryBytes: memory,
       nanoCpus: spec.resources.cpus !== undefined ? Math.round(spec.resources.cpus * 1e9) : undefined,
       pidsLimit: spec.resources.pids,
+      capAdd: spec.security?.capabilities ?? [],
+      readOnlyRootfs: spec.security?.readOnlyRootFilesystem === true,
+      ...(spec.security?.user !== undefined ? { user: spec.security.user } : {}),
     };
   }
 }

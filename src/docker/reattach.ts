@@ -20,7 +20,7 @@ import { probeWorkflowId, type InstanceView } from '../contracts/instance';
 import { LABELS } from '../contracts/labels';
 import type { InstanceRouting } from '../contracts/routing';
 import type { Logger } from '../logger';
-import { endpointFromLabels, exitReason } from './containers';
+import { endpointFromLabels, exitReason, injectedSecretValues } from './containers';
 import type { ContainerRuntime } from './runtime';
 
 export interface ReattachOptions {
@@ -49,6 +49,7 @@ export async function reattachRunningInstances(options: ReattachOptions): Promis
     const view = await currentView(options, instanceId);
     if (!view || view.status !== 'RUNNING' || view.containerId !== container.id) return;
     try {
+      options.routing.protectSecrets?.(instanceId, container.id, await injectedSecretValues(options.runtime, container.id, container.labels));
       await options.routing.attach({ instanceId, server: container.labels[LABELS.server], containerId: container.id, ...endpoint });
       if (view.health === 'unhealthy') options.routing.setReady(instanceId, false);
       reattached.push(instanceId);
@@ -108,6 +109,7 @@ export async function repairInstance(options: ReattachOptions, instanceId: strin
   }
   const endpoint = endpointFromLabels(details!.labels);
   if (!endpoint) return { kind: 'nothing', message: `container ${containerId.slice(0, 12)} carries no endpoint label` };
+  options.routing.protectSecrets?.(instanceId, containerId, await injectedSecretValues(options.runtime, containerId, details!.labels));
   await options.routing.attach({ instanceId, server: details!.labels[LABELS.server] ?? view.server, containerId, ...endpoint });
   if (view.health === 'unhealthy') options.routing.setReady(instanceId, false);
   return { kind: 'reattached', message: `container ${containerId.slice(0, 12)} re-attached to the gateway` };

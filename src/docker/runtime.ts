@@ -33,7 +33,19 @@ export interface ContainerSpec {
   memoryBytes?: number;
   nanoCpus?: number;
   pidsLimit?: number;
+  /**
+   * Capabilities added back: every container runs with all capabilities dropped and
+   * no-new-privileges, whatever else it asks for.
+   */
+  capAdd?: string[];
+  /** The image's filesystem read-only, with a tmpfs on /tmp. */
+  readOnlyRootfs?: boolean;
+  /** "uid[:gid]" or "name[:group]"; unset: the image's user. */
+  user?: string;
 }
+
+/** The /tmp of a read-only container: writable, not executable, bounded. */
+export const READ_ONLY_TMPFS = { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' };
 
 export interface ContainerDetails {
   id: string;
@@ -141,6 +153,11 @@ export interface ContainerRuntime {
   listOwned(owner: string, filter?: OwnedFilter): Promise<ContainerSummary[]>;
   /** Calls onEvent for each of these events of this owner's containers, from now until the stream ends or the signal aborts. */
   events(owner: string, actions: string[], onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<EventSubscription>;
+  /**
+   * The environment a container was created with, by name; null when there is no such container.
+   * It holds secret values: only the gateway's redaction after a restart reads it.
+   */
+  envOf?(idOrName: string): Promise<Record<string, string> | null>;
   /** The engine's version (e.g. "26.1.5"), for the node's registration; optional for runtimes that have none. */
   engineVersion?(): Promise<string>;
 }
@@ -193,6 +210,7 @@ export class DockerRuntime implements ContainerRuntime {
       ...(spec.cmd ? { Cmd: spec.cmd } : {}),
       Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
       Labels: spec.labels,
+      ...(spec.user !== undefined ? { User: spec.user } : {}),
       Tty: false,
       OpenStdin: spec.interactive,
       StdinOnce: false,
@@ -207,6 +225,11 @@ export class DockerRuntime implements ContainerRuntime {
         ...(spec.memoryBytes !== undefined ? { Memory: spec.memoryBytes, MemorySwap: spec.memoryBytes } : {}),
         ...(spec.nanoCpus !== undefined ? { NanoCpus: spec.nanoCpus } : {}),
         ...(spec.pidsLimit !== undefined ? { PidsLimit: spec.pidsLimit } : {}),
+        // Hardened by default: a compromised server cannot gain privileges through setuid binaries or use root's capabilities.
+        SecurityOpt: ['no-new-privileges:true'],
+        CapDrop: ['ALL'],
+        ...(spec.capAdd?.length ? { CapAdd: spec.capAdd } : {}),
+        ...(spec.readOnlyRootfs ? { ReadonlyRootfs: true, Tmpfs: READ_ONLY_TMPFS } : {}),
       },
     });
     return container.id;
@@ -251,6 +274,20 @@ export class DockerRuntime implements ContainerRuntime {
       labels: info.Config.Labels ?? {},
       ...(info.State.FinishedAt && !info.State.FinishedAt.startsWith('0001-') ? { finishedAt: info.State.FinishedAt } : {}),
     };
+  }
+
+  async envOf(idOrName: string): Promise<Record<string, string> | null> {
+    const info = await this.docker
+      .getContainer(idOrName)
+      .inspect()
+      .catch(ignoring([404], null));
+    if (!info) return null;
+    const env: Record<string, string> = {};
+    for (const entry of info.Config.Env ?? []) {
+      const at = entry.indexOf('=');
+      if (at > 0) env[entry.slice(0, at)] = entry.slice(at + 1);
+    }
+    return env;
   }
 
   async imageExists(image: string): Promise<boolean> {

@@ -17,6 +17,7 @@ import { tracePropagatingFetch } from '../tracing/http';
 import { retry } from '../retry';
 import { DiscoveryCache } from './discoveryCache';
 import { DockerAttachTransport } from './dockerAttachTransport';
+import { SecretRedactor } from './redaction';
 import { ReplicaRouter } from './replicas';
 import { GatewayErrorCode, UpstreamConnection, UpstreamError, type CallHooks, type Params, type Result } from './upstream';
 
@@ -69,6 +70,8 @@ export interface GatewayInstanceInfo {
   connected: boolean;
   inFlight: number;
   lastError: string | null;
+  /** How many secret values were replaced in what this instance sent back (on the node that runs it). */
+  redactions: number;
 }
 
 /** Extra options of the internal call path: the public execute plus relaying hooks. */
@@ -102,6 +105,8 @@ interface InstanceEntry {
   lastError?: string;
   detached: boolean;
   watch: AbortController;
+  /** Secret values replaced in this instance's messages so far. */
+  redactions: number;
 }
 
 export class Gateway implements InstanceRouting, ProxyExecutor {
@@ -114,6 +119,8 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   private readonly discoveryTimeoutMs: number;
   private readonly cache: DiscoveryCache<unknown[]>;
   private readonly entries = new Map<string, InstanceEntry>();
+  /** The injected secret values of each local instance's container, as redactors (in memory only, never logged). */
+  private readonly injectedSecrets = new Map<string, { containerId: string; redactor: SecretRedactor }>();
   private readonly listListeners = new Set<(change: ListChange) => void>();
   private readonly notificationListeners = new Set<(n: UpstreamNotification) => void>();
   private pendingChange?: ListChange;
@@ -155,6 +162,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
       ready: true,
       detached: false,
       watch: new AbortController(),
+      redactions: 0,
     };
     this.entries.set(target.instanceId, entry);
     entry.connecting = this.connect(entry).finally(() => (entry.connecting = undefined));
@@ -178,7 +186,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     }
     if (existing) await this.detach(target.instanceId, `now reached through node ${link.node}`);
     if (this.entries.has(target.instanceId)) return; // a local attach came first meanwhile
-    const entry: InstanceEntry = { target: { ...target }, remote: { ...link }, ready, detached: false, watch: new AbortController() };
+    const entry: InstanceEntry = { target: { ...target }, remote: { ...link }, ready, detached: false, watch: new AbortController(), redactions: 0 };
     this.entries.set(target.instanceId, entry);
     entry.connecting = this.connect(entry).finally(() => (entry.connecting = undefined));
     return entry.connecting;
@@ -225,8 +233,15 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     this.changed(entry.target.server, ALL_KINDS, true);
   }
 
+  protectSecrets(instanceId: string, containerId: string, values: string[]): void {
+    const redactor = new SecretRedactor(values);
+    if (redactor.active) this.injectedSecrets.set(instanceId, { containerId, redactor });
+    else this.injectedSecrets.delete(instanceId);
+  }
+
   async detach(instanceId: string, reason: string): Promise<void> {
     const entry = this.entries.get(instanceId);
+    if (entry && this.injectedSecrets.get(instanceId)?.containerId === entry.target.containerId) this.injectedSecrets.delete(instanceId);
     if (!entry) return;
     entry.detached = true;
     this.entries.delete(instanceId);
@@ -313,6 +328,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
       connected: !!e.connection && !e.connection.closed,
       inFlight: e.connection?.inFlight ?? 0,
       lastError: e.lastError ?? null,
+      redactions: e.redactions,
     }));
   }
 
@@ -431,6 +447,7 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
       async (attempt) => {
         attempts = attempt;
         const connection = new UpstreamConnection(`instance ${instanceId}`, newTransport());
+        if (!entry.remote) connection.inboundFilter = (message) => this.redactInbound(entry, message);
         try {
           await connection.open(Math.max(1000, deadline - Date.now()));
           // A node answers a link handshake with an error until its own upstream is connected; try again shortly.
@@ -465,6 +482,15 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     this.watchContainer(entry, connection);
     this.log.info({ instanceId, transport: entry.target.transport, attempt: attempts }, 'gateway: attached');
     this.changed(entry.target.server, ALL_KINDS, true);
+  }
+
+  /** Replaces the instance's injected secret values in one message from its container, and counts them. */
+  private redactInbound<T>(entry: InstanceEntry, message: T): T {
+    const injected = this.injectedSecrets.get(entry.target.instanceId);
+    if (!injected || injected.containerId !== entry.target.containerId) return message;
+    const { message: redacted, count } = injected.redactor.redact(message);
+    if (count > 0) entry.redactions += count;
+    return redacted;
   }
 
   private async containerRunning(entry: InstanceEntry): Promise<boolean> {

@@ -93,6 +93,11 @@ export class UpstreamConnection {
   /** Notifications not tied to a call (logging, list_changed, resources/updated). */
   onNotification?: (method: string, params: Params | undefined) => void;
   onClose?: (reason: string) => void;
+  /**
+   * Rewrites every message from the upstream before anything else sees it (the gateway
+   * redacts the instance's injected secret values here).
+   */
+  inboundFilter?: (message: JSONRPCMessage) => JSONRPCMessage;
   /** Sees every message on the wire (debug logging, tests that check what the upstream received). */
   onTrace?: (direction: 'in' | 'out', message: Record<string, unknown>) => void;
 
@@ -105,7 +110,8 @@ export class UpstreamConnection {
     readonly label: string,
     private readonly transport: Transport,
   ) {
-    transport.onmessage = (message) => {
+    transport.onmessage = (received) => {
+      const message = this.inboundFilter ? this.inboundFilter(received) : received;
       this.onTrace?.('in', message);
       this.receive(message);
     };

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import express from 'express';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { apiTokenPath, bearerAuth, ensureApiToken, tokenMatches } from '../../src/api/auth';
+import { apiTokenPath, bearerAuth, ensureApiToken, roleRefusal, serversRefusal, tokenMatches } from '../../src/api/auth';
+import { TokenStore } from '../../src/api/tokens';
 import { ApiError, toApiError } from '../../src/api/errors';
 import { buildOpenApiDocument } from '../../src/api/openapi';
 import { parseSpecBody } from '../../src/api/servers';
@@ -275,5 +276,56 @@ describe('api: bearer token', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('api: scoped tokens', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-api-tokens-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('roles: viewer reads, operator changes all but tokens, client only the gateway, admin everything', () => {
+    const api = (method: string, p: string) => ({ kind: 'api' as const, method, path: p });
+    const gateway = { kind: 'gateway' as const };
+    assert.equal(roleRefusal('viewer', api('GET', '/servers')), null);
+    assert.match(roleRefusal('viewer', api('PUT', '/servers/a'))!, /may only read/);
+    assert.match(roleRefusal('viewer', gateway)!, /may not use the gateway/);
+    assert.match(roleRefusal('viewer', api('GET', '/tokens'))!, /only the admin role/);
+    assert.equal(roleRefusal('operator', api('DELETE', '/secrets/a')), null);
+    assert.equal(roleRefusal('operator', gateway), null);
+    assert.match(roleRefusal('operator', api('DELETE', '/tokens/a'))!, /only the admin role/);
+    assert.equal(roleRefusal('client', gateway), null);
+    assert.match(roleRefusal('client', api('GET', '/servers'))!, /gateway \(\/mcp\) only/);
+    for (const access of [api('POST', '/tokens'), gateway, api('DELETE', '/servers/a')]) assert.equal(roleRefusal('admin', access), null);
+  });
+
+  it('a token limited to servers reaches only their /mcp/servers/<name>', () => {
+    assert.equal(serversRefusal(null, { kind: 'gateway' }), null);
+    assert.equal(serversRefusal(['a'], { kind: 'gateway', server: 'a' }), null);
+    assert.match(serversRefusal(['a'], { kind: 'gateway', server: 'b' })!, /limited to the servers a$/);
+    assert.match(serversRefusal(['a', 'b'], { kind: 'gateway' })!, /connect to \/mcp\/servers\/<name>, not the \/mcp aggregate/);
+    assert.equal(serversRefusal(['a'], { kind: 'api', method: 'GET', path: '/servers' }), null);
+  });
+
+  it('keeps only hashes, finds a token by its value, refuses an expired or unknown one, and revokes', () => {
+    let now = Date.parse('2026-01-01T00:00:00Z');
+    const store = new TokenStore(dir, () => now);
+    const { token, view } = store.create('ci', 'operator', 60);
+    assert.deepEqual(view, { name: 'ci', role: 'operator', createdAt: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-01T00:01:00.000Z', servers: null });
+    assert.ok(!fs.readFileSync(path.join(dir, 'tokens.json'), 'utf8').includes(token));
+    assert.deepEqual(store.lookup(token), { ok: true, principal: { name: 'ci', role: 'operator', servers: null } });
+    assert.deepEqual(store.lookup(`${token}x`), { ok: false, reason: 'unknown' });
+    assert.throws(() => store.create('ci', 'viewer'), /token "ci" already exists/);
+    // Another process sharing the data dir sees it, and its revocation.
+    const other = new TokenStore(dir, () => now);
+    assert.equal(other.lookup(token).ok, true);
+    now += 61_000;
+    assert.deepEqual(store.lookup(token), { ok: false, reason: 'expired' });
+    store.revoke('ci');
+    now += 1_000;
+    assert.deepEqual(other.lookup(token), { ok: false, reason: 'unknown' });
+    assert.throws(() => store.revoke('ci'), /token "ci" not found/);
   });
 });

@@ -18,6 +18,7 @@ type Layer = 'contracts' | 'pure' | 'workflowPure' | 'adapter' | 'activity' | 'w
 /** Pure modules outside workflows/: no I/O of their own, unit-tested without the stack. */
 const PURE_MODULES = new Set([
   'src/config/settings',
+  'src/config/origins',
   'src/gateway/names',
   'src/gateway/discoveryCache',
   'src/gateway/requestTable',

@@ -82,6 +82,34 @@ describe('validateSpec', () => {
     assert.ok('replicas' in errorsOf({ name: 'a', image: 'x', replicas: -1 }));
   });
 
+  it('takes a security block: capability names normalized, read-only root filesystem, user; absent means the hardened defaults', () => {
+    const plain = validateSpec({ name: 'a', image: 'x' });
+    assert.ok(plain.ok);
+    assert.equal(plain.spec.security, undefined, 'no security block is added, so specs stored before it existed compare equal');
+    const result = validateSpec({
+      name: 'a',
+      image: 'x',
+      security: { capabilities: ['net_bind_service', 'CAP_CHOWN'], readOnlyRootFilesystem: true, user: '1000:1000' },
+    });
+    assert.ok(result.ok, JSON.stringify(!result.ok && result.errors));
+    assert.deepEqual(result.spec.security, { capabilities: ['NET_BIND_SERVICE', 'CHOWN'], readOnlyRootFilesystem: true, user: '1000:1000' });
+    for (const user of ['node', '1000', 'app:app', '65534:65534']) assert.ok(validateSpec({ name: 'a', image: 'x', security: { user } }).ok, user);
+  });
+
+  it('names a bad security field: ALL, an unknown capability, a duplicate, a bad user, an unknown key', () => {
+    assert.deepEqual(errorsOf({ name: 'a', image: 'x', security: { capabilities: ['all'] } }), {
+      'security.capabilities.0': 'ALL is not allowed: name each capability the server needs (e.g. NET_BIND_SERVICE)',
+    });
+    assert.deepEqual(errorsOf({ name: 'a', image: 'x', security: { capabilities: ['CHOWN', 'SYS_FOO'] } }), {
+      'security.capabilities.1': 'is not a Linux capability (e.g. NET_BIND_SERVICE, CHOWN; see capabilities(7))',
+    });
+    assert.deepEqual(errorsOf({ name: 'a', image: 'x', security: { capabilities: ['CHOWN', 'cap_chown'] } }), {
+      'security.capabilities': 'lists a capability twice',
+    });
+    assert.match(errorsOf({ name: 'a', image: 'x', security: { user: 'root --privileged' } })['security.user'], /must be a user name or uid/);
+    assert.deepEqual(errorsOf({ name: 'a', image: 'x', security: { privileged: true } }), { 'security.privileged': 'unknown field "privileged"' });
+  });
+
   it('rejects unknown fields by name', () => {
     const result = validateSpec({ name: 'a', image: 'x', restartPolicy: 'always' });
     assert.equal(result.ok, false);

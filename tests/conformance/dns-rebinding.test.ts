@@ -1,0 +1,114 @@
+/**
+ * The MCP conformance suite's `dns-rebinding-protection` scenario against a real mcpd,
+ * on /mcp and on /mcp/servers/<name>. The suite needs Node.js 22 and has no option for a
+ * bearer token, so: its package and the npm package `node@22` live in
+ * tests/conformance/package.json (installed with `npm ci` on first use, apart from
+ * mcpd's dependencies), and a loopback proxy adds mcpd's token to each request while
+ * passing Host and Origin through unchanged, as a browser's request would arrive.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { LABELS } from '../../src/contracts/labels';
+import type { InstanceView } from '../../src/contracts/instance';
+import { REPO_ROOT, removeContainers, startMcpd, waitForValue, type McpdProcess } from '../support/stack';
+import { callApi } from '../support/clients';
+
+const TOOLS_DIR = path.join(REPO_ROOT, 'tests', 'conformance');
+const NODE22 = path.join(TOOLS_DIR, 'node_modules', 'node', 'bin', 'node');
+const SUITE = path.join(TOOLS_DIR, 'node_modules', '@modelcontextprotocol', 'conformance', 'dist', 'index.js');
+
+function installSuite(): void {
+  if (fs.existsSync(NODE22) && fs.existsSync(SUITE)) return;
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: TOOLS_DIR, stdio: 'ignore', timeout: 300_000 });
+}
+
+/** Forwards every request to `target` with the bearer token added; Host and Origin stay as the client sent them. */
+function tokenProxy(target: string, token: string): Promise<http.Server> {
+  const upstream = new URL(target);
+  const server = http.createServer((req, res) => {
+    const forwarded = http.request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, authorization: `Bearer ${token}` } },
+      (reply) => {
+        res.writeHead(reply.statusCode ?? 502, reply.headers);
+        reply.pipe(res);
+      },
+    );
+    forwarded.on('error', () => res.writeHead(502).end());
+    req.pipe(forwarded);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+interface Check {
+  id: string;
+  status: string;
+  errorMessage?: string;
+  details?: { statusCode?: number };
+}
+
+/** Runs the scenario against url; resolves with its exit code and checks. */
+async function runScenario(url: string): Promise<{ code: number; checks: Check[] }> {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-conformance-'));
+  try {
+    const code = await new Promise<number>((resolve, reject) => {
+      const child = spawn(NODE22, [SUITE, 'server', '--url', url, '--scenario', 'dns-rebinding-protection', '-o', out], { stdio: 'ignore' });
+      child.once('error', reject);
+      child.once('exit', (c) => resolve(c ?? -1));
+    });
+    const [run] = fs.readdirSync(out);
+    const checks = JSON.parse(fs.readFileSync(path.join(out, run, 'checks.json'), 'utf8')) as Check[];
+    return { code, checks };
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}
+
+describe('MCP conformance: dns-rebinding-protection', function () {
+  this.timeout(360_000);
+
+  const server = `t-conf-${randomBytes(3).toString('hex')}`;
+  let mcpd: McpdProcess;
+  let proxy: http.Server;
+  const api = (method: string, urlPath: string, body?: unknown) => callApi(mcpd, method, urlPath, body);
+
+  before(async () => {
+    installSuite();
+    mcpd = await startMcpd();
+    proxy = await tokenProxy(mcpd.url, mcpd.token);
+    const applied = await api('PUT', `/api/v1/servers/${server}`, { name: server, image: 'mcpd/tiny:dev' });
+    assert.ok([200, 201].includes(applied.status), applied.text);
+    assert.equal((await api('POST', `/api/v1/servers/${server}/start`)).status, 200);
+    await waitForValue(
+      async () => (await api('GET', `/api/v1/instances?server=${server}`)).json.items as InstanceView[],
+      (items) => items.length === 1 && items[0].status === 'RUNNING',
+      { timeoutMs: 60_000, what: `${server} RUNNING`, describe: (items) => JSON.stringify(items.map((v) => [v.status, v.error])) },
+    );
+  });
+
+  after(async () => {
+    proxy?.close();
+    if (mcpd) {
+      await api('DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
+      await mcpd.stop();
+    }
+    await removeContainers({ label: `${LABELS.server}=${server}` });
+  });
+
+  for (const endpoint of ['/mcp', '/mcp/servers/<name>']) {
+    it(`passes on ${endpoint}: evil.example.com is refused with a 4xx, localhost is served`, async () => {
+      const port = (proxy.address() as AddressInfo).port;
+      const { code, checks } = await runScenario(`http://localhost:${port}${endpoint.replace('<name>', server)}`);
+      const byId = new Map(checks.map((c) => [c.id, c]));
+      assert.equal(byId.get('localhost-host-rebinding-rejected')?.status, 'SUCCESS', JSON.stringify(byId.get('localhost-host-rebinding-rejected')));
+      assert.equal(byId.get('localhost-host-rebinding-rejected')?.details?.statusCode, 403);
+      assert.equal(byId.get('localhost-host-valid-accepted')?.status, 'SUCCESS', JSON.stringify(byId.get('localhost-host-valid-accepted')));
+      assert.equal(code, 0);
+    });
+  }
+});
