@@ -6,14 +6,14 @@
  * does that); mcpd's /metrics then scrapes that port on loopback and appends its series
  * (all named temporal_*), so Prometheus needs one target and one token per mcpd.
  */
-import net from 'node:net';
 import type { MetricsExporterConfig } from '@temporalio/worker';
 import type { Settings } from '../config/settings';
+import { freePort } from '../embedded/process';
 
 /** The address the SDK's exporter binds to for a setting of MCPD_TEMPORAL_METRICS; undefined when off. */
 export async function temporalSdkMetricsAddress(setting: Settings['temporalMetrics']): Promise<string | undefined> {
   if (setting === 'off') return undefined;
-  if (setting === 'auto') return `127.0.0.1:${await freeLoopbackPort()}`;
+  if (setting === 'auto') return `127.0.0.1:${await freePort()}`;
   return `${setting.host}:${setting.port}`;
 }
 
@@ -31,16 +31,4 @@ export async function scrapeTemporalSdk(url: string, timeoutMs = 2_000): Promise
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   if (!res.ok) throw new Error(`the Temporal SDK's metrics exporter at ${url} answered HTTP ${res.status}`);
   return res.text();
-}
-
-/** A loopback port nothing listens on right now (the exporter binds it a moment later). */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import Dockerode from 'dockerode';
-import { loadSettings } from '../../src/config/settings';
+import { loadSettings, type Settings } from '../../src/config/settings';
 import { createLogger } from '../../src/logger';
 import { createMcpd } from '../../src/mcpd';
 import type { SecretStore } from '../../src/secrets/types';
@@ -30,11 +30,10 @@ export interface ApiStack {
   stop(): Promise<void>;
 }
 
-export async function startApiStack(): Promise<ApiStack> {
+/** Settings of an in-process mcpd on npm test's stack, as node `node` with its data in `dataDir`. */
+export function stackSettings(node: string, dataDir: string): Settings {
   const env = testEnv();
-  const node = `t-api-${randomBytes(3).toString('hex')}`;
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-api-'));
-  const settings = loadSettings({
+  return loadSettings({
     ...process.env,
     MCPD_DATA_DIR: dataDir,
     TEMPORAL_ADDRESS: env.temporalAddress,
@@ -45,6 +44,12 @@ export async function startApiStack(): Promise<ApiStack> {
     MCPD_NODE: node,
     MCPD_HOST: '127.0.0.1',
   });
+}
+
+export async function startApiStack(): Promise<ApiStack> {
+  const node = `t-api-${randomBytes(3).toString('hex')}`;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-api-'));
+  const settings = stackSettings(node, dataDir);
   const mcpd = await createMcpd(
     // Port 0: the system picks a free one, and mcpd.url names it.
     { ...settings, apiPort: 0 },

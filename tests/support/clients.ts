@@ -28,25 +28,32 @@ export async function callApi(mcpd: Pick<McpdProcess, 'url' | 'token'>, method: 
 
 export const MCPCTL = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'mcpctl.js');
 
-export interface McpctlRun {
+/** What a finished command printed, and its exit code. */
+export interface CommandRun {
   code: number;
   stdout: string;
   stderr: string;
 }
+export type McpctlRun = CommandRun;
 
-/** Runs mcpctl as a user on the mcpd host does: the token comes from the data dir. */
-export function runMcpctl(mcpd: Pick<McpdProcess, 'url' | 'dataDir'>, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<McpctlRun> {
+/** Runs a command to its end, collecting its output; `stdin` is written to it when given. */
+export function runCommand(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; stdin?: string } = {}): Promise<CommandRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MCPCTL, ...args], {
-      cwd: options.cwd,
-      env: { PATH: process.env.PATH, HOME: os.homedir(), MCPD_URL: mcpd.url, MCPD_DATA_DIR: mcpd.dataDir, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => (stdout += c));
     child.stderr.on('data', (c) => (stderr += c));
     child.once('error', reject);
     child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+/** Runs mcpctl as a user on the mcpd host does: the token comes from the data dir. */
+export function runMcpctl(mcpd: Pick<McpdProcess, 'url' | 'dataDir'>, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<McpctlRun> {
+  return runCommand(process.execPath, [MCPCTL, ...args], {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH, HOME: os.homedir(), MCPD_URL: mcpd.url, MCPD_DATA_DIR: mcpd.dataDir, ...options.env },
   });
 }

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runCommand, type CommandRun } from './clients';
 import { REPO_ROOT, freePort, waitFor } from './stack';
 
 export interface PrometheusTools {
@@ -54,25 +55,9 @@ export function valueOf(samples: Sample[], name: string, labels: Record<string, 
   return matching.length === 0 ? undefined : matching.reduce((sum, s) => sum + s.value, 0);
 }
 
-export interface ToolRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs promtool with `args`, feeding `stdin` when given. */
-export function runPromtool(args: string[], stdin?: string): Promise<ToolRun> {
-  const { promtool } = prometheusTools();
-  return new Promise((resolve, reject) => {
-    const child = spawn(promtool, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(stdin ?? '');
-  });
+export function runPromtool(args: string[], stdin?: string): Promise<CommandRun> {
+  return runCommand(prometheusTools().promtool, args, { stdin });
 }
 
 export interface PrometheusServer {

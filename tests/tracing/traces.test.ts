@@ -21,11 +21,11 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import pino from 'pino';
 import { z } from 'zod';
-import { loadSettings } from '../../src/config/settings';
+import { stackSettings } from '../api/stack';
 import { LABELS } from '../../src/contracts/labels';
 import { traceIds } from '../../src/logger';
 import { createMcpd, type Mcpd } from '../../src/mcpd';
-import { removeContainers, testEnv, waitFor } from '../support/stack';
+import { removeContainers, waitFor } from '../support/stack';
 
 describe('tracing: one trace from a client through mcpd', function () {
   this.timeout(180_000);
@@ -57,18 +57,8 @@ describe('tracing: one trace from a client through mcpd', function () {
   };
 
   before(async () => {
-    const env = testEnv();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-trace-'));
-    const settings = loadSettings({
-      ...process.env,
-      MCPD_DATA_DIR: dataDir,
-      TEMPORAL_ADDRESS: env.temporalAddress,
-      BAO_ADDR: env.baoAddress,
-      BAO_TOKEN: env.baoToken,
-      MCPD_SECRETS_PREFIX: `mcpd-${node}`,
-      MCPD_NODE: node,
-      MCPD_HOST: '127.0.0.1',
-    });
+    const settings = stackSettings(node, dataDir);
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
         for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
