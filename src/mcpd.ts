@@ -230,7 +230,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       }
       if (isMetricsPath(req.url)) {
         // Behind the API token like everything else on this port: the series name servers and nodes.
-        const rejection = authorize(req.headers.authorization, token, tokens, { kind: 'api', method: 'GET', path: '/metrics' });
+        const { rejection } = authorize(req.headers.authorization, token, tokens, { kind: 'api', method: 'GET', path: '/metrics' });
         if (rejection) return sendRejection(res, rejection);
         return void serveMetrics(req, res, metrics);
       }
@@ -247,9 +247,9 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         res.writeHead(forbidden.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
         return void res.end(body);
       }
-      const rejection = authorize(req.headers.authorization, token, tokens, { kind: 'gateway', server: route.server });
+      const { rejection, principal } = authorize(req.headers.authorization, token, tokens, { kind: 'gateway', server: route.server });
       if (rejection) return sendRejection(res, rejection);
-      mcpHttp.handle(req, res, route.server).catch((err: Error) => {
+      mcpHttp.handle(req, res, route.server, principal).catch((err: Error) => {
         log.error({ err: err.message, url: req.url }, 'gateway request failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));

@@ -7,8 +7,8 @@ import path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import { readOrCreateSecretFile } from '../secrets/localSecretFile';
-import type { TokenRole } from '../contracts/api';
-import { TOKEN_PREFIX, type Principal, type TokenStore } from './tokens';
+import type { Principal, TokenRole } from '../contracts/api';
+import { TOKEN_PREFIX, type TokenStore } from './tokens';
 
 export const API_TOKEN_FILE = 'api-token';
 const TOKEN_PATTERN = /^[A-Za-z0-9._~+/=-]{16,}$/;
@@ -71,19 +71,29 @@ export function roleRefusal(role: TokenRole, access: Access): string | null {
   return null;
 }
 
+/** The first-start token's principal: may do everything. */
+export const ADMIN_PRINCIPAL: Principal = Object.freeze({ name: 'admin', role: 'admin', servers: null, source: 'admin-token', groups: [] });
+
+/** Who a request acts as, or the rejection to send. */
+export type AuthOutcome = { principal: Principal; rejection?: undefined } | { rejection: AuthRejection; principal?: undefined };
+
 /**
  * The bearer check of the API and the gateway with scoped tokens: the first-start token
- * is admin, a scoped token has its role; null when the request may go on.
+ * is admin, a scoped token has its role.
  */
-export function authorize(authorization: string | undefined, adminToken: string, tokens: TokenStore | undefined, access: Access): AuthRejection | null {
+export function authorize(authorization: string | undefined, adminToken: string, tokens: TokenStore | undefined, access: Access): AuthOutcome {
   const match = authorization ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization) : null;
-  if (!match || !tokens || !match[1].startsWith(TOKEN_PREFIX)) return checkBearer(authorization, adminToken);
+  if (!match || !tokens || !match[1].startsWith(TOKEN_PREFIX)) {
+    const rejection = checkBearer(authorization, adminToken);
+    return rejection ? { rejection } : { principal: ADMIN_PRINCIPAL };
+  }
   const found = tokens.lookup(match[1]);
   if (!found.ok) {
     const why = found.reason === 'expired' ? 'expired bearer token' : 'invalid bearer token';
-    return { status: 403, wwwAuthenticate: 'Bearer realm="mcpd", error="invalid_token"', body: { error: why } };
+    return { rejection: { status: 403, wwwAuthenticate: 'Bearer realm="mcpd", error="invalid_token"', body: { error: why } } };
   }
-  return refusalFor(found.principal, access);
+  const rejection = refusalFor(found.principal, access);
+  return rejection ? { rejection } : { principal: found.principal };
 }
 
 /** Why a token limited to some servers may not use this gateway endpoint, or null. */
@@ -113,11 +123,12 @@ export function sendRejection(res: ServerResponse, rejection: AuthRejection): vo
 /** 401 without a bearer token (with WWW-Authenticate), 403 with a wrong one or one whose role may not do this. */
 export function bearerAuth(token: string, tokens?: TokenStore): RequestHandler {
   return (req, res, next) => {
-    const rejection = authorize(req.headers.authorization, token, tokens, { kind: 'api', method: req.method, path: req.path });
+    const { rejection, principal } = authorize(req.headers.authorization, token, tokens, { kind: 'api', method: req.method, path: req.path });
     if (rejection) {
       sendRejection(res, rejection);
       return;
     }
+    res.locals.principal = principal;
     next();
   };
 }

@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { TokenRole, TokenView } from '../contracts/api';
+import type { Principal, TokenRole, TokenView } from '../contracts/api';
 import { conflict, notFound } from './errors';
 
 export const TOKENS_FILE = 'tokens.json';
@@ -25,14 +25,6 @@ interface StoredToken extends TokenView {
 interface TokensFile {
   version: 1;
   tokens: StoredToken[];
-}
-
-export interface Principal {
-  /** The token's name ("admin" for the first-start token). */
-  name: string;
-  role: TokenRole;
-  /** The servers it may reach through the gateway; null: every server. */
-  servers: string[] | null;
 }
 
 export function hashToken(token: string): string {
@@ -62,7 +54,7 @@ export class TokenStore {
     const stored = this.byHash.get(hashToken(token));
     if (!stored) return { ok: false, reason: 'unknown' };
     if (stored.expiresAt !== null && Date.parse(stored.expiresAt) <= this.now()) return { ok: false, reason: 'expired' };
-    return { ok: true, principal: { name: stored.name, role: stored.role, servers: stored.servers ?? null } };
+    return { ok: true, principal: { name: stored.name, role: stored.role, servers: stored.servers ?? null, source: 'scoped-token', groups: [] } };
   }
 
   list(): TokenView[] {

@@ -304,3 +304,16 @@ export const errorSchema = z
     details: z.unknown().optional().meta({ description: 'For validation errors: [{field, message}] naming every bad field.' }),
   })
   .meta({ id: 'Error' });
+
+/** Who a request acts as, once its bearer token is accepted: what the gateway and the API decide and record by. */
+export interface Principal {
+  /** The token's name ("admin" for the first-start token). */
+  name: string;
+  role: TokenRole;
+  /** The servers it may reach through the gateway; null: every server. */
+  servers: string[] | null;
+  /** Which kind of credential proved it. */
+  source: 'admin-token' | 'scoped-token';
+  /** Groups it belongs to, for policies (empty for tokens). */
+  groups: string[];
+}

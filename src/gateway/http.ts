@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type express from 'express';
+import type { Principal } from '../contracts/api';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
   ClientRequestSchema,
@@ -51,6 +52,8 @@ interface Session {
   /** '' for /mcp, the server name for /mcp/servers/:name, `instance:<id>` for the node link */
   route: string;
   transport: HttpSessionTransport;
+  /** Who opened it (undefined on the node link, which the front already checked): only they may use it. */
+  principal?: string;
   lastSeen: number;
   close(): Promise<void>;
 }
@@ -212,9 +215,9 @@ export class GatewayHttp {
   }
 
   /** Handles /mcp (server undefined) or /mcp/servers/<server>; never throws. */
-  async handle(req: IncomingMessage & { body?: unknown }, res: ServerResponse, server?: string): Promise<void> {
+  async handle(req: IncomingMessage & { body?: unknown }, res: ServerResponse, server?: string, principal?: Principal): Promise<void> {
     try {
-      await this.dispatch(req, res, server ?? '');
+      await this.dispatch(req, res, server ?? '', principal?.name);
     } catch (error) {
       if (error instanceof HttpError) sendError(res, error.status, error.code, error.message);
       else sendError(res, 500, -32603, `Internal error: ${(error as Error).message}`);
@@ -224,7 +227,7 @@ export class GatewayHttp {
   /** The node side of the gateway link: one instance this node runs, as an MCP endpoint (the caller checked the link token). */
   async handleInstance(req: IncomingMessage & { body?: unknown }, res: ServerResponse, instanceId: string): Promise<void> {
     try {
-      await this.dispatch(req, res, `${INSTANCE_ROUTE}${instanceId}`);
+      await this.dispatch(req, res, `${INSTANCE_ROUTE}${instanceId}`, undefined);
     } catch (error) {
       if (error instanceof HttpError) sendError(res, error.status, error.code, error.message);
       else sendError(res, 500, -32603, `Internal error: ${(error as Error).message}`);
@@ -265,19 +268,22 @@ export class GatewayHttp {
     await Promise.all([...this.sessions.values()].map((s) => s.close()));
   }
 
-  private async dispatch(req: IncomingMessage & { body?: unknown }, res: ServerResponse, route: string): Promise<void> {
+  private async dispatch(req: IncomingMessage & { body?: unknown }, res: ServerResponse, route: string, principal: string | undefined): Promise<void> {
     const sessionHeader = req.headers['mcp-session-id'];
     let session = typeof sessionHeader === 'string' ? this.sessions.get(sessionHeader) : undefined;
-    if (typeof sessionHeader === 'string' && !session && req.method !== 'DELETE' && this.keys?.verifySession(sessionHeader)?.route === route) {
+    const claims = typeof sessionHeader === 'string' && !session ? this.keys?.verifySession(sessionHeader) : undefined;
+    const opensHere = claims !== undefined && claims.route === route && claims.principal === principal;
+    if (typeof sessionHeader === 'string' && !session && req.method !== 'DELETE' && opensHere) {
       // Opened by another front gateway (or by this one before a restart): the id says all it routes by.
       this.checkRoute(route);
-      session = await this.createSession(route, sessionHeader);
+      session = await this.createSession(route, principal, sessionHeader);
     }
-    if (typeof sessionHeader === 'string' && !session && req.method === 'DELETE' && this.keys?.verifySession(sessionHeader)?.route === route) {
+    if (typeof sessionHeader === 'string' && !session && req.method === 'DELETE' && opensHere) {
       res.writeHead(200).end(); // nothing of it lives here
       return;
     }
-    if (typeof sessionHeader === 'string' && (!session || session.route !== route)) {
+    // Another token holder who learns a session id gets nothing from it.
+    if (typeof sessionHeader === 'string' && (!session || session.route !== route || session.principal !== principal)) {
       throw new HttpError(404, -32001, 'Session not found');
     }
     const version = req.headers['mcp-protocol-version'];
@@ -339,7 +345,7 @@ export class GatewayHttp {
     if (!initialize) throw new HttpError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
     if (messages.length > 1) throw new HttpError(400, -32600, 'Invalid Request: Only one initialization request is allowed');
     this.checkRoute(route);
-    const created = await this.createSession(route);
+    const created = await this.createSession(route, principal);
     created.transport.handlePost(res, messages as never, batch);
   }
 
@@ -353,9 +359,9 @@ export class GatewayHttp {
     }
   }
 
-  private async createSession(route: string, id?: string): Promise<Session> {
-    const transport = new HttpSessionTransport(id ?? this.keys?.issueSession({ route }) ?? randomUUID());
-    const session: Session = { route, transport, lastSeen: Date.now(), close: () => transport.close() };
+  private async createSession(route: string, principal: string | undefined, id?: string): Promise<Session> {
+    const transport = new HttpSessionTransport(id ?? this.keys?.issueSession({ route, principal }) ?? randomUUID());
+    const session: Session = { route, transport, principal, lastSeen: Date.now(), close: () => transport.close() };
     this.sessions.set(transport.sessionId, session);
     if (route === '') {
       const aggregate = createAggregateServer(this.gateway, this.catalog, () => transport.sessionId);

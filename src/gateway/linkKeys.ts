@@ -19,6 +19,8 @@ const SECRET_PATTERN = /^[A-Za-z0-9._~+/=-]{32,}$/;
 /** What a session id carries: the route it was opened on ('' for /mcp, a server name, or `instance:<id>` on a node link). */
 export interface SessionClaims {
   route: string;
+  /** The name of the principal who opened it; only they may use it on any front. */
+  principal?: string;
 }
 
 export class GatewayKeys {
@@ -44,7 +46,7 @@ export class GatewayKeys {
    * it is visible ASCII as the MCP spec requires; 128 random bits make it unguessable.
    */
   issueSession(claims: SessionClaims): string {
-    const body = `s1.${Buffer.from(JSON.stringify({ r: claims.route })).toString('base64url')}.${randomBytes(16).toString('base64url')}`;
+    const body = `s1.${Buffer.from(JSON.stringify({ r: claims.route, p: claims.principal })).toString('base64url')}.${randomBytes(16).toString('base64url')}`;
     return `${body}.${this.mac(body)}`;
   }
 
@@ -57,8 +59,9 @@ export class GatewayKeys {
     const presented = Buffer.from(parts[3]);
     if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return undefined;
     try {
-      const claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as { r?: unknown };
-      return typeof claims.r === 'string' ? { route: claims.r } : undefined;
+      const claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as { r?: unknown; p?: unknown };
+      if (typeof claims.r !== 'string') return undefined;
+      return typeof claims.p === 'string' ? { route: claims.r, principal: claims.p } : { route: claims.r };
     } catch {
       return undefined;
     }

@@ -148,6 +148,36 @@ describe('scoped tokens on a real mcpd', function () {
     assert.match(bad.stderr, /servers\.0: must be 1-40 lowercase letters/);
   });
 
+  it('an MCP session belongs to the token that opened it: another token holder who learns its id gets 404', async () => {
+    const headers = (token: string, session?: string) => ({
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-06-18',
+      ...(session ? { 'mcp-session-id': session } : {}),
+    });
+    const opened = await fetch(`${mcpd.url}/mcp`, {
+      method: 'POST',
+      headers: headers(tokens.client),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      }),
+    });
+    await opened.arrayBuffer();
+    assert.equal(opened.status, 200);
+    const session = opened.headers.get('mcp-session-id')!;
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} });
+    const stolen = await fetch(`${mcpd.url}/mcp`, { method: 'POST', headers: headers(tokens.operator, session), body: list });
+    assert.equal(stolen.status, 404);
+    assert.match(await stolen.text(), /Session not found/);
+    const own = await fetch(`${mcpd.url}/mcp`, { method: 'POST', headers: headers(tokens.client, session), body: list });
+    assert.equal(own.status, 200);
+    assert.match(await own.text(), /"tools"/);
+  });
+
   it('a revoked token is refused at once, on the API and the gateway', async () => {
     const created = await mcpctl(['create', 'token', 't-gone', '--role', 'operator']);
     assert.equal(created.code, 0, created.stderr);

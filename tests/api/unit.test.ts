@@ -315,7 +315,7 @@ describe('api: scoped tokens', () => {
     const { token, view } = store.create('ci', 'operator', 60);
     assert.deepEqual(view, { name: 'ci', role: 'operator', createdAt: '2026-01-01T00:00:00.000Z', expiresAt: '2026-01-01T00:01:00.000Z', servers: null });
     assert.ok(!fs.readFileSync(path.join(dir, 'tokens.json'), 'utf8').includes(token));
-    assert.deepEqual(store.lookup(token), { ok: true, principal: { name: 'ci', role: 'operator', servers: null } });
+    assert.deepEqual(store.lookup(token), { ok: true, principal: { name: 'ci', role: 'operator', servers: null, source: 'scoped-token', groups: [] } });
     assert.deepEqual(store.lookup(`${token}x`), { ok: false, reason: 'unknown' });
     assert.throws(() => store.create('ci', 'viewer'), /token "ci" already exists/);
     // Another process sharing the data dir sees it, and its revocation.

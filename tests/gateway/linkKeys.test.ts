@@ -15,6 +15,7 @@ describe('gateway link keys', () => {
     assert.deepEqual(y.verifySession(id), { route: 'gitea' });
     assert.deepEqual(y.verifySession(x.issueSession({ route: '' })), { route: '' });
     assert.notEqual(x.issueSession({ route: 'gitea' }), id, 'every session id is new');
+    assert.deepEqual(y.verifySession(x.issueSession({ route: 'gitea', principal: 't-client' })), { route: 'gitea', principal: 't-client' });
   });
 
   it('rejects ids of another cluster, altered ids, and anything that is not one', () => {
