@@ -1,7 +1,10 @@
 /**
  * Preload (`NODE_OPTIONS=--require dist/bench/cpuProfile.js`) that CPU-profiles a
  * process whose command line the bench does not own (node refuses --cpu-prof in
- * NODE_OPTIONS). Writes <BENCH_PROFILE_DIR>/<pid>.cpuprofile when the process exits.
+ * NODE_OPTIONS). Writes <BENCH_PROFILE_DIR>/<pid>-<n>.cpuprofile when the process
+ * exits, and on each SIGWINCH (then profiles on), so a bench can take one profile
+ * per phase (start, steady state, delete) of one process. Not SIGUSR2: the Temporal
+ * SDK's runtime shuts its workers down on it; SIGWINCH is ignored by default.
  */
 import fs from 'node:fs';
 import inspector from 'node:inspector';
@@ -13,10 +16,15 @@ if (dir) {
   session.connect();
   session.post('Profiler.enable');
   session.post('Profiler.start');
+  let written = 0;
   // A same-thread session answers synchronously, so this completes inside 'exit'.
-  process.on('exit', () => {
+  const write = () =>
     session.post('Profiler.stop', (err, result) => {
-      if (!err) fs.writeFileSync(path.join(dir, `${process.pid}.cpuprofile`), JSON.stringify(result.profile));
+      if (!err) fs.writeFileSync(path.join(dir, `${process.pid}-${written++}.cpuprofile`), JSON.stringify(result.profile));
     });
+  process.on('SIGWINCH', () => {
+    write();
+    session.post('Profiler.start');
   });
+  process.on('exit', write);
 }

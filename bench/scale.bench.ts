@@ -18,6 +18,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify, parseArgs } from 'node:util';
 import Docker from 'dockerode';
@@ -30,6 +31,8 @@ import { SEARCH_ATTRIBUTES } from '../src/contracts/searchAttributes';
 import { quoteLiteral } from '../src/contracts/visibility';
 import { removeContainers, startMcpd, testEnv, type McpdProcess } from '../tests/support/stack';
 import { callApi } from '../tests/support/clients';
+import type { temporal } from '@temporalio/proto';
+import { startSteps, stepPercentiles, stopSteps, type Step } from './startBreakdown';
 import { FORMULAS, checkGoals, cpuPercentOfCore, cpuTicksFromProcStat, eventsPerInstanceHour, extrapolate, type ScaleMeasurement } from './scaleFigures';
 
 const IMAGE = 'mcpd/tiny:dev';
@@ -244,6 +247,38 @@ function table(title: string, rows: [string, string, string?][]): void {
   for (const [a, b, c] of rows) console.log(line(a, b, c));
 }
 
+/**
+ * Where each instance's start went, from apply to its RUNNING upsert, read from every
+ * instance's history (bench/startBreakdown.ts): queue waits against work, median and p90.
+ */
+async function printStartBreakdown(client: Client, server: string, appliedAtMs: number): Promise<void> {
+  const runs = await instanceHistories(client, server, (events) => startSteps(events, appliedAtMs, 0).slice(0, -1));
+  printSteps('Where a start goes (every instance, from apply to RUNNING recorded; ms)', runs);
+}
+
+/** Where each instance's stop went, from the delete call to its workflow's end, read from its history. */
+async function printStopBreakdown(client: Client, server: string, deletedAtMs: number): Promise<void> {
+  const runs = await instanceHistories(client, server, (events) => stopSteps(events, deletedAtMs));
+  printSteps('Where a delete goes (every instance, from the delete call to its workflow ended; ms)', runs);
+}
+
+function instanceHistories(client: Client, server: string, steps: (events: temporal.api.history.v1.IHistoryEvent[]) => Step[]): Promise<Step[][]> {
+  return mapLimit(
+    Array.from({ length: REPLICAS }, (_, ordinal) => instanceId(server, ordinal)),
+    16,
+    async (id) => steps((await client.workflow.getHandle(id).fetchHistory()).events ?? []),
+  );
+}
+
+function printSteps(title: string, runs: Step[][]): void {
+  console.log(`\n${title}`);
+  console.log(`| ${'step'.padEnd(56)} | ${'median'.padStart(8)} | ${'p90'.padStart(8)} |`);
+  console.log(`|${'-'.repeat(58)}|${'-'.repeat(10)}|${'-'.repeat(10)}|`);
+  for (const step of stepPercentiles(runs)) {
+    console.log(`| ${step.label.padEnd(56)} | ${step.median.toFixed(0).padStart(8)} | ${step.p90.toFixed(0).padStart(8)} |`);
+  }
+}
+
 async function main(): Promise<void> {
   const stack = testEnv();
   ticksPerSecond = Number((await run('getconf', ['CLK_TCK'])).stdout.trim()) || ticksPerSecond;
@@ -262,8 +297,11 @@ async function main(): Promise<void> {
     console.log(`baseline: ${REPLICAS} x docker run -d`);
     const baseline = await plainDockerRuns(plainLabel, suffix);
 
-    mcpd = await startMcpd({ env: { MCPD_LOG_LEVEL: 'warn', MCPD_START_CONCURRENCY: String(START_CONCURRENCY) } });
+    // BENCH_PROFILE_DIR=/tmp/prof CPU-profiles mcpd: one profile per phase (start, steady window, delete; bench/cpuProfile.ts).
+    const profile = process.env.BENCH_PROFILE_DIR ? { NODE_OPTIONS: `--require ${path.join(__dirname, 'cpuProfile.js')}` } : {};
+    mcpd = await startMcpd({ env: { MCPD_LOG_LEVEL: 'warn', MCPD_START_CONCURRENCY: String(START_CONCURRENCY), ...profile } });
     const pid = mcpd.pid;
+    const nextProfile = () => process.env.BENCH_PROFILE_DIR && process.kill(pid, 'SIGWINCH');
     const api = async (method: string, path: string, body?: unknown) => {
       const res = await callApi(mcpd!, method, path, body);
       if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.text}`);
@@ -283,10 +321,12 @@ async function main(): Promise<void> {
     const memBefore = memAvailableBytes();
 
     console.log(`applying ${server} with ${REPLICAS} replicas`);
+    nextProfile();
     // Which process the start waits on: the CPU each one spends from apply to all healthy.
     const engine = enginePids();
     const startCpu0 = { mcpd: cpuSeconds([pid]), temporal: cpuSeconds([temporal]), engine: cpuSeconds(engine) };
     const applied = process.hrtime.bigint();
+    const appliedAtMs = Date.now();
     const elapsed = () => Number(process.hrtime.bigint() - applied) / 1e9;
     await api('PUT', `/api/v1/servers/${server}`, {
       name: server,
@@ -314,6 +354,7 @@ async function main(): Promise<void> {
       await sleep(250);
     }
     const secondsToHealthy = elapsed();
+    nextProfile();
     const startCpu = {
       mcpd: cpuSeconds([pid]) - startCpu0.mcpd,
       temporal: cpuSeconds([temporal]) - startCpu0.temporal,
@@ -327,6 +368,7 @@ async function main(): Promise<void> {
       throw new Error(`search attributes said all healthy, the API lists ${views.items.length} with ${notReady.length} not RUNNING and healthy`);
     }
     console.log(`  all ${REPLICAS} RUNNING after ${secondsToRunning.toFixed(1)} s, healthy after ${secondsToHealthy.toFixed(1)} s`);
+    await printStartBreakdown(client, server, appliedAtMs);
 
     // Steady state: let the start's burst settle, then one window long enough for two probe rounds.
     await sleep(PROBE_INTERVAL_SECONDS * 1000);
@@ -335,9 +377,11 @@ async function main(): Promise<void> {
     );
     const lengthsBefore = new Map<string, Map<string, RunLength>>();
     for (const id of sample) lengthsBefore.set(id, await familyLengths(client, id));
+    nextProfile();
     const t0 = { mcpd: cpuTicks(pid), temporal: cpuTicks(temporal), at: process.hrtime.bigint() };
     await sleep(WINDOW_SECONDS * 1000);
     const t1 = { mcpd: cpuTicks(pid), temporal: cpuTicks(temporal), at: process.hrtime.bigint() };
+    nextProfile();
     const windowSeconds = Number(t1.at - t0.at) / 1e9;
     let events = 0;
     for (const id of sample) {
@@ -355,6 +399,7 @@ async function main(): Promise<void> {
 
     console.log(`deleting ${server}`);
     const deleting = process.hrtime.bigint();
+    const deletedAtMs = Date.now();
     await api('DELETE', `/api/v1/servers/${server}`);
     let left = { containers: -1, workflows: -1 };
     for (;;) {
@@ -369,6 +414,7 @@ async function main(): Promise<void> {
       await sleep(250);
     }
     const secondsToDeleted = Number(process.hrtime.bigint() - deleting) / 1e9;
+    await printStopBreakdown(client, server, deletedAtMs);
 
     const measured: ScaleMeasurement = {
       instances: REPLICAS,
