@@ -27,9 +27,8 @@ import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/proto
 import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
 import type { Gateway, ListKind } from './gateway';
 import { NameTable, type QualifiedName } from './names';
-import MiniSearch from 'minisearch';
 import type { VirtualServerSpec } from '../contracts/virtualServer';
-import { clashMessage, exposePrompts, exposeTools, servesResource, type Clash, type ServerItems } from './virtualCatalog';
+import { clashMessage, exposePrompts, exposeTools, servesResource, ToolIndex, type Clash, type ServerItems } from './virtualCatalog';
 import type { CallHooks, Params, Result } from './upstream';
 
 type Extra = RequestHandlerExtra<SdkServerRequest, ServerNotification>;
@@ -53,7 +52,7 @@ export class AggregateCatalog {
   /** The clashes of the latest lists (virtual servers with naming none, or overrides): names withheld. */
   toolClashes: Clash[] = [];
   promptClashes: Clash[] = [];
-  private search?: { tools: Record<string, unknown>[]; index: MiniSearch };
+  private readonly search = new ToolIndex();
 
   constructor(
     private readonly gateway: Gateway,
@@ -229,26 +228,11 @@ export class AggregateCatalog {
     return !spec || servesResource(spec, owner, uriTemplate) ? owner : undefined;
   }
 
-  /**
-   * Tool search: the exposed tools best matching a query, by a full-text index over
-   * names (split at "_", "-", "." and case changes) and descriptions. The index is
-   * rebuilt when the tool list changes.
-   */
+  /** Tool search: the exposed tools best matching a query (see ToolIndex). */
   async findTools(query: string, limit: number): Promise<Record<string, unknown>[]> {
     const { tools } = (await this.listTools()) as { tools: Record<string, unknown>[] };
-    if (!this.search || !sameNames(this.search.tools, tools)) {
-      const index = new MiniSearch({
-        fields: ['name', 'description'],
-        storeFields: [],
-        idField: 'id',
-        tokenize: (text) => text.split(/[\s_.\-/:,;()]+|(?<=[a-z])(?=[A-Z])/).filter(Boolean),
-        searchOptions: { boost: { name: 2 }, prefix: true, fuzzy: 0.2, combineWith: 'OR' },
-      });
-      index.addAll(tools.map((t, id) => ({ id, name: String(t.name), description: String(t.description ?? '') })));
-      this.search = { tools, index };
-    }
-    const hits = this.search.index.search(query).slice(0, limit);
-    return hits.map((hit) => this.search!.tools[hit.id as number]);
+    this.search.update(tools);
+    return this.search.find(query, limit);
   }
 
   private reportClashes(kind: 'tool' | 'prompt', clashes: Clash[], before: Clash[]): void {
@@ -265,10 +249,6 @@ export class AggregateCatalog {
       // A template the SDK cannot parse is still listed; it just cannot route reads.
     }
   }
-}
-
-function sameNames(a: Record<string, unknown>[], b: Record<string, unknown>[]): boolean {
-  return a.length === b.length && a.every((t, i) => t.name === b[i].name && t.description === b[i].description);
 }
 
 export interface AggregateServerOptions {

@@ -10,6 +10,7 @@
  *   never get one server's tool when it asked for the other's) and the clash is
  *   reported naming both.
  */
+import MiniSearch from 'minisearch';
 import picomatch from 'picomatch';
 import type { ItemFilter, VirtualServerSpec } from '../contracts/virtualServer';
 import { mangle, type QualifiedName } from './names';
@@ -124,4 +125,42 @@ export function servesResource(spec: VirtualServerSpec, server: string, uriOrTem
 /** The message of a clash, naming both (all) tools. */
 export function clashMessage(virtualServer: string, kind: 'tool' | 'prompt', clash: Clash): string {
   return `virtual server "${virtualServer}": ${kind} name "${clash.name}" is served by ${clash.owners.join(' and ')}; neither is served until one is renamed (tools.overrides) or filtered out, or naming is "prefix"`;
+}
+
+/**
+ * The full-text index of tool search: names (split at "_", "-", ".", "/" and case
+ * changes, so `create_issue` and `createIssue` both match "issue") and descriptions,
+ * names weighing double; prefix and slightly fuzzy matches count. Rebuilt only when
+ * the tool list changes.
+ */
+export class ToolIndex {
+  private tools: Item[] = [];
+  private index?: MiniSearch;
+
+  update(tools: Item[]): void {
+    if (this.index && sameTools(this.tools, tools)) return;
+    const index = new MiniSearch({
+      fields: ['name', 'description'],
+      storeFields: [],
+      tokenize: (text) => text.split(/[\s_.\-/:,;()]+|(?<=[a-z])(?=[A-Z])/).filter(Boolean),
+      processTerm: (term) => term.toLowerCase(),
+      searchOptions: { boost: { name: 2 }, prefix: true, fuzzy: 0.2, combineWith: 'OR' },
+    });
+    index.addAll(tools.map((t, id) => ({ id, name: String(t.name), description: String(t.description ?? '') })));
+    this.tools = tools;
+    this.index = index;
+  }
+
+  /** The best matches, best first; nothing for a query without words. */
+  find(query: string, limit: number): Item[] {
+    if (!this.index) return [];
+    return this.index
+      .search(query)
+      .slice(0, limit)
+      .map((hit) => this.tools[hit.id as number]);
+  }
+}
+
+function sameTools(a: Item[], b: Item[]): boolean {
+  return a.length === b.length && a.every((t, i) => t.name === b[i].name && t.description === b[i].description);
 }

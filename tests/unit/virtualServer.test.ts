@@ -8,7 +8,7 @@ import { serversRefusal } from '../../src/api/auth';
 import { describeFieldErrors } from '../../src/contracts/spec';
 import { isVirtualServerDocument, validateVirtualServerSpec, type VirtualServerSpec } from '../../src/contracts/virtualServer';
 import { matchGatewayPath } from '../../src/gateway/http';
-import { clashMessage, exposePrompts, exposeTools, passes, servesResource } from '../../src/gateway/virtualCatalog';
+import { clashMessage, exposePrompts, exposeTools, passes, servesResource, ToolIndex } from '../../src/gateway/virtualCatalog';
 
 function spec(input: unknown): VirtualServerSpec {
   const result = validateVirtualServerSpec(input);
@@ -180,5 +180,48 @@ describe('virtual server endpoint and tokens', () => {
       /virtual server "dev" also draws from c/,
     );
     assert.equal(serversRefusal(null, { kind: 'gateway', virtual: { name: 'dev', servers: ['c'] } }), null);
+  });
+});
+
+describe('tool search index', () => {
+  /** 500 tools of 50 made-up servers, 10 verbs over 50 nouns, as a large fleet lists them. */
+  const fleet = () => {
+    const verbs = ['list', 'get', 'create', 'update', 'delete', 'search', 'archive', 'restore', 'export', 'import'];
+    const tools = [];
+    for (let n = 0; n < 50; n++) {
+      for (const verb of verbs) tools.push(tool(`srv${n}__${verb}_thing${n}`, `${verb} a thing number ${n}`));
+    }
+    tools[123] = tool('gitea__create_issue', 'Create an issue in a Gitea repository');
+    tools[321] = tool('jira__createIssue', 'Open a new ticket in Jira');
+    tools[400] = tool('files__read_file', 'Read the contents of a file from disk');
+    return tools;
+  };
+
+  it('ranks the tools that match a query first, out of 500, by name parts and description', () => {
+    const index = new ToolIndex();
+    index.update(fleet());
+    const issues = index.find('create issue', 5).map((t) => t.name);
+    assert.deepEqual(issues.slice(0, 2).sort(), ['gitea__create_issue', 'jira__createIssue']);
+    assert.equal(index.find('read file contents', 3)[0].name, 'files__read_file');
+    assert.equal(index.find('ticket', 10)[0].name, 'jira__createIssue');
+  });
+
+  it('returns at most limit tools, and none for a query that matches nothing', () => {
+    const index = new ToolIndex();
+    index.update(fleet());
+    assert.equal(index.find('thing', 10).length, 10);
+    assert.deepEqual(index.find('zzzzqqqq', 10), []);
+  });
+
+  it('follows a changed tool list', () => {
+    const index = new ToolIndex();
+    index.update([tool('a__alpha')]);
+    assert.equal(index.find('alpha', 5).length, 1);
+    index.update([tool('b__beta')]);
+    assert.deepEqual(
+      index.find('alpha', 5).map((t) => t.name),
+      [],
+    );
+    assert.equal(index.find('beta', 5)[0].name, 'b__beta');
   });
 });
