@@ -266,12 +266,19 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         return void res.end(body);
       }
       void (async () => {
-        const access = { kind: 'gateway' as const, server: route.server, virtual: route.virtual !== undefined ? { name: route.virtual, servers: [] } : undefined };
+        const access = {
+          kind: 'gateway' as const,
+          server: route.server,
+          virtual: route.virtual !== undefined ? { name: route.virtual, servers: [] } : undefined,
+        };
         let { rejection, principal } = authorize(req.headers.authorization, token, tokens, access);
         if (!rejection && route.virtual !== undefined && principal?.servers) {
           // A token limited to some servers may use a virtual server that draws from those only: its spec says which (read only once the token is known good).
           const spec = await virtualDirectory.get(route.virtual);
-          ({ rejection, principal } = authorize(req.headers.authorization, token, tokens, { ...access, virtual: { name: route.virtual, servers: spec?.servers.map((s) => s.name) ?? [] } }));
+          ({ rejection, principal } = authorize(req.headers.authorization, token, tokens, {
+            ...access,
+            virtual: { name: route.virtual, servers: spec?.servers.map((s) => s.name) ?? [] },
+          }));
         }
         if (rejection) return sendRejection(res, rejection);
         await mcpHttp.handle(req, res, route.server, principal, route.virtual);

@@ -6,11 +6,7 @@
  */
 import { allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
 import { describeFieldErrors } from '../src/contracts/spec';
-import {
-  validateVirtualServerSpec,
-  type VirtualServerView,
-  type VirtualServerWorkflowInput,
-} from '../src/contracts/virtualServer';
+import { validateVirtualServerSpec, type VirtualServerView, type VirtualServerWorkflowInput } from '../src/contracts/virtualServer';
 import { applyVirtualServerUpdate, deleteVirtualServerUpdate, virtualServerQuery } from '../src/contracts/virtualServerMessages';
 
 /** Continue as new past this many events even if the server does not suggest it yet. */

@@ -156,7 +156,10 @@ export function buildServer(): Server {
           content: [
             text('Multiple content types test:'),
             { type: 'image', data: PNG_BASE64, mimeType: 'image/png' },
-            { type: 'resource', resource: { uri: 'test://mixed-content-resource', mimeType: 'application/json', text: JSON.stringify({ test: 'data', value: 123 }) } },
+            {
+              type: 'resource',
+              resource: { uri: 'test://mixed-content-resource', mimeType: 'application/json', text: JSON.stringify({ test: 'data', value: 123 }) },
+            },
           ],
         };
       case 'test_tool_with_logging':
@@ -181,7 +184,10 @@ export function buildServer(): Server {
       case 'test_sampling': {
         if (!server.getClientCapabilities()?.sampling) return { isError: true, content: [text('The client does not support sampling')] };
         const reply = await extra.sendRequest(
-          { method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: text(String(args.prompt ?? '')) }], maxTokens: 100 } },
+          {
+            method: 'sampling/createMessage',
+            params: { messages: [{ role: 'user', content: text(typeof args.prompt === 'string' ? args.prompt : '') }], maxTokens: 100 },
+          },
           CreateMessageResultSchema,
         );
         const content = reply.content as { type: string; text?: string };
@@ -193,7 +199,7 @@ export function buildServer(): Server {
           {
             method: 'elicitation/create',
             params: {
-              message: String(args.message ?? ''),
+              message: typeof args.message === 'string' ? args.message : '',
               requestedSchema: {
                 type: 'object',
                 properties: {
@@ -263,7 +269,7 @@ export function buildServer(): Server {
                 },
               },
             },
-          } as never,
+          },
           ElicitResultSchema,
         );
         return { content: [text(`Elicitation completed: action=${reply.action}, content=${JSON.stringify(reply.content ?? {})}`)] };
@@ -312,7 +318,10 @@ export function buildServer(): Server {
       case 'test_prompt_with_embedded_resource':
         return {
           messages: [
-            { role: 'user', content: { type: 'resource', resource: { uri: args.resourceUri ?? '', mimeType: 'text/plain', text: 'Embedded resource content for testing.' } } },
+            {
+              role: 'user',
+              content: { type: 'resource', resource: { uri: args.resourceUri ?? '', mimeType: 'text/plain', text: 'Embedded resource content for testing.' } },
+            },
             { role: 'user', content: text('Please process the embedded resource above.') },
           ],
         };

@@ -196,7 +196,11 @@ export function createApi(deps: ApiDependencies): express.Express {
     const name = serverNameParam(req);
     const spec = parseVirtualServerBody(name, jsonBody(req));
     const clashes = (await deps.virtualServerClashes?.(spec)) ?? [];
-    if (clashes.length > 0) throw badRequest(`invalid virtual server spec: ${clashes.join('; ')}`, clashes.map((message) => ({ field: 'servers', message })));
+    if (clashes.length > 0)
+      throw badRequest(
+        `invalid virtual server spec: ${clashes.join('; ')}`,
+        clashes.map((message) => ({ field: 'servers', message })),
+      );
     const { virtualServer, outcome } = await virtuals().apply(spec);
     deps.onVirtualServerChanged?.(name);
     res.status(outcome === 'created' ? 201 : 200).json({ ...virtualServer, outcome });

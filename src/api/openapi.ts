@@ -159,7 +159,11 @@ export function buildOpenApiDocument(): object {
           },
           { ...onVirtualServer, requestBody: body(virtualServerSpecSchema) },
         ),
-        delete: op('Forget the virtual server (its endpoint stops serving)', { '200': ok('Deleted', deletedVirtualServerSchema), '404': err('No such virtual server') }, onVirtualServer),
+        delete: op(
+          'Forget the virtual server (its endpoint stops serving)',
+          { '200': ok('Deleted', deletedVirtualServerSchema), '404': err('No such virtual server') },
+          onVirtualServer,
+        ),
       },
       '/api/v1/instances': {
         get: op(

@@ -10,4 +10,3 @@ export const applyVirtualServerUpdate = defineUpdate<VirtualServerView, [Virtual
 /** Ends the virtual server's workflow; returns its name. */
 export const deleteVirtualServerUpdate = defineUpdate<string>('deleteVirtualServer');
 export const virtualServerQuery = defineQuery<VirtualServerView>('virtualServer');
-

@@ -314,7 +314,12 @@ export interface AggregateSession {
   close(): void;
 }
 
-export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalog, session: () => string, options: AggregateServerOptions = {}): AggregateSession {
+export function createAggregateServer(
+  gateway: Gateway,
+  catalog: AggregateCatalog,
+  session: () => string,
+  options: AggregateServerOptions = {},
+): AggregateSession {
   const pageSize = options.pageSize ?? 1000;
   const scope = catalog.scope;
   const server = new Server(
@@ -448,9 +453,9 @@ export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalo
   const stopListening = gateway.onUpstreamNotification((n) => {
     if (gateway.router.boundTo(session(), n.server) !== n.instanceId) return;
     if (n.method === 'notifications/message') {
-      void server.notification({ method: n.method, params: n.params } as ServerNotification).catch(() => undefined);
+      void server.notification({ method: n.method, params: n.params }).catch(() => undefined);
     } else if (n.method === 'notifications/resources/updated' && subscriptions.get(String(n.params?.uri)) === n.server) {
-      void server.notification({ method: n.method, params: n.params } as ServerNotification).catch(() => undefined);
+      void server.notification({ method: n.method, params: n.params }).catch(() => undefined);
     }
   });
 

@@ -409,10 +409,11 @@ export class GatewayHttp {
     this.sessions.set(transport.sessionId, session);
     if (route === '' || route.startsWith(VIRTUAL_ROUTE)) {
       const catalog = route === '' ? this.catalog : this.virtualCatalog(route.slice(VIRTUAL_ROUTE.length));
-      const { server: aggregate, close } = createAggregateServer(this.gateway, catalog, () => transport.sessionId);
+      const aggregateSession = createAggregateServer(this.gateway, catalog, () => transport.sessionId);
+      const aggregate = aggregateSession.server;
       this.aggregateServers.set(aggregate, catalog);
       transport.onclose = () => {
-        close();
+        aggregateSession.close();
         this.aggregateServers.delete(aggregate);
         this.sessions.delete(transport.sessionId);
         this.gateway.router.forgetSession(transport.sessionId);

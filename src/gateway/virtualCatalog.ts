@@ -146,7 +146,7 @@ export class ToolIndex {
       processTerm: (term) => term.toLowerCase(),
       searchOptions: { boost: { name: 2 }, prefix: true, fuzzy: 0.2, combineWith: 'OR' },
     });
-    index.addAll(tools.map((t, id) => ({ id, name: String(t.name), description: String(t.description ?? '') })));
+    index.addAll(tools.map((t, id) => ({ id, name: String(t.name), description: typeof t.description === 'string' ? t.description : '' })));
     this.tools = tools;
     this.index = index;
   }

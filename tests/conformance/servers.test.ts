@@ -97,7 +97,12 @@ describe('MCP conformance: server scenarios through mcpd', function () {
       (items) => items.length === 1 && items[0].status === 'RUNNING',
       { timeoutMs: 60_000, what: `${server} RUNNING`, describe: (items) => JSON.stringify(items.map((v) => [v.status, v.error])) },
     );
-    const virtualApplied = await api('PUT', `/api/v1/virtualservers/${virtual}`, { kind: 'VirtualServer', name: virtual, naming: 'none', servers: [{ name: server }] });
+    const virtualApplied = await api('PUT', `/api/v1/virtualservers/${virtual}`, {
+      kind: 'VirtualServer',
+      name: virtual,
+      naming: 'none',
+      servers: [{ name: server }],
+    });
     assert.equal(virtualApplied.status, 201, virtualApplied.text);
   });
 

@@ -35,7 +35,9 @@ describe('virtual servers', function () {
   const mcpctl = (args: string[]) => runMcpctl(mcpd, args, { cwd: work });
   const connect = async (urlPath: string, token = mcpd.token) => {
     const client = new Client({ name: 'virtual-test', version: '1' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpd.url}${urlPath}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${mcpd.url}${urlPath}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
+    );
     return client;
   };
   const running = (server: string) =>
@@ -150,7 +152,12 @@ describe('virtual servers', function () {
     const missing = await fetch(`${mcpd.url}/mcp/virtual/t-vs-none-${suffix}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${mcpd.token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+      }),
     });
     assert.equal(missing.status, 404);
     assert.match(await missing.text(), /virtual server "t-vs-none-.*" not found/);
@@ -204,7 +211,10 @@ describe('virtual servers', function () {
       const names = found.structuredContent!.tools.map((t) => t.name);
       assert.equal(names[0], `${gitea}__get_me`, JSON.stringify(names));
       assert.ok(names.length <= 3);
-      const called = (await client.callTool({ name: 'call_tool', arguments: { name: `${gitea}__echo`, arguments: { message: 'found and called' } } })) as ToolReply;
+      const called = (await client.callTool({
+        name: 'call_tool',
+        arguments: { name: `${gitea}__echo`, arguments: { message: 'found and called' } },
+      })) as ToolReply;
       assert.equal(called.content[0].text, 'found and called');
       await assert.rejects(client.callTool({ name: `${gitea}__echo`, arguments: { message: 'direct' } }), /serves find_tools and call_tool/);
     } finally {

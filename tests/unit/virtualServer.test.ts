@@ -175,10 +175,7 @@ describe('virtual server endpoint and tokens', () => {
 
   it('lets a token limited to some servers use a virtual server drawing from those only', () => {
     assert.equal(serversRefusal(['a', 'b'], { kind: 'gateway', virtual: { name: 'dev', servers: ['a'] } }), null);
-    assert.match(
-      serversRefusal(['a'], { kind: 'gateway', virtual: { name: 'dev', servers: ['a', 'c'] } })!,
-      /virtual server "dev" also draws from c/,
-    );
+    assert.match(serversRefusal(['a'], { kind: 'gateway', virtual: { name: 'dev', servers: ['a', 'c'] } })!, /virtual server "dev" also draws from c/);
     assert.equal(serversRefusal(null, { kind: 'gateway', virtual: { name: 'dev', servers: ['c'] } }), null);
   });
 });
