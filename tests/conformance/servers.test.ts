@@ -52,12 +52,13 @@ function readExpectedFailures(): ExpectedFailure[] {
   return entries;
 }
 
-/** Runs every active server scenario against url; resolves with the checks of each scenario. */
-async function runSuite(url: string): Promise<Map<string, Check[]>> {
+/** Runs every active server scenario (or one) against url; resolves with the checks of each scenario. */
+async function runSuite(url: string, scenario?: string): Promise<Map<string, Check[]>> {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-conformance-'));
   try {
     await new Promise<number>((resolve, reject) => {
-      const child = spawn(NODE22, [SUITE, 'server', '--url', url, '-o', out], { stdio: 'ignore' });
+      const args = [SUITE, 'server', '--url', url, '-o', out, ...(scenario ? ['--scenario', scenario] : [])];
+      const child = spawn(NODE22, args, { stdio: 'ignore' });
       child.once('error', reject);
       child.once('exit', (c) => resolve(c ?? -1));
     });
@@ -114,6 +115,33 @@ describe('MCP conformance: server scenarios through mcpd', function () {
       await mcpd.stop();
     }
     await removeContainers({ label: `${LABELS.server}=${server}` });
+  });
+
+  // On /mcp every name is <server>__<name>, which the scenarios that call a tool or get a prompt by name cannot know
+  // (a virtual server with naming none is the answer to that); the rest must pass there too.
+  const NAME_FREE_SCENARIOS = [
+    'server-initialize',
+    'logging-set-level',
+    'ping',
+    'tools-list',
+    'resources-list',
+    'resources-read-text',
+    'resources-read-binary',
+    'resources-templates-read',
+    'resources-subscribe',
+    'resources-unsubscribe',
+    'prompts-list',
+  ];
+  it(`passes the scenarios that do not name a tool or prompt through the /mcp aggregate: ${NAME_FREE_SCENARIOS.join(', ')}`, async () => {
+    const port = (proxy.address() as AddressInfo).port;
+    const failed: string[] = [];
+    for (const scenario of NAME_FREE_SCENARIOS) {
+      const results = await runSuite(`http://localhost:${port}/mcp`, scenario);
+      const checks = results.get(scenario);
+      assert.ok(checks && checks.length > 0, `${scenario}: no checks ran (${[...results.keys()].join(', ')})`);
+      for (const check of checks) if (check.status === 'FAILURE') failed.push(`${scenario}/${check.id}: ${check.errorMessage ?? '(no message)'}`);
+    }
+    assert.deepEqual(failed, [], `failed checks through /mcp:\n${failed.join('\n')}`);
   });
 
   for (const endpoint of ['servers', 'virtual'] as const) {
