@@ -162,6 +162,23 @@ describe('MCP conformance: server scenarios through mcpd', function () {
           if (!isExpected(scenario, check.id)) unexpected.push(`${scenario}/${check.id}: ${check.errorMessage ?? '(no message)'}`);
         }
       }
+      // What the suite must have seen work through mcpd, not merely not fail: the relayed and routed parts.
+      const succeeded = (scenario: string) => results.get(scenario)?.some((c) => c.status === 'SUCCESS') === true;
+      for (const scenario of [
+        'tools-call-with-logging',
+        'tools-call-with-progress',
+        'tools-call-sampling',
+        'tools-call-elicitation',
+        'resources-subscribe',
+        'logging-set-level',
+        'completion-complete',
+      ]) {
+        assert.ok(succeeded(scenario), `${scenario}: ${JSON.stringify(results.get(scenario))}`);
+      }
+      const statuses = [...results.values()].flat().map((c) => c.status);
+      process.stdout.write(
+        `      ${where}: ${results.size} scenarios, ${statuses.length} checks: ${['SUCCESS', 'FAILURE', 'WARNING', 'INFO'].map((s) => `${statuses.filter((x) => x === s).length} ${s}`).join(', ')}\n`,
+      );
       const stale = expected.filter((e) => results.has(e.scenario) && !failedKeys.has(`${e.scenario}/${e.check}`));
       assert.deepEqual(unexpected, [], `failed checks through ${where}:\n${unexpected.join('\n')}`);
       assert.deepEqual(
