@@ -521,5 +521,6 @@ export function mountGateway(app: express.Express, gateway: Gateway, options: Ga
   const guard: express.RequestHandler = options.authenticate ?? ((_req, _res, next) => next());
   app.all('/mcp', guard, (req, res) => void http.handle(req, res));
   app.all('/mcp/servers/:name', guard, (req, res) => void http.handle(req, res, String(req.params.name)));
+  app.all('/mcp/virtual/:name', guard, (req, res) => void http.handle(req, res, undefined, undefined, String(req.params.name)));
   return http;
 }
