@@ -160,7 +160,7 @@ describe('virtual servers', function () {
       }),
     });
     assert.equal(missing.status, 404);
-    assert.match(await missing.text(), /virtual server "t-vs-none-.*" not found/);
+    assert.match(((await missing.json()) as { error: { message: string } }).error.message, /^virtual server "t-vs-none-.*" not found$/);
   });
 
   it('refuses naming none when two tools would have one name, naming both; an override settles it', async () => {
