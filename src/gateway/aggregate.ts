@@ -300,7 +300,7 @@ function decodeCursor(cursor: string | undefined): number {
 }
 
 /** One page of a list result, with nextCursor when more follow. */
-function page(result: Result, key: string, cursor: string | undefined, size: number): Result {
+export function page(result: Result, key: string, cursor: string | undefined, size: number): Result {
   const items = result[key] as unknown[];
   const offset = decodeCursor(cursor);
   if (offset === 0 && items.length <= size) return result;

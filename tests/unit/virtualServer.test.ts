@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { serversRefusal } from '../../src/api/auth';
+import { page } from '../../src/gateway/aggregate';
 import { describeFieldErrors } from '../../src/contracts/spec';
 import { isVirtualServerDocument, validateVirtualServerSpec, type VirtualServerSpec } from '../../src/contracts/virtualServer';
 import { matchGatewayPath } from '../../src/gateway/http';
@@ -220,5 +221,28 @@ describe('tool search index', () => {
       [],
     );
     assert.equal(index.find('beta', 5)[0].name, 'b__beta');
+  });
+});
+
+describe('list pagination of the aggregate endpoints', () => {
+  const tools = Array.from({ length: 25 }, (_, i) => tool(`t${i}`));
+
+  it('answers a short list whole, and a long one in pages that add up to it', () => {
+    assert.deepEqual(page({ tools }, 'tools', undefined, 100), { tools });
+    const seen: unknown[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const result = page({ tools }, 'tools', cursor, 10);
+      seen.push(...(result.tools as unknown[]));
+      cursor = result.nextCursor as string | undefined;
+      pages++;
+    } while (cursor !== undefined);
+    assert.equal(pages, 3);
+    assert.deepEqual(seen, tools);
+  });
+
+  it('refuses a cursor it did not make', () => {
+    assert.throws(() => page({ tools }, 'tools', 'not-a-cursor', 10), /Invalid cursor/);
   });
 });
