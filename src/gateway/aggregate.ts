@@ -338,7 +338,6 @@ export function createAggregateServer(
     },
   );
   const subscriptions = new Map<string, string>(); // uri -> server
-  let toolSearch = false;
 
   /** Calls the session's replica of a server with the hooks that relay to this client. */
   const forward = (upstreamServer: string, method: string, params: Params, extra: Extra): Promise<Result> => {
@@ -359,8 +358,7 @@ export function createAggregateServer(
 
   server.setRequestHandler(ListToolsRequestSchema, async (request) => {
     const spec = await catalog.currentSpec();
-    toolSearch = spec?.toolSearch === true;
-    if (toolSearch) return { tools: TOOL_SEARCH_TOOLS.map((t) => ({ ...t })) };
+    if (spec?.toolSearch) return { tools: TOOL_SEARCH_TOOLS.map((t) => ({ ...t })) };
     return page(await catalog.listTools(), 'tools', request.params?.cursor, pageSize);
   });
   server.setRequestHandler(ListPromptsRequestSchema, async (request) => page(await catalog.listPrompts(), 'prompts', request.params?.cursor, pageSize));
