@@ -9,6 +9,9 @@
  *                              images mcpd builds from PyPI packages (src/docker/packageImages.ts)
  *   mcpd/gitea-like:dev        images/gitea-like/server.ts bundled with esbuild
  *   mcpd/server-everything:dev @modelcontextprotocol/server-everything bundled with esbuild
+ *   mcpd/conformance-everything:dev
+ *                              images/conformance-everything/server.ts bundled with esbuild: the
+ *                              fixture of the MCP conformance suite's server scenarios
  *   mcpd/tiny:dev              images/tiny, a static Go binary (stdio MCP server with an `echo`
  *                              tool) made with `docker import`; the fixture of the scale benchmark
  *
@@ -31,6 +34,7 @@ export const IMAGES = {
   pythonBase: 'mcpd/python-base:3',
   giteaLike: 'mcpd/gitea-like:dev',
   serverEverything: 'mcpd/server-everything:dev',
+  conformanceEverything: 'mcpd/conformance-everything:dev',
   tiny: 'mcpd/tiny:dev',
 };
 
@@ -365,6 +369,22 @@ export async function buildImages({ force = false, log = (msg) => console.log(`[
     })
   ) {
     built.push(IMAGES.giteaLike);
+  }
+
+  const conformance = await bundle(esbuild, {
+    entryPoints: [path.join(ROOT, 'images/conformance-everything/server.ts')],
+    format: 'cjs',
+    absWorkingDir: ROOT,
+  });
+  if (
+    buildAppImage(IMAGES.conformanceEverything, {
+      files: { 'server.js': conformance },
+      entrypoint: ['node', '/app/server.js'],
+      force,
+      log,
+    })
+  ) {
+    built.push(IMAGES.conformanceEverything);
   }
 
   const everythingDist = path.join(ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist');

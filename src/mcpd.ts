@@ -40,6 +40,8 @@ import { OpenBaoSecretStore } from './secrets/openbao';
 import { resolveBaoToken } from './secrets/rootToken';
 import type { SecretStore } from './secrets/types';
 import { createWorkers, type McpdWorkers } from './worker';
+import { VirtualServerControl } from './api/virtualServers';
+import { VirtualServerCache, virtualServerClashes } from './gateway/virtualServers';
 
 // For src/main.ts, which installs the Temporal SDK's runtime before anything connects.
 export { temporalSdkMetricsAddress, temporalSdkMetricsExporter } from './metrics/temporalSdk';
@@ -176,6 +178,9 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     }
 
     const token = ensureApiToken(settings.dataDir);
+    const virtualControl = new VirtualServerControl(client);
+    // Specs of virtual servers as the gateway reads them: a few seconds stale at most on other processes; this one's API refreshes them at once.
+    const virtualDirectory = new VirtualServerCache((name) => virtualControl.find(name).then((found) => found?.spec), { ttlMs: 3_000 });
     const tokens = new TokenStore(settings.dataDir);
     const app = express();
     app.disable('x-powered-by');
@@ -198,13 +203,26 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           // Ready once the running instances are back in the gateway, so clients arriving after a restart find them.
           ready: () => !workerFailure && (workers?.reattached() ?? true),
           gateway,
+          virtualServers: virtualControl,
+          onVirtualServerChanged: (name) => {
+            virtualDirectory.invalidate(name);
+            gatewayHttp?.virtualServerChanged(name);
+          },
+          virtualServerClashes: gateway ? (spec) => virtualServerClashes(gateway, spec) : undefined,
           controlPlane,
           logger: log.child({ component: 'api' }),
         }),
       );
     }
     controlPlane.start();
-    const mcpHttp = gateway ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined }) : undefined;
+    const mcpHttp = gateway
+      ? new GatewayHttp(gateway, {
+          keys,
+          node: settings.roles.worker ? settings.node : undefined,
+          virtualServers: virtualDirectory,
+          onVirtualServerClash: (message) => log.warn({ component: 'gateway' }, message),
+        })
+      : undefined;
     gatewayHttp = mcpHttp;
 
     const origins = originPolicy(settings);
@@ -247,9 +265,24 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         res.writeHead(forbidden.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
         return void res.end(body);
       }
-      const { rejection, principal } = authorize(req.headers.authorization, token, tokens, { kind: 'gateway', server: route.server });
-      if (rejection) return sendRejection(res, rejection);
-      mcpHttp.handle(req, res, route.server, principal).catch((err: Error) => {
+      void (async () => {
+        const access = {
+          kind: 'gateway' as const,
+          server: route.server,
+          virtual: route.virtual !== undefined ? { name: route.virtual, servers: [] } : undefined,
+        };
+        let { rejection, principal } = authorize(req.headers.authorization, token, tokens, access);
+        if (!rejection && route.virtual !== undefined && principal?.servers) {
+          // A token limited to some servers may use a virtual server that draws from those only: its spec says which (read only once the token is known good).
+          const spec = await virtualDirectory.get(route.virtual);
+          ({ rejection, principal } = authorize(req.headers.authorization, token, tokens, {
+            ...access,
+            virtual: { name: route.virtual, servers: spec?.servers.map((s) => s.name) ?? [] },
+          }));
+        }
+        if (rejection) return sendRejection(res, rejection);
+        await mcpHttp.handle(req, res, route.server, principal, route.virtual);
+      })().catch((err: Error) => {
         log.error({ err: err.message, url: req.url }, 'gateway request failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));

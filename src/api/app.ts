@@ -15,7 +15,9 @@ import { bearerAuth } from './auth';
 import type { TokenStore } from './tokens';
 import { createTokenBodySchema, instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySchema, startQuerySchema } from '../contracts/api';
 import { API_CALL_DEADLINE_MS, temporalUnreachable, type ControlPlaneMonitor, type ControlPlaneState } from './controlPlane';
-import { errorHandler, notFound, toApiError } from './errors';
+import { badRequest, errorHandler, notFound, toApiError } from './errors';
+import { parseVirtualServerBody, type VirtualServerControl } from './virtualServers';
+import type { VirtualServerSpec } from '../contracts/virtualServer';
 import { InstanceControl } from './instances';
 import { pipeInstanceLogs, type LogSource } from './logs';
 import { buildOpenApiDocument } from './openapi';
@@ -42,6 +44,12 @@ export interface ApiDependencies {
   ready: () => boolean;
   /** When the gateway runs in this process: what it routes to, for GET /api/v1/gateway. */
   gateway?: { instances(): unknown };
+  /** Virtual servers (stored in virtualServerWorkflow); without it /virtualservers answers 404. */
+  virtualServers?: VirtualServerControl;
+  /** Called after a virtual server is applied or deleted (the gateway of this process re-reads it). */
+  onVirtualServerChanged?: (name: string) => void;
+  /** The clashes a virtual server would have with the tools served now (naming none): an apply with any is refused. */
+  virtualServerClashes?: (spec: VirtualServerSpec) => Promise<string[]>;
   /** Temporal's health: /readyz reports it, and API calls answer 503 fast while it does not answer. */
   controlPlane?: ControlPlaneMonitor;
   logger?: Logger;
@@ -171,6 +179,37 @@ export function createApi(deps: ApiDependencies): express.Express {
     const name = serverNameParam(req);
     const { replicas } = bodyOf(req, scaleRequestSchema, 'scale request');
     res.json(await servers.scale(name, replicas));
+  });
+
+  // ---- virtual servers ---------------------------------------------------------
+  const virtuals = () => {
+    if (!deps.virtualServers) throw notFound('virtual servers are not served by this process');
+    return deps.virtualServers;
+  };
+  api.get('/virtualservers', async (_req, res) => {
+    res.json({ items: await virtuals().list() });
+  });
+  api.get('/virtualservers/:name', async (req, res) => {
+    res.json(await virtuals().get(serverNameParam(req)));
+  });
+  api.put('/virtualservers/:name', async (req, res) => {
+    const name = serverNameParam(req);
+    const spec = parseVirtualServerBody(name, jsonBody(req));
+    const clashes = (await deps.virtualServerClashes?.(spec)) ?? [];
+    if (clashes.length > 0)
+      throw badRequest(
+        `invalid virtual server spec: ${clashes.join('; ')}`,
+        clashes.map((message) => ({ field: 'servers', message })),
+      );
+    const { virtualServer, outcome } = await virtuals().apply(spec);
+    deps.onVirtualServerChanged?.(name);
+    res.status(outcome === 'created' ? 201 : 200).json({ ...virtualServer, outcome });
+  });
+  api.delete('/virtualservers/:name', async (req, res) => {
+    const name = serverNameParam(req);
+    await virtuals().delete(name);
+    deps.onVirtualServerChanged?.(name);
+    res.json({ name, deleted: true });
   });
 
   // ---- instances ------------------------------------------------------------

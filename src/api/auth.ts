@@ -58,7 +58,14 @@ export function checkBearer(authorization: string | undefined, token: string): A
 }
 
 /** What a request wants to do, for the role check. `path` is below /api/v1. */
-export type Access = { kind: 'gateway'; server?: string } | { kind: 'api'; method: string; path: string };
+export type Access =
+  | {
+      kind: 'gateway';
+      server?: string;
+      /** /mcp/virtual/<name>, with the servers its spec draws from (none when it does not exist). */
+      virtual?: { name: string; servers: string[] };
+    }
+  | { kind: 'api'; method: string; path: string };
 
 /** Why a role may not do this, or null when it may. */
 export function roleRefusal(role: TokenRole, access: Access): string | null {
@@ -99,6 +106,13 @@ export function authorize(authorization: string | undefined, adminToken: string,
 /** Why a token limited to some servers may not use this gateway endpoint, or null. */
 export function serversRefusal(servers: string[] | null, access: Access): string | null {
   if (servers === null || access.kind !== 'gateway') return null;
+  if (access.virtual) {
+    // A virtual server is the sum of its servers: a token may use it when it may use every one of them.
+    const outside = access.virtual.servers.filter((s) => !servers.includes(s));
+    return outside.length === 0
+      ? null
+      : `the token is limited to the servers ${servers.join(', ')}; virtual server "${access.virtual.name}" also draws from ${outside.join(', ')}`;
+  }
   if (access.server === undefined) return `the token is limited to the servers ${servers.join(', ')}: connect to /mcp/servers/<name>, not the /mcp aggregate`;
   return servers.includes(access.server) ? null : `the token is limited to the servers ${servers.join(', ')}`;
 }
@@ -106,7 +120,14 @@ export function serversRefusal(servers: string[] | null, access: Access): string
 function refusalFor(principal: Principal, access: Access): AuthRejection | null {
   const reason = roleRefusal(principal.role, access) ?? serversRefusal(principal.servers, access);
   if (!reason) return null;
-  const what = access.kind === 'gateway' ? (access.server === undefined ? '/mcp' : `/mcp/servers/${access.server}`) : `${access.method} /api/v1${access.path}`;
+  const what =
+    access.kind === 'gateway'
+      ? access.virtual
+        ? `/mcp/virtual/${access.virtual.name}`
+        : access.server === undefined
+          ? '/mcp'
+          : `/mcp/servers/${access.server}`
+      : `${access.method} /api/v1${access.path}`;
   return {
     status: 403,
     wwwAuthenticate: 'Bearer realm="mcpd", error="insufficient_scope"',

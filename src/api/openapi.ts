@@ -8,6 +8,13 @@ import { z } from 'zod';
 import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiResponsesObject } from 'zod-openapi';
 import { mcpServerSpecSchema } from '../contracts/spec';
 import {
+  appliedVirtualServerSchema,
+  deletedVirtualServerSchema,
+  virtualServerPathSchema,
+  virtualServerResourceSchema,
+  virtualServerSpecSchema,
+} from '../contracts/virtualServer';
+import {
   appliedServerSchema,
   createTokenBodySchema,
   TOKEN_ROLES,
@@ -52,6 +59,7 @@ function op(summary: string, responses: ZodOpenApiResponsesObject, extra: Partia
 }
 
 const onServer = { requestParams: { path: serverPathSchema } };
+const onVirtualServer = { requestParams: { path: virtualServerPathSchema } };
 const onInstance = { requestParams: { path: instancePathSchema } };
 const onSecret = { requestParams: { path: secretPathSchema } };
 const onToken = { requestParams: { path: tokenPathSchema } };
@@ -132,6 +140,29 @@ export function buildOpenApiDocument(): object {
           'Set the number of replicas',
           { '200': ok('The server', serverResourceSchema), '400': err('Invalid replicas'), '404': err('No such server') },
           { ...onServer, requestBody: body(scaleRequestSchema) },
+        ),
+      },
+      '/api/v1/virtualservers': { get: op('List virtual servers', { '200': ok('Virtual servers', listOf(virtualServerResourceSchema)) }) },
+      '/api/v1/virtualservers/{name}': {
+        get: op(
+          'Get a virtual server (its spec, and endpoint: where MCP clients connect)',
+          { '200': ok('The virtual server', virtualServerResourceSchema), '400': err('Invalid name'), '404': err('No such virtual server') },
+          onVirtualServer,
+        ),
+        put: op(
+          'Apply a virtual server spec (create or update); spec.name must equal the URL name. Served at /mcp/virtual/{name} (Streamable HTTP)',
+          {
+            '200': ok('Updated (outcome "configured" or "unchanged")', appliedVirtualServerSchema),
+            '201': ok('Created', appliedVirtualServerSchema),
+            '400': err('Invalid spec, or two exposed tools or prompts would have one name; details name both'),
+            '409': err('The virtual server workflow rejected the spec'),
+          },
+          { ...onVirtualServer, requestBody: body(virtualServerSpecSchema) },
+        ),
+        delete: op(
+          'Forget the virtual server (its endpoint stops serving)',
+          { '200': ok('Deleted', deletedVirtualServerSchema), '404': err('No such virtual server') },
+          onVirtualServer,
         ),
       },
       '/api/v1/instances': {

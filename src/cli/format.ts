@@ -6,6 +6,7 @@ import type YAMLModule from 'yaml';
 import type { InstanceView } from '../contracts/instance';
 import type { ServerResource, TokenView } from '../contracts/api';
 import type { NodeView } from '../contracts/node';
+import type { VirtualServerResource } from '../contracts/virtualServer';
 import { formatPackageRef, parsePackageRef } from '../contracts/packageRef';
 import type { SecretInfo } from '../client/mcpdClient';
 
@@ -300,4 +301,26 @@ export function describeServer(s: ServerResource, instances: InstanceView[], now
   ];
   lines.push(instancesSection(instances, now));
   return lines.join('\n');
+}
+
+export function virtualServerColumns(wide: boolean): Columns<VirtualServerResource> {
+  const headers = ['NAME', 'SERVERS', 'NAMING', 'TOOL-SEARCH', 'ENDPOINT', 'AGE'];
+  if (wide) headers.push('GENERATION', 'UPDATED');
+  return {
+    headers,
+    key: (v) => v.name,
+    stateColumn: 1,
+    row: (v, now) => {
+      const cells = [
+        v.name,
+        v.spec.servers.map((s) => s.name).join(','),
+        v.spec.naming,
+        v.spec.toolSearch ? 'yes' : 'no',
+        v.endpoint,
+        formatAge(v.createdAt, now),
+      ];
+      if (wide) cells.push(String(v.generation), v.updatedAt);
+      return cells;
+    },
+  };
 }

@@ -29,13 +29,14 @@ import {
   secretColumns,
   serverColumns,
   tokenColumns,
+  virtualServerColumns,
   type Columns,
   type OutputFormat,
 } from './format';
 
 const WATCH_INTERVAL_MS = 2000;
 
-type Kind = 'server' | 'instance' | 'secret' | 'node' | 'token';
+type Kind = 'server' | 'instance' | 'secret' | 'node' | 'token' | 'virtualserver';
 const KIND_ALIASES: Record<string, Kind> = {
   server: 'server',
   servers: 'server',
@@ -50,6 +51,9 @@ const KIND_ALIASES: Record<string, Kind> = {
   no: 'node',
   token: 'token',
   tokens: 'token',
+  virtualserver: 'virtualserver',
+  virtualservers: 'virtualserver',
+  vs: 'virtualserver',
 };
 
 const TOKEN_ROLE_NAMES = ['viewer', 'operator', 'admin', 'client'] as const;
@@ -101,8 +105,8 @@ export function buildProgram(): Command {
   // ---- get --------------------------------------------------------------------
   program
     .command('get')
-    .description('List servers, instances, secrets, nodes or tokens (NAME narrows to one; for instances a server name filters)')
-    .argument('<resource>', 'servers | instances | secrets | nodes | tokens')
+    .description('List servers, virtual servers, instances, secrets, nodes or tokens (NAME narrows to one; for instances a server name filters)')
+    .argument('<resource>', 'servers | virtualservers | instances | secrets | nodes | tokens')
     .argument('[name]', 'a server name, an instance id, a secret name, or a node name')
     .addOption(outputOption())
     .option('-w, --watch', 'keep watching and print rows that change')
@@ -116,7 +120,7 @@ export function buildProgram(): Command {
         name: string | undefined,
         opts: { output?: string; watch?: boolean; status?: string; health?: string; node?: string; all?: boolean },
       ) => {
-        const kind = kindOf(resource, ['server', 'instance', 'secret', 'node', 'token']);
+        const kind = kindOf(resource, ['server', 'virtualserver', 'instance', 'secret', 'node', 'token']);
         const format = outputFormat(opts);
         const c = client();
         const wide = format === 'wide';
@@ -125,6 +129,9 @@ export function buildProgram(): Command {
         if (kind === 'server') {
           fetchItems = async () => (name ? [await c.getServer(name)] : c.listServers());
           columns = serverColumns(wide);
+        } else if (kind === 'virtualserver') {
+          fetchItems = async () => (name ? [await c.getVirtualServer(name)] : c.listVirtualServers());
+          columns = virtualServerColumns(wide);
         } else if (kind === 'instance') {
           const single = name?.includes(':');
           fetchItems = async () =>
@@ -188,12 +195,15 @@ export function buildProgram(): Command {
   // ---- apply ----------------------------------------------------------------------
   program
     .command('apply')
-    .description('Create or update servers from spec files (YAML or JSON, several documents) and start them')
+    .description(
+      'Create or update servers and virtual servers (documents with "kind: VirtualServer") from spec files (YAML or JSON, several documents), and start the servers',
+    )
     .requiredOption('-f, --filename <file...>', 'spec file(s); "-" reads stdin')
     .option('--no-start', 'only store the spec; do not start instances')
     .action(async (opts: { filename: string[]; start: boolean }) => {
       const { parseDocuments } = await import('../client/specDocuments.js');
       const { describeFieldErrors, validateSpec } = await import('../contracts/spec.js');
+      const { isVirtualServerDocument, validateVirtualServerSpec } = await import('../contracts/virtualServer.js');
       const specs: { spec: unknown; where: string }[] = [];
       for (const file of opts.filename) {
         let text: string;
@@ -208,11 +218,19 @@ export function buildProgram(): Command {
       }
       // Check everything before changing anything, so a bad document applies nothing.
       for (const { spec, where } of specs) {
-        const validation = validateSpec(spec);
-        if (!validation.ok) throw usage(`${where}: invalid spec: ${describeFieldErrors(validation.errors)}`);
+        const virtual = isVirtualServerDocument(spec);
+        const validation = virtual ? validateVirtualServerSpec(spec) : validateSpec(spec);
+        if (!validation.ok) throw usage(`${where}: invalid ${virtual ? 'virtual server ' : ''}spec: ${describeFieldErrors(validation.errors)}`);
       }
       const c = client();
+      // Servers first: a virtual server's clash check sees the tools of servers applied with it once they run.
+      specs.sort((a, b) => Number(isVirtualServerDocument(a.spec)) - Number(isVirtualServerDocument(b.spec)));
       for (const { spec } of specs) {
+        if (isVirtualServerDocument(spec)) {
+          const applied = await c.applyVirtualServer(spec);
+          print(`virtualserver/${applied.name} ${applied.outcome}`);
+          continue;
+        }
         const applied = await c.applyServer(spec);
         if (opts.start && !applied.running) await c.startServer(applied.name);
         print(`server/${applied.name} ${applied.outcome}`);
@@ -233,13 +251,14 @@ export function buildProgram(): Command {
   // ---- delete ---------------------------------------------------------------------
   program
     .command('delete')
-    .description('Delete a server (stops its instances and removes their containers), a secret, or a token (revoked at once)')
-    .argument('<resource>', 'server | secret | token')
+    .description('Delete a server (stops its instances and removes their containers), a virtual server, a secret, or a token (revoked at once)')
+    .argument('<resource>', 'server | virtualserver | secret | token')
     .argument('<name>', 'name')
     .action(async (resource: string, name: string) => {
-      const kind = kindOf(resource, ['server', 'secret', 'token']);
+      const kind = kindOf(resource, ['server', 'virtualserver', 'secret', 'token']);
       const c = client();
       if (kind === 'server') await c.deleteServer(name);
+      else if (kind === 'virtualserver') await c.deleteVirtualServer(name);
       else if (kind === 'token') await c.deleteToken(name);
       else await c.deleteSecret(name);
       print(`${kind}/${name} deleted`);

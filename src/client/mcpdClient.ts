@@ -12,6 +12,7 @@ import type { InstanceView } from '../contracts/instance';
 import type { ServerResource, ApplyOutcome, TokenRole, TokenView } from '../contracts/api';
 import type { NodeView } from '../contracts/node';
 import type { SecretSummary } from '../secrets/types';
+import type { VirtualServerResource } from '../contracts/virtualServer';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7400';
 
@@ -95,6 +96,13 @@ export class McpdClient {
     this.request<{ name: string; instances: string[]; views: InstanceView[] }>('POST', `/servers/${enc(name)}/start?wait=true&timeout=${timeoutSeconds}`);
   stopServer = (name: string) => this.request<{ name: string; instances: string[] }>('POST', `/servers/${enc(name)}/stop`);
   scaleServer = (name: string, replicas: number) => this.request<ServerResource>('POST', `/servers/${enc(name)}/scale`, { replicas });
+
+  // ---- virtual servers
+  listVirtualServers = () => this.request<{ items: VirtualServerResource[] }>('GET', '/virtualservers').then((r) => r.items);
+  getVirtualServer = (name: string) => this.request<VirtualServerResource>('GET', `/virtualservers/${enc(name)}`);
+  applyVirtualServer = (spec: unknown) =>
+    this.request<VirtualServerResource & { outcome: 'created' | 'configured' | 'unchanged' }>('PUT', `/virtualservers/${enc(specName(spec))}`, spec);
+  deleteVirtualServer = (name: string) => this.request<{ name: string; deleted: true }>('DELETE', `/virtualservers/${enc(name)}`);
 
   // ---- instances
   listInstances = (filter: InstanceFilter = {}) => {

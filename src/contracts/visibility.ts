@@ -33,3 +33,7 @@ export function nodeListQuery(): string {
 export function nodeInstancesQuery(node: string): string {
   return `WorkflowType = 'instanceWorkflow' AND ExecutionStatus = 'Running' AND ${SEARCH_ATTRIBUTES.node} = ${quoteLiteral(node)}`;
 }
+
+export function virtualServerListQuery(): string {
+  return `WorkflowType = 'virtualServerWorkflow' AND ExecutionStatus = 'Running'`;
+}

@@ -23,7 +23,8 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { AggregateCatalog, createAggregateServer } from './aggregate';
-import type { Gateway } from './gateway';
+import type { Gateway, ListChange } from './gateway';
+import type { VirtualServerSpec } from '../contracts/virtualServer';
 import { HttpSessionTransport } from './httpTransport';
 import type { GatewayKeys } from './linkKeys';
 import { PassthroughSession } from './passthrough';
@@ -43,13 +44,25 @@ export interface GatewayHttpOptions {
   keys?: GatewayKeys;
   /** The node whose instances this gateway owns (its worker runs here); the link listing names it. */
   node?: string;
+  /** Where the specs of virtual servers (/mcp/virtual/<name>) are read; without it that route answers 404. */
+  virtualServers?: VirtualServerDirectory;
+  /** Told about name clashes a virtual server withholds (naming none, or overrides), once per clash. */
+  onVirtualServerClash?: (message: string) => void;
 }
+
+/** The stored virtual server specs, as the gateway reads them (a short cache in front of Temporal). */
+export interface VirtualServerDirectory {
+  get(name: string): Promise<VirtualServerSpec | undefined>;
+}
+
+/** The route of a virtual server's session. */
+const VIRTUAL_ROUTE = 'virtual:';
 
 /** The route of a node-link session: one instance this node runs. */
 const INSTANCE_ROUTE = 'instance:';
 
 interface Session {
-  /** '' for /mcp, the server name for /mcp/servers/:name, `instance:<id>` for the node link */
+  /** '' for /mcp, the server name for /mcp/servers/:name, `virtual:<name>` for /mcp/virtual/:name, `instance:<id>` for the node link */
   route: string;
   transport: HttpSessionTransport;
   /** Who opened it (undefined on the node link, which the front already checked): only they may use it. */
@@ -179,7 +192,11 @@ function readBody(req: IncomingMessage & { body?: unknown }, limit: number): Pro
 export class GatewayHttp {
   private readonly sessions = new Map<string, Session>();
   private readonly catalog: AggregateCatalog;
-  private readonly aggregateServers = new Set<Server>();
+  /** Every aggregate session (/mcp and virtual servers) with its catalog, to tell it about list changes. */
+  private readonly aggregateServers = new Map<Server, AggregateCatalog>();
+  private readonly virtualCatalogs = new Map<string, AggregateCatalog>();
+  private readonly virtualServers?: VirtualServerDirectory;
+  private readonly onVirtualServerClash?: (message: string) => void;
   private readonly sweeper: NodeJS.Timeout;
   private readonly stopListening: () => void;
   private readonly maxBodyBytes: number;
@@ -194,14 +211,13 @@ export class GatewayHttp {
     this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
     this.keys = options.keys;
     this.node = options.node;
-    // Every /mcp session hears about every change of the aggregate lists.
+    this.virtualServers = options.virtualServers;
+    this.onVirtualServerClash = options.onVirtualServerClash;
+    // Every /mcp session hears about every change of the aggregate lists; a virtual server's about its servers' changes.
     this.stopListening = gateway.onListChanged((change) => {
-      for (const server of this.aggregateServers) {
-        if (change.kinds.has('tools')) void server.sendToolListChanged().catch(() => undefined);
-        if (change.kinds.has('prompts')) void server.sendPromptListChanged().catch(() => undefined);
-        if (change.kinds.has('resources') || change.kinds.has('resourceTemplates')) {
-          void server.sendResourceListChanged().catch(() => undefined);
-        }
+      for (const [server, catalog] of this.aggregateServers) {
+        if (catalog.scope) void this.tellVirtualSession(server, catalog, change);
+        else this.tellListChanged(server, change.kinds);
       }
     });
     const idleMs = options.sessionIdleMs ?? 30 * 60_000;
@@ -214,10 +230,10 @@ export class GatewayHttp {
     ).unref();
   }
 
-  /** Handles /mcp (server undefined) or /mcp/servers/<server>; never throws. */
-  async handle(req: IncomingMessage & { body?: unknown }, res: ServerResponse, server?: string, principal?: Principal): Promise<void> {
+  /** Handles /mcp (server undefined), /mcp/servers/<server> or, with `virtual`, /mcp/virtual/<virtual>; never throws. */
+  async handle(req: IncomingMessage & { body?: unknown }, res: ServerResponse, server?: string, principal?: Principal, virtual?: string): Promise<void> {
     try {
-      await this.dispatch(req, res, server ?? '', principal?.name);
+      await this.dispatch(req, res, virtual !== undefined ? `${VIRTUAL_ROUTE}${virtual}` : (server ?? ''), principal?.name);
     } catch (error) {
       if (error instanceof HttpError) sendError(res, error.status, error.code, error.message);
       else sendError(res, 500, -32603, `Internal error: ${(error as Error).message}`);
@@ -262,6 +278,31 @@ export class GatewayHttp {
     res.end(body);
   }
 
+  /**
+   * A virtual server's spec changed (applied or deleted in this process): its sessions
+   * re-read it and hear that every list may have changed.
+   */
+  virtualServerChanged(name: string): void {
+    for (const [server, catalog] of this.aggregateServers) {
+      if (catalog.scope?.name === name) this.tellListChanged(server, new Set(['tools', 'prompts', 'resources']));
+    }
+  }
+
+  private tellListChanged(server: Server, kinds: Set<string>): void {
+    if (kinds.has('tools')) void server.sendToolListChanged().catch(() => undefined);
+    if (kinds.has('prompts')) void server.sendPromptListChanged().catch(() => undefined);
+    if (kinds.has('resources') || kinds.has('resourceTemplates')) void server.sendResourceListChanged().catch(() => undefined);
+  }
+
+  /** A change of servers a virtual server draws from reaches its sessions; with tool search their two tools stay as they are. */
+  private async tellVirtualSession(server: Server, catalog: AggregateCatalog, change: ListChange): Promise<void> {
+    const spec = await catalog.scope!.spec().catch(() => undefined);
+    if (!spec || !spec.servers.some((s) => change.servers.has(s.name))) return;
+    const kinds = new Set<string>(change.kinds);
+    if (spec.toolSearch) kinds.delete('tools');
+    this.tellListChanged(server, kinds);
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.stopListening();
@@ -275,7 +316,7 @@ export class GatewayHttp {
     const opensHere = claims !== undefined && claims.route === route && claims.principal === principal;
     if (typeof sessionHeader === 'string' && !session && req.method !== 'DELETE' && opensHere) {
       // Opened by another front gateway (or by this one before a restart): the id says all it routes by.
-      this.checkRoute(route);
+      await this.checkRoute(route);
       session = await this.createSession(route, principal, sessionHeader);
     }
     if (typeof sessionHeader === 'string' && !session && req.method === 'DELETE' && opensHere) {
@@ -344,16 +385,19 @@ export class GatewayHttp {
     }
     if (!initialize) throw new HttpError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
     if (messages.length > 1) throw new HttpError(400, -32600, 'Invalid Request: Only one initialization request is allowed');
-    this.checkRoute(route);
+    await this.checkRoute(route);
     const created = await this.createSession(route, principal);
     created.transport.handlePost(res, messages as never, batch);
   }
 
   /** A session may start (or be taken over) only where its server, or for a link session its instance, is served. */
-  private checkRoute(route: string): void {
+  private async checkRoute(route: string): Promise<void> {
     if (route.startsWith(INSTANCE_ROUTE)) {
       const instanceId = route.slice(INSTANCE_ROUTE.length);
       if (!this.gateway.isLocal(instanceId)) throw new HttpError(404, -32003, `instance ${instanceId} does not run on this node`);
+    } else if (route.startsWith(VIRTUAL_ROUTE)) {
+      const name = route.slice(VIRTUAL_ROUTE.length);
+      if (!this.virtualServers || !(await this.virtualServers.get(name))) throw new HttpError(404, -32003, `virtual server "${name}" not found`);
     } else if (route !== '' && !this.gateway.knowsServer(route)) {
       throw new HttpError(404, -32003, `MCP server "${route}" is not running`);
     }
@@ -363,10 +407,13 @@ export class GatewayHttp {
     const transport = new HttpSessionTransport(id ?? this.keys?.issueSession({ route, principal }) ?? randomUUID());
     const session: Session = { route, transport, principal, lastSeen: Date.now(), close: () => transport.close() };
     this.sessions.set(transport.sessionId, session);
-    if (route === '') {
-      const aggregate = createAggregateServer(this.gateway, this.catalog, () => transport.sessionId);
-      this.aggregateServers.add(aggregate);
+    if (route === '' || route.startsWith(VIRTUAL_ROUTE)) {
+      const catalog = route === '' ? this.catalog : this.virtualCatalog(route.slice(VIRTUAL_ROUTE.length));
+      const aggregateSession = createAggregateServer(this.gateway, catalog, () => transport.sessionId);
+      const aggregate = aggregateSession.server;
+      this.aggregateServers.set(aggregate, catalog);
       transport.onclose = () => {
+        aggregateSession.close();
         this.aggregateServers.delete(aggregate);
         this.sessions.delete(transport.sessionId);
         this.gateway.router.forgetSession(transport.sessionId);
@@ -393,6 +440,17 @@ export class GatewayHttp {
     }
     return session;
   }
+
+  /** One catalog per virtual server, shared by its sessions; the spec is read through the directory's cache. */
+  private virtualCatalog(name: string): AggregateCatalog {
+    let catalog = this.virtualCatalogs.get(name);
+    if (!catalog) {
+      const directory = this.virtualServers!;
+      catalog = new AggregateCatalog(this.gateway, { name, spec: () => directory.get(name) }, this.onVirtualServerClash);
+      this.virtualCatalogs.set(name, catalog);
+    }
+    return catalog;
+  }
 }
 
 /**
@@ -403,21 +461,26 @@ export class GatewayHttp {
  * express: express re-prototypes every request and response, which measured at
  * about 50 µs of CPU per call, a third of the gateway's cost per call.
  */
-export function matchGatewayPath(url: string | undefined): { server?: string } | undefined {
+export function matchGatewayPath(url: string | undefined): { server?: string; virtual?: string } | undefined {
   if (!url) return undefined;
   const queryAt = url.indexOf('?');
   let path = queryAt === -1 ? url : url.slice(0, queryAt);
   if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
   if (path === '/mcp') return {};
-  const prefix = '/mcp/servers/';
-  if (!path.startsWith(prefix)) return undefined;
-  const name = path.slice(prefix.length);
-  if (name === '' || name.includes('/')) return undefined;
-  try {
-    return { server: decodeURIComponent(name) };
-  } catch {
-    return undefined;
+  for (const [prefix, key] of [
+    ['/mcp/servers/', 'server'],
+    ['/mcp/virtual/', 'virtual'],
+  ] as const) {
+    if (!path.startsWith(prefix)) continue;
+    const name = path.slice(prefix.length);
+    if (name === '' || name.includes('/')) return undefined;
+    try {
+      return { [key]: decodeURIComponent(name) };
+    } catch {
+      return undefined;
+    }
   }
+  return undefined;
 }
 
 /** The gateway link's paths on a node (front gateways forward to them; the link token guards them). */
@@ -458,5 +521,6 @@ export function mountGateway(app: express.Express, gateway: Gateway, options: Ga
   const guard: express.RequestHandler = options.authenticate ?? ((_req, _res, next) => next());
   app.all('/mcp', guard, (req, res) => void http.handle(req, res));
   app.all('/mcp/servers/:name', guard, (req, res) => void http.handle(req, res, String(req.params.name)));
+  app.all('/mcp/virtual/:name', guard, (req, res) => void http.handle(req, res, undefined, undefined, String(req.params.name)));
   return http;
 }

@@ -1,13 +1,10 @@
 /**
  * The MCP conformance suite's `dns-rebinding-protection` scenario against a real mcpd,
- * on /mcp and on /mcp/servers/<name>. The suite needs Node.js 22 and has no option for a
- * bearer token, so: its package and the npm package `node@22` live in
- * tests/conformance/package.json (installed with `npm ci` on first use, apart from
- * mcpd's dependencies), and a loopback proxy adds mcpd's token to each request while
- * passing Host and Origin through unchanged, as a browser's request would arrive.
+ * on /mcp and on /mcp/servers/<name>, run as suite.ts describes (Node.js 22, and a
+ * loopback proxy that adds mcpd's token).
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,34 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { LABELS } from '../../src/contracts/labels';
 import type { InstanceView } from '../../src/contracts/instance';
-import { REPO_ROOT, removeContainers, startMcpd, waitForValue, type McpdProcess } from '../support/stack';
+import { removeContainers, startMcpd, waitForValue, type McpdProcess } from '../support/stack';
 import { callApi } from '../support/clients';
-
-const TOOLS_DIR = path.join(REPO_ROOT, 'tests', 'conformance');
-const NODE22 = path.join(TOOLS_DIR, 'node_modules', 'node', 'bin', 'node');
-const SUITE = path.join(TOOLS_DIR, 'node_modules', '@modelcontextprotocol', 'conformance', 'dist', 'index.js');
-
-function installSuite(): void {
-  if (fs.existsSync(NODE22) && fs.existsSync(SUITE)) return;
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: TOOLS_DIR, stdio: 'ignore', timeout: 300_000 });
-}
-
-/** Forwards every request to `target` with the bearer token added; Host and Origin stay as the client sent them. */
-function tokenProxy(target: string, token: string): Promise<http.Server> {
-  const upstream = new URL(target);
-  const server = http.createServer((req, res) => {
-    const forwarded = http.request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, authorization: `Bearer ${token}` } },
-      (reply) => {
-        res.writeHead(reply.statusCode ?? 502, reply.headers);
-        reply.pipe(res);
-      },
-    );
-    forwarded.on('error', () => res.writeHead(502).end());
-    req.pipe(forwarded);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
+import { installSuite, NODE22, SUITE, tokenProxy } from './suite';
 
 interface Check {
   id: string;
