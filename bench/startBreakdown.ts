@@ -67,7 +67,11 @@ export function startSteps(events: HistoryEvent[], startedAtMs: number, seenAtMs
  */
 export function stopSteps(events: HistoryEvent[], deletedAtMs: number): Step[] {
   const after = events.filter((event) => eventMs(event) >= deletedAtMs);
-  return milestoneSteps(after, deletedAtMs, (event) => typeName(event).startsWith('EVENT_TYPE_WORKFLOW_EXECUTION_') && typeName(event) !== 'EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED');
+  return milestoneSteps(
+    after,
+    deletedAtMs,
+    (event) => typeName(event).startsWith('EVENT_TYPE_WORKFLOW_EXECUTION_') && typeName(event) !== 'EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED',
+  );
 }
 
 function lastMs(fromMs: number, steps: Step[]): number {
@@ -106,7 +110,12 @@ function milestoneSteps(events: HistoryEvent[], fromMs: number, last: (event: Hi
       // A local activity's marker is written when the workflow task that ran it completes.
       if (name) at(`workflow task with local ${name}`, ms);
     } else if (last(event)) {
-      at(type === 'EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES' ? 'workflow task -> RUNNING recorded' : `workflow task -> ${type.replace('EVENT_TYPE_WORKFLOW_EXECUTION_', '').toLowerCase()}`, ms);
+      at(
+        type === 'EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES'
+          ? 'workflow task -> RUNNING recorded'
+          : `workflow task -> ${type.replace('EVENT_TYPE_WORKFLOW_EXECUTION_', '').toLowerCase()}`,
+        ms,
+      );
     }
     if (last(event)) break;
   }
