@@ -118,6 +118,13 @@ async function main() {
       log(err.message);
       return null;
     });
+  // A real OpenTelemetry Collector for the tests of trace export (tests/tracing/); without it they say what is missing.
+  const otelCollector = await embedded()
+    .otelCollector.ensureOtelCollector({ root: ROOT, log })
+    .catch((err) => {
+      log(err.message);
+      return null;
+    });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-test-'));
 
   const started = Date.now();
@@ -157,6 +164,7 @@ async function main() {
 
   const env = { ...stackEnv(stack, tools), MCPD_TEST_STACK: '1' };
   if (prometheusTools) Object.assign(env, { MCPD_PROMTOOL: prometheusTools.promtool, MCPD_PROMETHEUS: prometheusTools.prometheus });
+  if (otelCollector) env.MCPD_OTELCOL = otelCollector;
   delete env.MCPD_DATA_DIR; // each test's mcpd gets its own (tests/support/stack.ts)
   const args = mochaArgs(userArgs);
   log(`mocha ${args.join(' ')}`);

@@ -79,6 +79,16 @@ export interface McpdWorkers {
   shutdown(): Promise<void>;
 }
 
+/**
+ * Pollers that grow with the backlog. With the SDK's fixed ten workflow-task pollers, two
+ * of them poll the queue new workflows arrive on; a start of hundreds of instances left
+ * their first workflow tasks waiting there 15 s (median, 200 replicas; bench/scale).
+ */
+const POLLERS = {
+  workflowTaskPollerBehavior: { type: 'autoscaling' },
+  activityTaskPollerBehavior: { type: 'autoscaling' },
+} as const;
+
 /** Room for one probe loop per instance (REPLICAS.max per server, several servers) plus the lifecycle activities. */
 export const NODE_ACTIVITY_SLOTS = 10_000;
 
@@ -118,6 +128,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         workflowsPath: require.resolve('../workflows'),
         ...traced,
         ...(deps.workflowCacheSize !== undefined ? { maxCachedWorkflows: deps.workflowCacheSize } : {}),
+        ...POLLERS,
         activities: {
           ...createControlActivities({ secrets: deps.secrets, metrics: deps.metrics }),
           ...createServerActivities({ client: deps.client }),
@@ -151,6 +162,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         // Every probed instance holds one slot for its long-lived probe loop (mostly waiting on a timer);
         // with the SDK's default of 100, the 101st instance on a node would leave container starts waiting.
         maxConcurrentActivityTaskExecutions: NODE_ACTIVITY_SLOTS,
+        ...POLLERS,
         ...traced,
         activities: {
           ...nodeActivities,

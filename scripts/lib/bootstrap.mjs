@@ -185,6 +185,7 @@ export function embedded() {
     stack: require(path.join(ROOT, 'dist/src/embedded/stack.js')),
     process: require(path.join(ROOT, 'dist/src/embedded/process.js')),
     prometheus: require(path.join(ROOT, 'dist/src/embedded/prometheus.js')),
+    otelCollector: require(path.join(ROOT, 'dist/src/embedded/otelCollector.js')),
   };
 }
 

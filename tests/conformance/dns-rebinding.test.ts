@@ -12,10 +12,9 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { LABELS } from '../../src/contracts/labels';
-import type { InstanceView } from '../../src/contracts/instance';
-import { removeContainers, startMcpd, waitForValue, type McpdProcess } from '../support/stack';
+import { removeContainers, type McpdProcess } from '../support/stack';
 import { callApi } from '../support/clients';
-import { installSuite, NODE22, SUITE, tokenProxy } from './suite';
+import { NODE22, SUITE, startSuiteTarget } from './suite';
 
 interface Check {
   id: string;
@@ -50,17 +49,7 @@ describe('MCP conformance: dns-rebinding-protection', function () {
   const api = (method: string, urlPath: string, body?: unknown) => callApi(mcpd, method, urlPath, body);
 
   before(async () => {
-    installSuite();
-    mcpd = await startMcpd();
-    proxy = await tokenProxy(mcpd.url, mcpd.token);
-    const applied = await api('PUT', `/api/v1/servers/${server}`, { name: server, image: 'mcpd/tiny:dev' });
-    assert.ok([200, 201].includes(applied.status), applied.text);
-    assert.equal((await api('POST', `/api/v1/servers/${server}/start`)).status, 200);
-    await waitForValue(
-      async () => (await api('GET', `/api/v1/instances?server=${server}`)).json.items as InstanceView[],
-      (items) => items.length === 1 && items[0].status === 'RUNNING',
-      { timeoutMs: 60_000, what: `${server} RUNNING`, describe: (items) => JSON.stringify(items.map((v) => [v.status, v.error])) },
-    );
+    ({ mcpd, proxy } = await startSuiteTarget(server, 'mcpd/tiny:dev'));
   });
 
   after(async () => {

@@ -21,10 +21,9 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { LABELS } from '../../src/contracts/labels';
-import type { InstanceView } from '../../src/contracts/instance';
-import { REPO_ROOT, removeContainers, startMcpd, waitForValue, type McpdProcess } from '../support/stack';
+import { REPO_ROOT, removeContainers, type McpdProcess } from '../support/stack';
 import { callApi } from '../support/clients';
-import { installSuite, NODE22, SUITE, tokenProxy } from './suite';
+import { NODE22, SUITE, startSuiteTarget } from './suite';
 
 const EXPECTED_FAILURES = path.join(REPO_ROOT, 'tests', 'conformance', 'expected-failures.yaml');
 
@@ -87,17 +86,7 @@ describe('MCP conformance: server scenarios through mcpd', function () {
   const api = (method: string, urlPath: string, body?: unknown) => callApi(mcpd, method, urlPath, body);
 
   before(async () => {
-    installSuite();
-    mcpd = await startMcpd();
-    proxy = await tokenProxy(mcpd.url, mcpd.token);
-    const applied = await api('PUT', `/api/v1/servers/${server}`, { name: server, image: 'mcpd/conformance-everything:dev' });
-    assert.ok([200, 201].includes(applied.status), applied.text);
-    assert.equal((await api('POST', `/api/v1/servers/${server}/start`)).status, 200);
-    await waitForValue(
-      async () => (await api('GET', `/api/v1/instances?server=${server}`)).json.items as InstanceView[],
-      (items) => items.length === 1 && items[0].status === 'RUNNING',
-      { timeoutMs: 60_000, what: `${server} RUNNING`, describe: (items) => JSON.stringify(items.map((v) => [v.status, v.error])) },
-    );
+    ({ mcpd, proxy } = await startSuiteTarget(server, 'mcpd/conformance-everything:dev'));
     const virtualApplied = await api('PUT', `/api/v1/virtualservers/${virtual}`, {
       kind: 'VirtualServer',
       name: virtual,

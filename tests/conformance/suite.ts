@@ -9,7 +9,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { REPO_ROOT } from '../support/stack';
+import assert from 'node:assert/strict';
+import type { InstanceView } from '../../src/contracts/instance';
+import { callApi } from '../support/clients';
+import { REPO_ROOT, startMcpd, waitForValue, type McpdProcess } from '../support/stack';
 
 const TOOLS_DIR = path.join(REPO_ROOT, 'tests', 'conformance');
 export const NODE22 = path.join(TOOLS_DIR, 'node_modules', 'node', 'bin', 'node');
@@ -35,4 +38,21 @@ export function tokenProxy(target: string, token: string): Promise<http.Server> 
     req.pipe(forwarded);
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+/** The suite installed, a real mcpd running one instance of `server` (image `image`), and the token proxy in front of it. */
+export async function startSuiteTarget(server: string, image: string): Promise<{ mcpd: McpdProcess; proxy: http.Server }> {
+  installSuite();
+  const mcpd = await startMcpd();
+  const proxy = await tokenProxy(mcpd.url, mcpd.token);
+  const api = (method: string, urlPath: string) => callApi(mcpd, method, urlPath, method === 'PUT' ? { name: server, image } : undefined);
+  const applied = await api('PUT', `/api/v1/servers/${server}`);
+  assert.ok([200, 201].includes(applied.status), applied.text);
+  assert.equal((await api('POST', `/api/v1/servers/${server}/start`)).status, 200);
+  await waitForValue(
+    async () => (await api('GET', `/api/v1/instances?server=${server}`)).json.items as InstanceView[],
+    (items) => items.length === 1 && items[0].status === 'RUNNING',
+    { timeoutMs: 60_000, what: `${server} RUNNING`, describe: (items) => JSON.stringify(items.map((v) => [v.status, v.error])) },
+  );
+  return { mcpd, proxy };
 }
