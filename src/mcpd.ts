@@ -7,6 +7,7 @@
  * same request path, bearer-token check included.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -40,6 +41,7 @@ import { OpenBaoSecretStore } from './secrets/openbao';
 import { resolveBaoToken } from './secrets/rootToken';
 import type { SecretStore } from './secrets/types';
 import { createWorkers, type McpdWorkers } from './worker';
+import { AUDIT_DIR, AuditLog, auditFileName } from './audit/log';
 
 // For src/main.ts, which installs the Temporal SDK's runtime before anything connects.
 export { temporalSdkMetricsAddress, temporalSdkMetricsExporter } from './metrics/temporalSdk';
@@ -83,6 +85,8 @@ export interface Mcpd {
   gateway?: Gateway;
   /** This process's metrics (GET /metrics); absent with MCPD_METRICS=false. */
   metrics?: McpdMetrics;
+  /** This process's audit trail (GET /api/v1/audit); absent with MCPD_AUDIT=false. */
+  audit?: AuditLog;
   /** Stops serving and polling and closes every connection; containers keep running (their workflows own them). */
   close(): Promise<void>;
 }
@@ -126,6 +130,15 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
   let workerFailure: Error | undefined;
   let httpServer: http.Server | undefined;
   let gatewayHttp: GatewayHttp | undefined;
+  const audit = settings.audit.enabled
+    ? new AuditLog({
+        dir: path.join(settings.dataDir, AUDIT_DIR),
+        name: auditFileName(settings.node, settings.apiPort),
+        maxBytes: settings.audit.maxBytes,
+        keepFiles: settings.audit.keepFiles,
+        logger: log.child({ component: 'audit' }),
+      })
+    : undefined;
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -143,6 +156,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       await workerConnection?.close().catch(() => undefined);
       await connection.close().catch(() => undefined);
       await tracing?.shutdown().catch(() => undefined);
+      await audit?.close().catch(() => undefined);
     })());
 
   try {
@@ -200,11 +214,12 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           gateway,
           controlPlane,
           logger: log.child({ component: 'api' }),
+          audit,
         }),
       );
     }
     controlPlane.start();
-    const mcpHttp = gateway ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined }) : undefined;
+    const mcpHttp = gateway ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined, audit }) : undefined;
     gatewayHttp = mcpHttp;
 
     const origins = originPolicy(settings);
@@ -287,7 +302,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     if (settings.roles.api && overrides.seedExamples !== false) {
       void seedExamples({ url, token, dataDir: settings.dataDir, logger: log.child({ component: 'seed' }) });
     }
-    return { url, token, settings, client, runtime, secrets, gateway, metrics, close };
+    return { url, token, settings, client, runtime, secrets, gateway, metrics, audit, close };
   } catch (err) {
     await close();
     throw err;

@@ -22,6 +22,9 @@ import { buildOpenApiDocument } from './openapi';
 import { parseSpecBody, ServerControl } from './servers';
 import { bodyOf, instanceIdParam, jsonBody, nodeNameParam, queryOf, secretNameParam, serverNameParam, tokenNameParam } from './validation';
 import { readNodes } from '../nodes/registry';
+import { auditApiChanges } from './audit';
+import type { AuditLog } from '../audit/log';
+import { auditQuerySchema } from '../contracts/audit';
 
 export const API_PREFIX = '/api/v1';
 export const JSON_BODY_LIMIT = '1mb';
@@ -45,10 +48,12 @@ export interface ApiDependencies {
   /** Temporal's health: /readyz reports it, and API calls answer 503 fast while it does not answer. */
   controlPlane?: ControlPlaneMonitor;
   logger?: Logger;
+  /** The audit trail: API changes are recorded in it, GET /audit reads it (absent: MCPD_AUDIT=false). */
+  audit?: AuditLog;
 }
 
 /** Routes that never call Temporal (Docker logs, OpenBao secrets): a Temporal outage must not cut them off. */
-const WITHOUT_TEMPORAL = /^\/(secrets(\/|$)|instances\/[^/]+\/logs$)/;
+const WITHOUT_TEMPORAL = /^\/(secrets(\/|$)|instances\/[^/]+\/logs$|audit$)/;
 
 /**
  * A silent Temporal (stopped, partitioned) never fails a call, it just never answers.
@@ -136,6 +141,7 @@ export function createApi(deps: ApiDependencies): express.Express {
     openApiDocument ??= buildOpenApiDocument();
     res.json(openApiDocument);
   });
+  if (deps.audit) api.use(auditApiChanges(deps.audit, API_PREFIX));
   api.use(bearerAuth(deps.token, deps.tokens));
   if (deps.controlPlane) api.use(answerFastWhenTemporalIsSilent(deps.controlPlane));
   api.use(express.json({ limit: JSON_BODY_LIMIT }));
@@ -249,6 +255,12 @@ export function createApi(deps: ApiDependencies): express.Express {
     const name = tokenNameParam(req);
     deps.tokens.revoke(name);
     res.json({ name, deleted: true });
+  });
+
+  // ---- audit trail (admin and operator: see roleRefusal) -------------------------------
+  api.get('/audit', async (req, res) => {
+    if (!deps.audit) throw notFound('the audit trail is off in this process (MCPD_AUDIT=false)');
+    res.json({ items: await deps.audit.query(queryOf(req, auditQuerySchema, 'audit query')) });
   });
 
   // ---- gateway --------------------------------------------------------------

@@ -8,6 +8,7 @@ import type { ServerResource, TokenView } from '../contracts/api';
 import type { NodeView } from '../contracts/node';
 import { formatPackageRef, parsePackageRef } from '../contracts/packageRef';
 import type { SecretInfo } from '../client/mcpdClient';
+import type { AuditRecord } from '../contracts/audit';
 
 /**
  * yaml is loaded on first use: it takes longer to load than a whole `get servers`
@@ -199,6 +200,23 @@ export function tokenColumns(wide: boolean): Columns<TokenView> {
     row: (t, now) => {
       const cells = [t.name, t.role, t.servers?.join(',') ?? '*', formatAge(t.createdAt, now), t.expiresAt === null ? 'never' : t.expiresAt];
       if (wide) cells.push(t.createdAt);
+      return cells;
+    },
+  };
+}
+
+/** The audit trail: one row a record, newest first (the API's order). */
+export function auditColumns(wide: boolean): Columns<AuditRecord> {
+  const headers = ['TIME', 'PRINCIPAL', 'SERVER', 'METHOD', 'TARGET', 'DECISION', 'OUTCOME', 'LATENCY'];
+  if (wide) headers.push('SOURCE', 'INSTANCE', 'DECIDED BY', 'REDACTIONS', 'ERROR');
+  return {
+    headers,
+    key: (r) => `${r.time} ${r.method}`,
+    stateColumn: 6,
+    row: (r) => {
+      const outcome = r.code !== undefined ? `${r.outcome} ${r.code}` : r.outcome;
+      const cells = [r.time, r.principal?.name ?? '-', r.server ?? '-', r.method, r.target ?? '-', r.decision, outcome, `${r.latencyMs}ms`];
+      if (wide) cells.push(r.principal?.source ?? '-', r.instance ?? '-', r.decidedBy, String(r.redactions), r.error ?? '-');
       return cells;
     },
   };

@@ -29,6 +29,7 @@ import {
   secretColumns,
   serverColumns,
   tokenColumns,
+  auditColumns,
   type Columns,
   type OutputFormat,
 } from './format';
@@ -367,6 +368,35 @@ export function buildProgram(): Command {
       kindOf(resource, ['server']);
       const result = await client().stopServer(name);
       print(`server/${name} stopped (${instancesCount(result.instances.length)})`);
+    });
+
+  // ---- audit ------------------------------------------------------------------------------
+  program
+    .command('audit')
+    .description('Show the audit trail, newest first: MCP requests through the gateway and changes through the API (admin and operator)')
+    .option('--principal <name>', 'only records of this principal (token name)')
+    .option('--server <name>', 'only records about this MCP server')
+    .option('--since <time>', 'only records from this time on: a duration back from now (90s, 10m, 12h, 7d) or an RFC 3339 time')
+    .option('--limit <n>', 'most records shown (default 100, at most 10000)')
+    .addOption(outputOption())
+    .action(async (opts: { principal?: string; server?: string; since?: string; limit?: string; output?: string }) => {
+      const { parseSince } = await import('../contracts/audit.js');
+      if (opts.since !== undefined && !parseSince(opts.since)) {
+        throw usage(`--since must be a duration like 90s, 10m, 12h or 7d, or an RFC 3339 time like 2026-11-27T06:00:00Z, got "${opts.since}"`);
+      }
+      if (opts.limit !== undefined && !/^\d+$/.test(opts.limit)) throw usage(`--limit must be a whole number, got "${opts.limit}"`);
+      const format = outputFormat(opts);
+      const items = await client().listAudit({
+        principal: opts.principal,
+        server: opts.server,
+        since: opts.since,
+        limit: opts.limit === undefined ? undefined : Number(opts.limit),
+      });
+      if (items.length === 0 && (format === 'table' || format === 'wide')) {
+        process.stderr.write('No audit records found.\n');
+        return;
+      }
+      print(renderItems(items, auditColumns(format === 'wide'), format, new Date()));
     });
 
   // ---- logs -------------------------------------------------------------------------------

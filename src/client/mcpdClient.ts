@@ -12,6 +12,7 @@ import type { InstanceView } from '../contracts/instance';
 import type { ServerResource, ApplyOutcome, TokenRole, TokenView } from '../contracts/api';
 import type { NodeView } from '../contracts/node';
 import type { SecretSummary } from '../secrets/types';
+import type { AuditRecord } from '../contracts/audit';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7400';
 
@@ -130,6 +131,15 @@ export class McpdClient {
   createToken = (name: string, role: TokenRole, options: { expiresInSeconds?: number; servers?: string[] } = {}) =>
     this.request<TokenView & { token: string }>('POST', '/tokens', { name, role, ...options });
   deleteToken = (name: string) => this.request<{ name: string }>('DELETE', `/tokens/${enc(name)}`);
+
+  // ---- audit trail (admin, operator)
+  /** Records newest first; `since` is a duration back from now (10m) or an RFC 3339 time, checked by the API. */
+  listAudit = (filter: { principal?: string; server?: string; since?: string; limit?: number } = {}) => {
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined) query.set(k, String(v));
+    const qs = query.toString();
+    return this.request<{ items: AuditRecord[] }>('GET', `/audit${qs ? `?${qs}` : ''}`).then((r) => r.items);
+  };
 
   async request<T>(method: string, apiPath: string, body?: unknown): Promise<T> {
     const res = await this.send(method, apiPath, body);

@@ -25,6 +25,8 @@ import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
 import type { Gateway, ListKind } from './gateway';
 import { NameTable } from './names';
 import type { CallHooks, Params, Result } from './upstream';
+import type { SessionAudit } from './requestAudit';
+import { mcpTarget } from '../audit/record';
 
 type Extra = RequestHandlerExtra<SdkServerRequest, ServerNotification>;
 
@@ -131,7 +133,7 @@ export class AggregateCatalog {
   }
 }
 
-export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalog, session: () => string): Server {
+export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalog, session: () => string, audit?: SessionAudit): Server {
   const server = new Server(
     { name: 'mcpd', version: '0.1.0' },
     {
@@ -146,15 +148,23 @@ export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalo
   );
 
   /** Calls the session's replica of a server with the hooks that relay to this client. */
-  const forward = (upstreamServer: string, method: string, params: Params, extra: Extra): Promise<Result> => {
+  const forward = async (upstreamServer: string, method: string, params: Params, extra: Extra): Promise<Result> => {
+    const note = audit?.note(extra.requestId);
+    if (note) {
+      note.server = upstreamServer;
+      note.target = mcpTarget(method, params); // the upstream's own name, not the prefixed one
+    }
     const instanceId = gateway.route(session(), upstreamServer);
+    if (note) note.instance = instanceId;
     const hooks: CallHooks = {
       onProgress: (progress) => {
         void extra.sendNotification({ method: 'notifications/progress', params: progress } as ServerNotification);
       },
       onServerRequest: (request, signal) => extra.sendRequest({ method: request.method, params: request.params } as SdkServerRequest, ResultSchema, { signal }),
     };
-    return gateway.call(instanceId, { method, params }, { timeoutMs: gateway.callTimeoutMs, signal: extra.signal, hooks });
+    const result = await gateway.call(instanceId, { method, params }, { timeoutMs: gateway.callTimeoutMs, signal: extra.signal, hooks });
+    if (note) note.redactions = gateway.redactionsIn(result);
+    return result;
   };
 
   server.setRequestHandler(ListToolsRequestSchema, () => catalog.listTools());

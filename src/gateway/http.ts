@@ -27,6 +27,8 @@ import type { Gateway } from './gateway';
 import { HttpSessionTransport } from './httpTransport';
 import type { GatewayKeys } from './linkKeys';
 import { PassthroughSession } from './passthrough';
+import { auditTransport, SessionAudit } from './requestAudit';
+import type { AuditSink } from '../audit/log';
 
 export interface GatewayHttpOptions {
   /** Runs before every /mcp request (e.g. the API's bearer-token check). */
@@ -43,6 +45,8 @@ export interface GatewayHttpOptions {
   keys?: GatewayKeys;
   /** The node whose instances this gateway owns (its worker runs here); the link listing names it. */
   node?: string;
+  /** Where a record of every client request on /mcp and /mcp/servers/<name> goes (none: not recorded). */
+  audit?: AuditSink;
 }
 
 /** The route of a node-link session: one instance this node runs. */
@@ -53,7 +57,7 @@ interface Session {
   route: string;
   transport: HttpSessionTransport;
   /** Who opened it (undefined on the node link, which the front already checked): only they may use it. */
-  principal?: string;
+  principal?: Principal;
   lastSeen: number;
   close(): Promise<void>;
 }
@@ -185,6 +189,7 @@ export class GatewayHttp {
   private readonly maxBodyBytes: number;
   private readonly keys?: GatewayKeys;
   private readonly node?: string;
+  private readonly audit?: AuditSink;
 
   constructor(
     private readonly gateway: Gateway,
@@ -194,6 +199,7 @@ export class GatewayHttp {
     this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024;
     this.keys = options.keys;
     this.node = options.node;
+    this.audit = options.audit;
     // Every /mcp session hears about every change of the aggregate lists.
     this.stopListening = gateway.onListChanged((change) => {
       for (const server of this.aggregateServers) {
@@ -217,7 +223,7 @@ export class GatewayHttp {
   /** Handles /mcp (server undefined) or /mcp/servers/<server>; never throws. */
   async handle(req: IncomingMessage & { body?: unknown }, res: ServerResponse, server?: string, principal?: Principal): Promise<void> {
     try {
-      await this.dispatch(req, res, server ?? '', principal?.name);
+      await this.dispatch(req, res, server ?? '', principal);
     } catch (error) {
       if (error instanceof HttpError) sendError(res, error.status, error.code, error.message);
       else sendError(res, 500, -32603, `Internal error: ${(error as Error).message}`);
@@ -268,11 +274,11 @@ export class GatewayHttp {
     await Promise.all([...this.sessions.values()].map((s) => s.close()));
   }
 
-  private async dispatch(req: IncomingMessage & { body?: unknown }, res: ServerResponse, route: string, principal: string | undefined): Promise<void> {
+  private async dispatch(req: IncomingMessage & { body?: unknown }, res: ServerResponse, route: string, principal: Principal | undefined): Promise<void> {
     const sessionHeader = req.headers['mcp-session-id'];
     let session = typeof sessionHeader === 'string' ? this.sessions.get(sessionHeader) : undefined;
     const claims = typeof sessionHeader === 'string' && !session ? this.keys?.verifySession(sessionHeader) : undefined;
-    const opensHere = claims !== undefined && claims.route === route && claims.principal === principal;
+    const opensHere = claims !== undefined && claims.route === route && claims.principal === principal?.name;
     if (typeof sessionHeader === 'string' && !session && req.method !== 'DELETE' && opensHere) {
       // Opened by another front gateway (or by this one before a restart): the id says all it routes by.
       this.checkRoute(route);
@@ -283,7 +289,7 @@ export class GatewayHttp {
       return;
     }
     // Another token holder who learns a session id gets nothing from it.
-    if (typeof sessionHeader === 'string' && (!session || session.route !== route || session.principal !== principal)) {
+    if (typeof sessionHeader === 'string' && (!session || session.route !== route || session.principal?.name !== principal?.name)) {
       throw new HttpError(404, -32001, 'Session not found');
     }
     const version = req.headers['mcp-protocol-version'];
@@ -359,20 +365,24 @@ export class GatewayHttp {
     }
   }
 
-  private async createSession(route: string, principal: string | undefined, id?: string): Promise<Session> {
-    const transport = new HttpSessionTransport(id ?? this.keys?.issueSession({ route, principal }) ?? randomUUID());
+  private async createSession(route: string, principal: Principal | undefined, id?: string): Promise<Session> {
+    const transport = new HttpSessionTransport(id ?? this.keys?.issueSession({ route, principal: principal?.name }) ?? randomUUID());
     const session: Session = { route, transport, principal, lastSeen: Date.now(), close: () => transport.close() };
+    // Client sessions are recorded; the node link is not (the front gateway that took the client's request recorded it).
+    const audit = this.audit && !route.startsWith(INSTANCE_ROUTE) ? new SessionAudit(this.audit, principal, route === '' ? undefined : route) : undefined;
     this.sessions.set(transport.sessionId, session);
     if (route === '') {
-      const aggregate = createAggregateServer(this.gateway, this.catalog, () => transport.sessionId);
+      const aggregate = createAggregateServer(this.gateway, this.catalog, () => transport.sessionId, audit);
       this.aggregateServers.add(aggregate);
       transport.onclose = () => {
+        audit?.closed();
         this.aggregateServers.delete(aggregate);
         this.sessions.delete(transport.sessionId);
         this.gateway.router.forgetSession(transport.sessionId);
       };
       await aggregate.connect(transport);
       checkParamsBefore(transport);
+      if (audit) auditTransport(transport, audit);
     } else if (route.startsWith(INSTANCE_ROUTE)) {
       const instanceId = route.slice(INSTANCE_ROUTE.length);
       const server = this.gateway.instances().find((i) => i.id === instanceId)?.server ?? '';
@@ -383,13 +393,15 @@ export class GatewayHttp {
       };
       link.start();
     } else {
-      const passthrough = new PassthroughSession(this.gateway, route, transport, transport.sessionId);
+      const passthrough = new PassthroughSession(this.gateway, route, transport, transport.sessionId, undefined, audit);
       transport.onclose = () => {
+        audit?.closed();
         passthrough.closed();
         this.sessions.delete(transport.sessionId);
       };
       passthrough.start();
       checkParamsBefore(transport);
+      if (audit) auditTransport(transport, audit);
     }
     return session;
   }

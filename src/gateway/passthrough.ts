@@ -15,6 +15,7 @@ import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessa
 import type { Gateway, ListKind } from './gateway';
 import { RequestTable, type JsonRpcId } from './requestTable';
 import { GatewayErrorCode, UpstreamError, type Params, type Result, type ServerRequest } from './upstream';
+import type { SessionAudit } from './requestAudit';
 
 type Message = {
   id?: JsonRpcId | null;
@@ -45,6 +46,8 @@ export class PassthroughSession {
     private readonly sessionKey: string,
     /** The one instance this session talks to (the node side of the gateway link). */
     private readonly pinned?: string,
+    /** The client session's audit (none on the node link: the front records). */
+    private readonly audit?: SessionAudit,
   ) {}
 
   start(): void {
@@ -104,11 +107,13 @@ export class PassthroughSession {
     if (method === 'ping') return {};
     const instanceId = this.pinned ?? this.gateway.route(this.sessionKey, this.server);
     if (method === 'initialize') return this.initializeResult(instanceId, params);
+    const note = this.audit?.note(id);
     const listKind = CACHED_LISTS[method];
     if (listKind && params?.cursor === undefined && this.pinned === undefined) {
       return { [listKind]: await this.gateway.list(this.server, listKind) };
     }
-    return this.gateway.call(
+    if (note) note.instance = instanceId;
+    const result = await this.gateway.call(
       instanceId,
       { method, params },
       {
@@ -122,6 +127,8 @@ export class PassthroughSession {
         },
       },
     );
+    if (note) note.redactions = this.gateway.redactionsIn(result);
+    return result;
   }
 
   private initializeResult(instanceId: string, params: Params | undefined): Result {
