@@ -374,12 +374,13 @@ export function buildProgram(): Command {
   program
     .command('audit')
     .description('Show the audit trail, newest first: MCP requests through the gateway and changes through the API (admin and operator)')
+    // The server is an argument, like `get instances <server>`: --server is mcpctl's global option (mcpd's URL).
+    .argument('[server]', 'only records about this MCP server')
     .option('--principal <name>', 'only records of this principal (token name)')
-    .option('--server <name>', 'only records about this MCP server')
     .option('--since <time>', 'only records from this time on: a duration back from now (90s, 10m, 12h, 7d) or an RFC 3339 time')
     .option('--limit <n>', 'most records shown (default 100, at most 10000)')
     .addOption(outputOption())
-    .action(async (opts: { principal?: string; server?: string; since?: string; limit?: string; output?: string }) => {
+    .action(async (server: string | undefined, opts: { principal?: string; since?: string; limit?: string; output?: string }) => {
       const { parseSince } = await import('../contracts/audit.js');
       if (opts.since !== undefined && !parseSince(opts.since)) {
         throw usage(`--since must be a duration like 90s, 10m, 12h or 7d, or an RFC 3339 time like 2026-11-27T06:00:00Z, got "${opts.since}"`);
@@ -388,7 +389,7 @@ export function buildProgram(): Command {
       const format = outputFormat(opts);
       const items = await client().listAudit({
         principal: opts.principal,
-        server: opts.server,
+        server,
         since: opts.since,
         limit: opts.limit === undefined ? undefined : Number(opts.limit),
       });

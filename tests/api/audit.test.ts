@@ -96,9 +96,9 @@ describe('audit trail on a real mcpd', function () {
       assert.ok(echoed.content[0].text.includes(argument));
       const failed = (await direct.callTool({ name: 'get_me', arguments: {} })) as { isError?: boolean };
       assert.equal(failed.isError, true, 'get_me without a GITEA_TOKEN answers isError');
-      await assert.rejects(direct.callTool({ name: 'no_such_tool', arguments: {} }));
       await aggregate.listTools();
       await aggregate.callTool({ name: `${server}__echo`, arguments: { message: argument } });
+      await assert.rejects(aggregate.callTool({ name: `${server}__no_such_tool`, arguments: {} }), /Unknown tool/);
     } finally {
       await direct.close();
       await aggregate.close();
@@ -111,13 +111,14 @@ describe('audit trail on a real mcpd', function () {
       [
         [server, 'echo', 'ok'],
         [server, 'get_me', 'isError'],
-        [server, 'no_such_tool', 'error'],
         [server, 'echo', 'ok'], // through /mcp: the upstream's own name, not server__echo
+        [null, `${server}__no_such_tool`, 'error'], // refused by the gateway before any server was chosen
       ],
       JSON.stringify(calls),
     );
     for (const r of calls) {
       assert.equal(r.kind, 'mcp');
+      assert.equal(r.principal?.name, 't-audit-client');
       assert.deepEqual(r.principal, { name: 't-audit-client', source: 'scoped-token' });
       assert.equal(r.decision, 'allowed');
       assert.equal(r.decidedBy, 'role client');
@@ -126,7 +127,8 @@ describe('audit trail on a real mcpd', function () {
       assert.ok(!Number.isNaN(Date.parse(r.time)));
     }
     assert.equal(calls[0].instance, instance, 'the replica that answered');
-    assert.equal(typeof calls[2].code, 'number', 'an error carries its JSON-RPC code');
+    assert.equal(calls[3].code, -32602, 'an error carries its JSON-RPC code');
+    assert.match(String(calls[3].error), /Unknown tool/);
     const lists = records.filter((r) => r.method === 'tools/list');
     assert.equal(lists.length, 2, 'one tools/list per endpoint');
     assert.ok(lists.some((r) => r.server === server) && lists.some((r) => r.server === null), 'the /mcp list is about no one server');
@@ -183,8 +185,8 @@ describe('audit trail on a real mcpd', function () {
     }
   });
 
-  it('mcpctl audit: a table, -o json, and the filters --principal, --server, --since', async () => {
-    const table = await mcpctl(['audit', '--principal', 't-audit-client', '--server', server, '--since', '10m']);
+  it('mcpctl audit: a table, -o json, and the filters [server], --principal, --since', async () => {
+    const table = await mcpctl(['audit', server, '--principal', 't-audit-client', '--since', '10m']);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trim().split('\n');
     assert.match(lines[0], /^TIME\s+PRINCIPAL\s+SERVER\s+METHOD\s+TARGET\s+DECISION\s+OUTCOME\s+LATENCY$/);
