@@ -42,6 +42,8 @@ import { resolveBaoToken } from './secrets/rootToken';
 import type { SecretStore } from './secrets/types';
 import { createWorkers, type McpdWorkers } from './worker';
 import { AUDIT_DIR, AuditLog, auditFileName } from './audit/log';
+import { PolicyEngine } from './policy/engine';
+import { PolicySync } from './policy/sync';
 
 // For src/main.ts, which installs the Temporal SDK's runtime before anything connects.
 export { temporalSdkMetricsAddress, temporalSdkMetricsExporter } from './metrics/temporalSdk';
@@ -139,6 +141,8 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         logger: log.child({ component: 'audit' }),
       })
     : undefined;
+  // The gateway holds client sessions to the Cedar policies in force, read from Temporal and followed.
+  const policies = gateway ? new PolicySync(client, new PolicyEngine(), log.child({ component: 'policies' })) : undefined;
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -148,6 +152,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         httpServer.closeAllConnections();
       }
       controlPlane.stop();
+      policies?.stop();
       announceGatewayUrl(undefined);
       remoteNodes?.stop();
       await gatewayHttp?.close().catch(() => undefined);
@@ -210,16 +215,19 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           tokens,
           node: settings.node,
           // Ready once the running instances are back in the gateway, so clients arriving after a restart find them.
-          ready: () => !workerFailure && (workers?.reattached() ?? true),
+          // …and the policies in force are known, so no client is let through before they are.
+          ready: () => !workerFailure && (workers?.reattached() ?? true) && (policies?.engine.loaded ?? true),
           gateway,
           controlPlane,
           logger: log.child({ component: 'api' }),
           audit,
+          policiesChanged: policies ? () => policies.refresh() : undefined,
         }),
       );
     }
     controlPlane.start();
-    const mcpHttp = gateway ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined, audit }) : undefined;
+    policies?.start();
+    const mcpHttp = gateway ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined, audit, policy: policies?.engine }) : undefined;
     gatewayHttp = mcpHttp;
 
     const origins = originPolicy(settings);

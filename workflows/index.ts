@@ -4,3 +4,4 @@ export { instanceWorkflow } from './instance';
 export { probeWorkflow } from './probe';
 export { serverWorkflow } from './server';
 export { nodeWorkflow } from './node';
+export { policySetWorkflow } from './policy';

@@ -25,6 +25,9 @@ import { readNodes } from '../nodes/registry';
 import { auditApiChanges } from './audit';
 import type { AuditLog } from '../audit/log';
 import { auditQuerySchema } from '../contracts/audit';
+import { policyPathSchema } from '../contracts/policy';
+import { parsePolicyBody, PolicyControl } from './policies';
+import { parseWith } from './validation';
 
 export const API_PREFIX = '/api/v1';
 export const JSON_BODY_LIMIT = '1mb';
@@ -50,6 +53,13 @@ export interface ApiDependencies {
   logger?: Logger;
   /** The audit trail: API changes are recorded in it, GET /audit reads it (absent: MCPD_AUDIT=false). */
   audit?: AuditLog;
+  /** Called after a policy changed, so this process's gateway enforces it at once (others follow within seconds). */
+  policiesChanged?: () => Promise<void>;
+}
+
+function policyNameParam(req: Request): string {
+  const name = String(req.params.name);
+  return parseWith(policyPathSchema, { name }, `policy name "${name}"`).name;
 }
 
 /** Routes that never call Temporal (Docker logs, OpenBao secrets): a Temporal outage must not cut them off. */
@@ -102,6 +112,7 @@ async function readNodesOrApiError(client: Client) {
 export function createApi(deps: ApiDependencies): express.Express {
   const servers = new ServerControl(deps.client, deps.node);
   const instances = new InstanceControl(deps.client);
+  const policies = new PolicyControl(deps.client, deps.policiesChanged);
   const app = express();
   app.disable('x-powered-by');
 
@@ -254,6 +265,29 @@ export function createApi(deps: ApiDependencies): express.Express {
     if (!deps.tokens) throw notFound('scoped tokens are not kept by this process');
     const name = tokenNameParam(req);
     deps.tokens.revoke(name);
+    res.json({ name, deleted: true });
+  });
+
+  // ---- policies (Cedar; changes: admin only, see roleRefusal) ---------------------------
+  api.get('/policies', async (_req, res) => {
+    res.json({ items: await policies.list() });
+  });
+  api.get('/policies/:name', async (req, res) => {
+    res.json(await policies.get(policyNameParam(req)));
+  });
+  api.put('/policies/:name', async (req, res) => {
+    const doc = parsePolicyBody(policyNameParam(req), jsonBody(req));
+    // ?dryRun=true: only the checks (mcpctl checks every document of a file before it applies any).
+    if (req.query.dryRun === 'true') {
+      res.json({ name: doc.name, valid: true });
+      return;
+    }
+    const { policy, outcome } = await policies.apply(doc);
+    res.status(outcome === 'created' ? 201 : 200).json({ ...policy, outcome });
+  });
+  api.delete('/policies/:name', async (req, res) => {
+    const name = policyNameParam(req);
+    await policies.delete(name);
     res.json({ name, deleted: true });
   });
 

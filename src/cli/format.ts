@@ -9,6 +9,7 @@ import type { NodeView } from '../contracts/node';
 import { formatPackageRef, parsePackageRef } from '../contracts/packageRef';
 import type { SecretInfo } from '../client/mcpdClient';
 import type { AuditRecord } from '../contracts/audit';
+import type { PolicyView } from '../contracts/policy';
 
 /**
  * yaml is loaded on first use: it takes longer to load than a whole `get servers`
@@ -200,6 +201,23 @@ export function tokenColumns(wide: boolean): Columns<TokenView> {
     row: (t, now) => {
       const cells = [t.name, t.role, t.servers?.join(',') ?? '*', formatAge(t.createdAt, now), t.expiresAt === null ? 'never' : t.expiresAt];
       if (wide) cells.push(t.createdAt);
+      return cells;
+    },
+  };
+}
+
+export function policyColumns(wide: boolean): Columns<PolicyView> {
+  const headers = ['NAME', 'STATEMENTS', 'AGE', 'DESCRIPTION'];
+  if (wide) headers.push('UPDATED');
+  return {
+    headers,
+    key: (p) => p.name,
+    stateColumn: 1,
+    row: (p, now) => {
+      // permit/forbid at the start of a statement; a rough count, for people (the API has the text).
+      const statements = (p.policy.match(/(^|;)\s*(@[^\n]*\s*)*(permit|forbid)\s*\(/g) ?? []).length;
+      const cells = [p.name, String(statements), formatAge(p.createdAt, now), p.description ?? '-'];
+      if (wide) cells.push(p.updatedAt);
       return cells;
     },
   };

@@ -30,13 +30,14 @@ import {
   serverColumns,
   tokenColumns,
   auditColumns,
+  policyColumns,
   type Columns,
   type OutputFormat,
 } from './format';
 
 const WATCH_INTERVAL_MS = 2000;
 
-type Kind = 'server' | 'instance' | 'secret' | 'node' | 'token';
+type Kind = 'server' | 'instance' | 'secret' | 'node' | 'token' | 'policy';
 const KIND_ALIASES: Record<string, Kind> = {
   server: 'server',
   servers: 'server',
@@ -51,6 +52,8 @@ const KIND_ALIASES: Record<string, Kind> = {
   no: 'node',
   token: 'token',
   tokens: 'token',
+  policy: 'policy',
+  policies: 'policy',
 };
 
 const TOKEN_ROLE_NAMES = ['viewer', 'operator', 'admin', 'client'] as const;
@@ -61,6 +64,34 @@ function parseDuration(raw: string, option: string): number {
   const m = /^(\d+)(s|m|h|d)$/.exec(raw.trim());
   if (!m || Number(m[1]) === 0) throw usage(`${option} must be a duration like 90s, 15m, 12h or 30d, got "${raw}"`);
   return Number(m[1]) * DURATION_UNITS[m[2]];
+}
+
+/**
+ * A refused policy as one line naming the file's line: mcpd reports Cedar's problems at
+ * lines of the policy text, which begins at some line of the file.
+ */
+function policyError(
+  err: unknown,
+  where: string,
+  text: string,
+  index: number,
+  policyFirstLine: (text: string, index: number) => number | undefined,
+): unknown {
+  if (!(err instanceof McpdError) || err.status !== 400 || !Array.isArray(err.details)) return err;
+  const problem = (err.details as { field?: string; line?: number; column?: number; message?: string }[]).find((d) => d.field === 'policy');
+  if (!problem || problem.line === undefined) return new McpdError(`${where}: ${err.message}`, EXIT.usage, err.status, err.details);
+  const first = policyFirstLine(text, index);
+  const more = err.details.length > 1 ? ` (and ${err.details.length - 1} more)` : '';
+  if (first === undefined) {
+    return new McpdError(`${where}: invalid policy: policy line ${problem.line}, column ${problem.column}: ${problem.message}${more}`, EXIT.usage, 400, err.details);
+  }
+  const fileLine = first + problem.line - 1;
+  return new McpdError(
+    `${where}: invalid policy at line ${fileLine} (line ${problem.line}, column ${problem.column} of the policy): ${problem.message}${more}`,
+    EXIT.usage,
+    400,
+    err.details,
+  );
 }
 
 function usage(message: string): McpdError {
@@ -102,8 +133,8 @@ export function buildProgram(): Command {
   // ---- get --------------------------------------------------------------------
   program
     .command('get')
-    .description('List servers, instances, secrets, nodes or tokens (NAME narrows to one; for instances a server name filters)')
-    .argument('<resource>', 'servers | instances | secrets | nodes | tokens')
+    .description('List servers, instances, secrets, nodes, tokens or policies (NAME narrows to one; for instances a server name filters)')
+    .argument('<resource>', 'servers | instances | secrets | nodes | tokens | policies')
     .argument('[name]', 'a server name, an instance id, a secret name, or a node name')
     .addOption(outputOption())
     .option('-w, --watch', 'keep watching and print rows that change')
@@ -117,7 +148,7 @@ export function buildProgram(): Command {
         name: string | undefined,
         opts: { output?: string; watch?: boolean; status?: string; health?: string; node?: string; all?: boolean },
       ) => {
-        const kind = kindOf(resource, ['server', 'instance', 'secret', 'node', 'token']);
+        const kind = kindOf(resource, ['server', 'instance', 'secret', 'node', 'token', 'policy']);
         const format = outputFormat(opts);
         const c = client();
         const wide = format === 'wide';
@@ -140,6 +171,9 @@ export function buildProgram(): Command {
             return [one];
           };
           columns = tokenColumns(wide);
+        } else if (kind === 'policy') {
+          fetchItems = async () => (name ? [await c.getPolicy(name)] : c.listPolicies());
+          columns = policyColumns(wide);
         } else if (kind === 'node') {
           fetchItems = async () => (name ? [await c.getNode(name)] : c.listNodes());
           columns = nodeColumns(wide);
@@ -189,13 +223,14 @@ export function buildProgram(): Command {
   // ---- apply ----------------------------------------------------------------------
   program
     .command('apply')
-    .description('Create or update servers from spec files (YAML or JSON, several documents) and start them')
+    .description('Create or update servers and policies (kind: Policy) from spec files (YAML or JSON, several documents) and start the servers')
     .requiredOption('-f, --filename <file...>', 'spec file(s); "-" reads stdin')
     .option('--no-start', 'only store the spec; do not start instances')
     .action(async (opts: { filename: string[]; start: boolean }) => {
-      const { parseDocuments } = await import('../client/specDocuments.js');
+      const { parseDocuments, policyFirstLine } = await import('../client/specDocuments.js');
       const { describeFieldErrors, validateSpec } = await import('../contracts/spec.js');
       const specs: { spec: unknown; where: string }[] = [];
+      const policies: { doc: { name: string }; where: string; text: string; index: number }[] = [];
       for (const file of opts.filename) {
         let text: string;
         try {
@@ -205,7 +240,13 @@ export function buildProgram(): Command {
         }
         const docs = parseDocuments(text, file);
         if (docs.length === 0) throw usage(`${file}: no documents`);
-        docs.forEach((spec, i) => specs.push({ spec, where: docs.length > 1 ? `${file} (document ${i + 1})` : file }));
+        docs.forEach((doc, i) => {
+          const where = docs.length > 1 ? `${file} (document ${i + 1})` : file;
+          const { kind, ...rest } = doc as { kind?: unknown };
+          if (kind === 'Policy') policies.push({ doc: doc as { name: string }, where, text, index: i });
+          else if (kind === undefined || kind === 'McpServer') specs.push({ spec: rest, where });
+          else throw usage(`${where}: unknown kind ${JSON.stringify(kind)} (expected McpServer, the default, or Policy)`);
+        });
       }
       // Check everything before changing anything, so a bad document applies nothing.
       for (const { spec, where } of specs) {
@@ -213,10 +254,20 @@ export function buildProgram(): Command {
         if (!validation.ok) throw usage(`${where}: invalid spec: ${describeFieldErrors(validation.errors)}`);
       }
       const c = client();
+      // mcpd checks a policy's Cedar text; every policy is checked (dry run) before anything is applied.
+      for (const { doc, where, text, index } of policies) {
+        await c.applyPolicy(doc, true).catch((err: unknown) => {
+          throw policyError(err, where, text, index, policyFirstLine);
+        });
+      }
       for (const { spec } of specs) {
         const applied = await c.applyServer(spec);
         if (opts.start && !applied.running) await c.startServer(applied.name);
         print(`server/${applied.name} ${applied.outcome}`);
+      }
+      for (const { doc } of policies) {
+        const applied = await c.applyPolicy(doc);
+        print(`policy/${applied.name} ${applied.outcome}`);
       }
     });
 
@@ -234,13 +285,14 @@ export function buildProgram(): Command {
   // ---- delete ---------------------------------------------------------------------
   program
     .command('delete')
-    .description('Delete a server (stops its instances and removes their containers), a secret, or a token (revoked at once)')
-    .argument('<resource>', 'server | secret | token')
+    .description('Delete a server (stops its instances and removes their containers), a secret, a token (revoked at once) or a policy')
+    .argument('<resource>', 'server | secret | token | policy')
     .argument('<name>', 'name')
     .action(async (resource: string, name: string) => {
-      const kind = kindOf(resource, ['server', 'secret', 'token']);
+      const kind = kindOf(resource, ['server', 'secret', 'token', 'policy']);
       const c = client();
       if (kind === 'server') await c.deleteServer(name);
+      else if (kind === 'policy') await c.deletePolicy(name);
       else if (kind === 'token') await c.deleteToken(name);
       else await c.deleteSecret(name);
       print(`${kind}/${name} deleted`);

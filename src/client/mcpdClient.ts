@@ -13,6 +13,7 @@ import type { ServerResource, ApplyOutcome, TokenRole, TokenView } from '../cont
 import type { NodeView } from '../contracts/node';
 import type { SecretSummary } from '../secrets/types';
 import type { AuditRecord } from '../contracts/audit';
+import type { PolicyView } from '../contracts/policy';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7400';
 
@@ -131,6 +132,14 @@ export class McpdClient {
   createToken = (name: string, role: TokenRole, options: { expiresInSeconds?: number; servers?: string[] } = {}) =>
     this.request<TokenView & { token: string }>('POST', '/tokens', { name, role, ...options });
   deleteToken = (name: string) => this.request<{ name: string }>('DELETE', `/tokens/${enc(name)}`);
+
+  // ---- policies (Cedar; changes: admin)
+  listPolicies = () => this.request<{ items: PolicyView[] }>('GET', '/policies').then((r) => r.items);
+  getPolicy = (name: string) => this.request<PolicyView>('GET', `/policies/${enc(name)}`);
+  /** dryRun: only the API's checks (Cedar parser and validator), nothing stored. */
+  applyPolicy = (doc: { name: string }, dryRun = false) =>
+    this.request<PolicyView & { outcome: ApplyOutcome }>('PUT', `/policies/${enc(doc.name)}${dryRun ? '?dryRun=true' : ''}`, doc);
+  deletePolicy = (name: string) => this.request<{ name: string }>('DELETE', `/policies/${enc(name)}`);
 
   // ---- audit trail (admin, operator)
   /** Records newest first; `since` is a duration back from now (10m) or an RFC 3339 time, checked by the API. */

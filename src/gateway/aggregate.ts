@@ -26,6 +26,9 @@ import type { Gateway, ListKind } from './gateway';
 import { NameTable } from './names';
 import type { CallHooks, Params, Result } from './upstream';
 import type { SessionAudit } from './requestAudit';
+import type { SessionPolicy } from './sessionPolicy';
+import { POLICY_DENIED_CODE, type PolicyAction } from '../contracts/policy';
+import type { PolicyResource } from '../policy/entities';
 import { mcpTarget } from '../audit/record';
 
 type Extra = RequestHandlerExtra<SdkServerRequest, ServerNotification>;
@@ -50,14 +53,17 @@ export class AggregateCatalog {
     return out;
   }
 
-  async listTools(): Promise<Result> {
+  /** Every ready server's tools; `visible` (the session's policy) leaves out the ones it may not see. */
+  async listTools(visible?: (server: string, tool: string) => boolean): Promise<Result> {
     const tools: Record<string, unknown>[] = [];
     for (const { server, items } of await this.collect('tools')) {
       const names = this.tools.setServer(
         server,
         items.map((t) => String(t.name)),
       );
-      items.forEach((tool, i) => tools.push({ ...tool, name: names[i] }));
+      items.forEach((tool, i) => {
+        if (!visible || visible(server, String(tool.name))) tools.push({ ...tool, name: names[i] });
+      });
     }
     return { tools };
   }
@@ -133,7 +139,7 @@ export class AggregateCatalog {
   }
 }
 
-export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalog, session: () => string, audit?: SessionAudit): Server {
+export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalog, session: () => string, audit?: SessionAudit, policy?: SessionPolicy): Server {
   const server = new Server(
     { name: 'mcpd', version: '0.1.0' },
     {
@@ -167,7 +173,19 @@ export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalo
     return result;
   };
 
-  server.setRequestHandler(ListToolsRequestSchema, () => catalog.listTools());
+  /** Throws the JSON-RPC error of a request the session's policy denies. */
+  const enforce = (action: PolicyAction, resource: PolicyResource, extra: Extra): void => {
+    const refusal = policy?.refusal(action, resource, audit?.note(extra.requestId));
+    if (refusal) throw new McpError(POLICY_DENIED_CODE, refusal);
+  };
+
+  server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) => {
+    if (!policy?.enforcing) return catalog.listTools();
+    const listed = await catalog.listTools((server, name) => policy.visible('tools/list', { kind: 'tool', server, name }));
+    const note = audit?.note(extra.requestId);
+    if (note) note.decidedBy = `policy: ${(listed.tools as unknown[]).length} tools visible`;
+    return listed;
+  });
   server.setRequestHandler(ListPromptsRequestSchema, () => catalog.listPrompts());
   server.setRequestHandler(ListResourcesRequestSchema, () => catalog.listResources());
   server.setRequestHandler(ListResourceTemplatesRequestSchema, () => catalog.listResourceTemplates());
@@ -178,6 +196,7 @@ export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalo
     if (!gateway.knowsServer(target.server) || !(await catalog.mayHaveTool(target.server, target.name))) {
       throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
     }
+    enforce('tools/call', { kind: 'tool', server: target.server, name: target.name }, extra);
     return forward(target.server, 'tools/call', { ...request.params, name: target.name }, extra);
   });
 
@@ -186,12 +205,14 @@ export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalo
     if (!target || !gateway.knowsServer(target.server)) {
       throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${request.params.name}`);
     }
+    enforce('prompts/get', { kind: 'prompt', server: target.server, name: target.name }, extra);
     return forward(target.server, 'prompts/get', { ...request.params, name: target.name }, extra);
   });
 
   server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
     const owner = await catalog.ownerOfUri(request.params.uri);
     if (!owner) throw new McpError(-32002, `Resource not found: ${request.params.uri}`, { uri: request.params.uri });
+    enforce('resources/read', { kind: 'resource', server: owner, uri: request.params.uri }, extra);
     return forward(owner, 'resources/read', request.params, extra);
   });
 

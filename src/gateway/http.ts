@@ -29,6 +29,8 @@ import type { GatewayKeys } from './linkKeys';
 import { PassthroughSession } from './passthrough';
 import { auditTransport, SessionAudit } from './requestAudit';
 import type { AuditSink } from '../audit/log';
+import type { PolicyEngine } from '../policy/engine';
+import { sessionPolicy } from './sessionPolicy';
 
 export interface GatewayHttpOptions {
   /** Runs before every /mcp request (e.g. the API's bearer-token check). */
@@ -47,6 +49,8 @@ export interface GatewayHttpOptions {
   node?: string;
   /** Where a record of every client request on /mcp and /mcp/servers/<name> goes (none: not recorded). */
   audit?: AuditSink;
+  /** The Cedar policies client sessions are held to (none: only roles decide). */
+  policy?: PolicyEngine;
 }
 
 /** The route of a node-link session: one instance this node runs. */
@@ -190,6 +194,7 @@ export class GatewayHttp {
   private readonly keys?: GatewayKeys;
   private readonly node?: string;
   private readonly audit?: AuditSink;
+  private readonly policy?: PolicyEngine;
 
   constructor(
     private readonly gateway: Gateway,
@@ -200,6 +205,7 @@ export class GatewayHttp {
     this.keys = options.keys;
     this.node = options.node;
     this.audit = options.audit;
+    this.policy = options.policy;
     // Every /mcp session hears about every change of the aggregate lists.
     this.stopListening = gateway.onListChanged((change) => {
       for (const server of this.aggregateServers) {
@@ -370,9 +376,11 @@ export class GatewayHttp {
     const session: Session = { route, transport, principal, lastSeen: Date.now(), close: () => transport.close() };
     // Client sessions are recorded; the node link is not (the front gateway that took the client's request recorded it).
     const audit = this.audit && !route.startsWith(INSTANCE_ROUTE) ? new SessionAudit(this.audit, principal, route === '' ? undefined : route) : undefined;
+    // The node link has no principal: the front gateway that took the client's request decided.
+    const policy = this.policy && principal ? sessionPolicy(this.policy, principal) : undefined;
     this.sessions.set(transport.sessionId, session);
     if (route === '') {
-      const aggregate = createAggregateServer(this.gateway, this.catalog, () => transport.sessionId, audit);
+      const aggregate = createAggregateServer(this.gateway, this.catalog, () => transport.sessionId, audit, policy);
       this.aggregateServers.add(aggregate);
       transport.onclose = () => {
         audit?.closed();
@@ -393,7 +401,7 @@ export class GatewayHttp {
       };
       link.start();
     } else {
-      const passthrough = new PassthroughSession(this.gateway, route, transport, transport.sessionId, undefined, audit);
+      const passthrough = new PassthroughSession(this.gateway, route, transport, transport.sessionId, undefined, audit, policy);
       transport.onclose = () => {
         audit?.closed();
         passthrough.closed();
