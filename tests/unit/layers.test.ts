@@ -86,6 +86,7 @@ const ONE_IMPORTER: Record<string, string> = {
   dockerode: 'src/docker/runtime',
   'node-vault': 'src/secrets/openbao',
   'prom-client': 'src/metrics/registry',
+  '@cedar-policy/cedar-wasm': 'src/policy/engine',
 };
 
 interface SourceFile {
