@@ -256,8 +256,8 @@ export function createApi(deps: ApiDependencies): express.Express {
   });
   api.post('/tokens', (req, res) => {
     if (!deps.tokens) throw notFound('scoped tokens are not kept by this process');
-    const { name, role, expiresInSeconds, servers } = bodyOf(req, createTokenBodySchema, 'token');
-    const { view, token } = deps.tokens.create(name, role, expiresInSeconds, servers);
+    const { name, role, expiresInSeconds, servers, groups } = bodyOf(req, createTokenBodySchema, 'token');
+    const { view, token } = deps.tokens.create(name, role, expiresInSeconds, servers, groups);
     // The only time the value is shown: the caller hands it to whoever gets the role.
     res.status(201).json({ ...view, token });
   });

@@ -63,6 +63,7 @@ const tokenViewSchema = z
     createdAt: z.string().meta({ format: 'date-time' }),
     expiresAt: z.string().meta({ format: 'date-time' }).nullable(),
     servers: z.array(z.string()).nullable(),
+    groups: z.array(z.string()).optional().meta({ description: 'Groups of its principal, for policies' }),
   })
   .meta({ id: 'Token' });
 const status = z.object({ status: z.string() });

@@ -214,8 +214,9 @@ export function policyColumns(wide: boolean): Columns<PolicyView> {
     key: (p) => p.name,
     stateColumn: 1,
     row: (p, now) => {
-      // permit/forbid at the start of a statement; a rough count, for people (the API has the text).
-      const statements = (p.policy.match(/(^|;)\s*(@[^\n]*\s*)*(permit|forbid)\s*\(/g) ?? []).length;
+      // Effects outside comments and strings: a count for people (the API has the text).
+      const code = p.policy.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/\/\/[^\n]*/g, '');
+      const statements = (code.match(/\b(permit|forbid)\s*\(/g) ?? []).length;
       const cells = [p.name, String(statements), formatAge(p.createdAt, now), p.description ?? '-'];
       if (wide) cells.push(p.updatedAt);
       return cells;

@@ -310,8 +310,13 @@ export function buildProgram(): Command {
     .option('--role <role>', `token: ${TOKEN_ROLE_NAMES.join(' | ')}`)
     .option('--expires <duration>', 'token: lifetime, e.g. 12h or 30d (default: never)')
     .option('--servers <names>', 'token: only these servers through the gateway, comma-separated (default: all)')
+    .option('--groups <names>', 'token: groups of its principal for policies (Mcpd::Group), comma-separated')
     .action(
-      async (resource: string, name: string, opts: { fromLiteral?: string[]; fromFile?: string[]; role?: string; expires?: string; servers?: string }) => {
+      async (
+        resource: string,
+        name: string,
+        opts: { fromLiteral?: string[]; fromFile?: string[]; role?: string; expires?: string; servers?: string; groups?: string },
+      ) => {
         if (kindOf(resource, ['secret', 'token']) === 'token') {
           if (opts.fromLiteral || opts.fromFile) throw usage('--from-literal and --from-file are for secrets, not tokens');
           if (!opts.role) throw usage(`create token needs --role (${TOKEN_ROLE_NAMES.join(', ')})`);
@@ -319,7 +324,8 @@ export function buildProgram(): Command {
           if (!TOKEN_ROLE_NAMES.includes(role)) throw usage(`--role must be one of ${TOKEN_ROLE_NAMES.join(', ')}, got "${opts.role}"`);
           const expires = opts.expires === undefined ? undefined : parseDuration(opts.expires, '--expires');
           const servers = opts.servers === undefined ? undefined : opts.servers.split(',').map((s) => s.trim());
-          const created = await client().createToken(name, role, { expiresInSeconds: expires, servers });
+          const groups = opts.groups === undefined ? undefined : opts.groups.split(',').map((g) => g.trim());
+          const created = await client().createToken(name, role, { expiresInSeconds: expires, servers, groups });
           const reach = created.servers?.join(',') ?? 'all';
           process.stderr.write(
             `token/${created.name} created (role ${created.role}, servers ${reach}, expires ${created.expiresAt ?? 'never'}); it is shown only now:\n`,
@@ -327,7 +333,7 @@ export function buildProgram(): Command {
           print(created.token);
           return;
         }
-        if (opts.role || opts.expires || opts.servers) throw usage('--role, --expires and --servers are for tokens, not secrets');
+        if (opts.role || opts.expires || opts.servers || opts.groups) throw usage('--role, --expires, --servers and --groups are for tokens, not secrets');
         const data: Record<string, string> = {};
         for (const pair of opts.fromLiteral ?? []) {
           const [key, value] = splitKeyValue(pair, '--from-literal');

@@ -129,7 +129,7 @@ export class McpdClient {
   // ---- scoped tokens (admin)
   listTokens = () => this.request<{ items: TokenView[] }>('GET', '/tokens').then((r) => r.items);
   /** The answer holds the token's value: the only time mcpd shows it. */
-  createToken = (name: string, role: TokenRole, options: { expiresInSeconds?: number; servers?: string[] } = {}) =>
+  createToken = (name: string, role: TokenRole, options: { expiresInSeconds?: number; servers?: string[]; groups?: string[] } = {}) =>
     this.request<TokenView & { token: string }>('POST', '/tokens', { name, role, ...options });
   deleteToken = (name: string) => this.request<{ name: string }>('DELETE', `/tokens/${enc(name)}`);
 

@@ -175,7 +175,13 @@ export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalo
 
   /** Throws the JSON-RPC error of a request the session's policy denies. */
   const enforce = (action: PolicyAction, resource: PolicyResource, extra: Extra): void => {
-    const refusal = policy?.refusal(action, resource, audit?.note(extra.requestId));
+    const note = audit?.note(extra.requestId);
+    if (note) {
+      // Known before any replica is chosen: a denied request is still about this server and tool.
+      note.server = resource.server;
+      note.target = resource.kind === 'resource' ? resource.uri : resource.name;
+    }
+    const refusal = policy?.refusal(action, resource, note);
     if (refusal) throw new McpError(POLICY_DENIED_CODE, refusal);
   };
 
