@@ -226,7 +226,13 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       );
     }
     controlPlane.start();
-    policies?.start();
+    // The first read before serving, so the first client is not refused for want of it; Temporal answered just now,
+    // but a slow one must not hold mcpd's start (then requests that policies govern wait for the next poll).
+    if (policies) {
+      let waited: NodeJS.Timeout | undefined;
+      await Promise.race([policies.refresh(), new Promise((resolve) => (waited = setTimeout(resolve, 5_000)))]);
+      clearTimeout(waited);
+    }
     const mcpHttp = gateway ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined, audit, policy: policies?.engine }) : undefined;
     gatewayHttp = mcpHttp;
 
