@@ -60,7 +60,9 @@ function main(): void {
   console.log(`${'case'.padEnd(40)}${'p50'.padStart(10)}${'p99'.padStart(10)}`);
   console.log(`${'first decision (Cedar evaluation)'.padEnd(40)}${fmt(uncached.p50)}${fmt(uncached.p99)}`);
   console.log(`${'repeated decision (cached)'.padEnd(40)}${fmt(cached.p50)}${fmt(cached.p99)}`);
-  console.log(`goal: p50 ≤ ${GOAL_P50_US} µs a call — ${cached.p50 <= GOAL_P50_US ? 'met' : 'NOT met'} for repeated calls, ${uncached.p50 <= GOAL_P50_US ? 'met' : 'not met'} for a first call`);
+  console.log(
+    `goal: p50 ≤ ${GOAL_P50_US} µs a call — ${cached.p50 <= GOAL_P50_US ? 'met' : 'NOT met'} for repeated calls, ${uncached.p50 <= GOAL_P50_US ? 'met' : 'not met'} for a first call`,
+  );
 }
 
 main();

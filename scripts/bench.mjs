@@ -54,9 +54,15 @@ try {
   }
   // Starting hundreds of containers takes minutes and most of the machine: only when asked for by name.
   const onlyWhenNamed = ['scale.bench.js'];
-  const benches = ['lifecycle.bench.js', 'gateway.bench.js', 'telemetry.bench.js', 'cli.bench.js', 'packages.bench.js', 'policy.bench.js', ...onlyWhenNamed].filter((b) =>
-    only.length === 0 ? !onlyWhenNamed.includes(b) : only.some((o) => b.includes(o)),
-  );
+  const benches = [
+    'lifecycle.bench.js',
+    'gateway.bench.js',
+    'telemetry.bench.js',
+    'cli.bench.js',
+    'packages.bench.js',
+    'policy.bench.js',
+    ...onlyWhenNamed,
+  ].filter((b) => (only.length === 0 ? !onlyWhenNamed.includes(b) : only.some((o) => b.includes(o))));
   for (const bench of benches) {
     say(P, `running ${bench}`);
     const result = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', bench), ...options], { cwd: ROOT, env, stdio: 'inherit' });

@@ -233,7 +233,9 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       await Promise.race([policies.refresh(), new Promise((resolve) => (waited = setTimeout(resolve, 5_000)))]);
       clearTimeout(waited);
     }
-    const mcpHttp = gateway ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined, audit, policy: policies?.engine }) : undefined;
+    const mcpHttp = gateway
+      ? new GatewayHttp(gateway, { keys, node: settings.roles.worker ? settings.node : undefined, audit, policy: policies?.engine })
+      : undefined;
     gatewayHttp = mcpHttp;
 
     const origins = originPolicy(settings);

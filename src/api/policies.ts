@@ -25,7 +25,8 @@ import { parseWith } from './validation';
 /** A request body as Policy `name`; 400 naming the field, or the line and column of each Cedar problem. */
 export function parsePolicyBody(name: string, body: unknown): PolicyDocument {
   const { kind: _kind, ...doc } = parseWith(policyDocumentSchema, body, 'policy');
-  if (doc.name !== name) throw badRequest(`policy name "${doc.name}" does not match the URL name "${name}"`, [{ field: 'name', message: `must equal "${name}"` }]);
+  if (doc.name !== name)
+    throw badRequest(`policy name "${doc.name}" does not match the URL name "${name}"`, [{ field: 'name', message: `must equal "${name}"` }]);
   const problems = checkPolicyText(doc.policy);
   if (problems.length > 0) {
     const details = problems.map((p) => ({ field: 'policy', ...(p.line !== undefined ? { line: p.line, column: p.column } : {}), message: p.message }));

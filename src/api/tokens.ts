@@ -54,7 +54,10 @@ export class TokenStore {
     const stored = this.byHash.get(hashToken(token));
     if (!stored) return { ok: false, reason: 'unknown' };
     if (stored.expiresAt !== null && Date.parse(stored.expiresAt) <= this.now()) return { ok: false, reason: 'expired' };
-    return { ok: true, principal: { name: stored.name, role: stored.role, servers: stored.servers ?? null, source: 'scoped-token', groups: stored.groups ?? [] } };
+    return {
+      ok: true,
+      principal: { name: stored.name, role: stored.role, servers: stored.servers ?? null, source: 'scoped-token', groups: stored.groups ?? [] },
+    };
   }
 
   list(): TokenView[] {

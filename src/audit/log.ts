@@ -82,9 +82,7 @@ export class AuditLog implements AuditSink {
       const chunk = this.buffer.join('');
       this.buffer = [];
       this.bufferedBytes = 0;
-      this.lastWrite = this.lastWrite.then(
-        () => new Promise<void>((resolve) => this.stream.write(chunk, () => resolve())),
-      );
+      this.lastWrite = this.lastWrite.then(() => new Promise<void>((resolve) => this.stream.write(chunk, () => resolve())));
     }
     return this.lastWrite;
   }

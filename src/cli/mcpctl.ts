@@ -70,20 +70,19 @@ function parseDuration(raw: string, option: string): number {
  * A refused policy as one line naming the file's line: mcpd reports Cedar's problems at
  * lines of the policy text, which begins at some line of the file.
  */
-function policyError(
-  err: unknown,
-  where: string,
-  text: string,
-  index: number,
-  policyFirstLine: (text: string, index: number) => number | undefined,
-): unknown {
+function policyError(err: unknown, where: string, text: string, index: number, policyFirstLine: (text: string, index: number) => number | undefined): unknown {
   if (!(err instanceof McpdError) || err.status !== 400 || !Array.isArray(err.details)) return err;
   const problem = (err.details as { field?: string; line?: number; column?: number; message?: string }[]).find((d) => d.field === 'policy');
   if (!problem || problem.line === undefined) return new McpdError(`${where}: ${err.message}`, EXIT.usage, err.status, err.details);
   const first = policyFirstLine(text, index);
   const more = err.details.length > 1 ? ` (and ${err.details.length - 1} more)` : '';
   if (first === undefined) {
-    return new McpdError(`${where}: invalid policy: policy line ${problem.line}, column ${problem.column}: ${problem.message}${more}`, EXIT.usage, 400, err.details);
+    return new McpdError(
+      `${where}: invalid policy: policy line ${problem.line}, column ${problem.column}: ${problem.message}${more}`,
+      EXIT.usage,
+      400,
+      err.details,
+    );
   }
   const fileLine = first + problem.line - 1;
   return new McpdError(

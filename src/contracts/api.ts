@@ -195,7 +195,11 @@ export const createTokenBodySchema = z
       .optional(),
     /** Groups the token's principal belongs to, for policies (Mcpd::Group::"<name>"). */
     groups: z
-      .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, 'a group is 1-128 letters, digits, ".", "_", ":", "@" or "-", starting with a letter or digit'))
+      .array(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, 'a group is 1-128 letters, digits, ".", "_", ":", "@" or "-", starting with a letter or digit'),
+      )
       .max(50, { error: 'at most 50 groups' })
       .refine((names) => new Set(names).size === names.length, { error: 'lists a group twice' })
       .optional(),

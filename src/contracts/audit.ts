@@ -108,6 +108,9 @@ export const auditQuerySchema = z.object({
       ctx.addIssue({ code: 'custom', message: `must be a whole number from 1 to ${AUDIT_MAX_LIMIT}` });
       return z.NEVER;
     })
-    .meta({ description: 'Most records returned, newest first', override: { type: 'integer', minimum: 1, maximum: AUDIT_MAX_LIMIT, default: AUDIT_DEFAULT_LIMIT } }),
+    .meta({
+      description: 'Most records returned, newest first',
+      override: { type: 'integer', minimum: 1, maximum: AUDIT_MAX_LIMIT, default: AUDIT_DEFAULT_LIMIT },
+    }),
 });
 export type AuditQuery = z.output<typeof auditQuerySchema>;

@@ -139,7 +139,13 @@ export class AggregateCatalog {
   }
 }
 
-export function createAggregateServer(gateway: Gateway, catalog: AggregateCatalog, session: () => string, audit?: SessionAudit, policy?: SessionPolicy): Server {
+export function createAggregateServer(
+  gateway: Gateway,
+  catalog: AggregateCatalog,
+  session: () => string,
+  audit?: SessionAudit,
+  policy?: SessionPolicy,
+): Server {
   const server = new Server(
     { name: 'mcpd', version: '0.1.0' },
     {

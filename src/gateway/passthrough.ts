@@ -146,7 +146,9 @@ export class PassthroughSession {
   private visibleOnly(method: string, result: Result, note: { decidedBy?: string } | undefined): Result {
     const policy = this.policy;
     if (method !== 'tools/list' || !policy?.enforcing || !Array.isArray(result.tools)) return result;
-    const tools = (result.tools as { name?: unknown }[]).filter((t) => policy.visible('tools/list', { kind: 'tool', server: this.server, name: String(t.name) }));
+    const tools = (result.tools as { name?: unknown }[]).filter((t) =>
+      policy.visible('tools/list', { kind: 'tool', server: this.server, name: String(t.name) }),
+    );
     if (note) note.decidedBy = `policy: ${tools.length} of ${result.tools.length} tools visible`;
     return { ...result, tools };
   }

@@ -115,12 +115,12 @@ export class SessionAudit {
 export function auditTransport(transport: Transport, audit: SessionAudit): void {
   const deliver = transport.onmessage;
   transport.onmessage = (message, extra) => {
-    audit.received(message as Message);
+    audit.received(message);
     deliver?.(message, extra);
   };
   const send = transport.send.bind(transport);
   transport.send = (message: JSONRPCMessage, options) => {
-    audit.sent(message as Message);
+    audit.sent(message);
     return send(message, options);
   };
 }

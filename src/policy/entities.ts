@@ -18,7 +18,8 @@ export interface CedarEntity {
 }
 
 /** What a request is about, as the upstream server names it. */
-export type PolicyResource = { kind: 'tool'; server: string; name: string } | { kind: 'resource'; server: string; uri: string } | { kind: 'prompt'; server: string; name: string };
+export type PolicyResource =
+  { kind: 'tool'; server: string; name: string } | { kind: 'resource'; server: string; uri: string } | { kind: 'prompt'; server: string; name: string };
 
 const T = (name: string) => `${CEDAR_NAMESPACE}::${name}`;
 
@@ -50,7 +51,13 @@ export function resourceEntities(resource: PolicyResource): { uid: EntityUid; en
       : resource.kind === 'prompt'
         ? { uid: { type: T('Prompt'), id: `${resource.server}/${resource.name}` }, attrs: { server: resource.server, name: resource.name } }
         : { uid: { type: T('Resource'), id: `${resource.server}/${resource.uri}` }, attrs: { server: resource.server, uri: resource.uri } };
-  return { uid, entities: [{ uid, attrs, parents: [server] }, { uid: server, attrs: {}, parents: [] }] };
+  return {
+    uid,
+    entities: [
+      { uid, attrs, parents: [server] },
+      { uid: server, attrs: {}, parents: [] },
+    ],
+  };
 }
 
 /** Everything about a principal that a decision may depend on, as a cache key. */

@@ -36,7 +36,9 @@ describe('audit trail on a real mcpd', function () {
 
   async function connect(urlPath: string, token: string): Promise<Client> {
     const client = new Client({ name: 'audit-test', version: '1' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpd.url}${urlPath}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${mcpd.url}${urlPath}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
+    );
     return client;
   }
 
@@ -132,7 +134,10 @@ describe('audit trail on a real mcpd', function () {
     const lists = records.filter((r) => r.method === 'tools/list');
     assert.equal(lists.length, 2, 'one tools/list per endpoint');
     assert.ok(lists.some((r) => r.server === server) && lists.some((r) => r.server === null), 'the /mcp list is about no one server');
-    assert.ok(!records.some((r) => r.method === 'initialize' || r.method.startsWith('notifications/')), 'handshakes and notifications are not requests about anything');
+    assert.ok(
+      !records.some((r) => r.method === 'initialize' || r.method.startsWith('notifications/')),
+      'handshakes and notifications are not requests about anything',
+    );
     for (const file of auditFiles()) assert.ok(!file.text.includes(argument), `${file.name} holds an argument value`);
   });
 
@@ -160,7 +165,10 @@ describe('audit trail on a real mcpd', function () {
     const [denied, allowed] = scale; // newest first
     assert.deepEqual([allowed.principal, allowed.decision, allowed.outcome], [{ name: 'admin', source: 'admin-token' }, 'allowed', 'ok']);
     assert.deepEqual([denied.decision, denied.decidedBy, denied.outcome, denied.code], ['denied', 'role', 'error', 403]);
-    assert.ok(records.some((r) => r.method === `PUT /api/v1/servers/${server}` && r.outcome === 'ok'), 'the apply is recorded');
+    assert.ok(
+      records.some((r) => r.method === `PUT /api/v1/servers/${server}` && r.outcome === 'ok'),
+      'the apply is recorded',
+    );
     const secretWrite = (await audit('?since=5m')).find((r) => r.method === `PUT /api/v1/secrets/${server}`);
     assert.ok(secretWrite, 'the secret write is recorded');
     for (const file of auditFiles()) assert.ok(!file.text.includes(secret), `${file.name} holds the secret value written through the API`);
@@ -190,8 +198,14 @@ describe('audit trail on a real mcpd', function () {
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trim().split('\n');
     assert.match(lines[0], /^TIME\s+PRINCIPAL\s+SERVER\s+METHOD\s+TARGET\s+DECISION\s+OUTCOME\s+LATENCY$/);
-    assert.ok(lines.slice(1).every((l) => l.includes('t-audit-client') && l.includes(server)), table.stdout);
-    assert.ok(lines.some((l) => /tools\/call\s+get_me\s+allowed\s+isError/.test(l)), table.stdout);
+    assert.ok(
+      lines.slice(1).every((l) => l.includes('t-audit-client') && l.includes(server)),
+      table.stdout,
+    );
+    assert.ok(
+      lines.some((l) => /tools\/call\s+get_me\s+allowed\s+isError/.test(l)),
+      table.stdout,
+    );
 
     const since = new Date(Date.now() - 10 * 60_000).toISOString();
     const json = await mcpctl(['audit', '--principal', 't-audit-client', '--since', since, '-o', 'json']);
@@ -219,7 +233,10 @@ describe('audit trail on a real mcpd', function () {
     assert.equal(records.length, 40);
     const files = auditFiles().map((f) => f.name);
     const own = files.filter((f) => f.startsWith(`${mcpd.node}-`));
-    assert.ok(own.some((f) => f.endsWith('.jsonl.1')), `rotated files exist: ${files.join(', ')}`);
+    assert.ok(
+      own.some((f) => f.endsWith('.jsonl.1')),
+      `rotated files exist: ${files.join(', ')}`,
+    );
     assert.ok(own.length <= 4, `at most the current file and 3 rotated ones: ${files.join(', ')}`);
     const times = records.map((r) => Date.parse(r.time));
     assert.deepEqual(

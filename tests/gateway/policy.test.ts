@@ -39,7 +39,9 @@ describe('Cedar policies on a real mcpd', function () {
 
   async function connect(urlPath: string, token: string): Promise<Client> {
     const client = new Client({ name: 'policy-test', version: '1' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpd.url}${urlPath}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${mcpd.url}${urlPath}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
+    );
     return client;
   }
 
@@ -167,12 +169,18 @@ describe('Cedar policies on a real mcpd', function () {
       assert.match(echoed.content[0].text, /hi/);
       await assert.rejects(plain.callTool({ name: 'get_me', arguments: {} }), (err: Error & { code?: number }) => {
         assert.equal(err.code, POLICY_DENIED_CODE);
-        assert.match(err.message, new RegExp(`denied by policy: "t-pol-plain" may not tools/call Mcpd::Tool::"${server}/get_me" \\(policy \\(no permit matched\\)\\)`));
+        assert.match(
+          err.message,
+          new RegExp(`denied by policy: "t-pol-plain" may not tools/call Mcpd::Tool::"${server}/get_me" \\(policy \\(no permit matched\\)\\)`),
+        );
         return true;
       });
       await assert.rejects(plainAggregate.callTool({ name: `${server}__get_me`, arguments: {} }), /denied by policy/);
       // forbid wins over the dev group's permit, and answers at once (hang would never answer).
-      await assert.rejects(dev.callTool({ name: 'hang', arguments: {} }), new RegExp(`denied by policy: "t-pol-dev" may not tools/call .*policy ${policyNames[1]}#2`));
+      await assert.rejects(
+        dev.callTool({ name: 'hang', arguments: {} }),
+        new RegExp(`denied by policy: "t-pol-dev" may not tools/call .*policy ${policyNames[1]}#2`),
+      );
       const allowed = (await dev.callTool({ name: 'get_me', arguments: {} })) as { isError?: boolean };
       assert.equal(allowed.isError, true, 'the dev group reaches get_me');
     } finally {
@@ -214,9 +222,15 @@ describe('Cedar policies on a real mcpd', function () {
     );
     const refused = await mcpctl(['apply', '-f', broken]);
     assert.equal(refused.code, 2, refused.stdout);
-    assert.match(refused.stderr, /broken\.yaml \(document 2\): invalid policy at line 8 \(line 2, column 19 of the policy\): .*invalid variable in the policy scope: actoin/);
+    assert.match(
+      refused.stderr,
+      /broken\.yaml \(document 2\): invalid policy at line 8 \(line 2, column 19 of the policy\): .*invalid variable in the policy scope: actoin/,
+    );
 
-    const typo = file('typo.yaml', ['kind: Policy', `name: ${policyNames[0]}`, 'policy: |', '  permit(principal, action, resource)', '  when { resource.nmae == "echo" };', ''].join('\n'));
+    const typo = file(
+      'typo.yaml',
+      ['kind: Policy', `name: ${policyNames[0]}`, 'policy: |', '  permit(principal, action, resource)', '  when { resource.nmae == "echo" };', ''].join('\n'),
+    );
     const refusedTypo = await mcpctl(['apply', '-f', typo]);
     assert.equal(refusedTypo.code, 2);
     assert.match(refusedTypo.stderr, /invalid policy at line 5 .*attribute `nmae` .* not found/);
@@ -224,7 +238,10 @@ describe('Cedar policies on a real mcpd', function () {
     const direct = await api('PUT', `/api/v1/policies/${policyNames[0]}`, { name: policyNames[0], policy: 'permit(principal, action, resource' });
     assert.equal(direct.status, 400);
     assert.match(String(direct.json.error), /^invalid policy "t-pol-dev-\w+": line 1, column \d+: /);
-    assert.deepEqual((direct.json.details as { field: string; line: number }[]).map((d) => [d.field, d.line]), [['policy', 1]]);
+    assert.deepEqual(
+      (direct.json.details as { field: string; line: number }[]).map((d) => [d.field, d.line]),
+      [['policy', 1]],
+    );
 
     assert.deepEqual((await api('GET', '/api/v1/policies')).json.items, before, 'the policies are unchanged');
     assert.equal((await api('GET', `/api/v1/servers/${otherServer}`)).status, 404, 'the server of the same file was not applied');

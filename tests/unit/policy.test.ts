@@ -23,7 +23,11 @@ describe('policies: Cedar entities, checks and decisions', () => {
       ],
     });
     const r = resourceEntities(tool('gitea', 'get_me'));
-    assert.deepEqual(r.entities[0], { uid: { type: 'Mcpd::Tool', id: 'gitea/get_me' }, attrs: { server: 'gitea', name: 'get_me' }, parents: [{ type: 'Mcpd::Server', id: 'gitea' }] });
+    assert.deepEqual(r.entities[0], {
+      uid: { type: 'Mcpd::Tool', id: 'gitea/get_me' },
+      attrs: { server: 'gitea', name: 'get_me' },
+      parents: [{ type: 'Mcpd::Server', id: 'gitea' }],
+    });
     assert.equal(describeResource({ kind: 'resource', server: 's', uri: 'file:///x' }), 'Mcpd::Resource::"s/file:///x"');
     assert.notEqual(principalKey(alice), principalKey({ ...alice, groups: ['dev'] }), 'groups are part of what is cached');
     assert.deepEqual(lineColumn('ab\ncd\nef', 7), { line: 3, column: 2 });
@@ -55,7 +59,8 @@ describe('policies: Cedar entities, checks and decisions', () => {
         { name: 'dev-tools', policy: 'permit(principal in Mcpd::Group::"dev", action, resource in Mcpd::Server::"gitea");', createdAt: at, updatedAt: at },
         {
           name: 'no-hang',
-          policy: 'forbid(principal, action == Mcpd::Action::"tools/call", resource == Mcpd::Tool::"gitea/hang");\npermit(principal in Mcpd::Role::"client", action == Mcpd::Action::"tools/list", resource) when { resource.name == "echo" };',
+          policy:
+            'forbid(principal, action == Mcpd::Action::"tools/call", resource == Mcpd::Tool::"gitea/hang");\npermit(principal in Mcpd::Role::"client", action == Mcpd::Action::"tools/list", resource) when { resource.name == "echo" };',
           createdAt: at,
           updatedAt: at,
         },
