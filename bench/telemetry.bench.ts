@@ -3,7 +3,8 @@
  * processes (bench/gatewayServer.ts, the production path through createMcpd) in front of
  * one gitea-like container: (a) MCPD_METRICS=false, (b) metrics on (the default), (c)
  * metrics and tracing, sampled at 10 % (OTEL_TRACES_SAMPLER=parentbased_traceidratio,
- * OTEL_TRACES_SAMPLER_ARG=0.1), exporting over OTLP/HTTP to a receiver in this process.
+ * OTEL_TRACES_SAMPLER_ARG=0.1), exporting over OTLP/HTTP to a receiver in this process;
+ * (d) metrics on with the audit trail off (MCPD_AUDIT=false; it is on in the others).
  * A lean client drives tools/call at 16 in flight, the three in alternating rounds so a
  * drift of the shared machine lands on all alike; the report gives the median calls/s
  * and gateway CPU µs per call of each, and the costs against issue 12's goals (metrics at
@@ -108,6 +109,7 @@ async function main(): Promise<void> {
   const variants: Variant[] = [
     { label: '(a) metrics off', env: { MCPD_METRICS: 'false', OTEL_EXPORTER_OTLP_ENDPOINT: '' }, rps: [], micros: [] },
     { label: '(b) metrics on', env: { MCPD_METRICS: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: '' }, rps: [], micros: [] },
+
     {
       label: '(c) metrics and tracing at 10 %',
       env: {
@@ -119,6 +121,8 @@ async function main(): Promise<void> {
       rps: [],
       micros: [],
     },
+    // The audit trail is on by default, in (a) to (c); (d) is (b) without it.
+    { label: '(d) metrics on, audit trail off', env: { MCPD_METRICS: 'true', MCPD_AUDIT: 'false', OTEL_EXPORTER_OTLP_ENDPOINT: '' }, rps: [], micros: [] },
   ];
   try {
     const target = await startContainer({ server: SERVER, image: 'mcpd/gitea-like:dev' });
@@ -126,13 +130,14 @@ async function main(): Promise<void> {
     for (const variant of variants) for (let i = 0; i < WARMUP_CALLS; i++) await variant.call!('echo', `warm ${i}`);
     for (let r = 0; r < ROUNDS; r++) for (const variant of variants) await round(variant);
 
-    const [off, metrics, traced] = variants.map((v) => ({ rps: median(v.rps), micros: median(v.micros) }));
+    const [off, metrics, traced, unaudited] = variants.map((v) => ({ rps: median(v.rps), micros: median(v.micros) }));
     const cost = (base: { rps: number; micros: number }, other: { rps: number; micros: number }) => ({
       throughput: (1 - other.rps / base.rps) * 100,
       cpu: (other.micros / base.micros - 1) * 100,
     });
     const metricsCost = cost(off, metrics);
     const tracingCost = cost(metrics, traced);
+    const auditCost = cost(unaudited, metrics);
     const list = (values: number[]) => values.map((v) => v.toFixed(0)).join(', ');
     console.log(
       [
@@ -143,6 +148,7 @@ async function main(): Promise<void> {
         ...variants.map((v) => `| ${v.label} | ${list(v.rps)} | ${median(v.rps).toFixed(0)} | ${median(v.micros).toFixed(0)} |`),
         `metrics: ${metricsCost.throughput.toFixed(1)} % fewer calls/s, ${metricsCost.cpu.toFixed(1)} % more gateway CPU per call (goal at most 5 %: ${metricsCost.throughput <= 5 ? 'met' : 'NOT met'})`,
         `tracing at 10 %, on top of metrics: ${tracingCost.throughput.toFixed(1)} % fewer calls/s, ${tracingCost.cpu.toFixed(1)} % more gateway CPU per call (goal at most 10 %: ${tracingCost.throughput <= 10 ? 'met' : 'NOT met'}); ${receiver.exports()} OTLP exports received`,
+        `audit trail (a record per call, buffered JSON lines): ${auditCost.throughput.toFixed(1)} % fewer calls/s, ${auditCost.cpu.toFixed(1)} % more gateway CPU per call than without it`,
         '',
       ].join('\n'),
     );

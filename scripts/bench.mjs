@@ -8,6 +8,7 @@
  *   - dist/bench/gateway.bench.js: tools/call latency and throughput, direct vs gateway
  *   - dist/bench/telemetry.bench.js: gateway throughput with metrics off, on, and with tracing sampled at 10 %
  *   - dist/bench/cli.bench.js: mcpctl --help and get servers vs `node -e 0` (median of 10)
+ *   - dist/bench/policy.bench.js: p50/p99 of a Cedar policy decision, first (evaluated) and repeated (cached)
  *   - dist/bench/packages.bench.js: first (build included) and later starts of npm and PyPI
  *     package servers vs `npx -y <package>` / a uvx-like venv on the host
  *   - dist/bench/scale.bench.js, only when named (`npm run bench -- scale [--replicas N]`, default
@@ -53,9 +54,15 @@ try {
   }
   // Starting hundreds of containers takes minutes and most of the machine: only when asked for by name.
   const onlyWhenNamed = ['scale.bench.js'];
-  const benches = ['lifecycle.bench.js', 'gateway.bench.js', 'telemetry.bench.js', 'cli.bench.js', 'packages.bench.js', ...onlyWhenNamed].filter((b) =>
-    only.length === 0 ? !onlyWhenNamed.includes(b) : only.some((o) => b.includes(o)),
-  );
+  const benches = [
+    'lifecycle.bench.js',
+    'gateway.bench.js',
+    'telemetry.bench.js',
+    'cli.bench.js',
+    'packages.bench.js',
+    'policy.bench.js',
+    ...onlyWhenNamed,
+  ].filter((b) => (only.length === 0 ? !onlyWhenNamed.includes(b) : only.some((o) => b.includes(o))));
   for (const bench of benches) {
     say(P, `running ${bench}`);
     const result = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', bench), ...options], { cwd: ROOT, env, stdio: 'inherit' });

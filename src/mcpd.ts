@@ -7,6 +7,7 @@
  * same request path, bearer-token check included.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -42,6 +43,9 @@ import type { SecretStore } from './secrets/types';
 import { createWorkers, type McpdWorkers } from './worker';
 import { VirtualServerControl } from './api/virtualServers';
 import { VirtualServerCache, virtualServerClashes } from './gateway/virtualServers';
+import { AUDIT_DIR, AuditLog, auditFileName } from './audit/log';
+import { PolicyEngine } from './policy/engine';
+import { PolicySync } from './policy/sync';
 
 // For src/main.ts, which installs the Temporal SDK's runtime before anything connects.
 export { temporalSdkMetricsAddress, temporalSdkMetricsExporter } from './metrics/temporalSdk';
@@ -85,6 +89,8 @@ export interface Mcpd {
   gateway?: Gateway;
   /** This process's metrics (GET /metrics); absent with MCPD_METRICS=false. */
   metrics?: McpdMetrics;
+  /** This process's audit trail (GET /api/v1/audit); absent with MCPD_AUDIT=false. */
+  audit?: AuditLog;
   /** Stops serving and polling and closes every connection; containers keep running (their workflows own them). */
   close(): Promise<void>;
 }
@@ -128,6 +134,17 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
   let workerFailure: Error | undefined;
   let httpServer: http.Server | undefined;
   let gatewayHttp: GatewayHttp | undefined;
+  const audit = settings.audit.enabled
+    ? new AuditLog({
+        dir: path.join(settings.dataDir, AUDIT_DIR),
+        name: auditFileName(settings.node, settings.apiPort),
+        maxBytes: settings.audit.maxBytes,
+        keepFiles: settings.audit.keepFiles,
+        logger: log.child({ component: 'audit' }),
+      })
+    : undefined;
+  // The gateway holds client sessions to the Cedar policies in force, read from Temporal and followed.
+  const policies = gateway ? new PolicySync(client, new PolicyEngine(), log.child({ component: 'policies' })) : undefined;
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -137,6 +154,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         httpServer.closeAllConnections();
       }
       controlPlane.stop();
+      policies?.stop();
       announceGatewayUrl(undefined);
       remoteNodes?.stop();
       await gatewayHttp?.close().catch(() => undefined);
@@ -145,6 +163,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       await workerConnection?.close().catch(() => undefined);
       await connection.close().catch(() => undefined);
       await tracing?.shutdown().catch(() => undefined);
+      await audit?.close().catch(() => undefined);
     })());
 
   try {
@@ -201,7 +220,8 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           tokens,
           node: settings.node,
           // Ready once the running instances are back in the gateway, so clients arriving after a restart find them.
-          ready: () => !workerFailure && (workers?.reattached() ?? true),
+          // …and the policies in force are known, so no client is let through before they are.
+          ready: () => !workerFailure && (workers?.reattached() ?? true) && (policies?.engine.loaded ?? true),
           gateway,
           virtualServers: virtualControl,
           onVirtualServerChanged: (name) => {
@@ -211,16 +231,27 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           virtualServerClashes: gateway ? (spec) => virtualServerClashes(gateway, spec) : undefined,
           controlPlane,
           logger: log.child({ component: 'api' }),
+          audit,
+          policiesChanged: policies ? () => policies.refresh() : undefined,
         }),
       );
     }
     controlPlane.start();
+    // The first read before serving, so the first client is not refused for want of it; Temporal answered just now,
+    // but a slow one must not hold mcpd's start (then requests that policies govern wait for the next poll).
+    if (policies) {
+      let waited: NodeJS.Timeout | undefined;
+      await Promise.race([policies.refresh(), new Promise((resolve) => (waited = setTimeout(resolve, 5_000)))]);
+      clearTimeout(waited);
+    }
     const mcpHttp = gateway
       ? new GatewayHttp(gateway, {
           keys,
           node: settings.roles.worker ? settings.node : undefined,
           virtualServers: virtualDirectory,
           onVirtualServerClash: (message) => log.warn({ component: 'gateway' }, message),
+          audit,
+          policy: policies?.engine,
         })
       : undefined;
     gatewayHttp = mcpHttp;
@@ -320,7 +351,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     if (settings.roles.api && overrides.seedExamples !== false) {
       void seedExamples({ url, token, dataDir: settings.dataDir, logger: log.child({ component: 'seed' }) });
     }
-    return { url, token, settings, client, runtime, secrets, gateway, metrics, close };
+    return { url, token, settings, client, runtime, secrets, gateway, metrics, audit, close };
   } catch (err) {
     await close();
     throw err;

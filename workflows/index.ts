@@ -5,3 +5,4 @@ export { probeWorkflow } from './probe';
 export { serverWorkflow } from './server';
 export { nodeWorkflow } from './node';
 export { virtualServerWorkflow } from './virtualServer';
+export { policySetWorkflow } from './policy';

@@ -24,6 +24,12 @@ import { buildOpenApiDocument } from './openapi';
 import { parseSpecBody, ServerControl } from './servers';
 import { bodyOf, instanceIdParam, jsonBody, nodeNameParam, queryOf, secretNameParam, serverNameParam, tokenNameParam } from './validation';
 import { readNodes } from '../nodes/registry';
+import { auditApiChanges } from './audit';
+import type { AuditLog } from '../audit/log';
+import { auditQuerySchema } from '../contracts/audit';
+import { policyPathSchema } from '../contracts/policy';
+import { parsePolicyBody, PolicyControl } from './policies';
+import { parseWith } from './validation';
 
 export const API_PREFIX = '/api/v1';
 export const JSON_BODY_LIMIT = '1mb';
@@ -53,10 +59,19 @@ export interface ApiDependencies {
   /** Temporal's health: /readyz reports it, and API calls answer 503 fast while it does not answer. */
   controlPlane?: ControlPlaneMonitor;
   logger?: Logger;
+  /** The audit trail: API changes are recorded in it, GET /audit reads it (absent: MCPD_AUDIT=false). */
+  audit?: AuditLog;
+  /** Called after a policy changed, so this process's gateway enforces it at once (others follow within seconds). */
+  policiesChanged?: () => Promise<void>;
+}
+
+function policyNameParam(req: Request): string {
+  const name = String(req.params.name);
+  return parseWith(policyPathSchema, { name }, `policy name "${name}"`).name;
 }
 
 /** Routes that never call Temporal (Docker logs, OpenBao secrets): a Temporal outage must not cut them off. */
-const WITHOUT_TEMPORAL = /^\/(secrets(\/|$)|instances\/[^/]+\/logs$)/;
+const WITHOUT_TEMPORAL = /^\/(secrets(\/|$)|instances\/[^/]+\/logs$|audit$)/;
 
 /**
  * A silent Temporal (stopped, partitioned) never fails a call, it just never answers.
@@ -105,6 +120,7 @@ async function readNodesOrApiError(client: Client) {
 export function createApi(deps: ApiDependencies): express.Express {
   const servers = new ServerControl(deps.client, deps.node);
   const instances = new InstanceControl(deps.client);
+  const policies = new PolicyControl(deps.client, deps.policiesChanged);
   const app = express();
   app.disable('x-powered-by');
 
@@ -144,6 +160,7 @@ export function createApi(deps: ApiDependencies): express.Express {
     openApiDocument ??= buildOpenApiDocument();
     res.json(openApiDocument);
   });
+  if (deps.audit) api.use(auditApiChanges(deps.audit, API_PREFIX));
   api.use(bearerAuth(deps.token, deps.tokens));
   if (deps.controlPlane) api.use(answerFastWhenTemporalIsSilent(deps.controlPlane));
   api.use(express.json({ limit: JSON_BODY_LIMIT }));
@@ -278,8 +295,8 @@ export function createApi(deps: ApiDependencies): express.Express {
   });
   api.post('/tokens', (req, res) => {
     if (!deps.tokens) throw notFound('scoped tokens are not kept by this process');
-    const { name, role, expiresInSeconds, servers } = bodyOf(req, createTokenBodySchema, 'token');
-    const { view, token } = deps.tokens.create(name, role, expiresInSeconds, servers);
+    const { name, role, expiresInSeconds, servers, groups } = bodyOf(req, createTokenBodySchema, 'token');
+    const { view, token } = deps.tokens.create(name, role, expiresInSeconds, servers, groups);
     // The only time the value is shown: the caller hands it to whoever gets the role.
     res.status(201).json({ ...view, token });
   });
@@ -288,6 +305,35 @@ export function createApi(deps: ApiDependencies): express.Express {
     const name = tokenNameParam(req);
     deps.tokens.revoke(name);
     res.json({ name, deleted: true });
+  });
+
+  // ---- policies (Cedar; changes: admin only, see roleRefusal) ---------------------------
+  api.get('/policies', async (_req, res) => {
+    res.json({ items: await policies.list() });
+  });
+  api.get('/policies/:name', async (req, res) => {
+    res.json(await policies.get(policyNameParam(req)));
+  });
+  api.put('/policies/:name', async (req, res) => {
+    const doc = parsePolicyBody(policyNameParam(req), jsonBody(req));
+    // ?dryRun=true: only the checks (mcpctl checks every document of a file before it applies any).
+    if (req.query.dryRun === 'true') {
+      res.json({ name: doc.name, valid: true });
+      return;
+    }
+    const { policy, outcome } = await policies.apply(doc);
+    res.status(outcome === 'created' ? 201 : 200).json({ ...policy, outcome });
+  });
+  api.delete('/policies/:name', async (req, res) => {
+    const name = policyNameParam(req);
+    await policies.delete(name);
+    res.json({ name, deleted: true });
+  });
+
+  // ---- audit trail (admin and operator: see roleRefusal) -------------------------------
+  api.get('/audit', async (req, res) => {
+    if (!deps.audit) throw notFound('the audit trail is off in this process (MCPD_AUDIT=false)');
+    res.json({ items: await deps.audit.query(queryOf(req, auditQuerySchema, 'audit query')) });
   });
 
   // ---- gateway --------------------------------------------------------------

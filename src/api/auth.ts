@@ -73,7 +73,9 @@ export function roleRefusal(role: TokenRole, access: Access): string | null {
   if (access.kind === 'gateway') return role === 'viewer' ? 'the viewer role may not use the gateway (/mcp)' : null;
   if (role === 'client') return 'the client role may use the gateway (/mcp) only, not the API';
   if (/^\/tokens(\/|$)/.test(access.path)) return 'only the admin role may manage tokens';
+  if (role === 'viewer' && /^\/audit(\/|$)/.test(access.path)) return 'the viewer role may not read the audit trail (admin and operator may)';
   const reads = access.method === 'GET' || access.method === 'HEAD';
+  if (!reads && /^\/policies(\/|$)/.test(access.path)) return 'only the admin role may change policies';
   if (role === 'viewer' && !reads) return 'the viewer role may only read (GET)';
   return null;
 }

@@ -41,6 +41,7 @@ import {
   startedServerSchema,
   startQuerySchema,
 } from '../contracts/api';
+import { auditQuerySchema, auditRecordSchema } from '../contracts/audit';
 
 const json = (schema: z.ZodType) => ({ 'application/json': { schema } });
 const ok = (description: string, schema: z.ZodType) => ({ description, content: json(schema) });
@@ -70,6 +71,7 @@ const tokenViewSchema = z
     createdAt: z.string().meta({ format: 'date-time' }),
     expiresAt: z.string().meta({ format: 'date-time' }).nullable(),
     servers: z.array(z.string()).nullable(),
+    groups: z.array(z.string()).optional().meta({ description: 'Groups of its principal, for policies' }),
   })
   .meta({ id: 'Token' });
 const status = z.object({ status: z.string() });
@@ -242,6 +244,17 @@ export function buildOpenApiDocument(): object {
           'Revoke a scoped token (admin), at once',
           { '200': ok('Revoked', z.object({ name: z.string(), deleted: z.literal(true) })), '404': err('No such token') },
           onToken,
+        ),
+      },
+      '/api/v1/audit': {
+        get: op(
+          'The audit trail, newest first (admin and operator): one record per MCP request through the gateway and per API change; argument values and bodies are never recorded',
+          {
+            '200': ok('Audit records', listOf(auditRecordSchema)),
+            '400': err('Invalid filter'),
+            '404': err('The audit trail is off in this process (MCPD_AUDIT=false)'),
+          },
+          { requestParams: { query: auditQuerySchema } },
         ),
       },
       '/api/v1/gateway': {

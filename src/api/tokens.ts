@@ -54,7 +54,10 @@ export class TokenStore {
     const stored = this.byHash.get(hashToken(token));
     if (!stored) return { ok: false, reason: 'unknown' };
     if (stored.expiresAt !== null && Date.parse(stored.expiresAt) <= this.now()) return { ok: false, reason: 'expired' };
-    return { ok: true, principal: { name: stored.name, role: stored.role, servers: stored.servers ?? null, source: 'scoped-token', groups: [] } };
+    return {
+      ok: true,
+      principal: { name: stored.name, role: stored.role, servers: stored.servers ?? null, source: 'scoped-token', groups: stored.groups ?? [] },
+    };
   }
 
   list(): TokenView[] {
@@ -63,7 +66,7 @@ export class TokenStore {
   }
 
   /** A new token; its value is returned here once and never again. 409 when the name is taken. */
-  create(name: string, role: TokenRole, expiresInSeconds?: number, servers?: string[]): { view: TokenView; token: string } {
+  create(name: string, role: TokenRole, expiresInSeconds?: number, servers?: string[], groups?: string[]): { view: TokenView; token: string } {
     const current = this.read();
     if (current.tokens.some((t) => t.name === name)) throw conflict(`token "${name}" already exists (delete it first to replace it)`);
     const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
@@ -74,6 +77,7 @@ export class TokenStore {
       createdAt: createdAt.toISOString(),
       expiresAt: expiresInSeconds === undefined ? null : new Date(createdAt.getTime() + expiresInSeconds * 1000).toISOString(),
       servers: servers ?? null,
+      ...(groups && groups.length > 0 ? { groups } : {}),
       hash: hashToken(token),
     };
     this.write({ version: 1, tokens: [...current.tokens, stored] });
@@ -133,5 +137,5 @@ export class TokenStore {
 }
 
 function view(t: StoredToken): TokenView {
-  return { name: t.name, role: t.role, createdAt: t.createdAt, expiresAt: t.expiresAt, servers: t.servers ?? null };
+  return { name: t.name, role: t.role, createdAt: t.createdAt, expiresAt: t.expiresAt, servers: t.servers ?? null, ...(t.groups ? { groups: t.groups } : {}) };
 }

@@ -9,6 +9,8 @@ import type { NodeView } from '../contracts/node';
 import type { VirtualServerResource } from '../contracts/virtualServer';
 import { formatPackageRef, parsePackageRef } from '../contracts/packageRef';
 import type { SecretInfo } from '../client/mcpdClient';
+import type { AuditRecord } from '../contracts/audit';
+import type { PolicyView } from '../contracts/policy';
 
 /**
  * yaml is loaded on first use: it takes longer to load than a whole `get servers`
@@ -200,6 +202,41 @@ export function tokenColumns(wide: boolean): Columns<TokenView> {
     row: (t, now) => {
       const cells = [t.name, t.role, t.servers?.join(',') ?? '*', formatAge(t.createdAt, now), t.expiresAt === null ? 'never' : t.expiresAt];
       if (wide) cells.push(t.createdAt);
+      return cells;
+    },
+  };
+}
+
+export function policyColumns(wide: boolean): Columns<PolicyView> {
+  const headers = ['NAME', 'STATEMENTS', 'AGE', 'DESCRIPTION'];
+  if (wide) headers.push('UPDATED');
+  return {
+    headers,
+    key: (p) => p.name,
+    stateColumn: 1,
+    row: (p, now) => {
+      // Effects outside comments and strings: a count for people (the API has the text).
+      const code = p.policy.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/\/\/[^\n]*/g, '');
+      const statements = (code.match(/\b(permit|forbid)\s*\(/g) ?? []).length;
+      const cells = [p.name, String(statements), formatAge(p.createdAt, now), p.description ?? '-'];
+      if (wide) cells.push(p.updatedAt);
+      return cells;
+    },
+  };
+}
+
+/** The audit trail: one row a record, newest first (the API's order). */
+export function auditColumns(wide: boolean): Columns<AuditRecord> {
+  const headers = ['TIME', 'PRINCIPAL', 'SERVER', 'METHOD', 'TARGET', 'DECISION', 'OUTCOME', 'LATENCY'];
+  if (wide) headers.push('SOURCE', 'INSTANCE', 'DECIDED BY', 'REDACTIONS', 'ERROR');
+  return {
+    headers,
+    key: (r) => `${r.time} ${r.method}`,
+    stateColumn: 6,
+    row: (r) => {
+      const outcome = r.code !== undefined ? `${r.outcome} ${r.code}` : r.outcome;
+      const cells = [r.time, r.principal?.name ?? '-', r.server ?? '-', r.method, r.target ?? '-', r.decision, outcome, `${r.latencyMs}ms`];
+      if (wide) cells.push(r.principal?.source ?? '-', r.instance ?? '-', r.decidedBy, String(r.redactions), r.error ?? '-');
       return cells;
     },
   };

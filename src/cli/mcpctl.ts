@@ -30,13 +30,15 @@ import {
   serverColumns,
   tokenColumns,
   virtualServerColumns,
+  auditColumns,
+  policyColumns,
   type Columns,
   type OutputFormat,
 } from './format';
 
 const WATCH_INTERVAL_MS = 2000;
 
-type Kind = 'server' | 'instance' | 'secret' | 'node' | 'token' | 'virtualserver';
+type Kind = 'server' | 'instance' | 'secret' | 'node' | 'token' | 'virtualserver' | 'policy';
 const KIND_ALIASES: Record<string, Kind> = {
   server: 'server',
   servers: 'server',
@@ -54,6 +56,8 @@ const KIND_ALIASES: Record<string, Kind> = {
   virtualserver: 'virtualserver',
   virtualservers: 'virtualserver',
   vs: 'virtualserver',
+  policy: 'policy',
+  policies: 'policy',
 };
 
 const TOKEN_ROLE_NAMES = ['viewer', 'operator', 'admin', 'client'] as const;
@@ -64,6 +68,33 @@ function parseDuration(raw: string, option: string): number {
   const m = /^(\d+)(s|m|h|d)$/.exec(raw.trim());
   if (!m || Number(m[1]) === 0) throw usage(`${option} must be a duration like 90s, 15m, 12h or 30d, got "${raw}"`);
   return Number(m[1]) * DURATION_UNITS[m[2]];
+}
+
+/**
+ * A refused policy as one line naming the file's line: mcpd reports Cedar's problems at
+ * lines of the policy text, which begins at some line of the file.
+ */
+function policyError(err: unknown, where: string, text: string, index: number, policyFirstLine: (text: string, index: number) => number | undefined): unknown {
+  if (!(err instanceof McpdError) || err.status !== 400 || !Array.isArray(err.details)) return err;
+  const problem = (err.details as { field?: string; line?: number; column?: number; message?: string }[]).find((d) => d.field === 'policy');
+  if (!problem || problem.line === undefined) return new McpdError(`${where}: ${err.message}`, EXIT.usage, err.status, err.details);
+  const first = policyFirstLine(text, index);
+  const more = err.details.length > 1 ? ` (and ${err.details.length - 1} more)` : '';
+  if (first === undefined) {
+    return new McpdError(
+      `${where}: invalid policy: policy line ${problem.line}, column ${problem.column}: ${problem.message}${more}`,
+      EXIT.usage,
+      400,
+      err.details,
+    );
+  }
+  const fileLine = first + problem.line - 1;
+  return new McpdError(
+    `${where}: invalid policy at line ${fileLine} (line ${problem.line}, column ${problem.column} of the policy): ${problem.message}${more}`,
+    EXIT.usage,
+    400,
+    err.details,
+  );
 }
 
 function usage(message: string): McpdError {
@@ -105,8 +136,8 @@ export function buildProgram(): Command {
   // ---- get --------------------------------------------------------------------
   program
     .command('get')
-    .description('List servers, virtual servers, instances, secrets, nodes or tokens (NAME narrows to one; for instances a server name filters)')
-    .argument('<resource>', 'servers | virtualservers | instances | secrets | nodes | tokens')
+    .description('List servers, virtual servers, instances, secrets, nodes, tokens or policies (NAME narrows to one; for instances a server name filters)')
+    .argument('<resource>', 'servers | virtualservers | instances | secrets | nodes | tokens | policies')
     .argument('[name]', 'a server name, an instance id, a secret name, or a node name')
     .addOption(outputOption())
     .option('-w, --watch', 'keep watching and print rows that change')
@@ -120,7 +151,7 @@ export function buildProgram(): Command {
         name: string | undefined,
         opts: { output?: string; watch?: boolean; status?: string; health?: string; node?: string; all?: boolean },
       ) => {
-        const kind = kindOf(resource, ['server', 'virtualserver', 'instance', 'secret', 'node', 'token']);
+        const kind = kindOf(resource, ['server', 'virtualserver', 'instance', 'secret', 'node', 'token', 'policy']);
         const format = outputFormat(opts);
         const c = client();
         const wide = format === 'wide';
@@ -146,6 +177,9 @@ export function buildProgram(): Command {
             return [one];
           };
           columns = tokenColumns(wide);
+        } else if (kind === 'policy') {
+          fetchItems = async () => (name ? [await c.getPolicy(name)] : c.listPolicies());
+          columns = policyColumns(wide);
         } else if (kind === 'node') {
           fetchItems = async () => (name ? [await c.getNode(name)] : c.listNodes());
           columns = nodeColumns(wide);
@@ -196,15 +230,16 @@ export function buildProgram(): Command {
   program
     .command('apply')
     .description(
-      'Create or update servers and virtual servers (documents with "kind: VirtualServer") from spec files (YAML or JSON, several documents), and start the servers',
+      'Create or update servers, virtual servers (kind: VirtualServer) and policies (kind: Policy) from spec files (YAML or JSON, several documents), and start the servers',
     )
     .requiredOption('-f, --filename <file...>', 'spec file(s); "-" reads stdin')
     .option('--no-start', 'only store the spec; do not start instances')
     .action(async (opts: { filename: string[]; start: boolean }) => {
-      const { parseDocuments } = await import('../client/specDocuments.js');
+      const { parseDocuments, policyFirstLine } = await import('../client/specDocuments.js');
       const { describeFieldErrors, validateSpec } = await import('../contracts/spec.js');
       const { isVirtualServerDocument, validateVirtualServerSpec } = await import('../contracts/virtualServer.js');
       const specs: { spec: unknown; where: string }[] = [];
+      const policies: { doc: { name: string }; where: string; text: string; index: number }[] = [];
       for (const file of opts.filename) {
         let text: string;
         try {
@@ -214,7 +249,14 @@ export function buildProgram(): Command {
         }
         const docs = parseDocuments(text, file);
         if (docs.length === 0) throw usage(`${file}: no documents`);
-        docs.forEach((spec, i) => specs.push({ spec, where: docs.length > 1 ? `${file} (document ${i + 1})` : file }));
+        docs.forEach((doc, i) => {
+          const where = docs.length > 1 ? `${file} (document ${i + 1})` : file;
+          const { kind, ...rest } = doc as { kind?: unknown };
+          if (kind === 'Policy') policies.push({ doc: doc as { name: string }, where, text, index: i });
+          else if (isVirtualServerDocument(doc)) specs.push({ spec: doc, where });
+          else if (kind === undefined || kind === 'McpServer') specs.push({ spec: rest, where });
+          else throw usage(`${where}: unknown kind ${JSON.stringify(kind)} (expected McpServer, the default, VirtualServer or Policy)`);
+        });
       }
       // Check everything before changing anything, so a bad document applies nothing.
       for (const { spec, where } of specs) {
@@ -225,6 +267,12 @@ export function buildProgram(): Command {
       const c = client();
       // Servers first: a virtual server's clash check sees the tools of servers applied with it once they run.
       specs.sort((a, b) => Number(isVirtualServerDocument(a.spec)) - Number(isVirtualServerDocument(b.spec)));
+      // mcpd checks a policy's Cedar text; every policy is checked (dry run) before anything is applied.
+      for (const { doc, where, text, index } of policies) {
+        await c.applyPolicy(doc, true).catch((err: unknown) => {
+          throw policyError(err, where, text, index, policyFirstLine);
+        });
+      }
       for (const { spec } of specs) {
         if (isVirtualServerDocument(spec)) {
           const applied = await c.applyVirtualServer(spec);
@@ -234,6 +282,10 @@ export function buildProgram(): Command {
         const applied = await c.applyServer(spec);
         if (opts.start && !applied.running) await c.startServer(applied.name);
         print(`server/${applied.name} ${applied.outcome}`);
+      }
+      for (const { doc } of policies) {
+        const applied = await c.applyPolicy(doc);
+        print(`policy/${applied.name} ${applied.outcome}`);
       }
     });
 
@@ -251,14 +303,15 @@ export function buildProgram(): Command {
   // ---- delete ---------------------------------------------------------------------
   program
     .command('delete')
-    .description('Delete a server (stops its instances and removes their containers), a virtual server, a secret, or a token (revoked at once)')
-    .argument('<resource>', 'server | virtualserver | secret | token')
+    .description('Delete a server (stops its instances and removes their containers), a virtual server, a secret, a token (revoked at once) or a policy')
+    .argument('<resource>', 'server | virtualserver | secret | token | policy')
     .argument('<name>', 'name')
     .action(async (resource: string, name: string) => {
-      const kind = kindOf(resource, ['server', 'virtualserver', 'secret', 'token']);
+      const kind = kindOf(resource, ['server', 'virtualserver', 'secret', 'token', 'policy']);
       const c = client();
       if (kind === 'server') await c.deleteServer(name);
       else if (kind === 'virtualserver') await c.deleteVirtualServer(name);
+      else if (kind === 'policy') await c.deletePolicy(name);
       else if (kind === 'token') await c.deleteToken(name);
       else await c.deleteSecret(name);
       print(`${kind}/${name} deleted`);
@@ -276,8 +329,13 @@ export function buildProgram(): Command {
     .option('--role <role>', `token: ${TOKEN_ROLE_NAMES.join(' | ')}`)
     .option('--expires <duration>', 'token: lifetime, e.g. 12h or 30d (default: never)')
     .option('--servers <names>', 'token: only these servers through the gateway, comma-separated (default: all)')
+    .option('--groups <names>', 'token: groups of its principal for policies (Mcpd::Group), comma-separated')
     .action(
-      async (resource: string, name: string, opts: { fromLiteral?: string[]; fromFile?: string[]; role?: string; expires?: string; servers?: string }) => {
+      async (
+        resource: string,
+        name: string,
+        opts: { fromLiteral?: string[]; fromFile?: string[]; role?: string; expires?: string; servers?: string; groups?: string },
+      ) => {
         if (kindOf(resource, ['secret', 'token']) === 'token') {
           if (opts.fromLiteral || opts.fromFile) throw usage('--from-literal and --from-file are for secrets, not tokens');
           if (!opts.role) throw usage(`create token needs --role (${TOKEN_ROLE_NAMES.join(', ')})`);
@@ -285,7 +343,8 @@ export function buildProgram(): Command {
           if (!TOKEN_ROLE_NAMES.includes(role)) throw usage(`--role must be one of ${TOKEN_ROLE_NAMES.join(', ')}, got "${opts.role}"`);
           const expires = opts.expires === undefined ? undefined : parseDuration(opts.expires, '--expires');
           const servers = opts.servers === undefined ? undefined : opts.servers.split(',').map((s) => s.trim());
-          const created = await client().createToken(name, role, { expiresInSeconds: expires, servers });
+          const groups = opts.groups === undefined ? undefined : opts.groups.split(',').map((g) => g.trim());
+          const created = await client().createToken(name, role, { expiresInSeconds: expires, servers, groups });
           const reach = created.servers?.join(',') ?? 'all';
           process.stderr.write(
             `token/${created.name} created (role ${created.role}, servers ${reach}, expires ${created.expiresAt ?? 'never'}); it is shown only now:\n`,
@@ -293,7 +352,7 @@ export function buildProgram(): Command {
           print(created.token);
           return;
         }
-        if (opts.role || opts.expires || opts.servers) throw usage('--role, --expires and --servers are for tokens, not secrets');
+        if (opts.role || opts.expires || opts.servers || opts.groups) throw usage('--role, --expires, --servers and --groups are for tokens, not secrets');
         const data: Record<string, string> = {};
         for (const pair of opts.fromLiteral ?? []) {
           const [key, value] = splitKeyValue(pair, '--from-literal');
@@ -386,6 +445,36 @@ export function buildProgram(): Command {
       kindOf(resource, ['server']);
       const result = await client().stopServer(name);
       print(`server/${name} stopped (${instancesCount(result.instances.length)})`);
+    });
+
+  // ---- audit ------------------------------------------------------------------------------
+  program
+    .command('audit')
+    .description('Show the audit trail, newest first: MCP requests through the gateway and changes through the API (admin and operator)')
+    // The server is an argument, like `get instances <server>`: --server is mcpctl's global option (mcpd's URL).
+    .argument('[server]', 'only records about this MCP server')
+    .option('--principal <name>', 'only records of this principal (token name)')
+    .option('--since <time>', 'only records from this time on: a duration back from now (90s, 10m, 12h, 7d) or an RFC 3339 time')
+    .option('--limit <n>', 'most records shown (default 100, at most 10000)')
+    .addOption(outputOption())
+    .action(async (server: string | undefined, opts: { principal?: string; since?: string; limit?: string; output?: string }) => {
+      const { parseSince } = await import('../contracts/audit.js');
+      if (opts.since !== undefined && !parseSince(opts.since)) {
+        throw usage(`--since must be a duration like 90s, 10m, 12h or 7d, or an RFC 3339 time like 2026-11-27T06:00:00Z, got "${opts.since}"`);
+      }
+      if (opts.limit !== undefined && !/^\d+$/.test(opts.limit)) throw usage(`--limit must be a whole number, got "${opts.limit}"`);
+      const format = outputFormat(opts);
+      const items = await client().listAudit({
+        principal: opts.principal,
+        server,
+        since: opts.since,
+        limit: opts.limit === undefined ? undefined : Number(opts.limit),
+      });
+      if (items.length === 0 && (format === 'table' || format === 'wide')) {
+        process.stderr.write('No audit records found.\n');
+        return;
+      }
+      print(renderItems(items, auditColumns(format === 'wide'), format, new Date()));
     });
 
   // ---- logs -------------------------------------------------------------------------------

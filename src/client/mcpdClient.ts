@@ -13,6 +13,8 @@ import type { ServerResource, ApplyOutcome, TokenRole, TokenView } from '../cont
 import type { NodeView } from '../contracts/node';
 import type { SecretSummary } from '../secrets/types';
 import type { VirtualServerResource } from '../contracts/virtualServer';
+import type { AuditRecord } from '../contracts/audit';
+import type { PolicyView } from '../contracts/policy';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7400';
 
@@ -135,9 +137,26 @@ export class McpdClient {
   // ---- scoped tokens (admin)
   listTokens = () => this.request<{ items: TokenView[] }>('GET', '/tokens').then((r) => r.items);
   /** The answer holds the token's value: the only time mcpd shows it. */
-  createToken = (name: string, role: TokenRole, options: { expiresInSeconds?: number; servers?: string[] } = {}) =>
+  createToken = (name: string, role: TokenRole, options: { expiresInSeconds?: number; servers?: string[]; groups?: string[] } = {}) =>
     this.request<TokenView & { token: string }>('POST', '/tokens', { name, role, ...options });
   deleteToken = (name: string) => this.request<{ name: string }>('DELETE', `/tokens/${enc(name)}`);
+
+  // ---- policies (Cedar; changes: admin)
+  listPolicies = () => this.request<{ items: PolicyView[] }>('GET', '/policies').then((r) => r.items);
+  getPolicy = (name: string) => this.request<PolicyView>('GET', `/policies/${enc(name)}`);
+  /** dryRun: only the API's checks (Cedar parser and validator), nothing stored. */
+  applyPolicy = (doc: { name: string }, dryRun = false) =>
+    this.request<PolicyView & { outcome: ApplyOutcome }>('PUT', `/policies/${enc(doc.name)}${dryRun ? '?dryRun=true' : ''}`, doc);
+  deletePolicy = (name: string) => this.request<{ name: string }>('DELETE', `/policies/${enc(name)}`);
+
+  // ---- audit trail (admin, operator)
+  /** Records newest first; `since` is a duration back from now (10m) or an RFC 3339 time, checked by the API. */
+  listAudit = (filter: { principal?: string; server?: string; since?: string; limit?: number } = {}) => {
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined) query.set(k, String(v));
+    const qs = query.toString();
+    return this.request<{ items: AuditRecord[] }>('GET', `/audit${qs ? `?${qs}` : ''}`).then((r) => r.items);
+  };
 
   async request<T>(method: string, apiPath: string, body?: unknown): Promise<T> {
     const res = await this.send(method, apiPath, body);

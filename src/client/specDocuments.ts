@@ -36,3 +36,23 @@ export function parseDocuments(text: string, source: string): unknown[] {
   });
   return values;
 }
+
+/**
+ * Where line 1 of the `policy` text of the document-th mapping of a file is, so an error
+ * Cedar reports at a line of the policy can name the line of the file. Known for a block
+ * scalar (`policy: |`, the usual form) and a one-line value; undefined otherwise (a
+ * document inside a top-level list, a multi-line quoted string).
+ */
+export function policyFirstLine(text: string, documentIndex: number): number | undefined {
+  const lineCounter = new YAML.LineCounter();
+  const docs = YAML.parseAllDocuments(text, { lineCounter });
+  if (!Array.isArray(docs)) return undefined;
+  const mappings = docs.filter((d) => d.contents !== null && !YAML.isSeq(d.contents));
+  if (mappings.length !== docs.filter((d) => d.contents !== null).length) return undefined;
+  const node = mappings[documentIndex]?.get('policy', true);
+  if (!YAML.isScalar(node) || !node.range) return undefined;
+  const start = lineCounter.linePos(node.range[0]).line;
+  if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') return start + 1;
+  const end = lineCounter.linePos(node.range[1]).line;
+  return start === end ? start : undefined;
+}

@@ -63,6 +63,12 @@ export interface Settings {
    * (MCPD_ALLOWED_ORIGINS, comma-separated; DNS-rebinding protection, see origins.ts).
    */
   allowedOrigins: string[];
+  /**
+   * The audit trail (MCPD_AUDIT, default true): JSON lines in <dataDir>/audit, a file rotated
+   * once it reaches maxBytes (MCPD_AUDIT_MAX_BYTES, default 10 MiB), keepFiles rotated files
+   * kept (MCPD_AUDIT_KEEP_FILES, default 5).
+   */
+  audit: { enabled: boolean; maxBytes: number; keepFiles: number };
 }
 
 export const ROLES = ['api', 'gateway', 'worker'] as const;
@@ -159,6 +165,16 @@ const byteCount = z.string().transform((raw, ctx) => {
   return z.NEVER;
 });
 
+const auditKeepFiles = z.string().transform((raw, ctx) => {
+  const n = Number(raw);
+  if (/^\d+$/.test(raw) && n >= 1 && n <= 1000) return n;
+  ctx.addIssue({ code: 'custom', message: `must be a whole number of files from 1 to 1000, got "${raw}"` });
+  return z.NEVER;
+});
+
+export const DEFAULT_AUDIT_MAX_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_AUDIT_KEEP_FILES = 5;
+
 const flag = z.enum(['true', 'false'], { error: (issue) => `must be true or false, got "${String(issue.input)}"` }).transform((raw) => raw === 'true');
 
 const temporalMetrics = z.string().transform((raw, ctx) => {
@@ -213,6 +229,9 @@ export const environmentSchema = z.object({
   MCPD_TEMPORAL_METRICS: optional(temporalMetrics),
   OTEL_EXPORTER_OTLP_ENDPOINT: optional(httpUrl),
   MCPD_ALLOWED_ORIGINS: optional(allowedOrigins),
+  MCPD_AUDIT: optional(flag),
+  MCPD_AUDIT_MAX_BYTES: optional(byteCount),
+  MCPD_AUDIT_KEEP_FILES: optional(auditKeepFiles),
 });
 
 export class SettingsError extends Error {
@@ -256,5 +275,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     temporalMetrics: e.MCPD_TEMPORAL_METRICS ?? 'auto',
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     allowedOrigins: e.MCPD_ALLOWED_ORIGINS ?? [],
+    audit: {
+      enabled: e.MCPD_AUDIT ?? true,
+      maxBytes: e.MCPD_AUDIT_MAX_BYTES ?? DEFAULT_AUDIT_MAX_BYTES,
+      keepFiles: e.MCPD_AUDIT_KEEP_FILES ?? DEFAULT_AUDIT_KEEP_FILES,
+    },
   };
 }

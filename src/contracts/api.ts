@@ -193,6 +193,16 @@ export const createTokenBodySchema = z
       .max(100)
       .refine((names) => new Set(names).size === names.length, { error: 'lists a server twice' })
       .optional(),
+    /** Groups the token's principal belongs to, for policies (Mcpd::Group::"<name>"). */
+    groups: z
+      .array(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, 'a group is 1-128 letters, digits, ".", "_", ":", "@" or "-", starting with a letter or digit'),
+      )
+      .max(50, { error: 'at most 50 groups' })
+      .refine((names) => new Set(names).size === names.length, { error: 'lists a group twice' })
+      .optional(),
   })
   .meta({ id: 'TokenCreate' });
 
@@ -205,6 +215,8 @@ export interface TokenView {
   expiresAt: string | null;
   /** The servers it may reach through the gateway; null: every server. */
   servers: string[] | null;
+  /** Its groups, for policies (absent: none). */
+  groups?: string[];
 }
 
 // ---- responses ------------------------------------------------------------------

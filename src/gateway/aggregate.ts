@@ -30,6 +30,11 @@ import { NameTable, type QualifiedName } from './names';
 import type { VirtualServerSpec } from '../contracts/virtualServer';
 import { clashMessage, exposePrompts, exposeTools, servesResource, ToolIndex, type Clash, type ServerItems } from './virtualCatalog';
 import type { CallHooks, Params, Result } from './upstream';
+import type { SessionAudit } from './requestAudit';
+import type { SessionPolicy } from './sessionPolicy';
+import { POLICY_DENIED_CODE, type PolicyAction } from '../contracts/policy';
+import type { PolicyResource } from '../policy/entities';
+import { mcpTarget } from '../audit/record';
 
 type Extra = RequestHandlerExtra<SdkServerRequest, ServerNotification>;
 
@@ -88,7 +93,8 @@ export class AggregateCatalog {
     return out;
   }
 
-  async listTools(): Promise<Result> {
+  /** The tools this endpoint exposes; `visible` (the session's policy) leaves out the ones it may not see. */
+  async listTools(visible?: (server: string, tool: string) => boolean): Promise<Result> {
     const spec = await this.currentSpec();
     const collected = await this.collect('tools');
     if (spec) {
@@ -96,7 +102,7 @@ export class AggregateCatalog {
       this.toolRoutes = exposed.routes;
       this.reportClashes('tool', exposed.clashes, this.toolClashes);
       this.toolClashes = exposed.clashes;
-      return { tools: exposed.items };
+      return { tools: visible ? exposed.items.filter((t) => this.routeVisible(String(t.name), visible)) : exposed.items };
     }
     const tools: Record<string, unknown>[] = [];
     for (const { server, items } of collected) {
@@ -104,7 +110,9 @@ export class AggregateCatalog {
         server,
         items.map((t) => String(t.name)),
       );
-      items.forEach((tool, i) => tools.push({ ...tool, name: names[i] }));
+      items.forEach((tool, i) => {
+        if (!visible || visible(server, String(tool.name))) tools.push({ ...tool, name: names[i] });
+      });
     }
     return { tools };
   }
@@ -229,10 +237,21 @@ export class AggregateCatalog {
   }
 
   /** Tool search: the exposed tools best matching a query (see ToolIndex). */
-  async findTools(query: string, limit: number): Promise<Record<string, unknown>[]> {
+  /** The best matches of `query` among the exposed tools; `visible` (the session's policy) leaves out the ones it may not see. */
+  async findTools(query: string, limit: number, visible?: (server: string, tool: string) => boolean): Promise<Record<string, unknown>[]> {
     const { tools } = (await this.listTools()) as { tools: Record<string, unknown>[] };
     this.search.update(tools);
-    return this.search.find(query, limit);
+    if (!visible) return this.search.find(query, limit);
+    return this.search
+      .find(query, tools.length)
+      .filter((t) => this.routeVisible(String(t.name), visible))
+      .slice(0, limit);
+  }
+
+  /** Whether the upstream tool behind an exposed name is one `visible` lets the session see. */
+  private routeVisible(name: string, visible: (server: string, tool: string) => boolean): boolean {
+    const route = this.toolRoutes.get(name);
+    return route !== undefined && visible(route.server, route.name);
   }
 
   private reportClashes(kind: 'tool' | 'prompt', clashes: Clash[], before: Clash[]): void {
@@ -318,6 +337,8 @@ export function createAggregateServer(
   gateway: Gateway,
   catalog: AggregateCatalog,
   session: () => string,
+  audit?: SessionAudit,
+  policy?: SessionPolicy,
   options: AggregateServerOptions = {},
 ): AggregateSession {
   const pageSize = options.pageSize ?? 1000;
@@ -340,26 +361,52 @@ export function createAggregateServer(
   const subscriptions = new Map<string, string>(); // uri -> server
 
   /** Calls the session's replica of a server with the hooks that relay to this client. */
-  const forward = (upstreamServer: string, method: string, params: Params, extra: Extra): Promise<Result> => {
+  const forward = async (upstreamServer: string, method: string, params: Params, extra: Extra): Promise<Result> => {
+    const note = audit?.note(extra.requestId);
+    if (note) {
+      note.server = upstreamServer;
+      note.target = mcpTarget(method, params); // the upstream's own name, not the prefixed one
+    }
     const instanceId = gateway.route(session(), upstreamServer);
+    if (note) note.instance = instanceId;
     const hooks: CallHooks = {
       onProgress: (progress) => {
         void extra.sendNotification({ method: 'notifications/progress', params: progress } as ServerNotification);
       },
       onServerRequest: (request, signal) => extra.sendRequest({ method: request.method, params: request.params } as SdkServerRequest, ResultSchema, { signal }),
     };
-    return gateway.call(instanceId, { method, params }, { timeoutMs: gateway.callTimeoutMs, signal: extra.signal, hooks });
+    const result = await gateway.call(instanceId, { method, params }, { timeoutMs: gateway.callTimeoutMs, signal: extra.signal, hooks });
+    if (note) note.redactions = gateway.redactionsIn(result);
+    return result;
   };
+
+  /** Throws the JSON-RPC error of a request the session's policy denies. */
+  const enforce = (action: PolicyAction, resource: PolicyResource, extra: Extra): void => {
+    const note = audit?.note(extra.requestId);
+    if (note) {
+      // Known before any replica is chosen: a denied request is still about this server and tool.
+      note.server = resource.server;
+      note.target = resource.kind === 'resource' ? resource.uri : resource.name;
+    }
+    const refusal = policy?.refusal(action, resource, note);
+    if (refusal) throw new McpError(POLICY_DENIED_CODE, refusal);
+  };
+  /** Which tools the session's policy lets it see; undefined when no policy applies. */
+  const visibleTool = policy?.enforcing ? (server: string, name: string) => policy.visible('tools/list', { kind: 'tool', server, name }) : undefined;
 
   const callTool = async (name: string, params: Params, extra: Extra): Promise<Result> => {
     const target = await catalog.resolveTool(name);
+    enforce('tools/call', { kind: 'tool', server: target.server, name: target.name }, extra);
     return forward(target.server, 'tools/call', { ...params, name: target.name }, extra);
   };
 
-  server.setRequestHandler(ListToolsRequestSchema, async (request) => {
+  server.setRequestHandler(ListToolsRequestSchema, async (request, extra) => {
     const spec = await catalog.currentSpec();
     if (spec?.toolSearch) return { tools: TOOL_SEARCH_TOOLS.map((t) => ({ ...t })) };
-    return page(await catalog.listTools(), 'tools', request.params?.cursor, pageSize);
+    const listed = await catalog.listTools(visibleTool);
+    const note = visibleTool ? audit?.note(extra.requestId) : undefined;
+    if (note) note.decidedBy = `policy: ${(listed.tools as unknown[]).length} tools visible`;
+    return page(listed, 'tools', request.params?.cursor, pageSize);
   });
   server.setRequestHandler(ListPromptsRequestSchema, async (request) => page(await catalog.listPrompts(), 'prompts', request.params?.cursor, pageSize));
   server.setRequestHandler(ListResourcesRequestSchema, async (request) => page(await catalog.listResources(), 'resources', request.params?.cursor, pageSize));
@@ -374,7 +421,7 @@ export function createAggregateServer(
       if (request.params.name === 'find_tools') {
         if (typeof args.query !== 'string') throw new McpError(ErrorCode.InvalidParams, 'find_tools: "query" must be a string');
         const limit = typeof args.limit === 'number' && Number.isInteger(args.limit) ? Math.min(Math.max(args.limit, 1), 50) : 10;
-        const found = (await catalog.findTools(args.query, limit)).map((t) => ({
+        const found = (await catalog.findTools(args.query, limit, visibleTool)).map((t) => ({
           name: t.name,
           description: t.description,
           inputSchema: t.inputSchema,
@@ -397,12 +444,14 @@ export function createAggregateServer(
 
   server.setRequestHandler(GetPromptRequestSchema, async (request, extra) => {
     const target = await catalog.resolvePrompt(request.params.name);
+    enforce('prompts/get', { kind: 'prompt', server: target.server, name: target.name }, extra);
     return forward(target.server, 'prompts/get', { ...request.params, name: target.name }, extra);
   });
 
   server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
     const owner = await catalog.ownerOfUri(request.params.uri);
     if (!owner) throw new McpError(-32002, `Resource not found: ${request.params.uri}`, { uri: request.params.uri });
+    enforce('resources/read', { kind: 'resource', server: owner, uri: request.params.uri }, extra);
     return forward(owner, 'resources/read', request.params, extra);
   });
 

@@ -121,6 +121,8 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
   private readonly entries = new Map<string, InstanceEntry>();
   /** The injected secret values of each local instance's container, as redactors (in memory only, never logged). */
   private readonly injectedSecrets = new Map<string, { containerId: string; redactor: SecretRedactor }>();
+  /** How many values were redacted in a result, by the result object (for its audit record; forgotten with the result). */
+  private readonly redactedResults = new WeakMap<object, number>();
   private readonly listListeners = new Set<(change: ListChange) => void>();
   private readonly notificationListeners = new Set<(n: UpstreamNotification) => void>();
   private pendingChange?: ListChange;
@@ -390,6 +392,11 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     return () => this.notificationListeners.delete(listener);
   }
 
+  /** Secret values replaced in this result from an upstream (0 when none were, or it came from elsewhere). */
+  redactionsIn(result: Result): number {
+    return this.redactedResults.get(result) ?? 0;
+  }
+
   /** Closes every upstream connection (mcpd shutdown); containers keep running. */
   async close(): Promise<void> {
     await Promise.all([...this.entries.keys()].map((id) => this.detach(id, 'mcpd is shutting down')));
@@ -489,7 +496,11 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     const injected = this.injectedSecrets.get(entry.target.instanceId);
     if (!injected || injected.containerId !== entry.target.containerId) return message;
     const { message: redacted, count } = injected.redactor.redact(message);
-    if (count > 0) entry.redactions += count;
+    if (count > 0) {
+      entry.redactions += count;
+      const result = (redacted as { result?: unknown }).result;
+      if (typeof result === 'object' && result !== null) this.redactedResults.set(result, count);
+    }
     return redacted;
   }
 

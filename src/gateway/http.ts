@@ -28,6 +28,10 @@ import type { VirtualServerSpec } from '../contracts/virtualServer';
 import { HttpSessionTransport } from './httpTransport';
 import type { GatewayKeys } from './linkKeys';
 import { PassthroughSession } from './passthrough';
+import { auditTransport, SessionAudit } from './requestAudit';
+import type { AuditSink } from '../audit/log';
+import type { PolicyEngine } from '../policy/engine';
+import { sessionPolicy } from './sessionPolicy';
 
 export interface GatewayHttpOptions {
   /** Runs before every /mcp request (e.g. the API's bearer-token check). */
@@ -48,6 +52,10 @@ export interface GatewayHttpOptions {
   virtualServers?: VirtualServerDirectory;
   /** Told about name clashes a virtual server withholds (naming none, or overrides), once per clash. */
   onVirtualServerClash?: (message: string) => void;
+  /** Where a record of every client request on /mcp and /mcp/servers/<name> goes (none: not recorded). */
+  audit?: AuditSink;
+  /** The Cedar policies client sessions are held to (none: only roles decide). */
+  policy?: PolicyEngine;
 }
 
 /** The stored virtual server specs, as the gateway reads them (a short cache in front of Temporal). */
@@ -66,7 +74,7 @@ interface Session {
   route: string;
   transport: HttpSessionTransport;
   /** Who opened it (undefined on the node link, which the front already checked): only they may use it. */
-  principal?: string;
+  principal?: Principal;
   lastSeen: number;
   close(): Promise<void>;
 }
@@ -202,6 +210,8 @@ export class GatewayHttp {
   private readonly maxBodyBytes: number;
   private readonly keys?: GatewayKeys;
   private readonly node?: string;
+  private readonly audit?: AuditSink;
+  private readonly policy?: PolicyEngine;
 
   constructor(
     private readonly gateway: Gateway,
@@ -214,6 +224,8 @@ export class GatewayHttp {
     this.virtualServers = options.virtualServers;
     this.onVirtualServerClash = options.onVirtualServerClash;
     // Every /mcp session hears about every change of the aggregate lists; a virtual server's about its servers' changes.
+    this.audit = options.audit;
+    this.policy = options.policy;
     this.stopListening = gateway.onListChanged((change) => {
       for (const [server, catalog] of this.aggregateServers) {
         if (catalog.scope) void this.tellVirtualSession(server, catalog, change);
@@ -233,7 +245,7 @@ export class GatewayHttp {
   /** Handles /mcp (server undefined), /mcp/servers/<server> or, with `virtual`, /mcp/virtual/<virtual>; never throws. */
   async handle(req: IncomingMessage & { body?: unknown }, res: ServerResponse, server?: string, principal?: Principal, virtual?: string): Promise<void> {
     try {
-      await this.dispatch(req, res, virtual !== undefined ? `${VIRTUAL_ROUTE}${virtual}` : (server ?? ''), principal?.name);
+      await this.dispatch(req, res, virtual !== undefined ? `${VIRTUAL_ROUTE}${virtual}` : (server ?? ''), principal);
     } catch (error) {
       if (error instanceof HttpError) sendError(res, error.status, error.code, error.message);
       else sendError(res, 500, -32603, `Internal error: ${(error as Error).message}`);
@@ -309,11 +321,11 @@ export class GatewayHttp {
     await Promise.all([...this.sessions.values()].map((s) => s.close()));
   }
 
-  private async dispatch(req: IncomingMessage & { body?: unknown }, res: ServerResponse, route: string, principal: string | undefined): Promise<void> {
+  private async dispatch(req: IncomingMessage & { body?: unknown }, res: ServerResponse, route: string, principal: Principal | undefined): Promise<void> {
     const sessionHeader = req.headers['mcp-session-id'];
     let session = typeof sessionHeader === 'string' ? this.sessions.get(sessionHeader) : undefined;
     const claims = typeof sessionHeader === 'string' && !session ? this.keys?.verifySession(sessionHeader) : undefined;
-    const opensHere = claims !== undefined && claims.route === route && claims.principal === principal;
+    const opensHere = claims !== undefined && claims.route === route && claims.principal === principal?.name;
     if (typeof sessionHeader === 'string' && !session && req.method !== 'DELETE' && opensHere) {
       // Opened by another front gateway (or by this one before a restart): the id says all it routes by.
       await this.checkRoute(route);
@@ -324,7 +336,7 @@ export class GatewayHttp {
       return;
     }
     // Another token holder who learns a session id gets nothing from it.
-    if (typeof sessionHeader === 'string' && (!session || session.route !== route || session.principal !== principal)) {
+    if (typeof sessionHeader === 'string' && (!session || session.route !== route || session.principal?.name !== principal?.name)) {
       throw new HttpError(404, -32001, 'Session not found');
     }
     const version = req.headers['mcp-protocol-version'];
@@ -403,16 +415,24 @@ export class GatewayHttp {
     }
   }
 
-  private async createSession(route: string, principal: string | undefined, id?: string): Promise<Session> {
-    const transport = new HttpSessionTransport(id ?? this.keys?.issueSession({ route, principal }) ?? randomUUID());
+  private async createSession(route: string, principal: Principal | undefined, id?: string): Promise<Session> {
+    const transport = new HttpSessionTransport(id ?? this.keys?.issueSession({ route, principal: principal?.name }) ?? randomUUID());
     const session: Session = { route, transport, principal, lastSeen: Date.now(), close: () => transport.close() };
+    // Client sessions are recorded; the node link is not (the front gateway that took the client's request recorded it).
+    const audit =
+      this.audit && !route.startsWith(INSTANCE_ROUTE)
+        ? new SessionAudit(this.audit, principal, route === '' || route.startsWith(VIRTUAL_ROUTE) ? undefined : route)
+        : undefined;
+    // The node link has no principal: the front gateway that took the client's request decided.
+    const policy = this.policy && principal ? sessionPolicy(this.policy, principal) : undefined;
     this.sessions.set(transport.sessionId, session);
     if (route === '' || route.startsWith(VIRTUAL_ROUTE)) {
       const catalog = route === '' ? this.catalog : this.virtualCatalog(route.slice(VIRTUAL_ROUTE.length));
-      const aggregateSession = createAggregateServer(this.gateway, catalog, () => transport.sessionId);
+      const aggregateSession = createAggregateServer(this.gateway, catalog, () => transport.sessionId, audit, policy);
       const aggregate = aggregateSession.server;
       this.aggregateServers.set(aggregate, catalog);
       transport.onclose = () => {
+        audit?.closed();
         aggregateSession.close();
         this.aggregateServers.delete(aggregate);
         this.sessions.delete(transport.sessionId);
@@ -420,6 +440,7 @@ export class GatewayHttp {
       };
       await aggregate.connect(transport);
       checkParamsBefore(transport);
+      if (audit) auditTransport(transport, audit);
     } else if (route.startsWith(INSTANCE_ROUTE)) {
       const instanceId = route.slice(INSTANCE_ROUTE.length);
       const server = this.gateway.instances().find((i) => i.id === instanceId)?.server ?? '';
@@ -430,13 +451,15 @@ export class GatewayHttp {
       };
       link.start();
     } else {
-      const passthrough = new PassthroughSession(this.gateway, route, transport, transport.sessionId);
+      const passthrough = new PassthroughSession(this.gateway, route, transport, transport.sessionId, undefined, audit, policy);
       transport.onclose = () => {
+        audit?.closed();
         passthrough.closed();
         this.sessions.delete(transport.sessionId);
       };
       passthrough.start();
       checkParamsBefore(transport);
+      if (audit) auditTransport(transport, audit);
     }
     return session;
   }

@@ -15,6 +15,11 @@ import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessa
 import type { Gateway, ListKind } from './gateway';
 import { RequestTable, type JsonRpcId } from './requestTable';
 import { GatewayErrorCode, UpstreamError, type Params, type Result, type ServerRequest } from './upstream';
+import type { SessionAudit } from './requestAudit';
+import type { SessionPolicy } from './sessionPolicy';
+import type { PolicyResource } from '../policy/entities';
+import type { PolicyAction } from '../contracts/policy';
+import { POLICY_DENIED_CODE } from '../contracts/policy';
 
 type Message = {
   id?: JsonRpcId | null;
@@ -45,6 +50,10 @@ export class PassthroughSession {
     private readonly sessionKey: string,
     /** The one instance this session talks to (the node side of the gateway link). */
     private readonly pinned?: string,
+    /** The client session's audit (none on the node link: the front records). */
+    private readonly audit?: SessionAudit,
+    /** The client's policy (none on the node link: the front decided). */
+    private readonly policy?: SessionPolicy,
   ) {}
 
   start(): void {
@@ -104,11 +113,18 @@ export class PassthroughSession {
     if (method === 'ping') return {};
     const instanceId = this.pinned ?? this.gateway.route(this.sessionKey, this.server);
     if (method === 'initialize') return this.initializeResult(instanceId, params);
+    const note = this.audit?.note(id);
+    const governed = this.policy ? governedBy(this.server, method, params) : undefined;
+    if (governed) {
+      const refusal = this.policy!.refusal(governed.action, governed.resource, note);
+      if (refusal) throw new UpstreamError(refusal, POLICY_DENIED_CODE);
+    }
     const listKind = CACHED_LISTS[method];
     if (listKind && params?.cursor === undefined && this.pinned === undefined) {
-      return { [listKind]: await this.gateway.list(this.server, listKind) };
+      return this.visibleOnly(method, { [listKind]: await this.gateway.list(this.server, listKind) }, note);
     }
-    return this.gateway.call(
+    if (note) note.instance = instanceId;
+    const result = await this.gateway.call(
       instanceId,
       { method, params },
       {
@@ -122,6 +138,19 @@ export class PassthroughSession {
         },
       },
     );
+    if (note) note.redactions = this.gateway.redactionsIn(result);
+    return this.visibleOnly(method, result, note);
+  }
+
+  /** A tools/list answer without the tools the session's policy hides. */
+  private visibleOnly(method: string, result: Result, note: { decidedBy?: string } | undefined): Result {
+    const policy = this.policy;
+    if (method !== 'tools/list' || !policy?.enforcing || !Array.isArray(result.tools)) return result;
+    const tools = (result.tools as { name?: unknown }[]).filter((t) =>
+      policy.visible('tools/list', { kind: 'tool', server: this.server, name: String(t.name) }),
+    );
+    if (note) note.decidedBy = `policy: ${tools.length} of ${result.tools.length} tools visible`;
+    return { ...result, tools };
   }
 
   private initializeResult(instanceId: string, params: Params | undefined): Result {
@@ -172,4 +201,14 @@ export class PassthroughSession {
   private send(message: Record<string, unknown>, relatedRequestId?: JsonRpcId): void {
     this.transport.send(message as JSONRPCMessage, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch(() => undefined);
   }
+}
+
+/** The policy action and resource of a client request, or undefined for requests policies do not govern. */
+function governedBy(server: string, method: string, params: Params | undefined): { action: PolicyAction; resource: PolicyResource } | undefined {
+  const name = typeof params?.name === 'string' ? params.name : undefined;
+  const uri = typeof params?.uri === 'string' ? params.uri : undefined;
+  if (method === 'tools/call' && name !== undefined) return { action: 'tools/call', resource: { kind: 'tool', server, name } };
+  if (method === 'prompts/get' && name !== undefined) return { action: 'prompts/get', resource: { kind: 'prompt', server, name } };
+  if (method === 'resources/read' && uri !== undefined) return { action: 'resources/read', resource: { kind: 'resource', server, uri } };
+  return undefined;
 }

@@ -31,6 +31,8 @@ const PURE_MODULES = new Set([
   'src/retry',
   'src/concurrency',
   'src/metrics/classify',
+  'src/audit/record',
+  'src/policy/entities',
 ]);
 
 /**
@@ -44,7 +46,7 @@ function layerOf(module: string): Layer | undefined {
   if (module.startsWith('src/contracts/')) return 'contracts';
   if (PURE_MODULES.has(module)) return 'pure';
   if (WORKFLOW_PURE_MODULES.has(module)) return 'workflowPure';
-  if (/^src\/(docker|secrets|gateway|client|packages|embedded|nodes|cluster|metrics|tracing)\//.test(module)) return 'adapter';
+  if (/^src\/(docker|secrets|gateway|client|packages|embedded|nodes|cluster|metrics|tracing|audit|policy)\//.test(module)) return 'adapter';
   if (module.startsWith('activities/')) return 'activity';
   if (module.startsWith('workflows/')) return 'workflow';
   if (module.startsWith('src/api/')) return 'api';
@@ -84,6 +86,7 @@ const ONE_IMPORTER: Record<string, string> = {
   dockerode: 'src/docker/runtime',
   'node-vault': 'src/secrets/openbao',
   'prom-client': 'src/metrics/registry',
+  '@cedar-policy/cedar-wasm': 'src/policy/engine',
 };
 
 interface SourceFile {
