@@ -145,13 +145,14 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
   const repairOptions = { runtime: deps.runtime, client: deps.client, routing: deps.routing, owner, node: deps.node, log: deps.log };
   if (runNode) {
     const probeLoops = new ProbeLoops();
+    const stoppingContainers = new Set<string>();
     const nodeActivities = createNodeActivities({
       runtime: deps.runtime,
       secrets: deps.secrets,
       routing: deps.routing,
       ...(deps.proxy ? { proxy: deps.proxy } : {}),
       probeLoops,
-      containers: { node: deps.node, owner, ...deps.container },
+      containers: { node: deps.node, owner, ...deps.container, stopping: stoppingContainers },
       metrics: deps.metrics,
     });
     workers.push(
@@ -185,7 +186,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         },
       }),
     );
-    watcher = new ExitWatcher({ runtime: deps.runtime, client: deps.client, owner, log: deps.log, metrics: deps.metrics });
+    watcher = new ExitWatcher({ runtime: deps.runtime, client: deps.client, owner, log: deps.log, metrics: deps.metrics, stopping: stoppingContainers });
     reaper = new Reaper({ runtime: deps.runtime, client: deps.client, owner, intervalMs: deps.reaperIntervalMs, log: deps.log });
   }
 

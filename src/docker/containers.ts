@@ -25,6 +25,11 @@ export interface InstanceContainerOptions {
   stopTimeoutSeconds?: number;
   /** Container creates and starts sent to the engine at once (default DEFAULT_START_CONCURRENCY); the rest wait. */
   startConcurrency?: number;
+  /**
+   * The ids of the containers being stopped here, while they are (shared with the
+   * ExitWatcher: the exit of a container its own workflow asked to stop is no news to it).
+   */
+  stopping?: Set<string>;
 }
 
 export interface StartContainerRequest {
@@ -212,8 +217,13 @@ export class InstanceContainers {
   async stop(instanceId: string, options: { remove: boolean }): Promise<string | null> {
     const existing = await this.runtime.inspect(containerName(instanceId));
     if (!existing || !this.isOurs(existing, instanceId)) return null;
-    if (existing.running) await this.runtime.stop(existing.id, this.stopTimeoutSeconds);
-    if (options.remove) await this.runtime.remove(existing.id);
+    this.options.stopping?.add(existing.id);
+    try {
+      if (existing.running) await this.runtime.stop(existing.id, this.stopTimeoutSeconds);
+      if (options.remove) await this.runtime.remove(existing.id);
+    } finally {
+      this.options.stopping?.delete(existing.id);
+    }
     return existing.id;
   }
 

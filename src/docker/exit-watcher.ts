@@ -31,6 +31,12 @@ export interface ExitWatcherOptions {
   log?: Logger;
   /** Counts every "die" event of this owner's containers by server and exit class (none: nothing is recorded). */
   metrics?: McpdMetrics;
+  /**
+   * The containers this node is stopping at their workflow's request (InstanceContainers.stop):
+   * their exits are not signalled. A delete of hundreds of instances otherwise sends each one a
+   * signal it ignores, each a write and a workflow task in Temporal.
+   */
+  stopping?: ReadonlySet<string>;
 }
 
 /**
@@ -149,6 +155,7 @@ export class ExitWatcher {
     const reason = await this.exitReasonOf(event.containerId, exitCode);
     // Only live events count: the sweeps after a reconnect see the same exits again.
     this.options.metrics?.containerExited(event.attributes[LABELS.server] ?? 'unknown', exitClass(exitCode, reason === exitReason(exitCode, true)));
+    if (this.options.stopping?.has(event.containerId)) return;
     await this.signal(instanceId, { containerId: event.containerId, exitCode, reason });
   }
 

@@ -19,7 +19,7 @@ import { DockerRuntime } from '../../src/docker/runtime';
 import { OpenBaoSecretStore } from '../../src/secrets/openbao';
 import { createWorkers, type McpdWorkers } from '../../src/worker';
 import type { InstanceWorkflowArgs } from '../../workflows/instance';
-import { statusQuery, stopSignal } from '../../src/contracts/messages';
+import { containerExitedSignal, statusQuery, stopSignal } from '../../src/contracts/messages';
 import { waitForValue } from '../support/stack';
 
 const run = promisify(execFile);
@@ -173,6 +173,9 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
     assert.equal(final.status, 'STOPPED');
     const left = await docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${id}`, `${LABELS.owner}=${OWNER}`] } });
     assert.equal(left.length, 0, 'stop removed the container');
+    // The kill was news to the workflow; the exit of the container it stopped itself is not (one signal fewer per instance on a delete).
+    const exits = ((await handle.fetchHistory()).events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === containerExitedSignal.name);
+    assert.equal(exits.length, 1, 'only the kill was signalled');
   });
 
   it("the reaper removes this owner's containers whose workflow is gone, and nothing else", async () => {

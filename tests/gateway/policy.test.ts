@@ -31,6 +31,9 @@ describe('Cedar policies on a real mcpd', function () {
   const suffix = randomBytes(3).toString('hex');
   const server = `t-pol-${suffix}`;
   const policyNames = [`t-pol-dev-${suffix}`, `t-pol-echo-${suffix}`];
+  // Virtual servers over the test server: its tools by their own names, and behind tool search.
+  const virtualPlain = `t-pol-v-${suffix}`;
+  const virtualSearch = `t-pol-vs-${suffix}`;
   let mcpd: McpdProcess;
   let cwd: string;
   const tokens: Record<string, string> = {};
@@ -103,11 +106,19 @@ describe('Cedar policies on a real mcpd', function () {
       (items) => items.length === 1 && items[0].status === 'RUNNING' && items[0].health === 'healthy',
       { timeoutMs: 90_000, what: `${server} RUNNING and healthy`, describe: (items) => JSON.stringify(items.map((v) => [v.status, v.health])) },
     );
+    for (const [name, toolSearch] of [
+      [virtualPlain, false],
+      [virtualSearch, true],
+    ] as const) {
+      const virtual = await api('PUT', `/api/v1/virtualservers/${name}`, { name, naming: 'none', toolSearch, servers: [{ name: server }] });
+      assert.equal(virtual.status, 201, virtual.text);
+    }
   });
 
   after(async () => {
     if (mcpd) {
       await deleteOurPolicies();
+      for (const name of [virtualPlain, virtualSearch]) await api('DELETE', `/api/v1/virtualservers/${name}`).catch(() => undefined);
       await api('DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
       await mcpd.stop();
     }
@@ -157,6 +168,26 @@ describe('Cedar policies on a real mcpd', function () {
       );
     } finally {
       await Promise.all([plain.close(), dev.close(), plainAggregate.close()]);
+    }
+  });
+
+  it('virtual servers are held to the same policies: their lists, tool search and calls', async () => {
+    const plain = await connect(`/mcp/virtual/${virtualPlain}`, tokens.plain);
+    const dev = await connect(`/mcp/virtual/${virtualPlain}`, tokens.dev);
+    const search = await connect(`/mcp/virtual/${virtualSearch}`, tokens.plain);
+    try {
+      assert.deepEqual(await toolNames(plain), ['echo']);
+      assert.ok((await toolNames(dev)).includes('get_me'));
+      await assert.rejects(plain.callTool({ name: 'get_me', arguments: {} }), /denied by policy/);
+      const found = await search.callTool({ name: 'find_tools', arguments: { query: 'get me echo hang', limit: 50 } });
+      assert.deepEqual(
+        (found.structuredContent as { tools: { name: string }[] }).tools.map((t) => t.name),
+        ['echo'],
+        'tool search finds only what the principal may see',
+      );
+      await assert.rejects(search.callTool({ name: 'call_tool', arguments: { name: 'get_me', arguments: {} } }), /denied by policy/);
+    } finally {
+      await Promise.all([plain.close(), dev.close(), search.close()]);
     }
   });
 
