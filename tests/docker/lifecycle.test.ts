@@ -174,7 +174,9 @@ describe('instance lifecycle on Temporal, OpenBao and Docker', function () {
     const left = await docker.listContainers({ all: true, filters: { label: [`${LABELS.instance}=${id}`, `${LABELS.owner}=${OWNER}`] } });
     assert.equal(left.length, 0, 'stop removed the container');
     // The kill was news to the workflow; the exit of the container it stopped itself is not (one signal fewer per instance on a delete).
-    const exits = ((await handle.fetchHistory()).events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === containerExitedSignal.name);
+    const exits = ((await handle.fetchHistory()).events ?? []).filter(
+      (e) => e.workflowExecutionSignaledEventAttributes?.signalName === containerExitedSignal.name,
+    );
     assert.equal(exits.length, 1, 'only the kill was signalled');
   });
 
