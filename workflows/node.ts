@@ -43,6 +43,9 @@ export async function nodeWorkflow(input: NodeWorkflowInput): Promise<void> {
     taskQueue,
     startToCloseTimeout: `${leaseSeconds + 60} seconds`,
     heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`,
+    // A worker that stops between registering and taking its lease never heartbeats either; without
+    // this bound the lease would wait in the queue, and the node would stay Ready, for ever.
+    scheduleToStartTimeout: `${heartbeatTimeoutSeconds} seconds`,
     // A lost lease is the news: the node is NotReady, and the loop asks its worker to register again.
     retry: { maximumAttempts: 1 },
   });
@@ -102,6 +105,9 @@ function sameRegistration(a: NodeRegistration | null, b: NodeRegistration): bool
 /** Why the lease ended early, as an operator reads it. */
 export function leaseLostReason(err: unknown, heartbeatTimeoutSeconds: number): string {
   const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof TimeoutFailure && cause.timeoutType === 'SCHEDULE_TO_START') {
+    return `its worker did not take its lease within ${heartbeatTimeoutSeconds} s`;
+  }
   if (cause instanceof TimeoutFailure) return `no heartbeat from its worker for ${heartbeatTimeoutSeconds} s`;
   return `its worker stopped (${(cause as Error | undefined)?.message ?? String(cause)})`;
 }

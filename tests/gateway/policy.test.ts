@@ -171,26 +171,6 @@ describe('Cedar policies on a real mcpd', function () {
     }
   });
 
-  it('virtual servers are held to the same policies: their lists, tool search and calls', async () => {
-    const plain = await connect(`/mcp/virtual/${virtualPlain}`, tokens.plain);
-    const dev = await connect(`/mcp/virtual/${virtualPlain}`, tokens.dev);
-    const search = await connect(`/mcp/virtual/${virtualSearch}`, tokens.plain);
-    try {
-      assert.deepEqual(await toolNames(plain), ['echo']);
-      assert.ok((await toolNames(dev)).includes('get_me'));
-      await assert.rejects(plain.callTool({ name: 'get_me', arguments: {} }), /denied by policy/);
-      const found = await search.callTool({ name: 'find_tools', arguments: { query: 'get me echo hang', limit: 50 } });
-      assert.deepEqual(
-        (found.structuredContent as { tools: { name: string }[] }).tools.map((t) => t.name),
-        ['echo'],
-        'tool search finds only what the principal may see',
-      );
-      await assert.rejects(search.callTool({ name: 'call_tool', arguments: { name: 'get_me', arguments: {} } }), /denied by policy/);
-    } finally {
-      await Promise.all([plain.close(), dev.close(), search.close()]);
-    }
-  });
-
   it('a denied tools/call is a JSON-RPC error saying so, and an audit record with decision denied', async () => {
     const plain = await connect(`/mcp/servers/${server}`, tokens.plain);
     const plainAggregate = await connect('/mcp', tokens.plain);
@@ -232,6 +212,26 @@ describe('Cedar policies on a real mcpd', function () {
     assert.ok(denied.every((r) => r.decidedBy.startsWith('policy')));
     const allowedEcho = records.find((r) => r.principal?.name === 't-pol-plain' && r.target === 'echo' && r.method === 'tools/call');
     assert.equal(allowedEcho?.decidedBy, `policy ${policyNames[1]}#1`);
+  });
+
+  it('virtual servers are held to the same policies: their lists, tool search and calls', async () => {
+    const plain = await connect(`/mcp/virtual/${virtualPlain}`, tokens.plain);
+    const dev = await connect(`/mcp/virtual/${virtualPlain}`, tokens.dev);
+    const search = await connect(`/mcp/virtual/${virtualSearch}`, tokens.plain);
+    try {
+      assert.deepEqual(await toolNames(plain), ['echo']);
+      assert.ok((await toolNames(dev)).includes('get_me'));
+      await assert.rejects(plain.callTool({ name: 'get_me', arguments: {} }), /denied by policy/);
+      const found = await search.callTool({ name: 'find_tools', arguments: { query: 'get me echo hang', limit: 50 } });
+      assert.deepEqual(
+        (found.structuredContent as { tools: { name: string }[] }).tools.map((t) => t.name),
+        ['echo'],
+        'tool search finds only what the principal may see',
+      );
+      await assert.rejects(search.callTool({ name: 'call_tool', arguments: { name: 'get_me', arguments: {} } }), /denied by policy/);
+    } finally {
+      await Promise.all([plain.close(), dev.close(), search.close()]);
+    }
   });
 
   it('refuses a policy that does not parse or does not fit, naming the line, and applies nothing of the file', async () => {

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { Context } from '@temporalio/activity';
 import { Client, type WorkflowHandle } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
 import { nodeTaskQueue, TASK_QUEUE } from '../../src/contracts/instance';
 import { nodeQuery, type NodeWorkflowInput } from '../../src/contracts/messages';
 import { NODE_MEMO_KEY, nodeWorkflowId, type NodeRegistration, type NodeState } from '../../src/contracts/node';
@@ -103,6 +104,34 @@ describe('nodeWorkflow (dev server)', function () {
     assert.ok(Date.parse(back.since) > Date.parse(lost.since), 'since says when it came back');
     assert.equal(evictions.length, 1, 'told once per outage');
     await recordHistory(handle, 'node-lease-lost-evicted');
+    await handle.terminate('test over');
+  });
+
+  it('is NotReady when its worker stops right after registering, before it takes its lease', async () => {
+    const gone = `${NODE}-gone`;
+    let leasesTaken = 0;
+    const started: { worker?: Worker } = {};
+    [started.worker] = await devServer!.runWorkers([
+      {
+        taskQueue: nodeTaskQueue(gone),
+        activities: {
+          registerNode: async () => {
+            // Stops polling as the registration is answered: the lease the workflow asks for next finds no worker.
+            setImmediate(() => started.worker?.shutdown());
+            return registration;
+          },
+          holdNodeLease: async () => {
+            leasesTaken++;
+          },
+        },
+      },
+    ]);
+    const input: NodeWorkflowInput = { name: gone, tuning: { heartbeatTimeoutSeconds: 2, leaseSeconds: 60, evictionGraceSeconds: 60 } };
+    const handle = await client.workflow.start('nodeWorkflow', { taskQueue: TASK_QUEUE, workflowId: nodeWorkflowId(gone), args: [input] });
+    await until(handle, (s) => s.status === 'Ready', 'Ready');
+    const lost = await until(handle, (s) => s.status === 'NotReady', 'NotReady once nobody takes the lease');
+    assert.equal(lost.reason, 'its worker did not take its lease within 2 s');
+    assert.equal(leasesTaken, 0);
     await handle.terminate('test over');
   });
 });
