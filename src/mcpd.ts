@@ -17,7 +17,8 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type pino from 'pino';
 import { createApi } from './api/app';
 import { ControlPlaneMonitor } from './api/controlPlane';
-import { authorize, ensureApiToken, sendRejection } from './api/auth';
+import { authorizeRequest, ensureApiToken, sendRejection, type AuthOutcome, type Credentials } from './api/auth';
+import { OidcResourceServer, serveProtectedResourceMetadata } from './api/oidc';
 import { TokenStore } from './api/tokens';
 import { seedExamples } from './api/seed';
 import type { Settings } from './config/settings';
@@ -177,6 +178,9 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
 
     const token = ensureApiToken(settings.dataDir);
     const tokens = new TokenStore(settings.dataDir);
+    // With an issuer, mcpd is an OAuth resource server too (MCPD_OIDC_ISSUER; src/api/oidc.ts).
+    const oidc = settings.oidc ? new OidcResourceServer(settings.oidc) : undefined;
+    const credentials: Credentials = { adminToken: token, tokens, oidc };
     const app = express();
     app.disable('x-powered-by');
     if (settings.roles.api) {
@@ -194,6 +198,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           settings,
           token,
           tokens,
+          oidc,
           node: settings.node,
           // Ready once the running instances are back in the gateway, so clients arriving after a restart find them.
           ready: () => !workerFailure && (workers?.reattached() ?? true),
@@ -228,11 +233,14 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
         });
       }
+      const resourceMetadata = oidc && req.method === 'GET' ? oidc.metadataFor((req.url ?? '/').split('?')[0]) : undefined;
+      if (resourceMetadata) return serveProtectedResourceMetadata(res, resourceMetadata);
       if (isMetricsPath(req.url)) {
         // Behind the API token like everything else on this port: the series name servers and nodes.
-        const { rejection } = authorize(req.headers.authorization, token, tokens, { kind: 'api', method: 'GET', path: '/metrics' });
-        if (rejection) return sendRejection(res, rejection);
-        return void serveMetrics(req, res, metrics);
+        return whenAuthorized(authorizeRequest(req.headers.authorization, credentials, { kind: 'api', method: 'GET', path: '/metrics' }), (rejection) => {
+          if (rejection) return sendRejection(res, rejection);
+          void serveMetrics(req, res, metrics);
+        });
       }
       const route = mcpHttp ? matchGatewayPath(req.url) : undefined;
       if (!mcpHttp || !route) return void app(req, res);
@@ -247,12 +255,13 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         res.writeHead(forbidden.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
         return void res.end(body);
       }
-      const { rejection, principal } = authorize(req.headers.authorization, token, tokens, { kind: 'gateway', server: route.server });
-      if (rejection) return sendRejection(res, rejection);
-      mcpHttp.handle(req, res, route.server, principal).catch((err: Error) => {
-        log.error({ err: err.message, url: req.url }, 'gateway request failed');
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
+      whenAuthorized(authorizeRequest(req.headers.authorization, credentials, { kind: 'gateway', server: route.server }), (rejection, principal) => {
+        if (rejection) return sendRejection(res, rejection);
+        mcpHttp.handle(req, res, route.server, principal).catch((err: Error) => {
+          log.error({ err: err.message, url: req.url }, 'gateway request failed');
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
+        });
       });
     };
     const server = http.createServer((req, res) => {
@@ -268,6 +277,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       server.listen(settings.apiPort, settings.apiHost, () => resolve());
     });
     const url = `http://${settings.apiHost}:${(server.address() as AddressInfo).port}`;
+    oidc?.listeningAt(url);
     announceGatewayUrl(gateway ? (settings.gatewayUrl ?? url) : undefined);
     if (gateway && keys) {
       remoteNodes = new RemoteNodes({
@@ -283,6 +293,11 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       remoteNodes.start();
     }
     log.info({ url, node: settings.node, roles: settings.roles, dataDir: settings.dataDir }, 'mcpd ready');
+    if (oidc) {
+      log.info({ issuer: oidc.issuer, audience: oidc.audience }, 'accepting OAuth access tokens');
+      // Early word in the log when the issuer cannot be reached; requests try again on their own.
+      oidc.discover().catch((err: Error) => log.warn({ issuer: oidc.issuer, err: err.message }, 'OAuth issuer metadata unavailable'));
+    }
 
     if (settings.roles.api && overrides.seedExamples !== false) {
       void seedExamples({ url, token, dataDir: settings.dataDir, logger: log.child({ component: 'seed' }) });
@@ -292,6 +307,18 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     await close();
     throw err;
   }
+}
+
+/**
+ * Runs `then` with the outcome of an authorization: at once when it is known (mcpd's own
+ * tokens), after the verification when it is a promise (an OAuth access token).
+ */
+function whenAuthorized(outcome: AuthOutcome | Promise<AuthOutcome>, then: (rejection: AuthOutcome['rejection'], principal: AuthOutcome['principal']) => void): void {
+  if (!('then' in outcome)) return then(outcome.rejection, outcome.principal);
+  outcome.then(
+    (settled) => then(settled.rejection, settled.principal),
+    (err: Error) => then({ status: 503, wwwAuthenticate: 'Bearer realm="mcpd"', body: { error: `cannot check the access token: ${err.message}` } }, undefined),
+  );
 }
 
 /** The name of a request's server span (bounded: no ids or names in it); undefined for requests not traced. */
