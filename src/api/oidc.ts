@@ -192,6 +192,13 @@ export class OidcResourceServer {
   /** Verifies an access token for this access and maps it to its principal, or the rejection to send. */
   async authorize(token: string, access: Access): Promise<AuthOutcome> {
     const jose = await loadJose();
+    try {
+      // Its shape first: the signature check alone would call a token that is not JSON badly signed, and needs the issuer.
+      jose.decodeProtectedHeader(token);
+      jose.decodeJwt(token);
+    } catch (err) {
+      return { rejection: this.invalidToken(access, `the access token is malformed: ${(err as Error).message}`) };
+    }
     let getKey: Jose.JWTVerifyGetKey;
     try {
       getKey = await this.jwks(jose);

@@ -30,6 +30,8 @@ export interface TestIssuer {
   issuer: string;
   /** Who the next login is, and what it may be granted. */
   user: TestUser;
+  /** mcpd's URL: the provider issues tokens for resources under it. */
+  resourcePrefix: string;
   /** The client_credentials client (a service), with every mcpd scope. */
   service: { clientId: string; clientSecret: string };
   /** The provider's signing key (private JWK with its kid), for minting tokens in tests. */
@@ -40,8 +42,11 @@ export interface TestIssuer {
   close(): Promise<void>;
 }
 
-/** Starts the provider; mcpd's resource URIs must start with `resourcePrefix` (mcpd's URL). */
-export async function startTestIssuer(resourcePrefix: string): Promise<TestIssuer> {
+/**
+ * Starts the provider. It issues tokens for resources under `resourcePrefix` (mcpd's URL),
+ * which a test that learns mcpd's URL later sets then.
+ */
+export async function startTestIssuer(resourcePrefix = ''): Promise<TestIssuer> {
   const jose = await import('jose');
   const { default: Provider } = await import('oidc-provider');
   const port = await freePort();
@@ -49,7 +54,7 @@ export async function startTestIssuer(resourcePrefix: string): Promise<TestIssue
   const { privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
   const signingKey = { ...(await jose.exportJWK(privateKey)), kid: `test-${randomBytes(4).toString('hex')}`, alg: 'ES256', use: 'sig' };
   const service = { clientId: 'mcpd-test-service', clientSecret: randomBytes(24).toString('hex') };
-  const state: { user: TestUser } = { user: { sub: 'alice', groups: ['dev'], scopes: MCPD_SCOPES } };
+  const state: { user: TestUser; resourcePrefix: string } = { user: { sub: 'alice', groups: ['dev'], scopes: MCPD_SCOPES }, resourcePrefix };
 
   const configuration: Configuration = {
     clients: [
@@ -82,7 +87,8 @@ export async function startTestIssuer(resourcePrefix: string): Promise<TestIssue
         defaultResource: (_ctx, _client, oneOf) => oneOf ?? undefined!,
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, resourceIndicator) => {
-          if (resourceIndicator !== resourcePrefix && !resourceIndicator.startsWith(`${resourcePrefix}/`)) throw new Error(`unknown resource ${resourceIndicator}`);
+          const prefix = state.resourcePrefix;
+          if (!prefix || (resourceIndicator !== prefix && !resourceIndicator.startsWith(`${prefix}/`))) throw new Error(`unknown resource ${resourceIndicator}`);
           return { scope: MCPD_SCOPES, audience: resourceIndicator, accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'ES256' } } };
         },
       },
@@ -129,6 +135,12 @@ export async function startTestIssuer(resourcePrefix: string): Promise<TestIssue
     },
     set user(user: TestUser) {
       state.user = user;
+    },
+    get resourcePrefix() {
+      return state.resourcePrefix;
+    },
+    set resourcePrefix(prefix: string) {
+      state.resourcePrefix = prefix;
     },
     service,
     signingKey,
