@@ -9,6 +9,7 @@
  * an upstream server.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -254,6 +255,82 @@ describe('OAuth resource server (MCPD_OIDC_ISSUER) on a real mcpd', function () 
       const unknown = await call(`${mcpd.url}/api/v1/servers`, 'GET', revoked);
       assert.equal(unknown.status, 401, 'with an issuer, an unknown token is a 401 invalid_token (RFC 6750)');
       assert.equal(challenge(unknown).error, 'invalid_token');
+    });
+  });
+
+  describe('mcpctl login', () => {
+    let home: string;
+    const env = () => ({ PATH: process.env.PATH, HOME: home, MCPD_URL: mcpd.url });
+    const mcpctl = (args: string[]) => runCommand(process.execPath, [MCPCTL, ...args], { cwd: home, env: env() });
+
+    before(() => {
+      home = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpctl-login-'));
+    });
+    after(() => fs.rmSync(home, { recursive: true, force: true }));
+
+    it('logs in at the issuer through the printed URL and a loopback redirect; commands then act as the user; logout forgets it', async () => {
+      issuer.user = { sub: 'bob', groups: ['ops'], scopes: 'mcpd:viewer' };
+      const child = spawn(process.execPath, [MCPCTL, 'login', '--timeout', '60s'], { cwd: home, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      try {
+        const printed = await waitFor(() => /Open this URL in a browser to log in:\s+(\S+)/.exec(stderr)?.[1], { timeoutMs: 20_000, what: 'the login URL' });
+        const authorizationUrl = new URL(printed);
+        assert.equal(authorizationUrl.origin, issuer.issuer);
+        assert.equal(authorizationUrl.searchParams.get('resource'), mcpd.url);
+        assert.equal(authorizationUrl.searchParams.get('code_challenge_method'), 'S256');
+        const redirectUri = authorizationUrl.searchParams.get('redirect_uri')!;
+        assert.match(redirectUri, /^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+        // The browser: log in at the issuer, then come back to mcpctl's loopback port.
+        const back = await followAuthorization(authorizationUrl, redirectUri);
+        assert.equal((await fetch(back)).status, 200);
+        assert.equal(await exited, 0, `mcpctl login failed: ${stderr}`);
+      } finally {
+        child.kill();
+      }
+      assert.match(stdout, /^logged in to .* as bob \(scopes mcpd:viewer; expires .*\); token kept in .*credentials\.json$/m);
+      const file = path.join(home, '.config', 'mcpctl', 'credentials.json');
+      assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+
+      // No MCPD_DATA_DIR, no MCPD_TOKEN: the login's token is all mcpctl has.
+      const list = await mcpctl(['get', 'servers']);
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, new RegExp(server));
+      const apply = await mcpctl(['scale', 'server', server, '--replicas', '2']);
+      assert.equal(apply.code, 4, 'a viewer may not scale');
+      assert.match(apply.stderr, /forbidden: .*needs mcpd:operator .*token from the login of bob at/);
+
+      const out = await mcpctl(['logout']);
+      assert.equal(out.code, 0, out.stderr);
+      assert.match(out.stdout, /^logged out of /);
+      const after = await mcpctl(['get', 'servers']);
+      assert.equal(after.code, 4);
+      assert.match(after.stderr, /unauthorized: missing bearer token/);
+    });
+
+    it('an expired login is not used, and says so', async () => {
+      const file = path.join(home, '.config', 'mcpctl', 'credentials.json');
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      const stale = { issuer: issuer.issuer, resource: mcpd.url, accessToken: 'x.y.z', expiresAt: new Date(Date.now() - 60_000).toISOString(), subject: 'bob' };
+      fs.writeFileSync(file, JSON.stringify({ version: 1, logins: { [mcpd.url]: stale } }), { mode: 0o600 });
+      const run = await mcpctl(['get', 'servers']);
+      assert.equal(run.code, 4);
+      assert.match(run.stderr, /login of bob .* expired at .*: run mcpctl login again/);
+      fs.rmSync(file);
+    });
+
+    it('says clearly when mcpd has no issuer to log in at', async () => {
+      const plain = await startMcpd();
+      try {
+        const run = await runCommand(process.execPath, [MCPCTL, 'login', '--server', plain.url], { cwd: home, env: { PATH: process.env.PATH, HOME: home } });
+        assert.equal(run.code, 1);
+        assert.match(run.stderr, /^error: mcpd at http:\/\/127\.0\.0\.1:\d+ has no OAuth issuer configured \(MCPD_OIDC_ISSUER\)/);
+      } finally {
+        await plain.stop();
+      }
     });
   });
 

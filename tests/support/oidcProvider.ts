@@ -118,6 +118,9 @@ export async function startTestIssuer(resourcePrefix = ''): Promise<TestIssuer> 
     const allowed = new Set(user.scopes.split(' '));
     for (const [resource, scopes] of Object.entries(missingResourceScopes ?? {})) {
       grant.addResourceScope(resource, scopes.filter((s) => allowed.has(s)));
+      // Refused, not pending: otherwise the provider would ask for consent again and again.
+      const refused = scopes.filter((s) => !allowed.has(s));
+      if (refused.length) grant.rejectResourceScope(resource, refused);
     }
     const grantId = await grant.save();
     ctx.redirect(await provider.interactionResult(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true }));
