@@ -23,6 +23,7 @@ import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } fr
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { InstanceView } from '../../src/contracts/instance';
+import { LABELS } from '../../src/contracts/labels';
 import { createLogger } from '../../src/logger';
 import { createMcpd, type Mcpd } from '../../src/mcpd';
 import { followAuthorization, MCPD_SCOPES, startTestIssuer, type TestIssuer } from '../support/oidcProvider';
@@ -126,7 +127,7 @@ describe('OAuth resource server (MCPD_OIDC_ISSUER) on a real mcpd', function () 
 
   after(async () => {
     await mcpd?.stop();
-    await removeContainers({ label: `io.mcpd.server=${server}` });
+    await removeContainers({ label: `${LABELS.server}=${server}` });
     await issuer?.close();
   });
 
@@ -369,5 +370,74 @@ describe('OAuth resource server (MCPD_OIDC_ISSUER) on a real mcpd', function () 
       // The client scope reaches the gateway only.
       assert.equal((await call(`${mcpd.url}/api/v1/servers`, 'GET', token)).status, 401, 'a token for /mcp is not one for the API');
     });
+  });
+});
+
+describe('OAuth: no token reaches an upstream server (in-process mcpd)', function () {
+  this.timeout(120_000);
+
+  const node = `t-oauth-${randomBytes(3).toString('hex')}`;
+  const upstreamName = `t-oauth-up-${randomBytes(3).toString('hex')}`;
+  const instanceId = `mcp-instance:${upstreamName}:0`;
+  /** The headers of every request the upstream received. */
+  const received: http.IncomingHttpHeaders[] = [];
+  let issuer: TestIssuer;
+  let mcpd: Mcpd;
+  let upstream: http.Server;
+  let dataDir: string;
+
+  before(async () => {
+    issuer = await startTestIssuer();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-oauth-'));
+    const settings = stackSettings(node, dataDir);
+    mcpd = await createMcpd(
+      { ...settings, apiPort: 0, oidc: { issuer: issuer.issuer, audience: undefined, nameClaim: 'sub', groupsClaim: 'groups' } },
+      { owner: node, logger: createLogger(process.env.MCPD_LOG_LEVEL ?? 'silent'), seedExamples: false },
+    );
+    issuer.resourcePrefix = mcpd.url;
+    await waitFor(async () => (await fetch(`${mcpd.url}/readyz`)).status === 200, { timeoutMs: 60_000, what: 'mcpd ready' });
+
+    // An HTTP MCP server in this process that records what every request carried.
+    const mcp = new McpServer({ name: 'oauth-upstream', version: '1' });
+    mcp.registerTool('whoami', { description: 'Says hello.' }, () => ({ content: [{ type: 'text', text: 'hello' }] }));
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomBytes(8).toString('hex') });
+    await mcp.connect(transport);
+    upstream = http.createServer((req, res) => {
+      received.push(req.headers);
+      void transport.handleRequest(req, res);
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const port = (upstream.address() as AddressInfo).port;
+    await mcpd.gateway!.attach({ instanceId, server: upstreamName, transport: 'http', containerId: 'in-process-upstream', port, path: '/mcp' });
+  });
+
+  after(async () => {
+    await mcpd?.gateway?.detach(instanceId, 'test over').catch(() => undefined);
+    await mcpd?.close();
+    upstream?.closeAllConnections();
+    upstream?.close();
+    await removeContainers({ label: `${LABELS.owner}=${node}` });
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    await issuer?.close();
+  });
+
+  it("calls through /mcp/servers/<name> and /mcp with a JWT; the upstream sees neither an Authorization header nor the token", async () => {
+    const token = await issuer.serviceToken(mcpd.url, 'mcpd:client');
+    for (const endpoint of [`/mcp/servers/${upstreamName}`, '/mcp']) {
+      const client = new Client({ name: 'oauth-test', version: '1' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpd.url}${endpoint}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+      try {
+        const name = endpoint === '/mcp' ? `${upstreamName}__whoami` : 'whoami';
+        const reply = (await client.callTool({ name, arguments: {} })) as { content: { text: string }[] };
+        assert.equal(reply.content[0].text, 'hello', endpoint);
+      } finally {
+        await client.close();
+      }
+    }
+    assert.ok(received.length > 0, 'the upstream was called');
+    for (const headers of received) {
+      assert.equal(headers.authorization, undefined, `the upstream got an Authorization header: ${Object.keys(headers).join(', ')}`);
+      assert.ok(!JSON.stringify(headers).includes(token.split('.')[2]), 'the upstream got the token in some header');
+    }
   });
 });
