@@ -313,7 +313,10 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
  * Runs `then` with the outcome of an authorization: at once when it is known (mcpd's own
  * tokens), after the verification when it is a promise (an OAuth access token).
  */
-function whenAuthorized(outcome: AuthOutcome | Promise<AuthOutcome>, then: (rejection: AuthOutcome['rejection'], principal: AuthOutcome['principal']) => void): void {
+function whenAuthorized(
+  outcome: AuthOutcome | Promise<AuthOutcome>,
+  then: (rejection: AuthOutcome['rejection'], principal: AuthOutcome['principal']) => void,
+): void {
   if (!('then' in outcome)) return then(outcome.rejection, outcome.principal);
   outcome.then(
     (settled) => then(settled.rejection, settled.principal),

@@ -52,8 +52,7 @@ export function scopesOf(claims: Record<string, unknown>): string[] {
 }
 
 export type ClaimsMapping =
-  | { ok: true; principal: Principal }
-  | { ok: false; status: 401 | 403; error: 'invalid_token' | 'insufficient_scope'; message: string };
+  { ok: true; principal: Principal } | { ok: false; status: 401 | 403; error: 'invalid_token' | 'insufficient_scope'; message: string };
 
 /**
  * The principal of a verified token's claims for this access (pure): its name from
@@ -71,7 +70,12 @@ export function principalFromClaims(claims: Record<string, unknown>, access: Acc
   const role = granted.find((r) => roleRefusal(r, access) === null);
   if (!role) {
     const has = granted.length ? `scopes ${granted.map((r) => ROLE_SCOPES[r]).join(', ')}` : 'no mcpd scope';
-    return { ok: false, status: 403, error: 'insufficient_scope', message: `the access token of "${name}" has ${has}; ${describe(access)} needs ${scopeNeeded(access)}` };
+    return {
+      ok: false,
+      status: 403,
+      error: 'insufficient_scope',
+      message: `the access token of "${name}" has ${has}; ${describe(access)} needs ${scopeNeeded(access)}`,
+    };
   }
   return { ok: true, principal: { name, role, servers: null, source: 'oidc', groups } };
 }
@@ -179,14 +183,21 @@ export class OidcResourceServer {
       wwwAuthenticate: this.challenge(access),
       body: {
         error: 'missing bearer token',
-        details: { hint: `get an access token from ${this.settings.issuer} (mcpctl login), or send an mcpd token`, resource_metadata: this.metadataUrlOf(this.resourceOf(access)) },
+        details: {
+          hint: `get an access token from ${this.settings.issuer} (mcpctl login), or send an mcpd token`,
+          resource_metadata: this.metadataUrlOf(this.resourceOf(access)),
+        },
       },
     };
   }
 
   /** 401 invalid_token (RFC 6750): the client should get a new token. */
   invalidToken(access: Access, message: string): AuthRejection {
-    return { status: 401, wwwAuthenticate: this.challenge(access, { code: 'invalid_token', description: message }), body: { error: `invalid access token: ${message}` } };
+    return {
+      status: 401,
+      wwwAuthenticate: this.challenge(access, { code: 'invalid_token', description: message }),
+      body: { error: `invalid access token: ${message}` },
+    };
   }
 
   /** Verifies an access token for this access and maps it to its principal, or the rejection to send. */

@@ -131,7 +131,9 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
   await redirect.listen(options.port);
   let client: OAuthClientInformationMixed | undefined = options.clientId
     ? { client_id: options.clientId }
-    : (previous?.issuer === issuer ? (previous.client as OAuthClientInformationMixed | undefined) : undefined);
+    : previous?.issuer === issuer
+      ? (previous.client as OAuthClientInformationMixed | undefined)
+      : undefined;
   let tokens: OAuthTokens | undefined;
   let verifier = '';
   const provider: OAuthClientProvider = {
@@ -161,7 +163,10 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
   };
   const { auth } = await import('@modelcontextprotocol/sdk/client/auth.js');
   const timeout = new Promise<never>((_resolve, reject) => {
-    const timer = setTimeout(() => reject(new McpdError(`no login within ${options.timeoutSeconds} s (the browser never came back to ${redirect.url})`, EXIT.auth)), options.timeoutSeconds * 1000);
+    const timer = setTimeout(
+      () => reject(new McpdError(`no login within ${options.timeoutSeconds} s (the browser never came back to ${redirect.url})`, EXIT.auth)),
+      options.timeoutSeconds * 1000,
+    );
     timer.unref();
   });
   try {
@@ -176,7 +181,7 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
   } finally {
     redirect.close();
   }
-  const received = tokens as OAuthTokens | undefined;
+  const received = tokens;
   if (!received?.access_token) throw new McpdError(`login at ${issuer} ended without an access token`, EXIT.auth);
   const claims = unverifiedClaims(received.access_token);
   const expiresAt =
@@ -192,7 +197,7 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
     expiresAt: expiresAt.toISOString(),
     subject: typeof claims.sub === 'string' ? claims.sub : undefined,
     scope: received.scope ?? (typeof claims.scope === 'string' ? claims.scope : undefined),
-    client: client as Record<string, unknown> | undefined,
+    client,
   };
   return { login: stored, file: saveLogin(options.url, stored, env) };
 }

@@ -430,7 +430,8 @@ export function buildProgram(): Command {
     .option('--timeout <duration>', 'how long to wait for the browser', '5m')
     .action(async (opts: { scope?: string; clientId?: string; port?: string; timeout: string }) => {
       const port = opts.port === undefined ? undefined : Number(opts.port);
-      if (port !== undefined && !(/^\d+$/.test(opts.port!) && port >= 1 && port <= 65_535)) throw usage(`--port must be a port number 1-65535, got "${opts.port}"`);
+      if (port !== undefined && !(/^\d+$/.test(opts.port!) && port >= 1 && port <= 65_535))
+        throw usage(`--port must be a port number 1-65535, got "${opts.port}"`);
       const { url } = resolveConnection({ ...program.opts(), token: 'unused' });
       const { login } = await import('./login.js');
       const { login: done, file } = await login({

@@ -271,7 +271,8 @@ const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]']);
 /** The OAuth settings, or the one-line complaint about how they combine. */
 function oidcSettings(e: z.output<typeof environmentSchema>): OidcSettings | undefined | string {
   const dependents = (['MCPD_OIDC_AUDIENCE', 'MCPD_OIDC_NAME_CLAIM', 'MCPD_OIDC_GROUPS_CLAIM'] as const).filter((name) => e[name] !== undefined);
-  if (!e.MCPD_OIDC_ISSUER) return dependents.length ? `${dependents.join(', ')}: set MCPD_OIDC_ISSUER too (they configure OAuth, which is off without an issuer)` : undefined;
+  if (!e.MCPD_OIDC_ISSUER)
+    return dependents.length ? `${dependents.join(', ')}: set MCPD_OIDC_ISSUER too (they configure OAuth, which is off without an issuer)` : undefined;
   if (!e.MCPD_OIDC_AUDIENCE && WILDCARD_HOSTS.has(e.MCPD_HOST ?? '')) {
     return `MCPD_OIDC_AUDIENCE: required when MCPD_HOST is ${e.MCPD_HOST} (tokens must name mcpd's public URL, e.g. https://mcpd.example.com)`;
   }

@@ -178,7 +178,10 @@ describe('OAuth resource server (MCPD_OIDC_ISSUER) on a real mcpd', function () 
       await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
       try {
         const tools = await client.listTools();
-        assert.ok(tools.tools.some((t) => t.name === `${server}__echo`), JSON.stringify(tools.tools.map((t) => t.name)));
+        assert.ok(
+          tools.tools.some((t) => t.name === `${server}__echo`),
+          JSON.stringify(tools.tools.map((t) => t.name)),
+        );
       } finally {
         await client.close();
       }
@@ -354,16 +357,21 @@ describe('OAuth resource server (MCPD_OIDC_ISSUER) on a real mcpd', function () 
       assert.ok(code, `no code in ${landed.href}`);
       await first.finishAuth(code);
       const token = oauth.saved?.access_token ?? '';
-      assert.deepEqual(
-        (({ sub, aud, scope, groups }) => ({ sub, aud, scope, groups }))(claimsOf(token)),
-        { sub: 'alice', aud: `${mcpd.url}/mcp`, scope: 'mcpd:client', groups: ['dev', 'oncall'] },
-      );
+      assert.deepEqual((({ sub, aud, scope, groups }) => ({ sub, aud, scope, groups }))(claimsOf(token)), {
+        sub: 'alice',
+        aud: `${mcpd.url}/mcp`,
+        scope: 'mcpd:client',
+        groups: ['dev', 'oncall'],
+      });
 
       const client = new Client({ name: 'oauth-test', version: '1' });
       await client.connect(new StreamableHTTPClientTransport(endpoint, { authProvider: oauth }));
       try {
         const tools = await client.listTools();
-        assert.ok(tools.tools.some((t) => t.name === `${server}__echo`), JSON.stringify(tools.tools.map((t) => t.name)));
+        assert.ok(
+          tools.tools.some((t) => t.name === `${server}__echo`),
+          JSON.stringify(tools.tools.map((t) => t.name)),
+        );
       } finally {
         await client.close();
       }
@@ -421,11 +429,13 @@ describe('OAuth: no token reaches an upstream server (in-process mcpd)', functio
     await issuer?.close();
   });
 
-  it("calls through /mcp/servers/<name> and /mcp with a JWT; the upstream sees neither an Authorization header nor the token", async () => {
+  it('calls through /mcp/servers/<name> and /mcp with a JWT; the upstream sees neither an Authorization header nor the token', async () => {
     const token = await issuer.serviceToken(mcpd.url, 'mcpd:client');
     for (const endpoint of [`/mcp/servers/${upstreamName}`, '/mcp']) {
       const client = new Client({ name: 'oauth-test', version: '1' });
-      await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpd.url}${endpoint}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${mcpd.url}${endpoint}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
+      );
       try {
         const name = endpoint === '/mcp' ? `${upstreamName}__whoami` : 'whoami';
         const reply = (await client.callTool({ name, arguments: {} })) as { content: { text: string }[] };

@@ -88,7 +88,8 @@ export async function startTestIssuer(resourcePrefix = ''): Promise<TestIssuer> 
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, resourceIndicator) => {
           const prefix = state.resourcePrefix;
-          if (!prefix || (resourceIndicator !== prefix && !resourceIndicator.startsWith(`${prefix}/`))) throw new Error(`unknown resource ${resourceIndicator}`);
+          if (!prefix || (resourceIndicator !== prefix && !resourceIndicator.startsWith(`${prefix}/`)))
+            throw new Error(`unknown resource ${resourceIndicator}`);
           return { scope: MCPD_SCOPES, audience: resourceIndicator, accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'ES256' } } };
         },
       },
@@ -113,11 +114,17 @@ export async function startTestIssuer(resourcePrefix = ''): Promise<TestIssuer> 
     const grant = details.grantId
       ? (await provider.Grant.find(details.grantId))!
       : new provider.Grant({ accountId: user.sub, clientId: details.params.client_id as string });
-    const { missingOIDCScope, missingResourceScopes } = details.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
+    const { missingOIDCScope, missingResourceScopes } = details.prompt.details as {
+      missingOIDCScope?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
     if (missingOIDCScope) grant.addOIDCScope(missingOIDCScope);
     const allowed = new Set(user.scopes.split(' '));
     for (const [resource, scopes] of Object.entries(missingResourceScopes ?? {})) {
-      grant.addResourceScope(resource, scopes.filter((s) => allowed.has(s)));
+      grant.addResourceScope(
+        resource,
+        scopes.filter((s) => allowed.has(s)),
+      );
       // Refused, not pending: otherwise the provider would ask for consent again and again.
       const refused = scopes.filter((s) => !allowed.has(s));
       if (refused.length) grant.rejectResourceScope(resource, refused);
@@ -126,7 +133,8 @@ export async function startTestIssuer(resourcePrefix = ''): Promise<TestIssuer> 
     ctx.redirect(await provider.interactionResult(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true }));
   });
 
-  const server = http.createServer(provider.callback());
+  const handle = provider.callback();
+  const server = http.createServer((req, res) => void handle(req, res));
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const actualPort = (server.address() as AddressInfo).port;
   if (actualPort !== port) throw new Error('the provider listens on another port than its issuer names');

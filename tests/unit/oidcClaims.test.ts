@@ -68,12 +68,15 @@ describe('MCPD_OIDC_* settings', () => {
 
   it('is off without an issuer, and takes the issuer, audience and claims when set', () => {
     assert.equal(load({}).oidc, undefined);
-    assert.deepEqual(load({ MCPD_OIDC_ISSUER: 'https://id.example.com/realms/a', MCPD_OIDC_AUDIENCE: 'https://mcpd.example.com/', MCPD_OIDC_NAME_CLAIM: 'email' }).oidc, {
-      issuer: 'https://id.example.com/realms/a',
-      audience: 'https://mcpd.example.com',
-      nameClaim: 'email',
-      groupsClaim: 'groups',
-    });
+    assert.deepEqual(
+      load({ MCPD_OIDC_ISSUER: 'https://id.example.com/realms/a', MCPD_OIDC_AUDIENCE: 'https://mcpd.example.com/', MCPD_OIDC_NAME_CLAIM: 'email' }).oidc,
+      {
+        issuer: 'https://id.example.com/realms/a',
+        audience: 'https://mcpd.example.com',
+        nameClaim: 'email',
+        groupsClaim: 'groups',
+      },
+    );
     assert.equal(load({ MCPD_OIDC_ISSUER: 'http://127.0.0.1:9000' }).oidc?.audience, undefined, 'the default audience is the URL mcpd listens on');
   });
 
@@ -88,7 +91,11 @@ describe('MCPD_OIDC_* settings', () => {
       [{ MCPD_OIDC_ISSUER: 'https://id.example.com', MCPD_OIDC_GROUPS_CLAIM: 'my groups' }, /^MCPD_OIDC_GROUPS_CLAIM: must be a claim name/],
     ];
     for (const [env, message] of bad) {
-      assert.throws(() => load(env), (err: Error) => err instanceof SettingsError && message.test(err.message) && !err.message.includes('\n'), JSON.stringify(env));
+      assert.throws(
+        () => load(env),
+        (err: Error) => err instanceof SettingsError && message.test(err.message) && !err.message.includes('\n'),
+        JSON.stringify(env),
+      );
     }
   });
 });
