@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { loadSettings, SettingsError } from '../../src/config/settings';
-import { principalFromClaims, scopeNeeded, scopesOf } from '../../src/api/oidc';
+import { OidcResourceServer, principalFromClaims, scopeNeeded, scopesOf } from '../../src/api/oidc';
 import type { Access } from '../../src/api/auth';
 
 const claimNames = { nameClaim: 'sub', groupsClaim: 'groups' };
@@ -97,5 +97,44 @@ describe('MCPD_OIDC_* settings', () => {
         JSON.stringify(env),
       );
     }
+  });
+});
+
+describe('OAuth resource server without its issuer', () => {
+  const settings = { issuer: 'https://id.example.com', audience: 'https://mcpd.example.com', nameClaim: 'sub', groupsClaim: 'groups' };
+  // Shaped like a JWT, signed by nobody: what matters here is that it cannot be checked.
+  const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: 'k1' })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ sub: 'x', exp: 4_000_000_000 })).toString('base64url');
+  const token = `${header}.${payload}.c2ln`;
+
+  it('answers 503 naming the issuer when its metadata cannot be fetched, and asks again only after a pause', async () => {
+    let asked = 0;
+    const unreachable: typeof fetch = () => {
+      asked++;
+      return Promise.reject(new TypeError('fetch failed'));
+    };
+    const server = new OidcResourceServer(settings, unreachable);
+    const { rejection } = await server.authorize(token, { kind: 'gateway' });
+    assert.equal(rejection?.status, 503);
+    assert.match(rejection?.body.error ?? '', /keys of https:\/\/id\.example\.com are unavailable .*fetch failed/);
+    const before = asked;
+    await server.authorize(token, { kind: 'gateway' });
+    assert.equal(asked, before, 'a second request within the pause does not hammer the issuer');
+  });
+
+  it('refuses metadata that names another issuer', async () => {
+    const impostor: typeof fetch = () => Promise.resolve(Response.json({ issuer: 'https://evil.example.com', jwks_uri: 'https://evil.example.com/jwks' }));
+    await assert.rejects(
+      new OidcResourceServer(settings, impostor).discover(),
+      /names the issuer "https:\/\/evil\.example\.com", not https:\/\/id\.example\.com/,
+    );
+  });
+
+  it('calls a malformed token malformed (401) without asking the issuer', async () => {
+    const never: typeof fetch = () => Promise.reject(new Error('the issuer was asked'));
+    const { rejection } = await new OidcResourceServer(settings, never).authorize('abc.def.ghi', { kind: 'api', method: 'GET', path: '/servers' });
+    assert.equal(rejection?.status, 401);
+    assert.match(rejection?.wwwAuthenticate ?? '', /error="invalid_token"/);
+    assert.match(rejection?.body.error ?? '', /malformed/);
   });
 });
