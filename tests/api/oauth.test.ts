@@ -126,6 +126,7 @@ describe('OAuth resource server (MCPD_OIDC_ISSUER) on a real mcpd', function () 
   });
 
   after(async () => {
+    if (mcpd) await call(`${mcpd.url}/api/v1/servers/${server}`, 'DELETE', admin()).catch(() => undefined);
     await mcpd?.stop();
     await removeContainers({ label: `${LABELS.server}=${server}` });
     await issuer?.close();
@@ -327,7 +328,8 @@ describe('OAuth resource server (MCPD_OIDC_ISSUER) on a real mcpd', function () 
     });
 
     it('says clearly when mcpd has no issuer to log in at', async () => {
-      const plain = await startMcpd();
+      // API and gateway only: a worker would register a node that other suites' placement might pick after it stopped.
+      const plain = await startMcpd({ env: { MCPD_ROLES: 'api,gateway' } });
       try {
         const run = await runCommand(process.execPath, [MCPCTL, 'login', '--server', plain.url], { cwd: home, env: { PATH: process.env.PATH, HOME: home } });
         assert.equal(run.code, 1);
@@ -399,7 +401,13 @@ describe('OAuth: no token reaches an upstream server (in-process mcpd)', functio
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-oauth-'));
     const settings = stackSettings(node, dataDir);
     mcpd = await createMcpd(
-      { ...settings, apiPort: 0, oidc: { issuer: issuer.issuer, audience: undefined, nameClaim: 'sub', groupsClaim: 'groups' } },
+      {
+        ...settings,
+        apiPort: 0,
+        // No worker: the upstream is attached by hand, and no node is left registered when this mcpd stops.
+        roles: { api: true, gateway: true, worker: false },
+        oidc: { issuer: issuer.issuer, audience: undefined, nameClaim: 'sub', groupsClaim: 'groups' },
+      },
       { owner: node, logger: createLogger(process.env.MCPD_LOG_LEVEL ?? 'silent'), seedExamples: false },
     );
     issuer.resourcePrefix = mcpd.url;
