@@ -18,7 +18,8 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type pino from 'pino';
 import { createApi } from './api/app';
 import { ControlPlaneMonitor } from './api/controlPlane';
-import { authorize, ensureApiToken, sendRejection } from './api/auth';
+import { authorizeRequest, ensureApiToken, sendRejection, type AuthOutcome, type Credentials } from './api/auth';
+import { OidcResourceServer, serveProtectedResourceMetadata } from './api/oidc';
 import { TokenStore } from './api/tokens';
 import { seedExamples } from './api/seed';
 import type { Settings } from './config/settings';
@@ -201,6 +202,9 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
     // Specs of virtual servers as the gateway reads them: a few seconds stale at most on other processes; this one's API refreshes them at once.
     const virtualDirectory = new VirtualServerCache((name) => virtualControl.find(name).then((found) => found?.spec), { ttlMs: 3_000 });
     const tokens = new TokenStore(settings.dataDir);
+    // With an issuer, mcpd is an OAuth resource server too (MCPD_OIDC_ISSUER; src/api/oidc.ts).
+    const oidc = settings.oidc ? new OidcResourceServer(settings.oidc) : undefined;
+    const credentials: Credentials = { adminToken: token, tokens, oidc };
     const app = express();
     app.disable('x-powered-by');
     if (settings.roles.api) {
@@ -218,6 +222,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           settings,
           token,
           tokens,
+          oidc,
           node: settings.node,
           // Ready once the running instances are back in the gateway, so clients arriving after a restart find them.
           // …and the policies in force are known, so no client is let through before they are.
@@ -277,11 +282,14 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
         });
       }
+      const resourceMetadata = oidc && req.method === 'GET' ? oidc.metadataFor((req.url ?? '/').split('?')[0]) : undefined;
+      if (resourceMetadata) return serveProtectedResourceMetadata(res, resourceMetadata);
       if (isMetricsPath(req.url)) {
         // Behind the API token like everything else on this port: the series name servers and nodes.
-        const { rejection } = authorize(req.headers.authorization, token, tokens, { kind: 'api', method: 'GET', path: '/metrics' });
-        if (rejection) return sendRejection(res, rejection);
-        return void serveMetrics(req, res, metrics);
+        return whenAuthorized(authorizeRequest(req.headers.authorization, credentials, { kind: 'api', method: 'GET', path: '/metrics' }), (rejection) => {
+          if (rejection) return sendRejection(res, rejection);
+          void serveMetrics(req, res, metrics);
+        });
       }
       const route = mcpHttp ? matchGatewayPath(req.url) : undefined;
       if (!mcpHttp || !route) return void app(req, res);
@@ -302,14 +310,16 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           server: route.server,
           virtual: route.virtual !== undefined ? { name: route.virtual, servers: [] } : undefined,
         };
-        let { rejection, principal } = authorize(req.headers.authorization, token, tokens, access);
+        let { rejection, principal } = await settledAuthorization(authorizeRequest(req.headers.authorization, credentials, access));
         if (!rejection && route.virtual !== undefined && principal?.servers) {
           // A token limited to some servers may use a virtual server that draws from those only: its spec says which (read only once the token is known good).
           const spec = await virtualDirectory.get(route.virtual);
-          ({ rejection, principal } = authorize(req.headers.authorization, token, tokens, {
-            ...access,
-            virtual: { name: route.virtual, servers: spec?.servers.map((s) => s.name) ?? [] },
-          }));
+          ({ rejection, principal } = await settledAuthorization(
+            authorizeRequest(req.headers.authorization, credentials, {
+              ...access,
+              virtual: { name: route.virtual, servers: spec?.servers.map((s) => s.name) ?? [] },
+            }),
+          ));
         }
         if (rejection) return sendRejection(res, rejection);
         await mcpHttp.handle(req, res, route.server, principal, route.virtual);
@@ -332,6 +342,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       server.listen(settings.apiPort, settings.apiHost, () => resolve());
     });
     const url = `http://${settings.apiHost}:${(server.address() as AddressInfo).port}`;
+    oidc?.listeningAt(url);
     announceGatewayUrl(gateway ? (settings.gatewayUrl ?? url) : undefined);
     if (gateway && keys) {
       remoteNodes = new RemoteNodes({
@@ -347,6 +358,11 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       remoteNodes.start();
     }
     log.info({ url, node: settings.node, roles: settings.roles, dataDir: settings.dataDir }, 'mcpd ready');
+    if (oidc) {
+      log.info({ issuer: oidc.issuer, audience: oidc.audience }, 'accepting OAuth access tokens');
+      // Early word in the log when the issuer cannot be reached; requests try again on their own.
+      oidc.discover().catch((err: Error) => log.warn({ issuer: oidc.issuer, err: err.message }, 'OAuth issuer metadata unavailable'));
+    }
 
     if (settings.roles.api && overrides.seedExamples !== false) {
       void seedExamples({ url, token, dataDir: settings.dataDir, logger: log.child({ component: 'seed' }) });
@@ -355,6 +371,27 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/**
+ * Runs `then` with the outcome of an authorization: at once when it is known (mcpd's own
+ * tokens), after the verification when it is a promise (an OAuth access token).
+ */
+function whenAuthorized(
+  outcome: AuthOutcome | Promise<AuthOutcome>,
+  then: (rejection: AuthOutcome['rejection'], principal: AuthOutcome['principal']) => void,
+): void {
+  if (!('then' in outcome)) return then(outcome.rejection, outcome.principal);
+  void settledAuthorization(outcome).then((settled) => then(settled.rejection, settled.principal));
+}
+
+/** An authorization whose verification could not run (the issuer's keys unreachable) is a 503. */
+async function settledAuthorization(outcome: AuthOutcome | Promise<AuthOutcome>): Promise<AuthOutcome> {
+  try {
+    return await outcome;
+  } catch (err) {
+    return { rejection: { status: 503, wwwAuthenticate: 'Bearer realm="mcpd"', body: { error: `cannot check the access token: ${(err as Error).message}` } } };
   }
 }
 

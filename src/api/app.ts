@@ -13,6 +13,7 @@ import type { Logger } from '../logger';
 import type { SecretStore } from '../secrets/types';
 import { bearerAuth } from './auth';
 import type { TokenStore } from './tokens';
+import type { OidcResourceServer } from './oidc';
 import { createTokenBodySchema, instanceFiltersSchema, logQuerySchema, scaleRequestSchema, secretBodySchema, startQuerySchema } from '../contracts/api';
 import { API_CALL_DEADLINE_MS, temporalUnreachable, type ControlPlaneMonitor, type ControlPlaneState } from './controlPlane';
 import { badRequest, errorHandler, notFound, toApiError } from './errors';
@@ -44,6 +45,8 @@ export interface ApiDependencies {
   token: string;
   /** Scoped tokens (roles), besides the first-start admin token. */
   tokens?: TokenStore;
+  /** With an issuer configured (MCPD_OIDC_ISSUER): its JWT access tokens are accepted too. */
+  oidc?: OidcResourceServer;
   /** This process's Docker node; new server workflows schedule their containers on it. */
   node: string;
   /** /readyz answers 200 only when this returns true (worker and gateway up). */
@@ -161,7 +164,7 @@ export function createApi(deps: ApiDependencies): express.Express {
     res.json(openApiDocument);
   });
   if (deps.audit) api.use(auditApiChanges(deps.audit, API_PREFIX));
-  api.use(bearerAuth(deps.token, deps.tokens));
+  api.use(bearerAuth(deps.token, deps.tokens, deps.oidc));
   if (deps.controlPlane) api.use(answerFastWhenTemporalIsSilent(deps.controlPlane));
   api.use(express.json({ limit: JSON_BODY_LIMIT }));
 

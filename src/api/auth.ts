@@ -9,6 +9,7 @@ import type { RequestHandler } from 'express';
 import { readOrCreateSecretFile } from '../secrets/localSecretFile';
 import type { Principal, TokenRole } from '../contracts/api';
 import { TOKEN_PREFIX, type TokenStore } from './tokens';
+import type { OidcResourceServer } from './oidc';
 
 export const API_TOKEN_FILE = 'api-token';
 const TOKEN_PATTERN = /^[A-Za-z0-9._~+/=-]{16,}$/;
@@ -36,7 +37,8 @@ export function tokenMatches(presented: string, expected: string): boolean {
 }
 
 export interface AuthRejection {
-  status: 401 | 403;
+  /** 503: the token could not be checked (the issuer's keys are unreachable). */
+  status: 401 | 403 | 503;
   wwwAuthenticate: string;
   body: { error: string; details?: unknown };
 }
@@ -137,21 +139,56 @@ function refusalFor(principal: Principal, access: Access): AuthRejection | null 
   };
 }
 
+/** What requests are checked against: the first-start token, scoped tokens, and with an issuer configured its access tokens. */
+export interface Credentials {
+  adminToken: string;
+  tokens?: TokenStore;
+  oidc?: OidcResourceServer;
+}
+
+/**
+ * authorize() with OAuth access tokens besides mcpd's own tokens. Without an issuer it is
+ * authorize(), answered at once. With one, a request without a token or with an invalid
+ * one gets 401 pointing to the protected resource metadata (RFC 6750, RFC 9728), so an MCP
+ * client can start its OAuth flow; a JWT is verified against the issuer (oidc.ts).
+ */
+export function authorizeRequest(authorization: string | undefined, credentials: Credentials, access: Access): AuthOutcome | Promise<AuthOutcome> {
+  const { oidc } = credentials;
+  if (!oidc) return authorize(authorization, credentials.adminToken, credentials.tokens, access);
+  const match = authorization ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization) : null;
+  if (!match) return { rejection: oidc.missingToken(access) };
+  const presented = match[1];
+  if (!presented.startsWith(TOKEN_PREFIX) && looksLikeJwt(presented)) return oidc.authorize(presented, access);
+  const outcome = authorize(authorization, credentials.adminToken, credentials.tokens, access);
+  if (outcome.rejection?.wwwAuthenticate.includes('error="invalid_token"')) return { rejection: oidc.invalidToken(access, outcome.rejection.body.error) };
+  return outcome;
+}
+
+/** Whether a presented bearer value is a JWT (three base64url parts): one for the issuer's keys, not mcpd's token files. */
+export function looksLikeJwt(token: string): boolean {
+  return /^[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/.test(token);
+}
+
 /** Sends a rejection on a plain node:http response (the gateway is served without express). */
 export function sendRejection(res: ServerResponse, rejection: AuthRejection): void {
   res.writeHead(rejection.status, { 'content-type': 'application/json', 'www-authenticate': rejection.wwwAuthenticate });
   res.end(JSON.stringify(rejection.body));
 }
 
-/** 401 without a bearer token (with WWW-Authenticate), 403 with a wrong one or one whose role may not do this. */
-export function bearerAuth(token: string, tokens?: TokenStore): RequestHandler {
+/**
+ * 401 without a bearer token (with WWW-Authenticate), 403 with a wrong one or one whose role
+ * may not do this; with an issuer configured, 401 invalid_token for a wrong one (authorizeRequest).
+ */
+export function bearerAuth(token: string, tokens?: TokenStore, oidc?: OidcResourceServer): RequestHandler {
+  const credentials: Credentials = { adminToken: token, tokens, oidc };
   return (req, res, next) => {
-    const { rejection, principal } = authorize(req.headers.authorization, token, tokens, { kind: 'api', method: req.method, path: req.path });
-    if (rejection) {
-      sendRejection(res, rejection);
-      return;
-    }
-    res.locals.principal = principal;
-    next();
+    const settle = ({ rejection, principal }: AuthOutcome) => {
+      if (rejection) return sendRejection(res, rejection);
+      res.locals.principal = principal;
+      next();
+    };
+    const outcome = authorizeRequest(req.headers.authorization, credentials, { kind: 'api', method: req.method, path: req.path });
+    if ('then' in outcome) return outcome.then(settle, next);
+    settle(outcome);
   };
 }

@@ -50,9 +50,11 @@ const body = (schema: z.ZodType) => ({ required: true, content: json(schema) });
 
 /** What every authenticated route may answer besides its own responses. */
 const common: ZodOpenApiResponsesObject = {
-  '401': err('Missing bearer token'),
-  '403': err('Wrong bearer token'),
-  '503': err('Temporal unavailable'),
+  '401': err(
+    'Missing bearer token; with an OAuth issuer configured also an invalid one (WWW-Authenticate: Bearer resource_metadata=..., error="invalid_token")',
+  ),
+  '403': err('Wrong bearer token, or one whose role (or OAuth scope) may not do this (error="insufficient_scope")'),
+  '503': err("Temporal unavailable, or the OAuth issuer's keys unreachable"),
 };
 
 function op(summary: string, responses: ZodOpenApiResponsesObject, extra: Partial<ZodOpenApiOperationObject> = {}): ZodOpenApiOperationObject {
@@ -89,12 +91,19 @@ export function buildOpenApiDocument(): object {
       title: 'mcpd API',
       version: '1',
       description:
-        'Runs MCP servers as Docker containers. Every /api/v1 route except this document needs "Authorization: Bearer <token>" ' +
-        '(the token is in <data dir>/api-token). Errors are JSON {"error", "details"}.',
+        'Runs MCP servers as Docker containers. Every /api/v1 route except this document needs "Authorization: Bearer <token>": ' +
+        'the admin token (<data dir>/api-token), a scoped token (mcpd_...), or, with MCPD_OIDC_ISSUER set, a JWT access token of that ' +
+        'issuer whose aud names mcpd and whose scopes (mcpd:admin, mcpd:operator, mcpd:viewer, mcpd:client) grant the role; the ' +
+        'issuer is named in the protected resource metadata at /.well-known/oauth-protected-resource (RFC 9728). ' +
+        'Errors are JSON {"error", "details"}.',
     },
     servers: [{ url: '/' }],
     security: [{ bearer: [] }],
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: "mcpd token, scoped token, or the configured issuer's JWT access token" },
+      },
+    },
     paths: {
       '/healthz': { get: { summary: 'Liveness of the mcpd process', security: [], responses: { '200': ok('Alive', status) } } },
       '/readyz': {

@@ -125,7 +125,7 @@ export function buildProgram(): Command {
   program
     .description('Command line for mcpd: run MCP servers as Docker containers.')
     .option('--server <url>', 'mcpd API URL (env MCPD_URL)', undefined)
-    .option('--token <token>', 'API bearer token (env MCPD_TOKEN; default <MCPD_DATA_DIR or ./.data>/api-token)')
+    .option('--token <token>', 'API bearer token (env MCPD_TOKEN; default the token of mcpctl login, else <MCPD_DATA_DIR or ./.data>/api-token)')
     .addHelpText('after', '\nExit codes: 0 ok, 1 server or API error, 2 usage or invalid input, 3 not found, 4 authentication failed.')
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text.trimEnd().split('\n')[0] + '\n') })
@@ -526,6 +526,40 @@ export function buildProgram(): Command {
         else if (result.structuredContent !== undefined) print(JSON.stringify(result.structuredContent, null, 2));
       }
       if (result.isError) process.exitCode = EXIT.error;
+    });
+
+  // ---- login / logout -------------------------------------------------------------------------
+  program
+    .command('login')
+    .description("Log in at mcpd's OAuth issuer (authorization code + PKCE, redirect to a loopback port); later commands use the token")
+    .option('--scope <scopes>', 'scopes to ask for, space-separated (default: every scope mcpd lists; the issuer grants what you may have)')
+    .option('--client-id <id>', 'a public client registered at the issuer (default: register one dynamically)')
+    .option('--port <port>', 'loopback port for the redirect (default: any free one)')
+    .option('--timeout <duration>', 'how long to wait for the browser', '5m')
+    .action(async (opts: { scope?: string; clientId?: string; port?: string; timeout: string }) => {
+      const port = opts.port === undefined ? undefined : Number(opts.port);
+      if (port !== undefined && !(/^\d+$/.test(opts.port!) && port >= 1 && port <= 65_535))
+        throw usage(`--port must be a port number 1-65535, got "${opts.port}"`);
+      const { url } = resolveConnection({ ...program.opts(), token: 'unused' });
+      const { login } = await import('./login.js');
+      const { login: done, file } = await login({
+        url,
+        scope: opts.scope,
+        clientId: opts.clientId,
+        port,
+        timeoutSeconds: parseDuration(opts.timeout, '--timeout'),
+        announce: (authorizationUrl) => process.stderr.write(`Open this URL in a browser to log in:\n\n  ${authorizationUrl}\n\nWaiting for the login...\n`),
+      });
+      print(`logged in to ${url} as ${done.subject ?? 'unknown'} (scopes ${done.scope ?? 'none'}; expires ${done.expiresAt}); token kept in ${file}`);
+    });
+
+  program
+    .command('logout')
+    .description('Forget the token mcpctl login got for this mcpd')
+    .action(async () => {
+      const { url } = resolveConnection({ ...program.opts(), token: 'unused' });
+      const { removeLogin } = await import('../client/credentials.js');
+      print(removeLogin(url) ? `logged out of ${url}` : `not logged in to ${url}`);
     });
 
   // ---- config -------------------------------------------------------------------------------

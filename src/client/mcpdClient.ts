@@ -1,7 +1,7 @@
 /**
  * A small REST client for mcpd's API, used by mcpctl and by mcpd's own seeding
  * of the examples (so the API never imports the CLI). It reads the server URL from --server /
- * MCPD_URL and the token from --token / MCPD_TOKEN / <data dir>/api-token, and
+ * MCPD_URL and the token from --token / MCPD_TOKEN / `mcpctl login` / <data dir>/api-token, and
  * turns every failure into an McpdError carrying the exit code mcpctl uses.
  */
 import fs from 'node:fs';
@@ -15,6 +15,7 @@ import type { SecretSummary } from '../secrets/types';
 import type { VirtualServerResource } from '../contracts/virtualServer';
 import type { AuditRecord } from '../contracts/audit';
 import type { PolicyView } from '../contracts/policy';
+import { credentialsPath, readLogin } from './credentials';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7400';
 
@@ -54,12 +55,27 @@ export interface Connection {
   tokenSource: string;
 }
 
-/** Resolves URL and token: flags win over the environment, which wins over the token file. */
+/**
+ * Resolves URL and token: flags win over the environment, which wins over the login
+ * (`mcpctl login`), which wins over the token file. An expired login is not passed over
+ * for the token file: who acts must not change behind the user's back.
+ */
 export function resolveConnection(options: ConnectionOptions = {}): Connection {
   const env = options.env ?? process.env;
   const url = (options.server ?? env.MCPD_URL ?? DEFAULT_URL).replace(/\/+$/, '');
   if (options.token) return { url, token: options.token, tokenSource: '--token' };
   if (env.MCPD_TOKEN) return { url, token: env.MCPD_TOKEN, tokenSource: 'MCPD_TOKEN' };
+  let login: ReturnType<typeof readLogin>;
+  try {
+    login = readLogin(url, env);
+  } catch (err) {
+    throw new McpdError(`cannot read the mcpctl login: ${(err as Error).message}`, EXIT.error);
+  }
+  if (login) {
+    const who = `the login of ${login.subject ?? 'unknown'} at ${login.issuer} (${credentialsPath(env)})`;
+    if (Date.parse(login.expiresAt) > Date.now()) return { url, token: login.accessToken, tokenSource: who };
+    return { url, token: undefined, tokenSource: `${who}, expired at ${login.expiresAt}: run mcpctl login again, or mcpctl logout` };
+  }
   const file = path.join(path.resolve(env.MCPD_DATA_DIR ?? '.data'), 'api-token');
   try {
     return { url, token: fs.readFileSync(file, 'utf8').trim(), tokenSource: file };

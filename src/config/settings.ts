@@ -69,6 +69,25 @@ export interface Settings {
    * kept (MCPD_AUDIT_KEEP_FILES, default 5).
    */
   audit: { enabled: boolean; maxBytes: number; keepFiles: number };
+  /**
+   * OAuth 2.1 resource server (MCPD_OIDC_*): JWT access tokens of this issuer are accepted
+   * besides the admin and scoped tokens; unset: only those (see src/api/oidc.ts).
+   */
+  oidc: OidcSettings | undefined;
+}
+
+export interface OidcSettings {
+  /** The authorization server whose access tokens mcpd accepts (MCPD_OIDC_ISSUER), as its metadata spells it. */
+  issuer: string;
+  /**
+   * mcpd's resource URI (RFC 8707), which tokens must name in `aud` (MCPD_OIDC_AUDIENCE);
+   * undefined: mcpd's own URL, http://<MCPD_HOST>:<port>, known once it listens.
+   */
+  audience: string | undefined;
+  /** The claim that names the principal (MCPD_OIDC_NAME_CLAIM, default sub). */
+  nameClaim: string;
+  /** The claim that lists the principal's groups (MCPD_OIDC_GROUPS_CLAIM, default groups). */
+  groupsClaim: string;
 }
 
 export const ROLES = ['api', 'gateway', 'worker'] as const;
@@ -193,6 +212,33 @@ const allowedOrigins = z.string().transform((raw, ctx) => {
   return z.NEVER;
 });
 
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * An issuer (RFC 8414): https, no query or fragment; plain http only on loopback, for a
+ * provider on the same machine (development, the tests).
+ */
+const issuerUrl = z.string().transform((raw, ctx) => {
+  const url = URL.canParse(raw) ? new URL(raw) : undefined;
+  const loopback = url !== undefined && LOOPBACK_HOSTS.has(url.hostname);
+  if (url && (url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) && !url.search && !url.hash && !/\s/.test(raw)) return raw;
+  ctx.addIssue({
+    code: 'custom',
+    message: `must be the issuer's https:// URL without query or fragment (http:// only on localhost), got "${raw}"`,
+  });
+  return z.NEVER;
+});
+
+/** A resource URI (RFC 8707): absolute http(s), no fragment; a trailing slash is dropped. */
+const resourceUri = z.string().transform((raw, ctx) => {
+  const url = URL.canParse(raw) ? new URL(raw) : undefined;
+  if (url && (url.protocol === 'https:' || url.protocol === 'http:') && !url.hash && !/\s/.test(raw)) return raw.replace(/\/+$/, '');
+  ctx.addIssue({ code: 'custom', message: `must be mcpd's public http(s) URL without fragment, e.g. https://mcpd.example.com, got "${raw}"` });
+  return z.NEVER;
+});
+
+const claimName = z.string().regex(/^[A-Za-z0-9_.:/-]{1,100}$/, 'must be a claim name (letters, digits, _ . : / -)');
+
 const logLevel = z.string().refine((raw) => (LOG_LEVELS as readonly string[]).includes(raw), {
   error: (issue) => `must be one of ${LOG_LEVELS.join(', ')}, got "${String(issue.input)}"`,
 });
@@ -232,7 +278,30 @@ export const environmentSchema = z.object({
   MCPD_AUDIT: optional(flag),
   MCPD_AUDIT_MAX_BYTES: optional(byteCount),
   MCPD_AUDIT_KEEP_FILES: optional(auditKeepFiles),
+  MCPD_OIDC_ISSUER: optional(issuerUrl),
+  MCPD_OIDC_AUDIENCE: optional(resourceUri),
+  MCPD_OIDC_NAME_CLAIM: optional(claimName),
+  MCPD_OIDC_GROUPS_CLAIM: optional(claimName),
 });
+
+/** Hosts a server listens on that no client can call it by: the default audience would name nobody. */
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]']);
+
+/** The OAuth settings, or the one-line complaint about how they combine. */
+function oidcSettings(e: z.output<typeof environmentSchema>): OidcSettings | undefined | string {
+  const dependents = (['MCPD_OIDC_AUDIENCE', 'MCPD_OIDC_NAME_CLAIM', 'MCPD_OIDC_GROUPS_CLAIM'] as const).filter((name) => e[name] !== undefined);
+  if (!e.MCPD_OIDC_ISSUER)
+    return dependents.length ? `${dependents.join(', ')}: set MCPD_OIDC_ISSUER too (they configure OAuth, which is off without an issuer)` : undefined;
+  if (!e.MCPD_OIDC_AUDIENCE && WILDCARD_HOSTS.has(e.MCPD_HOST ?? '')) {
+    return `MCPD_OIDC_AUDIENCE: required when MCPD_HOST is ${e.MCPD_HOST} (tokens must name mcpd's public URL, e.g. https://mcpd.example.com)`;
+  }
+  return {
+    issuer: e.MCPD_OIDC_ISSUER,
+    audience: e.MCPD_OIDC_AUDIENCE,
+    nameClaim: e.MCPD_OIDC_NAME_CLAIM ?? 'sub',
+    groupsClaim: e.MCPD_OIDC_GROUPS_CLAIM ?? 'groups',
+  };
+}
 
 export class SettingsError extends Error {
   constructor(message: string) {
@@ -248,6 +317,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     throw new SettingsError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
   }
   const e = parsed.data;
+  const oidc = oidcSettings(e);
+  if (typeof oidc === 'string') throw new SettingsError(oidc);
   return {
     dataDir: path.resolve(e.MCPD_DATA_DIR ?? '.data'),
     temporalAddress: e.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
@@ -280,5 +351,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       maxBytes: e.MCPD_AUDIT_MAX_BYTES ?? DEFAULT_AUDIT_MAX_BYTES,
       keepFiles: e.MCPD_AUDIT_KEEP_FILES ?? DEFAULT_AUDIT_KEEP_FILES,
     },
+    oidc,
   };
 }

@@ -319,13 +319,13 @@ export const errorSchema = z
 
 /** Who a request acts as, once its bearer token is accepted: what the gateway and the API decide and record by. */
 export interface Principal {
-  /** The token's name ("admin" for the first-start token). */
+  /** The token's name ("admin" for the first-start token); for an OAuth access token its name claim (sub by default). */
   name: string;
   role: TokenRole;
   /** The servers it may reach through the gateway; null: every server. */
   servers: string[] | null;
   /** Which kind of credential proved it. */
-  source: 'admin-token' | 'scoped-token';
-  /** Groups it belongs to, for policies (empty for tokens). */
+  source: 'admin-token' | 'scoped-token' | 'oidc';
+  /** Groups it belongs to, for policies (an OAuth access token's groups claim; empty for mcpd's own tokens). */
   groups: string[];
 }

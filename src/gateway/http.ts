@@ -196,6 +196,14 @@ function readBody(req: IncomingMessage & { body?: unknown }, limit: number): Pro
   });
 }
 
+/**
+ * Who owns a session: the principal's name qualified by its credential's kind, so an
+ * identity provider's user whose `sub` equals a scoped token's name is not its owner.
+ */
+function sessionOwner(principal: Principal | undefined): string | undefined {
+  return principal ? `${principal.source}:${principal.name}` : undefined;
+}
+
 /** The request handlers plus a close() that ends every session (mcpd shutdown). */
 export class GatewayHttp {
   private readonly sessions = new Map<string, Session>();
@@ -325,7 +333,7 @@ export class GatewayHttp {
     const sessionHeader = req.headers['mcp-session-id'];
     let session = typeof sessionHeader === 'string' ? this.sessions.get(sessionHeader) : undefined;
     const claims = typeof sessionHeader === 'string' && !session ? this.keys?.verifySession(sessionHeader) : undefined;
-    const opensHere = claims !== undefined && claims.route === route && claims.principal === principal?.name;
+    const opensHere = claims !== undefined && claims.route === route && claims.principal === sessionOwner(principal);
     if (typeof sessionHeader === 'string' && !session && req.method !== 'DELETE' && opensHere) {
       // Opened by another front gateway (or by this one before a restart): the id says all it routes by.
       await this.checkRoute(route);
@@ -336,7 +344,7 @@ export class GatewayHttp {
       return;
     }
     // Another token holder who learns a session id gets nothing from it.
-    if (typeof sessionHeader === 'string' && (!session || session.route !== route || session.principal?.name !== principal?.name)) {
+    if (typeof sessionHeader === 'string' && (!session || session.route !== route || sessionOwner(session.principal) !== sessionOwner(principal))) {
       throw new HttpError(404, -32001, 'Session not found');
     }
     const version = req.headers['mcp-protocol-version'];
@@ -416,7 +424,7 @@ export class GatewayHttp {
   }
 
   private async createSession(route: string, principal: Principal | undefined, id?: string): Promise<Session> {
-    const transport = new HttpSessionTransport(id ?? this.keys?.issueSession({ route, principal: principal?.name }) ?? randomUUID());
+    const transport = new HttpSessionTransport(id ?? this.keys?.issueSession({ route, principal: sessionOwner(principal) }) ?? randomUUID());
     const session: Session = { route, transport, principal, lastSeen: Date.now(), close: () => transport.close() };
     // Client sessions are recorded; the node link is not (the front gateway that took the client's request recorded it).
     const audit =

@@ -19,7 +19,7 @@ const SECRET_PATTERN = /^[A-Za-z0-9._~+/=-]{32,}$/;
 /** What a session id carries: the route it was opened on ('' for /mcp, a server name, or `instance:<id>` on a node link). */
 export interface SessionClaims {
   route: string;
-  /** The name of the principal who opened it; only they may use it on any front. */
+  /** Who opened it (source:name of the principal); only they may use it on any front. */
   principal?: string;
 }
 
