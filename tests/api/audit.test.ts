@@ -12,13 +12,12 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { LABELS } from '../../src/contracts/labels';
 import type { InstanceView } from '../../src/contracts/instance';
 import type { AuditRecord } from '../../src/contracts/audit';
 import { removeContainers, startMcpd, waitForValue, type McpdProcess } from '../support/stack';
-import { callApi, runMcpctl } from '../support/clients';
+import { callApi, connectMcp, runMcpctl } from '../support/clients';
 import { CHAOS_TOOLS_ENV } from '../chaos/support';
 
 describe('audit trail on a real mcpd', function () {
@@ -34,13 +33,7 @@ describe('audit trail on a real mcpd', function () {
   const api = (method: string, urlPath: string, body?: unknown) => callApi(mcpd, method, urlPath, body);
   const mcpctl = (args: string[]) => runMcpctl(mcpd, args, { cwd });
 
-  async function connect(urlPath: string, token: string): Promise<Client> {
-    const client = new Client({ name: 'audit-test', version: '1' });
-    await client.connect(
-      new StreamableHTTPClientTransport(new URL(`${mcpd.url}${urlPath}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
-    );
-    return client;
-  }
+  const connect = (urlPath: string, token: string): Promise<Client> => connectMcp(mcpd, urlPath, token, 'audit-test');
 
   async function audit(query: string, token = mcpd.token): Promise<AuditRecord[]> {
     const res = await callApi({ url: mcpd.url, token }, 'GET', `/api/v1/audit${query}`);

@@ -16,14 +16,13 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { LABELS } from '../../src/contracts/labels';
 import type { InstanceView } from '../../src/contracts/instance';
 import type { AuditRecord } from '../../src/contracts/audit';
 import { POLICY_DENIED_CODE, type PolicyView } from '../../src/contracts/policy';
 import { removeContainers, startMcpd, waitForValue, type McpdProcess } from '../support/stack';
-import { callApi, runMcpctl } from '../support/clients';
+import { callApi, connectMcp, runMcpctl } from '../support/clients';
 
 describe('Cedar policies on a real mcpd', function () {
   this.timeout(180_000);
@@ -40,13 +39,7 @@ describe('Cedar policies on a real mcpd', function () {
   const api = (method: string, urlPath: string, body?: unknown) => callApi(mcpd, method, urlPath, body);
   const mcpctl = (args: string[]) => runMcpctl(mcpd, args, { cwd });
 
-  async function connect(urlPath: string, token: string): Promise<Client> {
-    const client = new Client({ name: 'policy-test', version: '1' });
-    await client.connect(
-      new StreamableHTTPClientTransport(new URL(`${mcpd.url}${urlPath}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
-    );
-    return client;
-  }
+  const connect = (urlPath: string, token: string): Promise<Client> => connectMcp(mcpd, urlPath, token, 'policy-test');
 
   async function toolNames(client: Client): Promise<string[]> {
     return (await client.listTools()).tools.map((t) => t.name).sort();

@@ -5,6 +5,8 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { REPO_ROOT, type McpdProcess } from './stack';
 
 export interface ApiResponse {
@@ -56,4 +58,11 @@ export function runMcpctl(mcpd: Pick<McpdProcess, 'url' | 'dataDir'>, args: stri
     cwd: options.cwd,
     env: { PATH: process.env.PATH, HOME: os.homedir(), MCPD_URL: mcpd.url, MCPD_DATA_DIR: mcpd.dataDir, ...options.env },
   });
+}
+
+/** An MCP SDK client connected to an endpoint of mcpd (`/mcp`, `/mcp/servers/<name>`, `/mcp/virtual/<name>`) with a bearer token. */
+export async function connectMcp(mcpd: Pick<McpdProcess, 'url'>, urlPath: string, token: string, name = 'mcpd-test'): Promise<Client> {
+  const client = new Client({ name, version: '1' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpd.url}${urlPath}`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+  return client;
 }
