@@ -121,17 +121,17 @@ export function serversRefusal(servers: string[] | null, access: Access): string
   return servers.includes(access.server) ? null : `the token is limited to the servers ${servers.join(', ')}`;
 }
 
+/** What a request calls, as refusals name it: an endpoint of the gateway, or a method and path of the API. */
+export function describeAccess(access: Access): string {
+  if (access.kind === 'api') return `${access.method} /api/v1${access.path}`;
+  if (access.virtual) return `/mcp/virtual/${access.virtual.name}`;
+  return access.server === undefined ? '/mcp' : `/mcp/servers/${access.server}`;
+}
+
 function refusalFor(principal: Principal, access: Access): AuthRejection | null {
   const reason = roleRefusal(principal.role, access) ?? serversRefusal(principal.servers, access);
   if (!reason) return null;
-  const what =
-    access.kind === 'gateway'
-      ? access.virtual
-        ? `/mcp/virtual/${access.virtual.name}`
-        : access.server === undefined
-          ? '/mcp'
-          : `/mcp/servers/${access.server}`
-      : `${access.method} /api/v1${access.path}`;
+  const what = describeAccess(access);
   return {
     status: 403,
     wwwAuthenticate: 'Bearer realm="mcpd", error="insufficient_scope"',

@@ -20,7 +20,7 @@ import type * as Jose from 'jose' with { 'resolution-mode': 'import' };
 import type { Principal, TokenRole } from '../contracts/api';
 import { SERVER_NAME_PATTERN } from '../contracts/spec';
 import type { OidcSettings } from '../config/settings';
-import { roleRefusal, type Access, type AuthOutcome, type AuthRejection } from './auth';
+import { describeAccess, roleRefusal, type Access, type AuthOutcome, type AuthRejection } from './auth';
 
 export const PROTECTED_RESOURCE_PATH = '/.well-known/oauth-protected-resource';
 
@@ -74,15 +74,10 @@ export function principalFromClaims(claims: Record<string, unknown>, access: Acc
       ok: false,
       status: 403,
       error: 'insufficient_scope',
-      message: `the access token of "${name}" has ${has}; ${describe(access)} needs ${scopeNeeded(access)}`,
+      message: `the access token of "${name}" has ${has}; ${describeAccess(access)} needs ${scopeNeeded(access)}`,
     };
   }
   return { ok: true, principal: { name, role, servers: null, source: 'oidc', groups } };
-}
-
-function describe(access: Access): string {
-  if (access.kind === 'gateway') return access.server === undefined ? '/mcp' : `/mcp/servers/${access.server}`;
-  return `${access.method} /api/v1${access.path}`;
 }
 
 /** What an issuer's metadata (RFC 8414 / OpenID discovery) says that mcpd uses. */
@@ -128,9 +123,10 @@ export class OidcResourceServer {
     this.audienceValue ??= url.replace(/\/+$/, '');
   }
 
-  /** The resource URI of what a request calls: /mcp and each /mcp/servers/<name> are resources of their own. */
+  /** The resource URI of what a request calls: /mcp, each /mcp/servers/<name> and each /mcp/virtual/<name> are resources of their own. */
   resourceOf(access: Access): string {
     if (access.kind !== 'gateway') return this.audience;
+    if (access.virtual) return `${this.audience}/mcp/virtual/${encodeURIComponent(access.virtual.name)}`;
     return `${this.audience}/mcp${access.server === undefined ? '' : `/servers/${encodeURIComponent(access.server)}`}`;
   }
 
@@ -155,10 +151,10 @@ export class OidcResourceServer {
     if (tail === '') access = { kind: 'api', method: 'GET', path: '/' };
     else if (tail === '/mcp') access = { kind: 'gateway' };
     else {
-      const server = /^\/mcp\/servers\/([^/]+)$/.exec(tail);
-      const name = server ? decodeURIComponent(server[1]) : undefined;
+      const endpoint = /^\/mcp\/(servers|virtual)\/([^/]+)$/.exec(tail);
+      const name = endpoint ? decodeURIComponent(endpoint[2]) : undefined;
       if (!name || !SERVER_NAME_PATTERN.test(name)) return undefined;
-      access = { kind: 'gateway', server: name };
+      access = endpoint![1] === 'servers' ? { kind: 'gateway', server: name } : { kind: 'gateway', virtual: { name, servers: [] } };
     }
     return {
       resource: this.resourceOf(access),

@@ -130,6 +130,22 @@ describe('OAuth resource server without its issuer', () => {
     );
   });
 
+  it('each endpoint is a resource of its own: /mcp, /mcp/servers/<name> and /mcp/virtual/<name>, each with its metadata document', () => {
+    const server = new OidcResourceServer(settings, () => Promise.reject(new Error('not asked')));
+    const endpoints: [Access, string][] = [
+      [{ kind: 'gateway' }, 'https://mcpd.example.com/mcp'],
+      [{ kind: 'gateway', server: 'gitea' }, 'https://mcpd.example.com/mcp/servers/gitea'],
+      [{ kind: 'gateway', virtual: { name: 'triage', servers: [] } }, 'https://mcpd.example.com/mcp/virtual/triage'],
+    ];
+    for (const [access, resource] of endpoints) {
+      assert.equal(server.resourceOf(access), resource);
+      const metadataUrl = server.metadataUrlOf(resource);
+      assert.equal(server.metadataFor(new URL(metadataUrl).pathname)?.resource, resource, metadataUrl);
+      assert.match(server.missingToken(access).wwwAuthenticate, new RegExp(`resource_metadata="${metadataUrl}"`));
+    }
+    assert.equal(server.metadataFor('/.well-known/oauth-protected-resource/mcp/virtual/Not_A_Name'), undefined);
+  });
+
   it('calls a malformed token malformed (401) without asking the issuer', async () => {
     const never: typeof fetch = () => Promise.reject(new Error('the issuer was asked'));
     const { rejection } = await new OidcResourceServer(settings, never).authorize('abc.def.ghi', { kind: 'api', method: 'GET', path: '/servers' });
