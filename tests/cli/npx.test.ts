@@ -47,6 +47,9 @@ function readmeGetCommands(): string[] {
     .filter((line) => /^npx mcpctl get /.test(line));
 }
 
+/** The virtual server the README's examples name. */
+const README_VIRTUAL_SERVER = 'triage';
+
 describe('npx mcpctl, as the README writes it', function () {
   this.timeout(180_000);
   let mcpd: McpdProcess;
@@ -57,9 +60,13 @@ describe('npx mcpctl, as the README writes it', function () {
     // No replicas: a server to list, without containers.
     const applied = await callApi(mcpd, 'PUT', `/api/v1/servers/${server}`, { name: server, image: 'mcpd/gitea-like:dev', transport: 'stdio', replicas: 0 });
     assert.ok(applied.status < 300, `apply ${server}: ${applied.status} ${applied.text}`);
+    // The virtual server the README shows by name (`npx mcpctl get virtualserver triage -o yaml`).
+    const virtual = await callApi(mcpd, 'PUT', `/api/v1/virtualservers/${README_VIRTUAL_SERVER}`, { name: README_VIRTUAL_SERVER, servers: [{ name: server }] });
+    assert.ok(virtual.status < 300, `apply ${README_VIRTUAL_SERVER}: ${virtual.status} ${virtual.text}`);
   });
 
   after(async () => {
+    await callApi(mcpd, 'DELETE', `/api/v1/virtualservers/${README_VIRTUAL_SERVER}`).catch(() => undefined);
     await callApi(mcpd, 'DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
     await mcpd?.stop();
   });
