@@ -27,7 +27,7 @@ import { LABELS } from '../../src/contracts/labels';
 import { createLogger } from '../../src/logger';
 import { createMcpd, type Mcpd } from '../../src/mcpd';
 import { followAuthorization, MCPD_SCOPES, startTestIssuer, type TestIssuer } from '../support/oidcProvider';
-import { MCPCTL, runCommand } from '../support/clients';
+import { MCPCTL, connectMcp, runCommand } from '../support/clients';
 import { removeContainers, startMcpd, waitFor, waitForValue, type McpdProcess } from '../support/stack';
 import { stackSettings } from './stack';
 import type * as Jose from 'jose' with { 'resolution-mode': 'import' };
@@ -175,8 +175,7 @@ describe('OAuth resource server (MCPD_OIDC_ISSUER) on a real mcpd', function () 
       assert.equal(claimsOf(token).aud, mcpd.url);
       const servers = await call(`${mcpd.url}/api/v1/servers/${server}`, 'GET', token);
       assert.equal(servers.status, 200, servers.text);
-      const client = new Client({ name: 'oauth-test', version: '1' });
-      await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+      const client = await connectMcp(mcpd, '/mcp', token, 'oauth-test');
       try {
         const tools = await client.listTools();
         assert.ok(
