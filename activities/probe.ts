@@ -14,6 +14,7 @@ import { setTimeout as sleepFor } from 'node:timers/promises';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { parseInstanceId } from '../src/contracts/instance';
 import type { ProxyExecutor } from '../src/contracts/routing';
+import type { RepairOutcome } from '../src/docker/reattach';
 import { secondsSince, type McpdMetrics } from '../src/metrics/registry';
 import { PROBE_HEARTBEAT_SHARE, nextHealth, type HealthState } from '../workflows/health';
 import type { ProbeInput, ProbeResult } from './types';
@@ -27,7 +28,7 @@ export interface ProbeNodeState {
   /** Whether the gateway has an upstream for the instance. */
   knows?: (instanceId: string) => boolean;
   /** Makes the gateway and the instance workflow agree again; returns what it did (src/docker/reattach.ts). */
-  repair?: (instanceId: string) => Promise<{ kind: 'nothing' | 'reattached' | 'exitSignalled'; message: string }>;
+  repair?: (instanceId: string) => Promise<RepairOutcome>;
 }
 
 /** Time as the probe activities see it: tests pass a faster clock to run hours of probes in seconds. */
@@ -236,15 +237,41 @@ async function checkNodeState(node: ProbeNodeState, clock: ProbeClock, input: Pr
   if (!node.knows || node.knows(input.instanceId)) return undefined;
   let repaired: string;
   try {
-    const outcome = node.repair ? await node.repair(input.instanceId) : { kind: 'nothing', message: 'no repair available' };
+    const outcome = await boundedRepair(node, clock, input, cancel);
     // Attached again: the probe now judges the server. Not counting it would let an upstream
     // whose connection breaks between every two probes stay healthy forever.
     if (outcome.kind === 'reattached') return undefined;
+    // Its container runs and the server does not answer the handshake: that is the server's failure, as a probe's timeout is.
+    if (outcome.kind === 'attachFailed') return { ok: false, reason: cleanReason(`the gateway lost the instance and ${outcome.message}`) };
     repaired = outcome.message;
   } catch (err) {
+    if (cancel.aborted) throw cancel.reason;
     repaired = `repair failed: ${err instanceof Error ? err.message : String(err)}`;
   }
   return { ok: false, reason: cleanReason(`the gateway did not know the instance: ${repaired}`), counts: false };
+}
+
+/** The node's repair, given no longer than the probe itself: a handshake the server does not finish in time fails the probe. */
+async function boundedRepair(node: ProbeNodeState, clock: ProbeClock, input: ProbeInput, cancel: AbortSignal): Promise<RepairOutcome> {
+  if (!node.repair) return { kind: 'nothing', message: 'no repair available' };
+  const deadline = new AbortController();
+  const onCancel = () => deadline.abort();
+  cancel.addEventListener('abort', onCancel, { once: true });
+  const repairing = node.repair(input.instanceId);
+  // It goes on after a timeout (the gateway keeps attaching); its failure then has no one to tell.
+  repairing.catch(() => undefined);
+  try {
+    return await Promise.race([
+      repairing,
+      clock.sleep(Math.max(1, input.timeoutSeconds) * 1000, deadline.signal).then(
+        (): RepairOutcome => ({ kind: 'attachFailed', message: `its server did not complete the MCP handshake within ${input.timeoutSeconds} s` }),
+        () => Promise.reject(new Error('probe cancelled')),
+      ),
+    ]);
+  } finally {
+    deadline.abort();
+    cancel.removeEventListener('abort', onCancel);
+  }
 }
 
 function judgeResult(kind: ProbeInput['kind'], result: Record<string, unknown>): ProbeResult {

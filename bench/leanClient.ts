@@ -12,7 +12,9 @@ export type CallTool = (name: string, message: string) => Promise<{ content: { t
  * the proxy rather than that of the SDK's HTTP client.
  */
 export async function leanHttpCaller(url: string, token: string): Promise<{ call: CallTool; close(): void }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  // Idle sockets close after 4 s, before the server's keep-alive timeout (5 s) closes them: a call
+  // sent on a socket the server is closing fails with "socket hang up" (seen between bench rounds).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 32, timeout: 4_000 });
   let sessionId: string | undefined;
   let nextId = 1;
   const post = (body: unknown) =>

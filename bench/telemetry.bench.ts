@@ -23,7 +23,7 @@ import { cpuMicros, leanHttpCaller, type CallTool } from './leanClient';
 
 const SERVER = 't-bench-telemetry';
 const IN_FLIGHT = 16;
-const ROUNDS = Number(process.env.BENCH_TELEMETRY_ROUNDS ?? 7);
+const ROUNDS = Number(process.env.BENCH_TELEMETRY_ROUNDS ?? 11);
 const ROUND_MS = Number(process.env.BENCH_TELEMETRY_ROUND_MS ?? 2000);
 const WARMUP_CALLS = 500;
 

@@ -1,4 +1,4 @@
-import { trace } from '@opentelemetry/api';
+import { trace, type Span } from '@opentelemetry/api';
 import pino from 'pino';
 
 /**
@@ -16,7 +16,11 @@ export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() 
 
 /** The active span's trace and span id, as log fields; empty outside a span. */
 export function traceIds(): { trace_id?: string; span_id?: string } {
-  const span = trace.getActiveSpan();
+  return spanLogFields(trace.getActiveSpan());
+}
+
+/** A span's trace and span id, as log fields; empty without a span. */
+export function spanLogFields(span: Span | undefined): { trace_id?: string; span_id?: string } {
   if (!span) return {};
   const { traceId, spanId } = span.spanContext();
   return { trace_id: traceId, span_id: spanId };

@@ -15,6 +15,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry/lib/client';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { context } from '@opentelemetry/api';
 import type pino from 'pino';
 import { createApi } from './api/app';
 import { ControlPlaneMonitor } from './api/controlPlane';
@@ -35,7 +36,7 @@ import { createLogger } from './logger';
 import { readClusterView } from './metrics/clusterView';
 import { isMetricsPath, serveMetrics } from './metrics/http';
 import { McpdMetrics } from './metrics/registry';
-import { withServerSpan } from './tracing/http';
+import { requestTraceIds, startServerSpan } from './tracing/http';
 import { tracedRuntime } from './tracing/runtime';
 import { createTracing } from './tracing/tracing';
 import { OpenBaoSecretStore } from './secrets/openbao';
@@ -101,7 +102,12 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
   fs.mkdirSync(settings.dataDir, { recursive: true, mode: 0o700 });
 
   // Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (or a test passes an exporter): no spans, no headers, nothing in the workflow bundle.
-  const tracing = createTracing({ node: settings.node, otlpEndpoint: settings.otlpEndpoint, exporter: overrides.traceExporter });
+  const tracing = createTracing({
+    node: settings.node,
+    otlpEndpoint: settings.otlpEndpoint,
+    exporter: overrides.traceExporter,
+    activeContext: settings.roles.api || settings.roles.worker,
+  });
   const engine = overrides.runtime ?? new DockerRuntime({ socketPath: settings.dockerSocket });
   const runtime = tracing ? tracedRuntime(engine, tracing.tracer) : engine;
   const secrets =
@@ -277,7 +283,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         if ('logsOf' in link) return void serveLinkedLogs(settings.roles.worker ? runtime : undefined, req.url!, link.logsOf, res);
         const handled = 'listing' in link ? mcpHttp!.handleListing(req, res) : mcpHttp!.handleInstance(req, res, link.instanceId);
         return void handled.catch((err: Error) => {
-          log.error({ err: err.message }, 'gateway link request failed');
+          log.error({ err: err.message, ...requestTraceIds(req) }, 'gateway link request failed');
           if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
         });
@@ -324,7 +330,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
         if (rejection) return sendRejection(res, rejection);
         await mcpHttp.handle(req, res, route.server, principal, route.virtual);
       })().catch((err: Error) => {
-        log.error({ err: err.message, url: req.url }, 'gateway request failed');
+        log.error({ err: err.message, url: req.url, ...requestTraceIds(req) }, 'gateway request failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
       });
@@ -334,7 +340,10 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       const name = serverSpanName(req);
       // Scrapes and health checks every few seconds would bury the traces worth reading.
       if (name === undefined) return serve(req, res);
-      withServerSpan(tracing.tracer, req, res, name, () => serve(req, res));
+      const traced = startServerSpan(tracing.tracer, req, res, name);
+      // MCP traffic carries its trace explicitly (src/tracing/http.ts says why); the API's Temporal client reads the active one.
+      if (name.endsWith(' /mcp') || name.endsWith(' /mcp-link')) serve(req, res);
+      else context.with(traced, () => serve(req, res));
     });
     httpServer = server;
     await new Promise<void>((resolve, reject) => {

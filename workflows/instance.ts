@@ -60,6 +60,7 @@ import type { Inbox, InstanceState, Phase } from './instanceMachine';
 import { placeInstance } from './placement';
 import { probeInputOf, probeWorkflow } from './probe';
 import { probeSettings } from './health';
+import { decidePatchesAtRunStart } from './patches';
 
 /** Continue-as-new once a run's history passes this many events (or when Temporal suggests it). */
 export const DEFAULT_HISTORY_LIMIT = 2_000;
@@ -90,6 +91,15 @@ const localControl = proxyLocalActivities<ControlActivities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
 });
 
+/** Histories recorded before McpHealth read unknown outside RUNNING (see publish). */
+const SEARCH_HEALTH_PATCH = 'search-health-unknown-unless-running';
+
+/** Histories recorded before a spec could name a package instead of an image. */
+const PACKAGE_IMAGES_PATCH = 'package-images';
+
+/** Histories recorded before a probe child was cancelled by workflow id as well as by its run (see stopProbe). */
+const PROBE_CANCEL_CURRENT_RUN_PATCH = 'probe-cancel-current-run';
+
 /** Histories recorded before it ran resolveEnv as a remote activity and attached the gateway in a separate attachUpstream. */
 const FAST_START_PATCH = 'fast-start';
 
@@ -109,6 +119,21 @@ const PROBE_START_TRIES = 30;
 
 /** Histories recorded before instances placed themselves ran every attempt on the node of their input. */
 export const PLACEMENT_PATCH = 'placement';
+
+/** Histories recorded before this decided each of its patches where it checks it (see workflows/patches.ts). */
+const PATCHES_AT_RUN_START = 'instance-patches-at-run-start';
+/** Every patch instanceWorkflow checks; a new one belongs here too. */
+const INSTANCE_PATCHES = [
+  SEARCH_HEALTH_PATCH,
+  PLACEMENT_PATCH,
+  FAST_START_PATCH,
+  PROBE_AT_START_PATCH,
+  PACKAGE_IMAGES_PATCH,
+  READY_ON_CHANGE_PATCH,
+  FINAL_STOP_PATCH,
+  PROBE_START_WAITS_PATCH,
+  PROBE_CANCEL_CURRENT_RUN_PATCH,
+] as const;
 
 /** Nodes are listed on this worker, like resolveEnv: a short read of visibility, recorded as a marker. */
 const localNodes = proxyLocalActivities<NodeRegistryActivities>({
@@ -156,6 +181,7 @@ function nodeActivities(node: string) {
 }
 
 export async function instanceWorkflow(input: InstanceWorkflowArgs): Promise<InstanceView> {
+  decidePatchesAtRunStart(PATCHES_AT_RUN_START, INSTANCE_PATCHES);
   const run = new InstanceRun(input);
   let phase = run.begin();
   for (;;) {
@@ -272,7 +298,7 @@ class InstanceRun {
 
   private publish(): void {
     // Histories recorded before McpHealth read unknown outside RUNNING replay with the old values (and upserts).
-    const legacy = !patched('search-health-unknown-unless-running');
+    const legacy = !patched(SEARCH_HEALTH_PATCH);
     const key = machine.searchAttributesKey(this.s, legacy);
     if (key !== this.published) {
       this.published = key;
@@ -305,7 +331,7 @@ class InstanceRun {
       const env = fastStart ? await localControl.resolveEnv(this.spec.env) : await control.resolveEnv(this.spec.env);
       if (this.inbox.stopRequested) return 'stop';
       const packageImage =
-        this.spec.packageName && patched('package-images') ? await this.preparePackageImage(this.spec.packageName, this.spec.entrypoint) : undefined;
+        this.spec.packageName && patched(PACKAGE_IMAGES_PATCH) ? await this.preparePackageImage(this.spec.packageName, this.spec.entrypoint) : undefined;
       if (this.inbox.stopRequested) return 'stop';
       const started = await this.node.slow.startContainer({
         instanceId: this.id,
@@ -583,7 +609,7 @@ class InstanceRun {
     scope.cancel();
     // The child's cancellation names the run it started; a probe that continued as new runs on in a
     // later run that only a cancellation by workflow id reaches (without it this waited forever).
-    if (patched('probe-cancel-current-run'))
+    if (patched(PROBE_CANCEL_CURRENT_RUN_PATCH))
       await getExternalWorkflowHandle(workflowId)
         .cancel()
         .catch(() => undefined);

@@ -44,6 +44,7 @@ import {
 } from '../src/contracts/messages';
 import { instanceWorkflow, PLACEMENT_PATCH } from './instance';
 import { placeAll } from './placement';
+import { decidePatchesAtRunStart } from './patches';
 import * as machine from './serverMachine';
 import type { DesiredChange, ServerState } from './serverMachine';
 
@@ -84,12 +85,18 @@ const START_BATCH_PATCH = 'start-instances-in-one-activity';
 /** Histories recorded before a batch of instances was stopped by one activity signalled and polled each instance from the workflow. */
 const STOP_BATCH_PATCH = 'stop-instances-in-one-activity';
 
+/** Histories recorded before this decided each of its patches where it checks it (see workflows/patches.ts). */
+const PATCHES_AT_RUN_START = 'server-patches-at-run-start';
+/** Every patch serverWorkflow checks; a new one belongs here too. */
+const SERVER_PATCHES = [PLACEMENT_PATCH, START_BATCH_PATCH, STOP_BATCH_PATCH] as const;
+
 const { listNodes } = proxyLocalActivities<NodeRegistryActivities>({
   startToCloseTimeout: '10 s',
   retry: { maximumAttempts: 3, initialInterval: '1 s' },
 });
 
 export async function serverWorkflow(input: ServerWorkflowInput): Promise<void> {
+  decidePatchesAtRunStart(PATCHES_AT_RUN_START, SERVER_PATCHES);
   const server = new ServerRun(input);
   for (;;) {
     await condition(() => machine.nextReconcileStep(server.s, continueAsNewDue()) !== 'wait');

@@ -151,7 +151,7 @@ function registerChaosTools(server: McpServer): void {
     {
       description:
         'Write megabytes of non-JSON to stdout, the channel of JSON-RPC: "garbage" as many short lines, "hugeLine" as one line of that size ' +
-        '(at most megabytesPerSecond, when given); then answer.',
+        'printed without yielding, so the server answers nothing meanwhile (at most megabytesPerSecond, when given); then answer.',
       inputSchema: {
         mode: z.enum(['garbage', 'hugeLine']),
         megabytes: z.number().int().min(1).max(1024),
@@ -163,11 +163,16 @@ function registerChaosTools(server: McpServer): void {
       const line = 'this is not JSON-RPC, a server printing to stdout by mistake ' + '#'.repeat(60) + '\n';
       const block = mode === 'garbage' ? line.repeat(Math.ceil(MiB / line.length)).slice(0, MiB) : 'x'.repeat(MiB);
       const started = Date.now();
+      // Paced without yielding, like a server stuck printing one huge value: it answers nothing until the flood ends.
+      const pause = new Int32Array(new SharedArrayBuffer(4));
       for (let i = 0; i < megabytes; i++) {
         // Waiting for the pipe to drain keeps the server's own memory flat: the flood is in the pipe, not here.
         if (!process.stdout.write(block)) await new Promise((resolve) => process.stdout.once('drain', resolve));
         const due = megabytesPerSecond ? started + ((i + 1) * 1000) / megabytesPerSecond : 0;
-        if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+        if (due > Date.now()) {
+          if (mode === 'hugeLine') Atomics.wait(pause, 0, 0, due - Date.now());
+          else await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+        }
       }
       // Ends the last line, so the answer that follows starts a line of its own.
       process.stdout.write('\n');

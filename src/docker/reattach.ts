@@ -73,11 +73,14 @@ async function reconcileRecordedRunning(options: ReattachOptions, reattached: Se
   }
   await mapLimit(ids, REATTACH_CONCURRENCY, async (instanceId) => {
     const outcome = await repairInstance(options, instanceId, 'while mcpd was down');
-    if (outcome.kind !== 'nothing') options.log?.info({ instanceId, outcome: outcome.message }, 'reconciled a recorded RUNNING instance with its container');
+    if (outcome.kind === 'attachFailed') options.log?.warn({ instanceId, outcome: outcome.message }, 'a recorded RUNNING instance could not be re-attached');
+    else if (outcome.kind !== 'nothing')
+      options.log?.info({ instanceId, outcome: outcome.message }, 'reconciled a recorded RUNNING instance with its container');
   });
 }
 
-export type RepairOutcome = { kind: 'nothing' | 'reattached' | 'exitSignalled'; message: string };
+/** What a repair did; attachFailed: the container runs but its server did not complete the MCP handshake. */
+export type RepairOutcome = { kind: 'nothing' | 'reattached' | 'exitSignalled' | 'attachFailed'; message: string };
 
 /**
  * Makes the gateway and the instance workflow agree about one instance of this node:
@@ -110,7 +113,11 @@ export async function repairInstance(options: ReattachOptions, instanceId: strin
   const endpoint = endpointFromLabels(details!.labels);
   if (!endpoint) return { kind: 'nothing', message: `container ${containerId.slice(0, 12)} carries no endpoint label` };
   options.routing.protectSecrets?.(instanceId, containerId, await injectedSecretValues(options.runtime, containerId, details!.labels));
-  await options.routing.attach({ instanceId, server: details!.labels[LABELS.server] ?? view.server, containerId, ...endpoint });
+  try {
+    await options.routing.attach({ instanceId, server: details!.labels[LABELS.server] ?? view.server, containerId, ...endpoint });
+  } catch (err) {
+    return { kind: 'attachFailed', message: (err as Error).message };
+  }
   if (view.health === 'unhealthy') options.routing.setReady(instanceId, false);
   return { kind: 'reattached', message: `container ${containerId.slice(0, 12)} re-attached to the gateway` };
 }

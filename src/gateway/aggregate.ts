@@ -25,6 +25,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
+import { traceContextOf } from '../tracing/http';
 import type { Gateway, ListKind } from './gateway';
 import { NameTable, type QualifiedName } from './names';
 import type { VirtualServerSpec } from '../contracts/virtualServer';
@@ -375,7 +376,8 @@ export function createAggregateServer(
       },
       onServerRequest: (request, signal) => extra.sendRequest({ method: request.method, params: request.params } as SdkServerRequest, ResultSchema, { signal }),
     };
-    const result = await gateway.call(instanceId, { method, params }, { timeoutMs: gateway.callTimeoutMs, signal: extra.signal, hooks });
+    const traceContext = traceContextOf(extra.requestInfo?.headers);
+    const result = await gateway.call(instanceId, { method, params }, { timeoutMs: gateway.callTimeoutMs, signal: extra.signal, hooks, traceContext });
     if (note) note.redactions = gateway.redactionsIn(result);
     return result;
   };

@@ -7,7 +7,7 @@
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { context, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { ExecuteOptions, InstanceRouting, McpRequest, ProxyExecutor, UpstreamTarget } from '../contracts/routing';
 import type { ContainerRuntime } from '../docker/runtime';
 import { silentLogger, type Logger } from '../logger';
@@ -79,6 +79,8 @@ export interface CallOptions extends ExecuteOptions {
   hooks?: CallHooks;
   /** Who asks, for the metrics (default client). */
   origin?: CallOrigin;
+  /** The trace the call continues (the server span of the client's request); default the active context. */
+  traceContext?: Context;
 }
 
 export type ListChange = { servers: Set<string>; kinds: Set<ListKind> };
@@ -282,18 +284,22 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
     if ((!metrics && !this.tracer) || server === undefined) return this.callUpstream(instanceId, request, options);
     const method = methodLabel(request.method);
     const origin = options.origin ?? 'client';
-    const span = this.tracer?.startSpan(`mcp ${method}`, {
-      kind: SpanKind.CLIENT,
-      attributes: { 'mcp.method.name': request.method, 'mcpd.server': server, 'mcpd.instance': instanceId, 'mcpd.call.origin': origin },
-    });
+    // Explicit parents, not the active context (src/tracing/http.ts says why); a probe's comes from its activity.
+    const parent = options.traceContext ?? context.active();
+    // In a trace its parent did not sample, no standard sampler samples the call either: it needs no span of its own.
+    const parentFlags = trace.getSpanContext(parent)?.traceFlags;
+    const unsampled = parentFlags !== undefined && (parentFlags & TraceFlags.SAMPLED) === 0;
+    const span = unsampled ? undefined : this.tracer?.startSpan(`mcp ${method}`, { kind: SpanKind.CLIENT }, parent);
+    // Attributes only for the spans sampled: most are not, and each costs every call.
+    if (span?.isRecording())
+      span.setAttributes({ 'mcp.method.name': request.method, 'mcpd.server': server, 'mcpd.instance': instanceId, 'mcpd.call.origin': origin });
     const startedAt = performance.now();
     const ended = (end: Parameters<typeof callOutcome>[0]) => {
       const outcome = callOutcome(end);
       metrics?.gatewayCall(server, method, origin, outcome, secondsSince(startedAt));
       if (span) finishSpan(span, outcome);
     };
-    const run = () => this.callUpstream(instanceId, request, options);
-    return (span ? context.with(trace.setSpan(context.active(), span), run) : run()).then(
+    return this.callUpstream(instanceId, request, span ? { ...options, traceContext: trace.setSpan(parent, span) } : options).then(
       (result) => {
         ended({ result });
         return result;
@@ -433,14 +439,20 @@ export class Gateway implements InstanceRouting, ProxyExecutor {
       const headers = { authorization: remote.authorization };
       // A node that restarts keeps the link session (its id is signed, any node gateway takes it over); the GET stream of its notifications comes back by itself.
       const reconnectionOptions = { initialReconnectionDelay: 500, maxReconnectionDelay: 10_000, reconnectionDelayGrowFactor: 2, maxRetries: 1_000 };
-      return () => (entry.linkTransport = new StreamableHTTPClientTransport(url, { requestInit: { headers }, reconnectionOptions }));
+      const traced = this.tracer ? { fetch: this.traceFetch(entry) } : {};
+      return () => (entry.linkTransport = new StreamableHTTPClientTransport(url, { requestInit: { headers }, reconnectionOptions, ...traced }));
     }
     if (target.transport === 'stdio') return () => new DockerAttachTransport(this.runtime, target.containerId, undefined, this.stdioMaxLineBytes);
     if (target.port === undefined) throw new Error(`instance ${target.instanceId}: ${target.transport} transport needs a port`);
     const url = new URL(`http://127.0.0.1:${target.port}${target.path ?? (target.transport === 'sse' ? '/sse' : '/mcp')}`);
     // With tracing, each request to the upstream carries the trace of the call that sends it.
-    const options = this.tracer ? { fetch: tracePropagatingFetch() } : {};
+    const options = this.tracer ? { fetch: this.traceFetch(entry) } : {};
     return target.transport === 'sse' ? () => new SSEClientTransport(url, options) : () => new StreamableHTTPClientTransport(url, options);
+  }
+
+  /** A fetch that sends each request to the entry's upstream with the trace of the call it carries. */
+  private traceFetch(entry: InstanceEntry): typeof fetch {
+    return tracePropagatingFetch((id) => entry.connection?.traceContextOf(id));
   }
 
   /** Connects (and re-connects) an entry; an HTTP server may take a moment to listen. */

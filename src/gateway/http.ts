@@ -20,8 +20,10 @@ import {
   JSONRPCResultResponseSchema,
   SUPPORTED_PROTOCOL_VERSIONS,
   type JSONRPCMessage,
+  type MessageExtraInfo,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { traceHeadersOf } from '../tracing/http';
 import { AggregateCatalog, createAggregateServer } from './aggregate';
 import type { Gateway, ListChange } from './gateway';
 import type { VirtualServerSpec } from '../contracts/virtualServer';
@@ -400,14 +402,14 @@ export class GatewayHttp {
       if (initialize) throw new HttpError(400, -32600, 'Invalid Request: Server already initialized');
       const reused = messages.find((m) => m.method !== undefined && session.transport.inFlight(m.id));
       if (reused) throw new HttpError(400, -32600, `Invalid Request: id ${JSON.stringify(reused.id)} is already used by a request in flight`);
-      session.transport.handlePost(res, messages as never, batch);
+      session.transport.handlePost(res, messages as never, batch, {}, tracedRequest(req));
       return;
     }
     if (!initialize) throw new HttpError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
     if (messages.length > 1) throw new HttpError(400, -32600, 'Invalid Request: Only one initialization request is allowed');
     await this.checkRoute(route);
     const created = await this.createSession(route, principal);
-    created.transport.handlePost(res, messages as never, batch);
+    created.transport.handlePost(res, messages as never, batch, {}, tracedRequest(req));
   }
 
   /** A session may start (or be taken over) only where its server, or for a link session its instance, is served. */
@@ -554,4 +556,10 @@ export function mountGateway(app: express.Express, gateway: Gateway, options: Ga
   app.all('/mcp/servers/:name', guard, (req, res) => void http.handle(req, res, String(req.params.name)));
   app.all('/mcp/virtual/:name', guard, (req, res) => void http.handle(req, res, undefined, undefined, String(req.params.name)));
   return http;
+}
+
+/** What each message of a request tells its handlers about the request: its server span, as trace headers. */
+function tracedRequest(req: IncomingMessage): MessageExtraInfo | undefined {
+  const headers = traceHeadersOf(req);
+  return headers ? { requestInfo: { headers } } : undefined;
 }

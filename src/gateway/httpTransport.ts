@@ -9,7 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
 import type { JsonRpcId } from './requestTable';
 
 type Message = { id?: JsonRpcId | null; method?: string; result?: unknown; error?: unknown };
@@ -73,7 +73,7 @@ function sseEvent(message: unknown): string {
 export class HttpSessionTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
-  onmessage?: <T extends JSONRPCMessage>(message: T) => void;
+  onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
 
   private readonly byRequest = new Map<JsonRpcId, PostStream>();
   private standalone?: ServerResponse;
@@ -89,8 +89,8 @@ export class HttpSessionTransport implements Transport {
     return (typeof id === 'string' || typeof id === 'number') && this.byRequest.has(id);
   }
 
-  /** A POST whose body was parsed and validated by the caller. */
-  handlePost(res: ServerResponse, messages: Message[], batch: boolean, headers: Record<string, string> = {}): void {
+  /** A POST whose body was parsed and validated by the caller; `extra` goes with each of its messages. */
+  handlePost(res: ServerResponse, messages: Message[], batch: boolean, headers: Record<string, string> = {}, extra?: MessageExtraInfo): void {
     const ids = messages.filter((m) => m.method !== undefined && m.id !== undefined && m.id !== null).map((m) => m.id as JsonRpcId);
     if (ids.length === 0) {
       res.writeHead(202, headers).end();
@@ -101,7 +101,7 @@ export class HttpSessionTransport implements Transport {
         for (const id of stream.open) if (this.byRequest.get(id) === stream) this.byRequest.delete(id);
       });
     }
-    for (const message of messages) this.onmessage?.(message as JSONRPCMessage);
+    for (const message of messages) this.onmessage?.(message as JSONRPCMessage, extra);
   }
 
   /** The GET stream for messages not tied to a request; one at a time. */

@@ -11,6 +11,8 @@
  * notification of the instance is passed on: the front filters per client session.
  */
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { Context } from '@opentelemetry/api';
+import { traceContextOf } from '../tracing/http';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Gateway, ListKind } from './gateway';
 import { RequestTable, type JsonRpcId } from './requestTable';
@@ -57,7 +59,7 @@ export class PassthroughSession {
   ) {}
 
   start(): void {
-    this.transport.onmessage = (message) => this.receive(message);
+    this.transport.onmessage = (message, extra) => this.receive(message, traceContextOf(extra?.requestInfo?.headers));
     this.unsubscribe = this.gateway.onUpstreamNotification((n) => {
       if (this.pinned !== undefined) {
         if (n.instanceId === this.pinned) this.send({ jsonrpc: '2.0', method: n.method, ...(n.params ? { params: n.params } : {}) });
@@ -77,24 +79,24 @@ export class PassthroughSession {
     this.gateway.router.forgetSession(this.sessionKey);
   }
 
-  private receive(message: Message): void {
+  private receive(message: Message, traceContext: Context | undefined): void {
     if (message.method === undefined) {
       const pending = this.toClient.take(message.id);
       if (!pending) return;
       if (message.error) pending.reject(new UpstreamError(message.error.message, message.error.code, message.error.data, true));
       else pending.resolve(message.result ?? {});
     } else if (message.id !== undefined && message.id !== null) {
-      void this.handleRequest(message.id, message.method, message.params);
+      void this.handleRequest(message.id, message.method, message.params, traceContext);
     } else {
       this.handleNotification(message.method, message.params);
     }
   }
 
-  private async handleRequest(id: JsonRpcId, method: string, params: Params | undefined): Promise<void> {
+  private async handleRequest(id: JsonRpcId, method: string, params: Params | undefined, traceContext: Context | undefined): Promise<void> {
     const controller = new AbortController();
     this.inFlight.set(id, controller);
     try {
-      const result = await this.answer(id, method, params, controller.signal);
+      const result = await this.answer(id, method, params, controller.signal, traceContext);
       if (method === 'resources/subscribe') this.subscriptions.add(String(params?.uri));
       if (method === 'resources/unsubscribe') this.subscriptions.delete(String(params?.uri));
       this.send({ jsonrpc: '2.0', id, result }, id);
@@ -109,7 +111,7 @@ export class PassthroughSession {
     }
   }
 
-  private async answer(id: JsonRpcId, method: string, params: Params | undefined, signal: AbortSignal): Promise<Result> {
+  private async answer(id: JsonRpcId, method: string, params: Params | undefined, signal: AbortSignal, traceContext: Context | undefined): Promise<Result> {
     if (method === 'ping') return {};
     const instanceId = this.pinned ?? this.gateway.route(this.sessionKey, this.server);
     if (method === 'initialize') return this.initializeResult(instanceId, params);
@@ -130,6 +132,7 @@ export class PassthroughSession {
       {
         timeoutMs: this.gateway.callTimeoutMs,
         signal,
+        traceContext,
         // A front gateway counted this request already; the node's count says what reached it over the link.
         origin: this.pinned === undefined ? 'client' : 'link',
         hooks: {

@@ -6,6 +6,7 @@
  * them, and everything else is handed to the owner (the Gateway).
  */
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { Context } from '@opentelemetry/api';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { RequestTable, withProgressToken, type JsonRpcId } from './requestTable';
@@ -53,10 +54,13 @@ export interface CallOptions {
   timeoutMs: number;
   signal?: AbortSignal;
   hooks?: CallHooks;
+  /** The trace the call belongs to (its span, when it has one); an HTTP upstream's request carries it. */
+  traceContext?: Context;
 }
 
 interface Pending {
   method: string;
+  traceContext?: Context;
   resolve(result: Result): void;
   reject(error: Error): void;
   hooks?: CallHooks;
@@ -164,6 +168,11 @@ export class UpstreamConnection {
     return !this.initializeResult || this.initializeResult.capabilities?.[name] !== undefined;
   }
 
+  /** The trace of a request in flight, by its id on this connection. */
+  traceContextOf(id: unknown): Context | undefined {
+    return this.pending.get(id)?.traceContext;
+  }
+
   request(method: string, params: Params | undefined, options: CallOptions): Promise<Result> {
     if (this.closedReason !== undefined) {
       return Promise.reject(new UpstreamError(this.closedReason, GatewayErrorCode.ConnectionClosed));
@@ -180,6 +189,7 @@ export class UpstreamConnection {
       const entry: Pending = {
         method,
         hooks: options.hooks,
+        traceContext: options.traceContext,
         callerToken: undefined,
         resolve: (result) => {
           entry.settle();

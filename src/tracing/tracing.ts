@@ -8,7 +8,8 @@
  * What propagates a trace between processes is global in OpenTelemetry's API: the active
  * context (AsyncLocalStorage) and the W3C traceparent propagator, which the Temporal
  * interceptors use to carry it through workflow and activity headers. installOtelContext
- * sets both once per process and never replaces ones that are there.
+ * sets them once per process and never replaces ones that are there; a gateway-only
+ * process has no use for the active context and goes without it (see TracingOptions).
  */
 import { context, propagation, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -24,6 +25,12 @@ export interface TracingOptions {
   otlpEndpoint?: string;
   /** Spans go here instead, each as it ends (tests pass an InMemorySpanExporter). */
   exporter?: SpanExporter;
+  /**
+   * Whether the process needs the active context (an AsyncLocalStorage): its API and its
+   * worker hand traces to Temporal's interceptors through it. A gateway alone carries its
+   * traces explicitly (src/tracing/http.ts), and without it no promise pays a hook.
+   */
+  activeContext: boolean;
 }
 
 export interface Tracing {
@@ -40,7 +47,7 @@ export const TRACER_NAME = 'mcpd';
 /** Tracing for this process, or undefined when neither an endpoint nor an exporter is given (tracing off). */
 export function createTracing(options: TracingOptions): Tracing | undefined {
   if (!options.exporter && !options.otlpEndpoint) return undefined;
-  installOtelContext();
+  installOtelContext(options.activeContext);
   const resource = new Resource({ 'service.name': 'mcpd', 'mcpd.node': options.node });
   const spanProcessor = options.exporter
     ? new SimpleSpanProcessor(options.exporter)
@@ -55,9 +62,9 @@ export function createTracing(options: TracingOptions): Tracing | undefined {
   };
 }
 
-/** The process-wide context manager and propagator the trace travels with; a second call changes nothing. */
-export function installOtelContext(): void {
+/** The process-wide propagator and (when wanted) context manager the trace travels with; a second call changes nothing. */
+export function installOtelContext(activeContext: boolean): void {
   // Each returns false (and leaves the first) when one is set already.
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  if (activeContext) context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 }

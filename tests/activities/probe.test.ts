@@ -139,6 +139,24 @@ describe('probeLoop activity', function () {
     assert.equal(requests.length, 0);
   });
 
+  it('a lost instance whose server does not finish the handshake (in time, or at all) fails the probe, and that counts', async () => {
+    for (const repair of [
+      () => new Promise<never>(() => undefined),
+      async () => ({ kind: 'attachFailed' as const, message: 'cannot attach to instance x: MCP handshake failed: connection closed' }),
+    ]) {
+      const { proxy, requests } = gateway(() => 'ok');
+      const node: ProbeNodeState = { knows: () => false, repair };
+      const { run } = environment(createProbeActivities({ proxy, node, clock: scaledClock(1_000) }));
+      const result = await run(loopInput({ state: { health: 'degraded', consecutiveFailures: 1 }, failureThreshold: 2 }));
+      assert.deepEqual(result.state, { health: 'unhealthy', consecutiveFailures: 2 });
+      assert.match(
+        result.reason ?? '',
+        /^the gateway lost the instance and (its server did not complete the MCP handshake within 1 s|cannot attach .*handshake failed)/,
+      );
+      assert.equal(requests.length, 0, 'nothing was sent to a server that is not attached');
+    }
+  });
+
   for (const when of ['between probes', 'during a probe'] as const) {
     it(`ends promptly when cancelled ${when}`, async () => {
       const { proxy, requests } = gateway(() => (when === 'during a probe' ? 'hang' : 'ok'));

@@ -122,8 +122,9 @@ describe('chaos: an upstream floods stdout', function () {
   it('a line past the cap is a protocol error: the call fails at once, probes mark it unhealthy, then healthy again; memory stays bounded', async () => {
     const before = await waitForInstance(mcpd, flooder, 'the flooder RUNNING and healthy', runningAndHealthy, 30_000);
     const baseline = residentMiB(mcpd.pid);
-    // 12 MiB without a newline at 2 MiB/s: about 6 s in which the server's stdout carries no JSON-RPC.
-    const flood = settle(callThroughGateway(mcpd, flooder, 'flood', { mode: 'hugeLine', megabytes: 12, megabytesPerSecond: 2 }, 60_000));
+    // 20 MiB without a newline at 2 MiB/s: about 10 s in which the server answers nothing, its
+    // re-attach handshake included; two probes (1 s apart, 2 s timeout) fail well within it.
+    const flood = settle(callThroughGateway(mcpd, flooder, 'flood', { mode: 'hugeLine', megabytes: 20, megabytesPerSecond: 2 }, 60_000));
     const unhealthy = waitForInstance(mcpd, flooder, 'the flooder unhealthy by its probes', (v) => v.health === 'unhealthy', 20_000);
     const [call, peak, others, marked] = await Promise.all([flood, peakResidentMiB(mcpd.pid, unhealthy), keepCalling(mcpd, bystander, unhealthy), unhealthy]);
     console.log(

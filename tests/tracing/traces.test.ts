@@ -24,6 +24,8 @@ import { z } from 'zod';
 import { stackSettings } from '../api/stack';
 import { LABELS } from '../../src/contracts/labels';
 import { traceIds } from '../../src/logger';
+import { linkInstanceUrl } from '../../src/gateway/http';
+import { ensureGatewaySecret, GatewayKeys } from '../../src/gateway/linkKeys';
 import { createMcpd, type Mcpd } from '../../src/mcpd';
 import { removeContainers, waitFor } from '../support/stack';
 
@@ -36,9 +38,9 @@ describe('tracing: one trace from a client through mcpd', function () {
   const logLines: Record<string, unknown>[] = [];
   let dataDir: string;
   let mcpd: Mcpd;
-  let upstream: http.Server | undefined;
+  const upstreams: http.Server[] = [];
 
-  const traceparent = (traceId: string) => `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+  const traceparent = (traceId: string, flags = '01') => `00-${traceId}-${randomBytes(8).toString('hex')}-${flags}`;
   const api = async (method: string, urlPath: string, traceId: string, body?: unknown) => {
     const res = await fetch(`${mcpd.url}${urlPath}`, {
       method,
@@ -76,8 +78,10 @@ describe('tracing: one trace from a client through mcpd', function () {
       await api('DELETE', `/api/v1/servers/${server}`, randomBytes(16).toString('hex')).catch(() => undefined);
       await mcpd.close();
     }
-    upstream?.closeAllConnections();
-    upstream?.close();
+    for (const upstream of upstreams) {
+      upstream.closeAllConnections();
+      upstream.close();
+    }
     await removeContainers({ label: `${LABELS.owner}=${node}` });
     await removeContainers({ label: `${LABELS.server}=${server}` });
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
@@ -155,34 +159,37 @@ describe('tracing: one trace from a client through mcpd', function () {
     assert.equal(attached?.trace_id, traceId, JSON.stringify(attached));
   });
 
-  it("a client's tools/call continues through the gateway to an HTTP upstream, which receives the trace", async () => {
-    // An HTTP MCP server in this process that records the traceparent of every request it gets.
+  /** An HTTP MCP server in this process, attached to the gateway, that records the traceparent of every request it gets. */
+  async function attachTracingUpstream(httpServer: string): Promise<{ instanceId: string; received: string[] }> {
     const received: string[] = [];
     const mcp = new McpServer({ name: 'trace-upstream', version: '1' });
     mcp.registerTool('echo', { inputSchema: { message: z.string() } }, ({ message }) => ({ content: [{ type: 'text', text: message }] }));
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomBytes(8).toString('hex') });
     await mcp.connect(transport);
-    upstream = http.createServer((req, res) => {
+    const listening = http.createServer((req, res) => {
       if (typeof req.headers.traceparent === 'string') received.push(req.headers.traceparent);
       void transport.handleRequest(req, res);
     });
-    await new Promise<void>((resolve) => upstream!.listen(0, '127.0.0.1', resolve));
-    const port = (upstream.address() as AddressInfo).port;
-    const httpServer = `${server}-http`;
+    upstreams.push(listening);
+    await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+    const instanceId = `mcp-instance:${httpServer}:0`;
     await mcpd.gateway!.attach({
-      instanceId: `mcp-instance:${httpServer}:0`,
+      instanceId,
       server: httpServer,
       transport: 'http',
       containerId: 'in-process-upstream',
-      port,
+      port: (listening.address() as AddressInfo).port,
       path: '/mcp',
     });
+    return { instanceId, received };
+  }
 
-    const traceId = randomBytes(16).toString('hex');
+  /** Calls echo on /mcp/servers/<server> in a client trace (flags 01: sampled). */
+  async function echoInTrace(server: string, traceId: string, flags = '01'): Promise<void> {
     const client = new Client({ name: 'trace-test', version: '1' });
     await client.connect(
-      new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp/servers/${httpServer}`), {
-        requestInit: { headers: { authorization: `Bearer ${mcpd.token}`, traceparent: traceparent(traceId) } },
+      new StreamableHTTPClientTransport(new URL(`${mcpd.url}/mcp/servers/${server}`), {
+        requestInit: { headers: { authorization: `Bearer ${mcpd.token}`, traceparent: traceparent(traceId, flags) } },
       }),
     );
     try {
@@ -190,7 +197,17 @@ describe('tracing: one trace from a client through mcpd', function () {
       assert.equal(reply.content[0].text, 'traced');
     } finally {
       await client.close();
-      await mcpd.gateway!.detach(`mcp-instance:${httpServer}:0`, 'test done');
+    }
+  }
+
+  it("a client's tools/call continues through the gateway to an HTTP upstream, which receives the trace", async () => {
+    const httpServer = `${server}-http`;
+    const { instanceId, received } = await attachTracingUpstream(httpServer);
+    const traceId = randomBytes(16).toString('hex');
+    try {
+      await echoInTrace(httpServer, traceId);
+    } finally {
+      await mcpd.gateway!.detach(instanceId, 'test done');
     }
 
     const spans = await waitFor(() => {
@@ -208,5 +225,58 @@ describe('tracing: one trace from a client through mcpd', function () {
       forwarded.some((t) => t.split('-')[2] === call.spanContext().spanId),
       `one of ${forwarded.join(', ')} names ${call.spanContext().spanId}`,
     );
+  });
+
+  it('a call a front gateway forwards over the gateway link continues on the node, and on to the upstream', async () => {
+    // This process is both: the node that runs the upstream, and a front that reaches it over its own link endpoint.
+    const nodeServer = `${server}-node`;
+    const frontServer = `${server}-front`;
+    const { instanceId, received } = await attachTracingUpstream(nodeServer);
+    const linkToken = new GatewayKeys(ensureGatewaySecret(dataDir)).linkToken;
+    const frontInstance = `mcp-instance:${frontServer}:0`;
+    await mcpd.gateway!.attachRemote(
+      { instanceId: frontInstance, server: frontServer, transport: 'http', containerId: 'in-process-upstream' },
+      { node, url: linkInstanceUrl(mcpd.url, instanceId), authorization: `Bearer ${linkToken}` },
+      true,
+    );
+    const traceId = randomBytes(16).toString('hex');
+    try {
+      await echoInTrace(frontServer, traceId);
+    } finally {
+      await mcpd.gateway!.detach(frontInstance, 'test done');
+      await mcpd.gateway!.detach(instanceId, 'test done');
+    }
+
+    const spans = await waitFor(() => {
+      const found = spansOf(traceId).filter((s) => s.name === 'mcp tools/call');
+      return found.length === 2 ? spansOf(traceId) : undefined;
+    });
+    const onNode = spans.find((s) => s.name === 'mcp tools/call' && s.attributes['mcpd.call.origin'] === 'link')!;
+    assert.deepEqual(ancestry(onNode, spans), ['mcp tools/call', 'POST /mcp-link', 'mcp tools/call', 'POST /mcp']);
+    assert.equal(onNode.attributes['mcpd.server'], nodeServer);
+    const onFront = spans.find((s) => s.name === 'mcp tools/call' && s.attributes['mcpd.call.origin'] === 'client')!;
+    assert.equal(onFront.attributes['mcpd.server'], frontServer);
+    assert.ok(
+      received.some((t) => t.split('-')[1] === traceId && t.split('-')[2] === onNode.spanContext().spanId),
+      `the upstream's traceparent names the node's call span: ${received.join(', ')}`,
+    );
+  });
+
+  it('a trace the client did not sample records no span, and the HTTP upstream is told it is not sampled', async () => {
+    const httpServer = `${server}-unsampled`;
+    const { instanceId, received } = await attachTracingUpstream(httpServer);
+    const traceId = randomBytes(16).toString('hex');
+    try {
+      await echoInTrace(httpServer, traceId, '00');
+    } finally {
+      await mcpd.gateway!.detach(instanceId, 'test done');
+    }
+    const forwarded = received.filter((t) => t.split('-')[1] === traceId);
+    assert.ok(forwarded.length >= 1, `the upstream saw the trace: ${received.join(', ')}`);
+    assert.ok(
+      forwarded.every((t) => t.endsWith('-00')),
+      `every traceparent it got says not sampled: ${forwarded.join(', ')}`,
+    );
+    assert.deepEqual(spansOf(traceId), [], 'no span of the trace was recorded');
   });
 });
