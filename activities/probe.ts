@@ -27,9 +27,12 @@ export interface ProbeNodeState {
   reattached?: () => Promise<void>;
   /** Whether the gateway has an upstream for the instance. */
   knows?: (instanceId: string) => boolean;
-  /** Makes the gateway and the instance workflow agree again; returns what it did (src/docker/reattach.ts). */
-  repair?: (instanceId: string) => Promise<RepairOutcome>;
+  /** Makes the gateway and the instance workflow agree again, giving the server's handshake that long; returns what it did (src/docker/reattach.ts). */
+  repair?: (instanceId: string, handshakeTimeoutMs: number) => Promise<RepairOutcome>;
 }
+
+/** How much longer than the probe's timeout a repair may take on mcpd's side before the probe gives up on it. */
+const REPAIR_SLACK_SECONDS = 10;
 
 /** Time as the probe activities see it: tests pass a faster clock to run hours of probes in seconds. */
 export interface ProbeClock {
@@ -241,7 +244,7 @@ async function checkNodeState(node: ProbeNodeState, clock: ProbeClock, input: Pr
     // Attached again: the probe now judges the server. Not counting it would let an upstream
     // whose connection breaks between every two probes stay healthy forever.
     if (outcome.kind === 'reattached') return undefined;
-    // Its container runs and the server does not answer the handshake: that is the server's failure, as a probe's timeout is.
+    // Its container runs and the server does not finish the handshake in time: the server's failure, as a probe's timeout is.
     if (outcome.kind === 'attachFailed') return { ok: false, reason: cleanReason(`the gateway lost the instance and ${outcome.message}`) };
     repaired = outcome.message;
   } catch (err) {
@@ -251,20 +254,25 @@ async function checkNodeState(node: ProbeNodeState, clock: ProbeClock, input: Pr
   return { ok: false, reason: cleanReason(`the gateway did not know the instance: ${repaired}`), counts: false };
 }
 
-/** The node's repair, given no longer than the probe itself: a handshake the server does not finish in time fails the probe. */
+/**
+ * The node's repair: the server's handshake gets as long as a probe. The rest of it
+ * (asking the instance workflow, inspecting the container) is mcpd's side: when that
+ * does not finish within REPAIR_SLACK_SECONDS more, the probe gives up without a verdict.
+ */
 async function boundedRepair(node: ProbeNodeState, clock: ProbeClock, input: ProbeInput, cancel: AbortSignal): Promise<RepairOutcome> {
   if (!node.repair) return { kind: 'nothing', message: 'no repair available' };
   const deadline = new AbortController();
   const onCancel = () => deadline.abort();
   cancel.addEventListener('abort', onCancel, { once: true });
-  const repairing = node.repair(input.instanceId);
-  // It goes on after a timeout (the gateway keeps attaching); its failure then has no one to tell.
+  const timeoutSeconds = Math.max(1, input.timeoutSeconds);
+  const repairing = node.repair(input.instanceId, timeoutSeconds * 1000);
+  // It may go on after the probe gives up; its failure then has no one to tell.
   repairing.catch(() => undefined);
   try {
     return await Promise.race([
       repairing,
-      clock.sleep(Math.max(1, input.timeoutSeconds) * 1000, deadline.signal).then(
-        (): RepairOutcome => ({ kind: 'attachFailed', message: `its server did not complete the MCP handshake within ${input.timeoutSeconds} s` }),
+      clock.sleep((timeoutSeconds + REPAIR_SLACK_SECONDS) * 1000, deadline.signal).then(
+        (): RepairOutcome => ({ kind: 'nothing', message: `the repair did not finish within ${timeoutSeconds + REPAIR_SLACK_SECONDS} s` }),
         () => Promise.reject(new Error('probe cancelled')),
       ),
     ]);

@@ -180,7 +180,11 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
                 proxy: deps.proxy,
                 loops: probeLoops,
                 metrics: deps.metrics,
-                node: { reattached: () => reattachFinished, knows: deps.knows, repair: (instanceId) => repairInstance(repairOptions, instanceId) },
+                node: {
+                  reattached: () => reattachFinished,
+                  knows: deps.knows,
+                  repair: (instanceId, handshakeTimeoutMs) => repairInstance(repairOptions, instanceId, undefined, handshakeTimeoutMs),
+                },
               })
             : {}),
         },

@@ -79,7 +79,7 @@ async function reconcileRecordedRunning(options: ReattachOptions, reattached: Se
   });
 }
 
-/** What a repair did; attachFailed: the container runs but its server did not complete the MCP handshake. */
+/** What a repair did; attachFailed: the container runs but its server did not complete the MCP handshake (in time). */
 export type RepairOutcome = { kind: 'nothing' | 'reattached' | 'exitSignalled' | 'attachFailed'; message: string };
 
 /**
@@ -88,7 +88,13 @@ export type RepairOutcome = { kind: 'nothing' | 'reattached' | 'exitSignalled' |
  * stopped or gone gets a containerExited signal (gone counts as not the server's fault:
  * its next attempt starts at once). `when` says when it went missing, for the event line.
  */
-export async function repairInstance(options: ReattachOptions, instanceId: string, when = 'while the gateway did not know it'): Promise<RepairOutcome> {
+export async function repairInstance(
+  options: ReattachOptions,
+  instanceId: string,
+  when = 'while the gateway did not know it',
+  /** How long the server's MCP handshake may take (the gateway goes on attaching after it); unbounded when unset. */
+  handshakeTimeoutMs?: number,
+): Promise<RepairOutcome> {
   const view = await currentView(options, instanceId);
   if (!view || view.node !== options.node || view.status !== 'RUNNING' || !view.containerId) {
     return {
@@ -114,7 +120,9 @@ export async function repairInstance(options: ReattachOptions, instanceId: strin
   if (!endpoint) return { kind: 'nothing', message: `container ${containerId.slice(0, 12)} carries no endpoint label` };
   options.routing.protectSecrets?.(instanceId, containerId, await injectedSecretValues(options.runtime, containerId, details!.labels));
   try {
-    await options.routing.attach({ instanceId, server: details!.labels[LABELS.server] ?? view.server, containerId, ...endpoint });
+    const attaching = options.routing.attach({ instanceId, server: details!.labels[LABELS.server] ?? view.server, containerId, ...endpoint }).then(() => true);
+    const attached = handshakeTimeoutMs === undefined ? await attaching : await valueWithin(attaching, handshakeTimeoutMs);
+    if (!attached) return { kind: 'attachFailed', message: `its server did not complete the MCP handshake within ${handshakeTimeoutMs! / 1000} s` };
   } catch (err) {
     return { kind: 'attachFailed', message: (err as Error).message };
   }

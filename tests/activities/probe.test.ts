@@ -139,22 +139,34 @@ describe('probeLoop activity', function () {
     assert.equal(requests.length, 0);
   });
 
-  it('a lost instance whose server does not finish the handshake (in time, or at all) fails the probe, and that counts', async () => {
-    for (const repair of [
-      () => new Promise<never>(() => undefined),
-      async () => ({ kind: 'attachFailed' as const, message: 'cannot attach to instance x: MCP handshake failed: connection closed' }),
+  it('a lost instance whose server fails the handshake, or does not finish it in time, fails the probe, and that counts', async () => {
+    for (const message of [
+      'cannot attach to instance x: MCP handshake failed: connection closed',
+      'its server did not complete the MCP handshake within 1 s',
     ]) {
       const { proxy, requests } = gateway(() => 'ok');
-      const node: ProbeNodeState = { knows: () => false, repair };
+      const handshakeTimeouts: number[] = [];
+      const node: ProbeNodeState = {
+        knows: () => false,
+        repair: async (_id, handshakeTimeoutMs) => (handshakeTimeouts.push(handshakeTimeoutMs), { kind: 'attachFailed', message }),
+      };
       const { run } = environment(createProbeActivities({ proxy, node, clock: scaledClock(1_000) }));
       const result = await run(loopInput({ state: { health: 'degraded', consecutiveFailures: 1 }, failureThreshold: 2 }));
       assert.deepEqual(result.state, { health: 'unhealthy', consecutiveFailures: 2 });
-      assert.match(
-        result.reason ?? '',
-        /^the gateway lost the instance and (its server did not complete the MCP handshake within 1 s|cannot attach .*handshake failed)/,
-      );
+      assert.equal(result.reason, `the gateway lost the instance and ${message}`);
+      assert.deepEqual(handshakeTimeouts, [1_000], "the handshake got the probe's timeout");
       assert.equal(requests.length, 0, 'nothing was sent to a server that is not attached');
     }
+  });
+
+  it("a repair stuck on mcpd's side (the workflow or the engine does not answer) ends without a verdict", async () => {
+    const { proxy, requests } = gateway(() => 'ok');
+    const node: ProbeNodeState = { knows: () => false, repair: () => new Promise<never>(() => undefined) };
+    const { run } = environment(createProbeActivities({ proxy, node, clock: scaledClock(1_000) }));
+    const result = await run(loopInput({ state: { health: 'healthy', consecutiveFailures: 0 }, maxSeconds: 60 }));
+    assert.deepEqual(result.state, { health: 'healthy', consecutiveFailures: 0 });
+    assert.equal(result.changed, false);
+    assert.equal(requests.length, 0);
   });
 
   for (const when of ['between probes', 'during a probe'] as const) {
