@@ -120,13 +120,16 @@ export async function repairInstance(
   if (!endpoint) return { kind: 'nothing', message: `container ${containerId.slice(0, 12)} carries no endpoint label` };
   options.routing.protectSecrets?.(instanceId, containerId, await injectedSecretValues(options.runtime, containerId, details!.labels));
   try {
-    const attaching = options.routing.attach({ instanceId, server: details!.labels[LABELS.server] ?? view.server, containerId, ...endpoint }).then(() => true);
+    const attaching = options.routing.attach({ instanceId, server: details!.labels[LABELS.server] ?? view.server, containerId, ...endpoint }).then(() => {
+      // Also when the handshake ends after the probe stopped waiting: an unhealthy instance stays out of rotation.
+      if (view.health === 'unhealthy') options.routing.setReady(instanceId, false);
+      return true;
+    });
     const attached = handshakeTimeoutMs === undefined ? await attaching : await valueWithin(attaching, handshakeTimeoutMs);
     if (!attached) return { kind: 'attachFailed', message: `its server did not complete the MCP handshake within ${handshakeTimeoutMs! / 1000} s` };
   } catch (err) {
     return { kind: 'attachFailed', message: (err as Error).message };
   }
-  if (view.health === 'unhealthy') options.routing.setReady(instanceId, false);
   return { kind: 'reattached', message: `container ${containerId.slice(0, 12)} re-attached to the gateway` };
 }
 
