@@ -130,9 +130,9 @@ export function createProbeActivities({
       let state: HealthState = { health: input.state.health, consecutiveFailures: input.state.consecutiveFailures };
       const heartbeat = () => context.heartbeat({ state } satisfies ProbeLoopHeartbeat);
       // Heartbeats in real time whatever the clock, also while a probe or a repair runs, as
-      // seldom as the timeout allows: each is a write in Temporal (workflows/health.ts).
+      // seldom as the timeout allows: each is a write in Temporal (workflows/health.ts). None
+      // at the start: the loop's state is its input's until a probe changes it.
       const tickMs = Math.max(1_000, (context.info.heartbeatTimeoutMs ?? 60_000) * PROBE_HEARTBEAT_SHARE);
-      heartbeat();
       const ticker = setInterval(heartbeat, tickMs);
       const startedAt = clock.now();
       let probes = 0;
@@ -193,49 +193,28 @@ async function runProbe(proxy: ProxyExecutor, node: ProbeNodeState, clock: Probe
   const request =
     input.kind === 'readiness' ? { method: 'tools/call', params: { name: input.tool as string, arguments: input.arguments ?? {} } } : { method: 'tools/list' };
   const timeoutMs = Math.max(1, input.timeoutSeconds) * 1000;
-  // Aborted by our own deadline or by cancellation; a proxy that ignores the signal cannot stall the probe.
+  // Tells the proxy to stop once the probe no longer waits; a proxy that ignores it cannot stall the probe.
   const call = new AbortController();
-  const aborted = new Promise<never>((_, reject) =>
-    call.signal.addEventListener('abort', () => reject(call.signal.reason instanceof Error ? call.signal.reason : new Error('probe aborted')), { once: true }),
-  );
-  const onCancel = () => call.abort(cancel.reason);
-  cancel.addEventListener('abort', onCancel, { once: true });
-  const deadline = new AbortController();
-  clock.sleep(timeoutMs, deadline.signal).then(
-    () => call.abort(new Error(`timeout after ${input.timeoutSeconds} s`)),
-    () => undefined,
-  );
   try {
-    if (cancel.aborted) onCancel();
-    const result = await Promise.race([proxy.execute(input.instanceId, request, { timeoutMs, signal: call.signal }), aborted]);
+    const result = await raceProbeClock(clock, timeoutMs, cancel, proxy.execute(input.instanceId, request, { timeoutMs, signal: call.signal }), () => {
+      throw new Error(`timeout after ${input.timeoutSeconds} s`);
+    });
     return judgeResult(input.kind, result);
   } catch (err) {
     if (cancel.aborted) throw cancel.reason;
     return { ok: false, reason: cleanReason(err instanceof Error ? err.message : String(err)) };
   } finally {
-    deadline.abort();
-    cancel.removeEventListener('abort', onCancel);
+    call.abort(new Error('the probe no longer waits'));
   }
 }
 
 /** A result that does not count when the gateway cannot yet (or no longer) know the instance; undefined to probe. */
 async function checkNodeState(node: ProbeNodeState, clock: ProbeClock, input: ProbeInput, cancel: AbortSignal): Promise<ProbeResult | undefined> {
   if (node.reattached) {
-    const wait = new AbortController();
-    const onCancel = () => wait.abort();
-    cancel.addEventListener('abort', onCancel, { once: true });
-    const waited = await Promise.race([
-      node.reattached().then(() => true),
-      clock.sleep(Math.max(1, input.timeoutSeconds) * 1000, wait.signal).then(
-        () => false,
-        () => false,
-      ),
-    ]).finally(() => {
-      wait.abort();
-      cancel.removeEventListener('abort', onCancel);
-    });
-    if (cancel.aborted) throw cancel.reason;
-    if (!waited) return { ok: false, reason: 'the node is still re-attaching its instances after a start', counts: false };
+    const reattached = node.reattached().then(() => true);
+    if (!(await raceProbeClock(clock, Math.max(1, input.timeoutSeconds) * 1000, cancel, reattached, () => false))) {
+      return { ok: false, reason: 'the node is still re-attaching its instances after a start', counts: false };
+    }
   }
   if (!node.knows || node.knows(input.instanceId)) return undefined;
   let repaired: string;
@@ -261,25 +240,33 @@ async function checkNodeState(node: ProbeNodeState, clock: ProbeClock, input: Pr
  */
 async function boundedRepair(node: ProbeNodeState, clock: ProbeClock, input: ProbeInput, cancel: AbortSignal): Promise<RepairOutcome> {
   if (!node.repair) return { kind: 'nothing', message: 'no repair available' };
-  const deadline = new AbortController();
-  const onCancel = () => deadline.abort();
-  cancel.addEventListener('abort', onCancel, { once: true });
   const timeoutSeconds = Math.max(1, input.timeoutSeconds);
   const repairing = node.repair(input.instanceId, timeoutSeconds * 1000);
   // It may go on after the probe gives up; its failure then has no one to tell.
   repairing.catch(() => undefined);
-  try {
-    return await Promise.race([
-      repairing,
-      clock.sleep((timeoutSeconds + REPAIR_SLACK_SECONDS) * 1000, deadline.signal).then(
-        (): RepairOutcome => ({ kind: 'nothing', message: `the repair did not finish within ${timeoutSeconds + REPAIR_SLACK_SECONDS} s` }),
-        () => Promise.reject(new Error('probe cancelled')),
-      ),
-    ]);
-  } finally {
-    deadline.abort();
+  const giveUpSeconds = timeoutSeconds + REPAIR_SLACK_SECONDS;
+  return raceProbeClock(clock, giveUpSeconds * 1000, cancel, repairing, (): RepairOutcome => ({
+    kind: 'nothing',
+    message: `the repair did not finish within ${giveUpSeconds} s`,
+  }));
+}
+
+/**
+ * `work`'s outcome, or `onTimeout()`'s once `ms` pass first on the probe's clock.
+ * Rejects with the reason of `cancel` as soon as it aborts, whatever `work` does.
+ */
+function raceProbeClock<T>(clock: ProbeClock, ms: number, cancel: AbortSignal, work: Promise<T>, onTimeout: () => T): Promise<T> {
+  const timer = new AbortController();
+  const onCancel = () => timer.abort();
+  cancel.addEventListener('abort', onCancel, { once: true });
+  if (cancel.aborted) timer.abort();
+  const timedOut = clock.sleep(ms, timer.signal).then(onTimeout, (): never => {
+    throw cancel.reason instanceof Error ? cancel.reason : new Error('probe cancelled');
+  });
+  return Promise.race([work, timedOut]).finally(() => {
+    timer.abort();
     cancel.removeEventListener('abort', onCancel);
-  }
+  });
 }
 
 function judgeResult(kind: ProbeInput['kind'], result: Record<string, unknown>): ProbeResult {

@@ -36,7 +36,12 @@ export interface StopInstancesInput {
   timeoutSeconds: number;
 }
 
-export function createServerActivities({ client }: { client: Client }) {
+/**
+ * `eagerStarter`, a client on the control worker's own connection, starts instance workflows
+ * eagerly: Temporal hands each one's first workflow task straight to this worker instead of
+ * queueing it for a poll (with hundreds of starts at once, that queue was most of a start).
+ */
+export function createServerActivities({ client, eagerStarter }: { client: Client; eagerStarter?: Client }) {
   async function isRunning(instanceId: string): Promise<boolean> {
     try {
       return (await client.workflow.getHandle(instanceId).describe()).status.name === 'RUNNING';
@@ -64,9 +69,10 @@ export function createServerActivities({ client }: { client: Client }) {
       const context = Context.current();
       return mapLimit(starts, START_CONCURRENCY, async ({ workflowId, input, summary }): Promise<InstanceStartOutcome> => {
         try {
-          await client.workflow.start('instanceWorkflow', {
+          await (eagerStarter ?? client).workflow.start('instanceWorkflow', {
             workflowId,
             taskQueue: TASK_QUEUE,
+            requestEagerStart: eagerStarter !== undefined,
             args: [input],
             staticSummary: summary,
             typedSearchAttributes: [

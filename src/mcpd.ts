@@ -27,7 +27,7 @@ import type { Settings } from './config/settings';
 import { checkOrigin, originPolicy } from './config/origins';
 import { DockerRuntime, type ContainerRuntime } from './docker/runtime';
 import { Gateway } from './gateway/gateway';
-import { GatewayHttp, linkInstanceUrl, matchGatewayPath, matchLinkPath } from './gateway/http';
+import { GatewayHttp, linkInstanceUrl, matchGatewayPath, matchLinkPath, type LinkPath } from './gateway/http';
 import { engineLogSource, linkedNodeLogSource, serveLinkedLogs } from './api/logs';
 import { ensureGatewaySecret, GatewayKeys } from './gateway/linkKeys';
 import { RemoteNodes } from './gateway/remoteNodes';
@@ -269,8 +269,8 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
 
     const origins = originPolicy(settings);
     // MCP traffic skips express: its routing and response helpers cost more CPU per call than the whole proxy hop.
-    const serve = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-      const link = mcpHttp && keys ? matchLinkPath(req.url) : undefined;
+    const serve = (req: http.IncomingMessage, res: http.ServerResponse, mcpPath: McpPath | undefined): void => {
+      const link = mcpHttp && keys ? mcpPath?.link : undefined;
       if (link) {
         // The gateway link: other gateways of the cluster only, with the link token (not the API token).
         if (!keys!.linkAuthorized(req.headers.authorization)) {
@@ -297,7 +297,7 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
           void serveMetrics(req, res, metrics);
         });
       }
-      const route = mcpHttp ? matchGatewayPath(req.url) : undefined;
+      const route = mcpHttp ? mcpPath?.gateway : undefined;
       if (!mcpHttp || !route) return void app(req, res);
       // DNS-rebinding protection before the token: the link above carries no Origin and has its own token.
       const forbidden = checkOrigin(req.headers, origins);
@@ -336,14 +336,15 @@ export async function createMcpd(settings: Settings, overrides: McpdOverrides = 
       });
     };
     const server = http.createServer((req, res) => {
-      if (!tracing) return serve(req, res);
-      const name = serverSpanName(req);
+      const mcpPath = matchMcpPath(req.url);
+      if (!tracing) return serve(req, res, mcpPath);
+      const name = serverSpanName(req, mcpPath);
       // Scrapes and health checks every few seconds would bury the traces worth reading.
-      if (name === undefined) return serve(req, res);
+      if (name === undefined) return serve(req, res, mcpPath);
       const traced = startServerSpan(tracing.tracer, req, res, name);
       // MCP traffic carries its trace explicitly (src/tracing/http.ts says why); the API's Temporal client reads the active one.
-      if (name.endsWith(' /mcp') || name.endsWith(' /mcp-link')) serve(req, res);
-      else context.with(traced, () => serve(req, res));
+      if (mcpPath) serve(req, res, mcpPath);
+      else context.with(traced, () => serve(req, res, mcpPath));
     });
     httpServer = server;
     await new Promise<void>((resolve, reject) => {
@@ -404,12 +405,21 @@ async function settledAuthorization(outcome: AuthOutcome | Promise<AuthOutcome>)
   }
 }
 
+/** An MCP endpoint a request names: the gateway link between nodes, or a gateway path; matched once per request. */
+type McpPath = { link: LinkPath; gateway?: undefined } | { gateway: NonNullable<ReturnType<typeof matchGatewayPath>>; link?: undefined };
+
+function matchMcpPath(url: string | undefined): McpPath | undefined {
+  const link = matchLinkPath(url);
+  if (link) return { link };
+  const gateway = matchGatewayPath(url);
+  return gateway ? { gateway } : undefined;
+}
+
 /** The name of a request's server span (bounded: no ids or names in it); undefined for requests not traced. */
-function serverSpanName(req: http.IncomingMessage): string | undefined {
+function serverSpanName(req: http.IncomingMessage, mcpPath: McpPath | undefined): string | undefined {
+  const method = req.method ?? 'GET';
+  if (mcpPath) return `${method} ${mcpPath.link ? '/mcp-link' : '/mcp'}`;
   const path = (req.url ?? '/').split('?')[0];
   if (path === '/metrics' || path === '/healthz' || path === '/readyz') return undefined;
-  const method = req.method ?? 'GET';
-  if (matchLinkPath(req.url)) return `${method} /mcp-link`;
-  if (matchGatewayPath(req.url)) return `${method} /mcp`;
   return path.startsWith('/api/') ? `${method} /api/v1` : `${method} ${path === '/' ? '/' : 'other'}`;
 }

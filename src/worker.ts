@@ -6,7 +6,7 @@
  * plus the node's Docker exit watcher and container reaper. Either half can be
  * switched off, so a node-only process can run next to a remote Docker engine.
  */
-import type { Client } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import {
   OpenTelemetryActivityInboundInterceptor,
@@ -131,7 +131,10 @@ export async function createWorkers(deps: WorkerDeps): Promise<McpdWorkers> {
         ...POLLERS,
         activities: {
           ...createControlActivities({ secrets: deps.secrets, metrics: deps.metrics }),
-          ...createServerActivities({ client: deps.client }),
+          ...createServerActivities({
+            client: deps.client,
+            eagerStarter: new Client({ connection: deps.connection, namespace: deps.namespace, interceptors: deps.client.options.interceptors }),
+          }),
           ...createNodeRegistryActivities({ client: deps.client }),
         },
       }),

@@ -1,6 +1,7 @@
 /**
  * The Policy kind: a named Cedar policy set that decides, per principal, which tools,
- * resources and prompts the gateway lets through. Applied like servers (`mcpctl apply
+ * resources and prompts the gateway lets through. Lists show what the principal may use:
+ * tools by "tools/list", resources by "resources/read", prompts by "prompts/get". Applied like servers (`mcpctl apply
  * -f`, `PUT /api/v1/policies/<name>`), kept by one workflow (policySetWorkflow) and
  * published in its memo, where every gateway of the cluster reads it.
  *

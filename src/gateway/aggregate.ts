@@ -95,7 +95,7 @@ export class AggregateCatalog {
   }
 
   /** The tools this endpoint exposes; `visible` (the session's policy) leaves out the ones it may not see. */
-  async listTools(visible?: (server: string, tool: string) => boolean): Promise<Result> {
+  async listTools(visible?: ListFilter): Promise<Result> {
     const spec = await this.currentSpec();
     const collected = await this.collect('tools');
     if (spec) {
@@ -103,7 +103,7 @@ export class AggregateCatalog {
       this.toolRoutes = exposed.routes;
       this.reportClashes('tool', exposed.clashes, this.toolClashes);
       this.toolClashes = exposed.clashes;
-      return { tools: visible ? exposed.items.filter((t) => this.routeVisible(String(t.name), visible)) : exposed.items };
+      return { tools: visible ? exposed.items.filter((t) => routeVisible(this.toolRoutes, String(t.name), visible)) : exposed.items };
     }
     const tools: Record<string, unknown>[] = [];
     for (const { server, items } of collected) {
@@ -145,7 +145,8 @@ export class AggregateCatalog {
     return tools === undefined || (tools as { name?: unknown }[]).some((t) => t.name === name);
   }
 
-  async listPrompts(): Promise<Result> {
+  /** The prompts this endpoint exposes; `visible` (the session's policy) leaves out the ones it may not get. */
+  async listPrompts(visible?: ListFilter): Promise<Result> {
     const spec = await this.currentSpec();
     const collected = await this.collect('prompts');
     if (spec) {
@@ -153,7 +154,7 @@ export class AggregateCatalog {
       this.promptRoutes = exposed.routes;
       this.reportClashes('prompt', exposed.clashes, this.promptClashes);
       this.promptClashes = exposed.clashes;
-      return { prompts: exposed.items };
+      return { prompts: visible ? exposed.items.filter((p) => routeVisible(this.promptRoutes, String(p.name), visible)) : exposed.items };
     }
     const prompts: Record<string, unknown>[] = [];
     for (const { server, items } of collected) {
@@ -161,7 +162,9 @@ export class AggregateCatalog {
         server,
         items.map((p) => String(p.name)),
       );
-      items.forEach((prompt, i) => prompts.push({ ...prompt, name: names[i] }));
+      items.forEach((prompt, i) => {
+        if (!visible || visible(server, String(prompt.name))) prompts.push({ ...prompt, name: names[i] });
+      });
     }
     return { prompts };
   }
@@ -184,7 +187,8 @@ export class AggregateCatalog {
     return target;
   }
 
-  async listResources(): Promise<Result> {
+  /** The resources this endpoint exposes; `visible` (the session's policy) leaves out the ones it may not read. */
+  async listResources(visible?: ListFilter): Promise<Result> {
     const spec = await this.currentSpec();
     const resources: Record<string, unknown>[] = [];
     for (const { server, items } of await this.collect('resources')) {
@@ -192,8 +196,9 @@ export class AggregateCatalog {
         const uri = String(r.uri);
         if (spec && !servesResource(spec, server, uri)) continue;
         if (!this.resourceOwners.has(uri) || this.resourceOwners.get(uri) === server) {
+          // Owners are known whatever the session may see: reads are routed (and checked) by them.
           this.resourceOwners.set(uri, server);
-          resources.push(r);
+          if (!visible || visible(server, uri)) resources.push(r);
         }
       }
     }
@@ -239,20 +244,14 @@ export class AggregateCatalog {
 
   /** Tool search: the exposed tools best matching a query (see ToolIndex). */
   /** The best matches of `query` among the exposed tools; `visible` (the session's policy) leaves out the ones it may not see. */
-  async findTools(query: string, limit: number, visible?: (server: string, tool: string) => boolean): Promise<Record<string, unknown>[]> {
+  async findTools(query: string, limit: number, visible?: ListFilter): Promise<Record<string, unknown>[]> {
     const { tools } = (await this.listTools()) as { tools: Record<string, unknown>[] };
     this.search.update(tools);
     if (!visible) return this.search.find(query, limit);
     return this.search
       .find(query, tools.length)
-      .filter((t) => this.routeVisible(String(t.name), visible))
+      .filter((t) => routeVisible(this.toolRoutes, String(t.name), visible))
       .slice(0, limit);
-  }
-
-  /** Whether the upstream tool behind an exposed name is one `visible` lets the session see. */
-  private routeVisible(name: string, visible: (server: string, tool: string) => boolean): boolean {
-    const route = this.toolRoutes.get(name);
-    return route !== undefined && visible(route.server, route.name);
   }
 
   private reportClashes(kind: 'tool' | 'prompt', clashes: Clash[], before: Clash[]): void {
@@ -393,8 +392,16 @@ export function createAggregateServer(
     const refusal = policy?.refusal(action, resource, note);
     if (refusal) throw new McpError(POLICY_DENIED_CODE, refusal);
   };
-  /** Which tools the session's policy lets it see; undefined when no policy applies. */
-  const visibleTool = policy?.enforcing ? (server: string, name: string) => policy.visible('tools/list', { kind: 'tool', server, name }) : undefined;
+  /**
+   * The session's policy as a filter of a list, asked at each list (policies come and go
+   * during a session); undefined while none is in force. Prompts and resources are listed
+   * to those who may get or read them; tools have their own tools/list action.
+   */
+  const policyFilter = (action: PolicyAction, resourceOf: (server: string, key: string) => PolicyResource): ListFilter | undefined =>
+    policy?.enforcing ? (server, key) => policy.visible(action, resourceOf(server, key)) : undefined;
+  const visibleTools = () => policyFilter('tools/list', (server, name) => ({ kind: 'tool', server, name }));
+  const visiblePrompts = () => policyFilter('prompts/get', (server, name) => ({ kind: 'prompt', server, name }));
+  const visibleResources = () => policyFilter('resources/read', (server, uri) => ({ kind: 'resource', server, uri }));
 
   const callTool = async (name: string, params: Params, extra: Extra): Promise<Result> => {
     const target = await catalog.resolveTool(name);
@@ -405,13 +412,18 @@ export function createAggregateServer(
   server.setRequestHandler(ListToolsRequestSchema, async (request, extra) => {
     const spec = await catalog.currentSpec();
     if (spec?.toolSearch) return { tools: TOOL_SEARCH_TOOLS.map((t) => ({ ...t })) };
-    const listed = await catalog.listTools(visibleTool);
-    const note = visibleTool ? audit?.note(extra.requestId) : undefined;
+    const visible = visibleTools();
+    const listed = await catalog.listTools(visible);
+    const note = visible ? audit?.note(extra.requestId) : undefined;
     if (note) note.decidedBy = `policy: ${(listed.tools as unknown[]).length} tools visible`;
     return page(listed, 'tools', request.params?.cursor, pageSize);
   });
-  server.setRequestHandler(ListPromptsRequestSchema, async (request) => page(await catalog.listPrompts(), 'prompts', request.params?.cursor, pageSize));
-  server.setRequestHandler(ListResourcesRequestSchema, async (request) => page(await catalog.listResources(), 'resources', request.params?.cursor, pageSize));
+  server.setRequestHandler(ListPromptsRequestSchema, async (request) =>
+    page(await catalog.listPrompts(visiblePrompts()), 'prompts', request.params?.cursor, pageSize),
+  );
+  server.setRequestHandler(ListResourcesRequestSchema, async (request) =>
+    page(await catalog.listResources(visibleResources()), 'resources', request.params?.cursor, pageSize),
+  );
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async (request) =>
     page(await catalog.listResourceTemplates(), 'resourceTemplates', request.params?.cursor, pageSize),
   );
@@ -423,7 +435,7 @@ export function createAggregateServer(
       if (request.params.name === 'find_tools') {
         if (typeof args.query !== 'string') throw new McpError(ErrorCode.InvalidParams, 'find_tools: "query" must be a string');
         const limit = typeof args.limit === 'number' && Number.isInteger(args.limit) ? Math.min(Math.max(args.limit, 1), 50) : 10;
-        const found = (await catalog.findTools(args.query, limit, visibleTool)).map((t) => ({
+        const found = (await catalog.findTools(args.query, limit, visibleTools())).map((t) => ({
           name: t.name,
           description: t.description,
           inputSchema: t.inputSchema,
@@ -509,4 +521,13 @@ export function createAggregateServer(
   });
 
   return { server, close: stopListening };
+}
+
+/** Whether a list item stays in a session's list: its server, and its name (or URI). */
+type ListFilter = (server: string, key: string) => boolean;
+
+/** Whether the upstream item behind an exposed name is one `visible` lets the session see. */
+function routeVisible(routes: Map<string, QualifiedName>, name: string, visible: ListFilter): boolean {
+  const route = routes.get(name);
+  return route !== undefined && visible(route.server, route.name);
 }

@@ -145,15 +145,15 @@ export class PassthroughSession {
     return this.visibleOnly(method, result, note);
   }
 
-  /** A tools/list answer without the tools the session's policy hides. */
+  /** A list answer without the items the session's policy hides (tools/list; prompts and resources it may not get or read). */
   private visibleOnly(method: string, result: Result, note: { decidedBy?: string } | undefined): Result {
     const policy = this.policy;
-    if (method !== 'tools/list' || !policy?.enforcing || !Array.isArray(result.tools)) return result;
-    const tools = (result.tools as { name?: unknown }[]).filter((t) =>
-      policy.visible('tools/list', { kind: 'tool', server: this.server, name: String(t.name) }),
-    );
-    if (note) note.decidedBy = `policy: ${tools.length} of ${result.tools.length} tools visible`;
-    return { ...result, tools };
+    const filter = POLICY_FILTERED_LISTS[method];
+    const items = filter ? result[filter.key] : undefined;
+    if (!filter || !policy?.enforcing || !Array.isArray(items)) return result;
+    const visible = (items as Record<string, unknown>[]).filter((item) => policy.visible(filter.action, filter.resource(this.server, item)));
+    if (note) note.decidedBy = `policy: ${visible.length} of ${items.length} ${filter.key} visible`;
+    return { ...result, [filter.key]: visible };
   }
 
   private initializeResult(instanceId: string, params: Params | undefined): Result {
@@ -205,6 +205,16 @@ export class PassthroughSession {
     this.transport.send(message as JSONRPCMessage, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch(() => undefined);
   }
 }
+
+/** The lists a session's policy filters: each item is shown when the policy allows `action` on it. */
+const POLICY_FILTERED_LISTS: Record<
+  string,
+  { key: string; action: PolicyAction; resource: (server: string, item: Record<string, unknown>) => PolicyResource }
+> = {
+  'tools/list': { key: 'tools', action: 'tools/list', resource: (server, item) => ({ kind: 'tool', server, name: String(item.name) }) },
+  'prompts/list': { key: 'prompts', action: 'prompts/get', resource: (server, item) => ({ kind: 'prompt', server, name: String(item.name) }) },
+  'resources/list': { key: 'resources', action: 'resources/read', resource: (server, item) => ({ kind: 'resource', server, uri: String(item.uri) }) },
+};
 
 /** The policy action and resource of a client request, or undefined for requests policies do not govern. */
 function governedBy(server: string, method: string, params: Params | undefined): { action: PolicyAction; resource: PolicyResource } | undefined {

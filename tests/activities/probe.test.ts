@@ -79,10 +79,10 @@ describe('probeLoop activity', function () {
     const result = await run(loopInput({ state: { health: 'degraded', consecutiveFailures: 1 }, failureThreshold: 5, maxSeconds: 100 }));
     // fail (2), fail (3), ok -> healthy: the one change.
     assert.deepEqual(result, { state: { health: 'healthy', consecutiveFailures: 0 }, changed: true, reason: null, probes: 3 });
-    // At the start, then after every counted probe.
+    // After every counted probe; none at the start, whose state is the input's.
     assert.deepEqual(
       heartbeats.map((h) => h.state.consecutiveFailures),
-      [1, 2, 3, 0],
+      [2, 3, 0],
     );
   });
 

@@ -1,8 +1,10 @@
 /**
- * Per-tool Cedar policies against a real mcpd process and a real gitea-like server
- * container, driven as a team would: an admin applies Policy documents with `mcpctl
- * apply -f`; MCP SDK clients with scoped tokens of different roles and groups then see
- * only the tools they may (tools/list filtered on /mcp and /mcp/servers/<name>), get a
+ * Per-tool Cedar policies against a real mcpd process and real server containers
+ * (gitea-like, and the MCP project's everything server for resources and prompts),
+ * driven as a team would: an admin applies Policy documents with `mcpctl apply -f`; MCP
+ * SDK clients with scoped tokens of different roles and groups then see only the tools,
+ * resources and prompts they may use (lists filtered on /mcp, /mcp/servers/<name> and
+ * virtual servers), get a
  * JSON-RPC error saying "denied by policy" for a call they may not make (and an audit
  * record with decision denied), and everything is allowed again once the policies are
  * deleted. A policy that does not parse or does not fit mcpd's schema is refused with
@@ -29,7 +31,10 @@ describe('Cedar policies on a real mcpd', function () {
 
   const suffix = randomBytes(3).toString('hex');
   const server = `t-pol-${suffix}`;
-  const policyNames = [`t-pol-dev-${suffix}`, `t-pol-echo-${suffix}`];
+  const policyNames = [`t-pol-dev-${suffix}`, `t-pol-echo-${suffix}`, `t-pol-ev-${suffix}`];
+  // A server with resources and prompts (the MCP project's everything server), and a virtual server over it.
+  const everything = `t-pol-ev-${suffix}`;
+  const virtualEverything = `t-pol-vev-${suffix}`;
   // Virtual servers over the test server: its tools by their own names, and behind tool search.
   const virtualPlain = `t-pol-v-${suffix}`;
   const virtualSearch = `t-pol-vs-${suffix}`;
@@ -87,23 +92,27 @@ describe('Cedar policies on a real mcpd', function () {
       assert.equal(created.code, 0, created.stderr);
       tokens[name] = created.stdout.trim();
     }
-    const applied = await api('PUT', `/api/v1/servers/${server}`, {
-      name: server,
-      image: 'mcpd/gitea-like:dev',
-      healthCheck: { tool: 'echo', arguments: { message: 'probe' }, intervalSeconds: 30, timeoutSeconds: 10 },
-    });
-    assert.ok([200, 201].includes(applied.status), applied.text);
-    assert.equal((await api('POST', `/api/v1/servers/${server}/start`)).status, 200);
-    await waitForValue(
-      async () => (await api('GET', `/api/v1/instances?server=${server}`)).json.items as InstanceView[],
-      (items) => items.length === 1 && items[0].status === 'RUNNING' && items[0].health === 'healthy',
-      { timeoutMs: 90_000, what: `${server} RUNNING and healthy`, describe: (items) => JSON.stringify(items.map((v) => [v.status, v.health])) },
-    );
-    for (const [name, toolSearch] of [
-      [virtualPlain, false],
-      [virtualSearch, true],
+    for (const spec of [
+      { name: server, image: 'mcpd/gitea-like:dev', healthCheck: { tool: 'echo', arguments: { message: 'probe' }, intervalSeconds: 30, timeoutSeconds: 10 } },
+      { name: everything, image: 'mcpd/server-everything:dev' },
+    ]) {
+      const applied = await api('PUT', `/api/v1/servers/${spec.name}`, spec);
+      assert.ok([200, 201].includes(applied.status), applied.text);
+      assert.equal((await api('POST', `/api/v1/servers/${spec.name}/start`)).status, 200);
+    }
+    for (const name of [server, everything]) {
+      await waitForValue(
+        async () => (await api('GET', `/api/v1/instances?server=${name}`)).json.items as InstanceView[],
+        (items) => items.length === 1 && items[0].status === 'RUNNING' && items[0].health === 'healthy',
+        { timeoutMs: 90_000, what: `${name} RUNNING and healthy`, describe: (items) => JSON.stringify(items.map((v) => [v.status, v.health])) },
+      );
+    }
+    for (const [name, toolSearch, over] of [
+      [virtualPlain, false, server],
+      [virtualSearch, true, server],
+      [virtualEverything, false, everything],
     ] as const) {
-      const virtual = await api('PUT', `/api/v1/virtualservers/${name}`, { name, naming: 'none', toolSearch, servers: [{ name: server }] });
+      const virtual = await api('PUT', `/api/v1/virtualservers/${name}`, { name, naming: 'none', toolSearch, servers: [{ name: over }] });
       assert.equal(virtual.status, 201, virtual.text);
     }
   });
@@ -111,12 +120,12 @@ describe('Cedar policies on a real mcpd', function () {
   after(async () => {
     if (mcpd) {
       await deleteOurPolicies();
-      for (const name of [virtualPlain, virtualSearch]) await api('DELETE', `/api/v1/virtualservers/${name}`).catch(() => undefined);
-      await api('DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
+      for (const name of [virtualPlain, virtualSearch, virtualEverything]) await api('DELETE', `/api/v1/virtualservers/${name}`).catch(() => undefined);
+      for (const name of [server, everything]) await api('DELETE', `/api/v1/servers/${name}`).catch(() => undefined);
       await mcpd.stop();
     }
     if (cwd) fs.rmSync(cwd, { recursive: true, force: true });
-    await removeContainers({ label: `${LABELS.server}=${server}` });
+    for (const name of [server, everything]) await removeContainers({ label: `${LABELS.server}=${name}` });
   });
 
   it('without policies, every tool is listed and callable (as before policies existed)', async () => {
@@ -224,6 +233,45 @@ describe('Cedar policies on a real mcpd', function () {
       await assert.rejects(search.callTool({ name: 'call_tool', arguments: { name: 'get_me', arguments: {} } }), /denied by policy/);
     } finally {
       await Promise.all([plain.close(), dev.close(), search.close()]);
+    }
+  });
+
+  it('resource and prompt lists hold only what the principal may read or get, on every kind of endpoint', async () => {
+    const applied = await api('PUT', `/api/v1/policies/${policyNames[2]}`, {
+      name: policyNames[2],
+      policy: [
+        `permit(principal in Mcpd::Group::"dev", action, resource in Mcpd::Server::"${everything}");`,
+        `permit(principal in Mcpd::Role::"client", action == Mcpd::Action::"prompts/get", resource == Mcpd::Prompt::"${everything}/simple-prompt");`,
+      ].join('\n'),
+    });
+    assert.equal(applied.status, 201, applied.text);
+    const dev = await connect(`/mcp/servers/${everything}`, tokens.dev);
+    const plain = await connect(`/mcp/servers/${everything}`, tokens.plain);
+    const plainAggregate = await connect('/mcp', tokens.plain);
+    const plainVirtual = await connect(`/mcp/virtual/${virtualEverything}`, tokens.plain);
+    const promptNames = async (client: Client) => (await client.listPrompts()).prompts.map((p) => p.name).sort();
+    const resourceUris = async (client: Client) => (await client.listResources()).resources.map((r) => r.uri);
+    try {
+      const devPrompts = await promptNames(dev);
+      assert.ok(devPrompts.includes('simple-prompt') && devPrompts.length > 1, devPrompts.join(', '));
+      const devResources = await resourceUris(dev);
+      assert.ok(devResources.length > 0, "the dev group sees the server's resources");
+
+      assert.deepEqual(await promptNames(plain), ['simple-prompt']);
+      assert.deepEqual(await resourceUris(plain), []);
+      await assert.rejects(plain.readResource({ uri: devResources[0] }), /denied by policy/, 'what is not listed is not readable either');
+      assert.deepEqual(
+        (await promptNames(plainAggregate)).filter((n) => n.startsWith(`${everything}__`)),
+        [`${everything}__simple-prompt`],
+      );
+      assert.deepEqual(
+        (await resourceUris(plainAggregate)).filter((uri) => devResources.includes(uri)),
+        [],
+      );
+      assert.deepEqual(await promptNames(plainVirtual), ['simple-prompt']);
+      assert.deepEqual(await resourceUris(plainVirtual), []);
+    } finally {
+      await Promise.all([dev.close(), plain.close(), plainAggregate.close(), plainVirtual.close()]);
     }
   });
 
