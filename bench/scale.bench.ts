@@ -11,7 +11,8 @@
  * formulas, and the goals of issue 9 beside the measured values. The baseline, from
  * the same run: the same N containers started with plain `docker run -d` (same
  * concurrency, no MCP handshake), time and memory. Needs the stack `npm run bench`
- * starts (its own in-memory Temporal, so every workflow in it is this bench's).
+ * starts (its own Temporal dev server, SQLite in a temporary data dir as `npm start` keeps
+ * it, so every workflow in it is this bench's).
  * Environment: MCPD_START_CONCURRENCY is passed on to mcpd and bounds the baseline too.
  */
 import { execFile } from 'node:child_process';

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: compiles, prepares the toolchain, Docker engine and images,
- * starts a throwaway in-memory stack (Temporal dev server, OpenBao dev mode) on
- * free loopback ports, and runs every benchmark; each prints a table with its
+ * starts a throwaway stack (the Temporal dev server with its SQLite file in a temporary
+ * data dir, as `npm start` keeps it; OpenBao in dev mode) on free loopback ports, and
+ * runs every benchmark; each prints a table with its
  * baseline measured in the same run.
  *   - dist/bench/lifecycle.bench.js: start call -> RUNNING vs a plain `docker run`
  *   - dist/bench/gateway.bench.js: tools/call latency and throughput, direct vs gateway
@@ -32,7 +33,8 @@ const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpd-bench-'));
 const stack = await embedded().stack.startStack(
   {
     dataDir,
-    temporal: { port: await freePort(), uiPort: null, persistent: false },
+    // Persistent like `npm start`'s (SQLite in the data dir): the figures are those of the embedded default.
+    temporal: { port: await freePort(), uiPort: null, persistent: true },
     openbao: { port: await freePort(), persistent: false },
     env: {},
   },

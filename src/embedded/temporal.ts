@@ -30,6 +30,15 @@ export interface TemporalDevServer {
 
 export const HOST = '127.0.0.1';
 
+/**
+ * A write-ahead log, synced at checkpoints rather than at every commit: SQLite's default
+ * (a rollback journal, synced per commit) made the embedded server the slowest part of
+ * starting hundreds of instances (bench/scale: 300 healthy after 80 s, 66 s with these).
+ * A crash of any process loses nothing; a power cut may lose the last commits, never the
+ * file's consistency.
+ */
+const SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
+
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const address = `${HOST}:${options.port}`;
   if (await isPortOpen(HOST, options.port)) {
@@ -43,7 +52,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   else args.push('--ui-port', String(options.uiPort), '--ui-disable-news-fetch');
   if (options.dbFile) {
     fs.mkdirSync(path.dirname(options.dbFile), { recursive: true });
-    args.push('--db-filename', options.dbFile);
+    args.push('--db-filename', options.dbFile, ...SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]));
   }
   if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
   for (const name of Object.values(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=Keyword`);
