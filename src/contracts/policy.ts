@@ -1,9 +1,10 @@
 /**
  * The Policy kind: a named Cedar policy set that decides, per principal, which tools,
- * resources and prompts the gateway lets through. Lists show what the principal may use:
- * tools by "tools/list", resources by "resources/read", prompts by "prompts/get". Applied like servers (`mcpctl apply
- * -f`, `PUT /api/v1/policies/<name>`), kept by one workflow (policySetWorkflow) and
- * published in its memo, where every gateway of the cluster reads it.
+ * resources and prompts the gateway lets through (lists show what the principal may use:
+ * tools by "tools/list", resources by "resources/read", prompts by "prompts/get").
+ * Applied like servers (`mcpctl apply -f`, `PUT /api/v1/policies/<name>`), kept by one
+ * workflow (policySetWorkflow) and published in its memo, where every gateway of the
+ * cluster reads it.
  *
  * The Cedar names mcpd evaluates with, and the schema policies are validated against:
  *   principal  Mcpd::User::"<name>"  { name, role, source }  in its Mcpd::Group::"<g>"s and Mcpd::Role::"<role>"

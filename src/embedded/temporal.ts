@@ -33,7 +33,7 @@ export const HOST = '127.0.0.1';
 /**
  * A write-ahead log, synced at checkpoints rather than at every commit: SQLite's default
  * (a rollback journal, synced per commit) made the embedded server the slowest part of
- * starting hundreds of instances (bench/scale: 300 healthy after 80 s, 66 s with these).
+ * starting hundreds of instances (bench/scale: 300 healthy after 80-91 s, 62-66 s with these).
  * A crash of any process loses nothing; a power cut may lose the last commits, never the
  * file's consistency.
  */

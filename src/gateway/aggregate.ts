@@ -32,7 +32,7 @@ import type { VirtualServerSpec } from '../contracts/virtualServer';
 import { clashMessage, exposePrompts, exposeTools, servesResource, ToolIndex, type Clash, type ServerItems } from './virtualCatalog';
 import type { CallHooks, Params, Result } from './upstream';
 import type { SessionAudit } from './requestAudit';
-import type { SessionPolicy } from './sessionPolicy';
+import { listFilter, type ListFilter, type SessionPolicy } from './sessionPolicy';
 import { POLICY_DENIED_CODE, type PolicyAction } from '../contracts/policy';
 import type { PolicyResource } from '../policy/entities';
 import { mcpTarget } from '../audit/record';
@@ -392,17 +392,7 @@ export function createAggregateServer(
     const refusal = policy?.refusal(action, resource, note);
     if (refusal) throw new McpError(POLICY_DENIED_CODE, refusal);
   };
-  /**
-   * The session's policy as a filter of a list, asked at each list (policies come and go
-   * during a session); undefined while none is in force. Prompts and resources are listed
-   * to those who may get or read them; tools have their own tools/list action.
-   */
-  const policyFilter = (action: PolicyAction, resourceOf: (server: string, key: string) => PolicyResource): ListFilter | undefined =>
-    policy?.enforcing ? (server, key) => policy.visible(action, resourceOf(server, key)) : undefined;
-  const visibleTools = () => policyFilter('tools/list', (server, name) => ({ kind: 'tool', server, name }));
-  const visiblePrompts = () => policyFilter('prompts/get', (server, name) => ({ kind: 'prompt', server, name }));
-  const visibleResources = () => policyFilter('resources/read', (server, uri) => ({ kind: 'resource', server, uri }));
-
+  const visibleTools = () => listFilter(policy, 'tools');
   const callTool = async (name: string, params: Params, extra: Extra): Promise<Result> => {
     const target = await catalog.resolveTool(name);
     enforce('tools/call', { kind: 'tool', server: target.server, name: target.name }, extra);
@@ -419,10 +409,10 @@ export function createAggregateServer(
     return page(listed, 'tools', request.params?.cursor, pageSize);
   });
   server.setRequestHandler(ListPromptsRequestSchema, async (request) =>
-    page(await catalog.listPrompts(visiblePrompts()), 'prompts', request.params?.cursor, pageSize),
+    page(await catalog.listPrompts(listFilter(policy, 'prompts')), 'prompts', request.params?.cursor, pageSize),
   );
   server.setRequestHandler(ListResourcesRequestSchema, async (request) =>
-    page(await catalog.listResources(visibleResources()), 'resources', request.params?.cursor, pageSize),
+    page(await catalog.listResources(listFilter(policy, 'resources')), 'resources', request.params?.cursor, pageSize),
   );
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async (request) =>
     page(await catalog.listResourceTemplates(), 'resourceTemplates', request.params?.cursor, pageSize),
@@ -522,9 +512,6 @@ export function createAggregateServer(
 
   return { server, close: stopListening };
 }
-
-/** Whether a list item stays in a session's list: its server, and its name (or URI). */
-type ListFilter = (server: string, key: string) => boolean;
 
 /** Whether the upstream item behind an exposed name is one `visible` lets the session see. */
 function routeVisible(routes: Map<string, QualifiedName>, name: string, visible: ListFilter): boolean {

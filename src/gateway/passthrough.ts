@@ -18,7 +18,7 @@ import type { Gateway, ListKind } from './gateway';
 import { RequestTable, type JsonRpcId } from './requestTable';
 import { GatewayErrorCode, UpstreamError, type Params, type Result, type ServerRequest } from './upstream';
 import type { SessionAudit } from './requestAudit';
-import type { SessionPolicy } from './sessionPolicy';
+import { isPolicyListKind, listFilter, type SessionPolicy } from './sessionPolicy';
 import type { PolicyResource } from '../policy/entities';
 import type { PolicyAction } from '../contracts/policy';
 import { POLICY_DENIED_CODE } from '../contracts/policy';
@@ -145,15 +145,17 @@ export class PassthroughSession {
     return this.visibleOnly(method, result, note);
   }
 
-  /** A list answer without the items the session's policy hides (tools/list; prompts and resources it may not get or read). */
+  /** A list answer without the items the session's policy hides (see listFilter). */
   private visibleOnly(method: string, result: Result, note: { decidedBy?: string } | undefined): Result {
-    const policy = this.policy;
-    const filter = POLICY_FILTERED_LISTS[method];
-    const items = filter ? result[filter.key] : undefined;
-    if (!filter || !policy?.enforcing || !Array.isArray(items)) return result;
-    const visible = (items as Record<string, unknown>[]).filter((item) => policy.visible(filter.action, filter.resource(this.server, item)));
-    if (note) note.decidedBy = `policy: ${visible.length} of ${items.length} ${filter.key} visible`;
-    return { ...result, [filter.key]: visible };
+    const list = CACHED_LISTS[method];
+    if (!isPolicyListKind(list)) return result;
+    const visible = listFilter(this.policy, list);
+    const items = result[list];
+    if (!visible || !Array.isArray(items)) return result;
+    const keyOf = (item: Record<string, unknown>) => String(list === 'resources' ? item.uri : item.name);
+    const shown = (items as Record<string, unknown>[]).filter((item) => visible(this.server, keyOf(item)));
+    if (note) note.decidedBy = `policy: ${shown.length} of ${items.length} ${list} visible`;
+    return { ...result, [list]: shown };
   }
 
   private initializeResult(instanceId: string, params: Params | undefined): Result {
@@ -205,16 +207,6 @@ export class PassthroughSession {
     this.transport.send(message as JSONRPCMessage, relatedRequestId === undefined ? undefined : { relatedRequestId }).catch(() => undefined);
   }
 }
-
-/** The lists a session's policy filters: each item is shown when the policy allows `action` on it. */
-const POLICY_FILTERED_LISTS: Record<
-  string,
-  { key: string; action: PolicyAction; resource: (server: string, item: Record<string, unknown>) => PolicyResource }
-> = {
-  'tools/list': { key: 'tools', action: 'tools/list', resource: (server, item) => ({ kind: 'tool', server, name: String(item.name) }) },
-  'prompts/list': { key: 'prompts', action: 'prompts/get', resource: (server, item) => ({ kind: 'prompt', server, name: String(item.name) }) },
-  'resources/list': { key: 'resources', action: 'resources/read', resource: (server, item) => ({ kind: 'resource', server, uri: String(item.uri) }) },
-};
 
 /** The policy action and resource of a client request, or undefined for requests policies do not govern. */
 function governedBy(server: string, method: string, params: Params | undefined): { action: PolicyAction; resource: PolicyResource } | undefined {

@@ -39,3 +39,30 @@ export function sessionPolicy(engine: PolicyEngine, principal: Principal): Sessi
     },
   };
 }
+
+/**
+ * Which decision shows an item of a list: tools have their own tools/list action; prompts
+ * and resources are listed to the principals that may get or read them.
+ */
+const LISTED: Record<PolicyListKind, { action: PolicyAction; resource: (server: string, key: string) => PolicyResource }> = {
+  tools: { action: 'tools/list', resource: (server, name) => ({ kind: 'tool', server, name }) },
+  prompts: { action: 'prompts/get', resource: (server, name) => ({ kind: 'prompt', server, name }) },
+  resources: { action: 'resources/read', resource: (server, uri) => ({ kind: 'resource', server, uri }) },
+};
+
+/** The lists a session's policy filters. */
+export type PolicyListKind = 'tools' | 'prompts' | 'resources';
+
+export function isPolicyListKind(kind: string | undefined): kind is PolicyListKind {
+  return kind === 'tools' || kind === 'prompts' || kind === 'resources';
+}
+
+/** Whether an item stays in a list: its server, and its name (its URI for resources). */
+export type ListFilter = (server: string, key: string) => boolean;
+
+/** The session's policy as a filter of one list, asked at each list (policies come and go); undefined while none is in force. */
+export function listFilter(policy: SessionPolicy | undefined, list: PolicyListKind): ListFilter | undefined {
+  if (!policy?.enforcing) return undefined;
+  const { action, resource } = LISTED[list];
+  return (server, key) => policy.visible(action, resource(server, key));
+}
