@@ -102,15 +102,39 @@ export async function sleep(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A loopback port nothing listens on right now (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A loopback port nothing listens on right now, outside the range the OS hands out to
+ * outgoing connections. A port the OS picks (port 0) comes from that range, and any client
+ * socket of any process could take it between this check and the caller's listen: a test's
+ * mcpd once failed to start with EADDRINUSE that way.
+ */
+export async function freePort(): Promise<number> {
+  const [low, high] = ephemeralPortRange();
+  // Above the ephemeral range when it leaves room there (Linux's default leaves 61000-65535), else below it.
+  const [from, to] = 65535 - high >= 1000 ? [high + 1, 65535] : [10000, low - 1];
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = from + Math.floor(Math.random() * (to - from + 1));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free loopback port found in ${from}-${to} after 50 tries`);
+}
+
+/** The OS's range for outgoing connections' local ports (Linux's default when it cannot be read). */
+function ephemeralPortRange(): [number, number] {
+  try {
+    const [low, high] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high) && low <= high) return [low, high];
+  } catch {
+    // Not Linux, or no /proc.
+  }
+  return [32768, 60999];
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 

@@ -208,16 +208,23 @@ async function launch(plan: LaunchPlan): Promise<McpdProcess> {
       if (timer) clearTimeout(timer);
     }
   };
+  // An mcpd that exits before it is ready has said why in its output: no point waiting out the timeout.
+  const exitedEarly = exited.then((): never => {
+    throw new Error(`mcpd exited (${child.exitCode ?? child.signalCode}) before ${url}/readyz answered 200`);
+  });
+  exitedEarly.catch(() => undefined);
   try {
-    await waitFor(
-      async () => {
-        if (!alive()) throw new Error(`mcpd exited (${child.exitCode ?? child.signalCode})`);
-        const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
-        await res.arrayBuffer();
-        return res.status === 200;
-      },
-      { timeoutMs: plan.readyTimeoutMs, intervalMs: 200, what: `mcpd ${url}/readyz` },
-    );
+    await Promise.race([
+      waitFor(
+        async () => {
+          const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
+          await res.arrayBuffer();
+          return res.status === 200;
+        },
+        { timeoutMs: plan.readyTimeoutMs, intervalMs: 200, what: `mcpd ${url}/readyz` },
+      ),
+      exitedEarly,
+    ]);
   } catch (err) {
     await end('SIGKILL');
     fs.rmSync(plan.dataDir, { recursive: true, force: true });
