@@ -73,11 +73,14 @@ export interface ProbeLoopHeartbeat {
 
 export const MAX_REASON_LENGTH = 200;
 
+/** Why the node ended a loop because the instance's container is being stopped here (stopContainer). */
+class StoppedOnNode extends Error {}
+
 /**
  * The probe loops running on this node, by instance. A loop hears of its cancellation only
- * with a heartbeat's reply, minutes apart, so the node ends it itself: when the instance's
- * container is stopped here (stopContainer), or when a newer loop of the same instance
- * begins (a new probe child, or one that continued as new).
+ * with a heartbeat's reply, minutes apart, so the node ends its probing itself: when the
+ * instance's container is stopped here (stopContainer), or when a newer loop of the same
+ * instance begins (a new probe child, or one that continued as new).
  */
 export class ProbeLoops {
   private readonly running = new Map<string, AbortController>();
@@ -94,9 +97,9 @@ export class ProbeLoops {
     if (this.running.get(instanceId) === loop) this.running.delete(instanceId);
   }
 
-  /** Ends the instance's loop, if one runs here. */
+  /** Ends the probing of the instance's loop, if one runs here (see probeLoop for when its activity ends). */
   stop(instanceId: string, reason: string): void {
-    this.running.get(instanceId)?.abort(new Error(reason));
+    this.running.get(instanceId)?.abort(new StoppedOnNode(reason));
     this.running.delete(instanceId);
   }
 }
@@ -156,7 +159,16 @@ export function createProbeActivities({
         // Cancelled (the instance stopped or restarted, or the probe workflow ended): report it as such.
         if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
         // Ended on the node: its workflow has moved on (a cancellation on its way) or is gone.
-        if (local.signal.aborted) throw new CancelledFailure((local.signal.reason as Error).message);
+        if (local.signal.aborted) {
+          const reason = local.signal.reason as Error;
+          // The container is being stopped because the instance stops or replaces it, and its probe workflow is
+          // cancelled first or closed with the instance: it waits for no verdict. An answer now would be one more
+          // workflow task of the probe and a health signal to its instance per stop (a fleet's delete felt both),
+          // so the loop stays, probing nothing, until the next heartbeat's reply brings that end.
+          if (reason instanceof StoppedOnNode) await untilCancelled(context.cancellationSignal, 2 * (context.info.heartbeatTimeoutMs ?? 60_000));
+          if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
+          throw new CancelledFailure(reason.message);
+        }
         throw err;
       } finally {
         clearInterval(ticker);
@@ -167,6 +179,11 @@ export function createProbeActivities({
 }
 
 export type ProbeActivities = ReturnType<typeof createProbeActivities>;
+
+/** Resolves when `signal` aborts or after `maxMs`, whichever comes first. */
+async function untilCancelled(signal: AbortSignal, maxMs: number): Promise<void> {
+  await sleepFor(maxMs, undefined, { signal }).catch(() => undefined);
+}
 
 /** One probe of an instance the caller has just attached (no node state to wait for), as the probe loop sends it. */
 export function probeAttached(proxy: ProxyExecutor, input: ProbeInput, metrics?: McpdMetrics): Promise<ProbeResult> {

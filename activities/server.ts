@@ -34,6 +34,8 @@ export interface StopInstancesInput {
   server: string;
   instanceIds: string[];
   timeoutSeconds: number;
+  /** The container a node already removed, by instance (NodeActivities.stopContainers): its stop says so. */
+  removed?: Record<string, string>;
 }
 
 /**
@@ -100,12 +102,13 @@ export function createServerActivities({ client, eagerStarter }: { client: Clien
      * of activities and timers in the server's history. Visibility only narrows the wait;
      * an instance counts as ended once a describe says so (visibility may lag behind).
      */
-    async stopInstances({ server, instanceIds, timeoutSeconds }: StopInstancesInput): Promise<string[]> {
+    async stopInstances({ server, instanceIds, timeoutSeconds, removed = {} }: StopInstancesInput): Promise<string[]> {
       const context = Context.current();
       const deadline = Date.now() + timeoutSeconds * 1000;
       await mapLimit(instanceIds, STOP_SIGNAL_CONCURRENCY, async (id) => {
         try {
-          await client.workflow.getHandle(id).signal(stopSignal);
+          const containerRemoved = removed[id];
+          await client.workflow.getHandle(id).signal(stopSignal, ...(containerRemoved !== undefined ? [{ containerRemoved }] : []));
         } catch (err) {
           // Not running any more: nothing to stop.
           if (!(err instanceof WorkflowNotFoundError)) throw err;
@@ -122,6 +125,17 @@ export function createServerActivities({ client, eagerStarter }: { client: Clien
         if (waiting.size === 0 || Date.now() >= deadline) return [...waiting];
         await sleep(Math.min(STOP_POLL_MS, deadline - Date.now()), undefined, { signal: context.cancellationSignal });
       }
+    },
+
+    /** The node of each of these instances that visibility lists as running (McpNode), so a batch stop can go to their nodes. */
+    async instanceNodes({ server, instanceIds }: { server: string; instanceIds: string[] }): Promise<Record<string, string>> {
+      const wanted = new Set(instanceIds);
+      const nodes: Record<string, string> = {};
+      for await (const info of client.workflow.list({ query: instanceListQuery({ server }) })) {
+        const node = info.typedSearchAttributes.get(mcpNodeKey);
+        if (wanted.has(info.workflowId) && node !== undefined) nodes[info.workflowId] = node;
+      }
+      return nodes;
     },
 
     /**

@@ -56,6 +56,12 @@ export interface StopContainerInput {
   remove: boolean;
 }
 
+/** A batch of instances stopping for good (a server's stop, scale-down or delete) whose containers the node removes at once. */
+export interface StopContainersInput {
+  instanceIds: string[];
+  reason: string;
+}
+
 /** Failure types the workflow's own backoff governs (the activity is not retried). */
 export const FAILURE_TYPES = {
   secretResolution: 'SecretResolutionFailed',

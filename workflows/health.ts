@@ -64,7 +64,7 @@ export const PROBE_LOOP_SECONDS = 3_600;
  * PROBE_HEARTBEAT_SHARE of this. What a heartbeat used to be needed for comes sooner another
  * way: a node worker that restarts tells its instances' probes at once (probeLoopLost), a
  * node that stays down is NotReady after its 20 s lease and its instances move, and a loop
- * whose container is stopped on the node ends there at once. Only a worker that dies and
+ * whose container is stopped on the node stops probing there at once. Only a worker that dies and
  * never returns while no other node fits is noticed this late (the lost loop counts as one
  * failed probe and a new loop starts).
  */

@@ -217,6 +217,8 @@ class InstanceRun {
   private nodeWaitMs = 0;
   /** This attempt's start probe passed: the probe child waits an interval before its first probe. */
   private probedAtStart = false;
+  /** The container the node removed before the stop signal said so (a server's batch stop); null: stop removes its own. */
+  private containerRemovedForStop: string | null = null;
 
   /** The node this instance runs on: where it placed itself, else where the server placed it; null before it has one. */
   private get nodeName(): string | null {
@@ -255,8 +257,9 @@ class InstanceRun {
     setHandler(forceRetrySignal, (request) => {
       this.s = machine.withRetryRequest(this.s, request?.reason);
     });
-    setHandler(stopSignal, () => {
+    setHandler(stopSignal, (request) => {
       this.inbox.stopRequested = true;
+      if (request?.containerRemoved !== undefined) this.containerRemovedForStop = request.containerRemoved;
     });
     setHandler(restartSignal, () => {
       this.inbox.restartRequested = true;
@@ -557,7 +560,9 @@ class InstanceRun {
     // for it cost two workflow tasks of each workflow per instance, which a fleet's delete felt.
     if (patched(FINAL_STOP_PATCH)) this.probe = null;
     else await this.stopProbe();
-    await this.stopCurrent('instance stopped', true);
+    // Removed by its node already (a batch stop): this workflow ends in the task that took the stop.
+    if (this.s.containerId !== null && this.s.containerId === this.containerRemovedForStop) this.s = machine.containerRemoved(this.s);
+    else await this.stopCurrent('instance stopped', true);
     this.s = machine.stopped(this.s, now());
     this.publish();
     return this.view();

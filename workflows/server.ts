@@ -25,10 +25,11 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { NodeActivities } from '../activities/node';
 import type { NodeRegistryActivities } from '../activities/nodes';
 import type { ServerActivities } from '../activities/server';
 import { describeFieldErrors, validateSpec, type McpServerSpec } from '../src/contracts/spec';
-import { instanceId, TASK_QUEUE, type InstanceView } from '../src/contracts/instance';
+import { instanceId, nodeTaskQueue, TASK_QUEUE, type InstanceView } from '../src/contracts/instance';
 import { mcpHealthKey, mcpInstanceStatusKey, mcpNodeKey, mcpServerKey } from '../src/contracts/searchAttributes';
 import {
   applySpecUpdate,
@@ -68,6 +69,24 @@ const { stopInstances: stopAndAwaitInstances } = proxyActivities<ServerActivitie
   retry: { maximumAttempts: 3, initialInterval: '1 s' },
 });
 
+/** Where the instances of a batch stop run (visibility's McpNode). */
+const { instanceNodes } = proxyActivities<ServerActivities>({
+  taskQueue: TASK_QUEUE,
+  startToCloseTimeout: '30 s',
+  retry: { maximumAttempts: 3, initialInterval: '1 s' },
+});
+
+/** The containers of a batch stop, removed by their node: bounded like a start, and given up soon on a node whose worker is gone. */
+function nodeBatchStop(node: string) {
+  return proxyActivities<NodeActivities>({
+    taskQueue: nodeTaskQueue(node),
+    startToCloseTimeout: `${STOP_TIMEOUT_SECONDS} s`,
+    heartbeatTimeout: '30 s',
+    scheduleToStartTimeout: '20 s',
+    retry: { maximumAttempts: 2, initialInterval: '1 s' },
+  }).stopContainers;
+}
+
 /**
  * Starting a batch: bounded concurrency against Temporal, heartbeating after each start.
  * Retried until Temporal takes the starts, as the child starts it replaced were.
@@ -85,10 +104,13 @@ const START_BATCH_PATCH = 'start-instances-in-one-activity';
 /** Histories recorded before a batch of instances was stopped by one activity signalled and polled each instance from the workflow. */
 const STOP_BATCH_PATCH = 'stop-instances-in-one-activity';
 
+/** Histories recorded before a batch stop had the nodes remove the containers before it signalled the instances. */
+const REMOVE_BY_NODE_PATCH = 'stop-batch-removes-containers-by-node';
+
 /** Histories recorded before this decided each of its patches where it checks it (see workflows/patches.ts). */
 const PATCHES_AT_RUN_START = 'server-patches-at-run-start';
 /** Every patch serverWorkflow checks; a new one belongs here too. */
-const SERVER_PATCHES = [PLACEMENT_PATCH, START_BATCH_PATCH, STOP_BATCH_PATCH] as const;
+const SERVER_PATCHES = [PLACEMENT_PATCH, START_BATCH_PATCH, STOP_BATCH_PATCH, REMOVE_BY_NODE_PATCH] as const;
 
 const { listNodes } = proxyLocalActivities<NodeRegistryActivities>({
   startToCloseTimeout: '10 s',
@@ -290,9 +312,11 @@ class ServerRun {
 
   private async stopInstances(ordinals: number[]): Promise<void> {
     if (patched(STOP_BATCH_PATCH)) {
+      const instanceIds = ordinals.map(this.idOf);
+      const removed = patched(REMOVE_BY_NODE_PATCH) ? await this.removeContainersByNode(instanceIds) : {};
       let late: string[] = [];
       try {
-        late = await stopAndAwaitInstances({ server: this.s.name, instanceIds: ordinals.map(this.idOf), timeoutSeconds: STOP_TIMEOUT_SECONDS });
+        late = await stopAndAwaitInstances({ server: this.s.name, instanceIds, timeoutSeconds: STOP_TIMEOUT_SECONDS, removed });
       } catch (err) {
         log.warn('stopping instances failed', { server: this.s.name, error: String(err) });
       }
@@ -318,6 +342,32 @@ class ServerRun {
         this.s.instances.delete(ordinal);
       }),
     );
+  }
+
+  /**
+   * Has each node stop and remove the containers of its instances in this batch, in one activity
+   * per node: their stops then end each instance in one workflow task. A node that cannot (its
+   * worker is gone, visibility lags) leaves its instances to stop their containers themselves.
+   */
+  private async removeContainersByNode(instanceIds: string[]): Promise<Record<string, string>> {
+    let nodes: Record<string, string>;
+    try {
+      nodes = await instanceNodes({ server: this.s.name, instanceIds });
+    } catch (err) {
+      log.warn('listing the nodes of stopping instances failed; each stops its own container', { server: this.s.name, error: String(err) });
+      return {};
+    }
+    const byNode = new Map<string, string[]>();
+    for (const [id, node] of Object.entries(nodes)) byNode.set(node, [...(byNode.get(node) ?? []), id]);
+    const removed = await Promise.all(
+      [...byNode].map(([node, ids]) =>
+        nodeBatchStop(node)({ instanceIds: ids, reason: 'instance stopped' }).catch((err) => {
+          log.warn('a node did not remove the containers of stopping instances; each stops its own', { server: this.s.name, node, error: String(err) });
+          return {};
+        }),
+      ),
+    );
+    return Object.assign({}, ...removed) as Record<string, string>;
   }
 
   /** Rolls outdated instances one at a time in ordinal order; returns early when a newer change waits. */

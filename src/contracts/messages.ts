@@ -17,8 +17,11 @@ import type { NodeState } from './node';
  * instance's own, e.g. "the Docker engine restarted".
  */
 export const forceRetrySignal = defineSignal<[RetryRequest?]>('forceRetry');
-/** Stops and removes the container, then ends the workflow. */
-export const stopSignal = defineSignal('stop');
+/**
+ * Stops and removes the container, then ends the workflow. A server stopping a batch first has
+ * the node remove their containers and names the removed one here: the instance then ends at once.
+ */
+export const stopSignal = defineSignal<[StopRequest?]>('stop');
 /** Stop the current container and start a fresh one (same backoff bookkeeping). */
 export const restartSignal = defineSignal('restart');
 /** Sent by the node's Docker event watcher when an instance's container dies. */
@@ -69,6 +72,11 @@ export interface ContainerExit {
 export interface RetryRequest {
   /** Why the retry is due, for the instance's events, e.g. "the Docker engine restarted". */
   reason: string;
+}
+
+export interface StopRequest {
+  /** The id of the container the instance's node already stopped and removed for this stop. */
+  containerRemoved?: string;
 }
 
 export interface HealthTransition {

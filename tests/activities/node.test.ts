@@ -250,6 +250,26 @@ describe('instance activities (Docker + OpenBao)', function () {
     assert.deepEqual(routing.detached.filter((d) => d === id).length, 2);
   });
 
+  it('stopContainers removes a batch, detaches each upstream, and names the container it removed for each instance that had one', async () => {
+    const ids = [idFor('t-act-batch-a'), idFor('t-act-batch-b')];
+    const started = await Promise.all(
+      ids.map((id) =>
+        node.startContainer({ instanceId: id, generation: 1, spec: spec('t-act-batch', { command: ['node', '-e', 'process.stdin.resume()'] }), env: [] }),
+      ),
+    );
+    const neverStarted = idFor('t-act-batch-none');
+    const removed = await node.stopContainers({ instanceIds: [...ids, neverStarted], reason: 'instance stopped' });
+    assert.deepEqual(
+      removed,
+      { [ids[0]]: started[0].containerId, [ids[1]]: started[1].containerId },
+      'the instance without a container is left to stop its own',
+    );
+    for (const id of ids) {
+      assert.equal((await ourContainers(id)).length, 0, `${id} has no container left`);
+      assert.ok(routing.detached.includes(id), `${id} was detached from the gateway`);
+    }
+  });
+
   it('runs http servers on the host network at spec.port + ordinal, passing the port in env and args', async () => {
     const id = instanceId('t-act-http', 1);
     used.push(id);

@@ -184,20 +184,29 @@ describe('probeLoop activity', function () {
     });
   }
 
-  it('ends at once when the node stops its instance, or when a newer loop of the instance begins', async () => {
-    const { proxy } = gateway(() => 'ok');
+  it('ends at once when a newer loop of the instance begins; stops probing at once when the node stops its container, and ends with its cancellation', async () => {
+    const { proxy, requests } = gateway(() => 'ok');
     const loops = new ProbeLoops();
     const activities = createProbeActivities({ proxy, loops });
     const first = environment(activities).run(loopInput());
     await new Promise((resolve) => setTimeout(resolve, 100));
     // A new probe child of the same instance (or one that continued as new) supersedes the old loop.
-    const second = environment(activities).run(loopInput());
+    const secondEnvironment = environment(activities);
+    const second = secondEnvironment.run(loopInput({ intervalSeconds: 0.05 }));
     await assert.rejects(first, (err) => err instanceof CancelledFailure && /a newer probe loop of this instance began/.test(err.message));
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const stoppedAt = Date.now();
     loops.stop('mcp-instance:t-probe-loop:0', 'its container is being stopped: spec changed');
-    await assert.rejects(second, (err) => err instanceof CancelledFailure && /its container is being stopped/.test(err.message));
-    assert.ok(Date.now() - stoppedAt < 1_000, 'the node ended the loop at once, not at its next heartbeat');
+    const probesWhenStopped = requests.length;
+    let ended = false;
+    void second.catch(() => undefined).finally(() => (ended = true));
+    // Its workflow is being cancelled or closed: the loop reports nothing (no verdict, no workflow task) until that arrives.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(requests.length, probesWhenStopped, 'no probe after the node stopped the container');
+    assert.equal(ended, false, 'the loop waits for its cancellation instead of answering its workflow');
+    const cancelledAt = Date.now();
+    secondEnvironment.cancel();
+    await assert.rejects(second, (err) => err instanceof CancelledFailure);
+    assert.ok(Date.now() - cancelledAt < 1_000, 'the cancellation ended the stopped loop at once');
     loops.stop('mcp-instance:t-probe-loop:0', 'again'); // nothing runs: nothing happens
   });
 });

@@ -301,7 +301,7 @@ describe('probeWorkflow on the Temporal dev server', function () {
     await recordHistory(handle, 'instance-probe-loop-liveness-failure');
   });
 
-  it('a cancelled probe child: its loop ends on the node as soon as the container of the instance is stopped there', async () => {
+  it('a cancelled probe child: its loop stops probing on the node as soon as the container of the instance is stopped there', async () => {
     const proxy = new ScriptedProxy(['ok']);
     // Cancellation reaches a loop only with a heartbeat's reply, minutes apart; the instance workflow stops the container next.
     const { id } = await runProbe('cancelled', proxy, { intervalSeconds: 2, timeoutSeconds: 1, failureThreshold: 3 }, 1, 1);

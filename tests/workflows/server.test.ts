@@ -8,12 +8,21 @@
  */
 import assert from 'node:assert/strict';
 import { Client, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { createProbeActivities } from '../../activities/probe';
 import { createServerActivities } from '../../activities/server';
-import type { AttachUpstreamInput, ResolvedEnvEntry, StartContainerInput, StartContainerResult, StopContainerInput } from '../../activities/types';
+import type {
+  AttachUpstreamInput,
+  ResolvedEnvEntry,
+  StartContainerInput,
+  StartContainerResult,
+  StopContainerInput,
+  StopContainersInput,
+} from '../../activities/types';
 import { REPLICAS, type EnvEntry, type McpServerSpec, type McpServerSpecInput } from '../../src/contracts/spec';
 import { instanceId, nodeTaskQueue, serverWorkflowId, TASK_QUEUE } from '../../src/contracts/instance';
-import { SEARCH_ATTRIBUTES } from '../../src/contracts/searchAttributes';
+import { mcpNodeKey, SEARCH_ATTRIBUTES } from '../../src/contracts/searchAttributes';
+import { instanceListQuery } from '../../src/contracts/visibility';
 import {
   applySpecUpdate,
   deleteServerUpdate,
@@ -25,6 +34,7 @@ import {
   type ServerWorkflowInput,
 } from '../../src/contracts/messages';
 import { DevServerNamespace, recordHistory } from './fixtures/env';
+import { waitFor } from '../support/stack';
 import { readyNodes, scaledClock, spec } from './fixtures/fakes';
 import type { McpRequest } from '../../src/contracts/routing';
 
@@ -54,6 +64,17 @@ class FakeNode {
         if (input.remove) this.containers.delete(input.instanceId);
         this.log.push(`stop ${input.instanceId} (${input.reason})`);
         return container.id;
+      },
+      stopContainers: async (input: StopContainersInput): Promise<Record<string, string>> => {
+        const removed: Record<string, string> = {};
+        for (const instanceId of input.instanceIds) {
+          const container = this.containers.get(instanceId);
+          if (!container) continue;
+          this.containers.delete(instanceId);
+          this.log.push(`stop ${instanceId} (${input.reason}, by the node's batch)`);
+          removed[instanceId] = container.id;
+        }
+        return removed;
       },
       attachUpstream: async (input: AttachUpstreamInput) => ({
         instanceId: input.instanceId,
@@ -139,6 +160,16 @@ describe('serverWorkflow (dev server)', function () {
     }
   }
 
+  /** The nodes visibility lists for the running instances of a server. */
+  async function listedNodes(name: string): Promise<string[]> {
+    const nodes: string[] = [];
+    for await (const info of client.workflow.list({ query: instanceListQuery({ server: name }) })) {
+      const listed = info.typedSearchAttributes.get(mcpNodeKey);
+      if (listed !== undefined) nodes.push(listed);
+    }
+    return nodes;
+  }
+
   async function deleteServer(handle: WorkflowHandle, name: string): Promise<string[]> {
     const removed = await handle.executeUpdate(deleteServerUpdate);
     await handle.result();
@@ -189,14 +220,31 @@ describe('serverWorkflow (dev server)', function () {
     for (const id of up.instances) assert.equal(await instanceState(id), 'RUNNING');
     assert.equal(up.specVersion, 1, 'scaling is not a spec change');
 
+    // The node of each, as `mcpctl get instances` lists it: where the batch stop below sends the removal.
+    await waitFor(async () => (await listedNodes(name)).length === 3, { what: 'the three instances listed with their node' });
     const down = await handle.executeUpdate(scaleServerUpdate, { args: [1] });
     assert.deepEqual(down.instances, [instanceId(name, 0)]);
     assert.equal(await instanceState(instanceId(name, 0)), 'RUNNING');
     assert.equal(await instanceState(instanceId(name, 1)), 'COMPLETED');
     assert.equal(await instanceState(instanceId(name, 2)), 'COMPLETED');
     assert.deepEqual(containersOf(name), [instanceId(name, 0)]);
-    // The highest ordinal went first.
-    assert.ok(node.log.indexOf(`stop ${instanceId(name, 2)} (instance stopped)`) >= 0);
+    for (const ordinal of [1, 2]) {
+      const id = instanceId(name, ordinal);
+      // Their node removed both containers in one batch; each instance then ended in the task that took its stop.
+      assert.ok(node.log.includes(`stop ${id} (instance stopped, by the node's batch)`), JSON.stringify(node.log.slice(-10)));
+      const history = await client.workflow.getHandle(id).fetchHistory();
+      const events = history.events ?? [];
+      const stopAt = events.findIndex((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'stop');
+      assert.ok(stopAt > 0, `${id} got its stop`);
+      const after = events.slice(stopAt).map((e) => e.eventType);
+      assert.equal(
+        after.filter((t) => t === temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED).length,
+        0,
+        `${id} scheduled no stop of its own`,
+      );
+      assert.equal(after.filter((t) => t === temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED).length, 1, `${id} ended in one workflow task`);
+    }
+    await recordHistory(client.workflow.getHandle(instanceId(name, 1)), 'instance-stop-removed-by-node');
 
     // start again reconciles: nothing new, the same deterministic id.
     assert.deepEqual(await handle.executeUpdate(startServerUpdate), [instanceId(name, 0)]);
