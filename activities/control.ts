@@ -8,11 +8,12 @@ import type { EnvEntry } from '../src/contracts/spec';
 import { secretFailureReason } from '../src/metrics/classify';
 import { secondsSince, type McpdMetrics } from '../src/metrics/registry';
 import type { SecretStore } from '../src/secrets/types';
+import { plainEnvEntry } from '../workflows/instanceMachine';
 import { FAILURE_TYPES, type ResolvedEnvEntry } from './types';
 
 export interface ControlActivityDeps {
   secrets: SecretStore;
-  /** Counts start attempts and secret look-ups (none: nothing is recorded). */
+  /** Counts start attempts with secrets and secret look-ups (none: nothing is recorded). */
   metrics?: McpdMetrics;
 }
 
@@ -25,13 +26,13 @@ export function createControlActivities({ secrets, metrics }: ControlActivityDep
      * start with whatever env survived.
      */
     async resolveEnv(env: EnvEntry[]): Promise<ResolvedEnvEntry[]> {
-      // Every attempt of an instance begins here; Temporal's retries of it are the same attempt.
-      const instance = metrics ? calledFor() : undefined;
+      // An attempt with secrets begins here (one without begins at startContainer); Temporal's retries of it are the same attempt.
+      const instance = metrics ? instanceActivityCall() : undefined;
       if (instance?.attempt === 1) metrics?.startAttempted(instance.server);
       const resolved: ResolvedEnvEntry[] = [];
       for (const entry of env) {
         if (entry.secretRef === undefined) {
-          resolved.push({ name: entry.name, value: entry.value ?? '' });
+          resolved.push(plainEnvEntry(entry));
           continue;
         }
         const startedAt = performance.now();
@@ -63,7 +64,7 @@ export function secretFailure(err: unknown, envName: string): ApplicationFailure
 }
 
 /** The server and try of the instance workflow that runs this activity; undefined outside one (unit tests). */
-function calledFor(): { server: string; attempt: number } | undefined {
+export function instanceActivityCall(): { server: string; attempt: number } | undefined {
   let info: Context['info'];
   try {
     info = Context.current().info;

@@ -11,7 +11,7 @@ import type { InstanceRouting, ProxyExecutor, UpstreamTarget } from '../src/cont
 import { secretFailureReason, startFailureReason } from '../src/metrics/classify';
 import { secondsSince, type McpdMetrics } from '../src/metrics/registry';
 import type { SecretStore } from '../src/secrets/types';
-import { secretFailure } from './control';
+import { instanceActivityCall, secretFailure } from './control';
 import { withHeartbeat } from './heartbeat';
 import { probeAttached, type ProbeLoops } from './probe';
 import {
@@ -154,6 +154,7 @@ export function createNodeActivities({ runtime, secrets, routing, proxy, probeLo
   /** A start, counted: a fresh container started, or a failed try by reason class. */
   async function measuredStart(input: StartContainerInput): Promise<StartContainerResult> {
     if (!metrics) return activities.startContainer(input);
+    if (input.countsAttempt && instanceActivityCall()?.attempt === 1) metrics.startAttempted(input.spec.name);
     const startedAt = performance.now();
     try {
       const started = await activities.startContainer(input);

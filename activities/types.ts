@@ -14,6 +14,8 @@ export interface StartContainerInput {
   env: ResolvedEnvEntry[];
   /** For a packageName spec: the image preparePackageImage found or built, and the executable to run. */
   packageImage?: PackageImageRef;
+  /** The attempt began here, not in resolveEnv (its env has no secret to pin): this start counts it. */
+  countsAttempt?: boolean;
   /**
    * Attach the gateway (MCP initialize) in the same activity instead of a separate
    * attachUpstream, with no start grace: the initialize reply is the proof of life.

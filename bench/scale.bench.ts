@@ -3,8 +3,9 @@
  * of mcpd/tiny:dev (images/tiny, a static Go MCP server) on a real mcpd process
  * (`node dist/src/main.js`, as `npm start` runs it), readiness probe `tools/call echo`
  * every 30 s. It reports the time from apply to all RUNNING and healthy, instances
- * started per second, the CPU of mcpd and of the Temporal dev server over a steady
- * window (default 60 s, read from /proc/<pid>/stat), mcpd's RSS, history events per
+ * started per second, when the start's burst has drained, the CPU of mcpd and of the
+ * Temporal dev server over a steady window after that (default 60 s, read from
+ * /proc/<pid>/stat), mcpd's RSS, history events per
  * instance-hour (a sample of instance and probe workflows, counted with the Temporal
  * client over the window), the time to delete all with the check that no container
  * and no workflow is left, the same figures extrapolated to 1,000 instances with the
@@ -26,12 +27,13 @@ import Docker from 'dockerode';
 import { Client, Connection } from '@temporalio/client';
 import { mapLimit } from '../src/concurrency';
 import { DEFAULT_START_CONCURRENCY, loadSettings } from '../src/config/settings';
-import { instanceId } from '../src/contracts/instance';
+import { instanceId, nodeTaskQueue, TASK_QUEUE } from '../src/contracts/instance';
 import { LABELS } from '../src/contracts/labels';
 import { SEARCH_ATTRIBUTES } from '../src/contracts/searchAttributes';
 import { quoteLiteral } from '../src/contracts/visibility';
 import { removeContainers, startMcpd, testEnv, type McpdProcess } from '../tests/support/stack';
 import { callApi } from '../tests/support/clients';
+import { parseExposition, valueOf } from '../tests/support/prometheus';
 import type { temporal } from '@temporalio/proto';
 import { startSteps, stepPercentiles, stopSteps, type Step } from './startBreakdown';
 import { FORMULAS, checkGoals, cpuPercentOfCore, cpuTicksFromProcStat, eventsPerInstanceHour, extrapolate, type ScaleMeasurement } from './scaleFigures';
@@ -280,6 +282,34 @@ function printSteps(title: string, runs: Step[][]): void {
   }
 }
 
+/** How long the control worker runs no workflow task before the start counts as drained. */
+const DRAINED_QUIET_SECONDS = 5;
+const DRAIN_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * Waits until the start's burst has drained and returns the seconds since apply: the node runs a
+ * probe loop per instance (one activity slot each) and the control worker has run no workflow
+ * task for DRAINED_QUIET_SECONDS, read from the Temporal SDK's slot gauges on mcpd's /metrics.
+ * "All healthy" comes before the burst's last workflow tasks (each instance's probe child
+ * starting its loop), which a steady window must not count.
+ */
+async function untilStartDrained(mcpd: McpdProcess, elapsed: () => number): Promise<number> {
+  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+  let quietSeconds = 0;
+  for (;;) {
+    const res = await fetch(`${mcpd.url}/metrics`, { headers: { authorization: `Bearer ${mcpd.token}` } });
+    const samples = parseExposition(await res.text());
+    const slotsUsed = (taskQueue: string, workerType: string) =>
+      valueOf(samples, 'temporal_worker_task_slots_used', { task_queue: taskQueue, worker_type: workerType }) ?? 0;
+    const loops = slotsUsed(nodeTaskQueue(mcpd.node), 'ActivityWorker');
+    const workflowTasks = slotsUsed(TASK_QUEUE, 'WorkflowWorker');
+    quietSeconds = loops >= REPLICAS && workflowTasks === 0 ? quietSeconds + 1 : 0;
+    if (quietSeconds >= DRAINED_QUIET_SECONDS) return elapsed();
+    if (Date.now() > deadline) throw new Error(`the start did not drain: ${loops} probe loops running, ${workflowTasks} workflow tasks`);
+    await sleep(1000);
+  }
+}
+
 async function main(): Promise<void> {
   const stack = testEnv();
   ticksPerSecond = Number((await run('getconf', ['CLK_TCK'])).stdout.trim()) || ticksPerSecond;
@@ -371,8 +401,9 @@ async function main(): Promise<void> {
     console.log(`  all ${REPLICAS} RUNNING after ${secondsToRunning.toFixed(1)} s, healthy after ${secondsToHealthy.toFixed(1)} s`);
     await printStartBreakdown(client, server, appliedAtMs);
 
-    // Steady state: let the start's burst settle, then one window long enough for two probe rounds.
-    await sleep(PROBE_INTERVAL_SECONDS * 1000);
+    // Steady state: once the start's burst has drained, one window long enough for two probe rounds.
+    const secondsToDrained = await untilStartDrained(mcpd, elapsed);
+    console.log(`  the start's burst drained after ${secondsToDrained.toFixed(1)} s`);
     const sample = Array.from({ length: Math.min(HISTORY_SAMPLE, REPLICAS) }, (_, i) =>
       instanceId(server, Math.floor((i * REPLICAS) / Math.min(HISTORY_SAMPLE, REPLICAS))),
     );
@@ -439,6 +470,7 @@ async function main(): Promise<void> {
       ['mcpd: apply -> POST start answered', `${secondsStartReturned.toFixed(1)} s`, 'every instance workflow started'],
       ['mcpd: apply -> all RUNNING', `${secondsToRunning.toFixed(1)} s`, `${(REPLICAS / secondsToRunning).toFixed(1)} instances/s`],
       ['mcpd: apply -> all RUNNING and healthy', `${secondsToHealthy.toFixed(1)} s`, `${(REPLICAS / secondsToHealthy).toFixed(1)} instances/s`],
+      ['mcpd: apply -> start drained', `${secondsToDrained.toFixed(1)} s`, `a probe loop per instance, no workflow task for ${DRAINED_QUIET_SECONDS} s`],
       [
         'CPU during the start: mcpd / Temporal / dockerd+containerd',
         `${startCpu.mcpd.toFixed(0)} / ${startCpu.temporal.toFixed(0)} / ${startCpu.engine.toFixed(0)} s`,

@@ -11,7 +11,7 @@
  */
 import { MAX_EVENTS, type HealthStatus, type InstanceView } from '../src/contracts/instance';
 import type { CarriedInstanceState, ContainerExit, HealthTransition, PendingInstanceSignals } from '../src/contracts/messages';
-import type { RetryPolicy } from '../src/contracts/spec';
+import type { EnvEntry, RetryPolicy } from '../src/contracts/spec';
 import { retryDelaySeconds } from './backoff';
 
 export type InstanceState = CarriedInstanceState;
@@ -338,4 +338,14 @@ export function searchHealth(s: InstanceState, legacy = false): InstanceState['h
 /** Search attributes are upserted only when what they carry (status, health) changed. */
 export function searchAttributesKey(s: InstanceState, legacy = false): string {
   return `${s.status}|${searchHealth(s, legacy)}`;
+}
+
+/** A plain env entry (a value, no secretRef) as the container gets it. */
+export function plainEnvEntry(entry: EnvEntry): { name: string; value: string } {
+  return { name: entry.name, value: entry.value ?? '' };
+}
+
+/** The env of a spec that refers to no secret, as resolveEnv would return it; null when some entry has a secretRef to pin. */
+export function envWithoutSecrets(env: EnvEntry[]): { name: string; value: string }[] | null {
+  return env.every((entry) => entry.secretRef === undefined) ? env.map(plainEnvEntry) : null;
 }

@@ -98,7 +98,7 @@ export class McpdMetrics {
 
     this.startAttempts = new Counter({
       name: 'mcpd_instance_start_attempts_total',
-      help: 'Start attempts of instances (each begins by resolving the env; Temporal retries of one attempt are not counted again).',
+      help: 'Start attempts of instances (each begins by resolving the env, or with its container start when the env has no secret; Temporal retries of one attempt are not counted again).',
       labelNames: ['server'],
       registers,
     });

@@ -20,6 +20,7 @@ describe('metrics: GET /metrics of a running mcpd', function () {
   const suffix = randomBytes(3).toString('hex');
   const healthy = `t-met-ok-${suffix}`;
   const broken = `t-met-nosecret-${suffix}`;
+  const plain = `t-met-plain-${suffix}`;
   const secretName = `t-met-${suffix}`;
   // A value that must never appear in a scrape.
   const secretValue = `s3cr3t-${randomBytes(12).toString('hex')}`;
@@ -38,11 +39,11 @@ describe('metrics: GET /metrics of a running mcpd', function () {
 
   after(async () => {
     if (mcpd) {
-      for (const server of [healthy, broken]) await api('DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
+      for (const server of [healthy, broken, plain]) await api('DELETE', `/api/v1/servers/${server}`).catch(() => undefined);
       await api('DELETE', `/api/v1/secrets/${secretName}`).catch(() => undefined);
       await mcpd.stop();
     }
-    for (const server of [healthy, broken]) await removeContainers({ label: `${LABELS.server}=${server}` });
+    for (const server of [healthy, broken, plain]) await removeContainers({ label: `${LABELS.server}=${server}` });
   });
 
   it('answers only with the API token, in the Prometheus text format', async () => {
@@ -149,6 +150,23 @@ describe('metrics: GET /metrics of a running mcpd', function () {
     assert.equal(valueOf(samples, 'mcpd_instance_start_attempts_total', { server: broken }), 1);
     assert.ok((valueOf(samples, 'mcpd_secret_resolution_failures_total', { operation: 'pin', reason: 'not_found' }) ?? 0) >= 1);
     assert.equal(valueOf(samples, 'mcpd_container_starts_total', { server: broken }), undefined, 'no container was started');
+  });
+
+  it('counts the start attempt of a server whose env holds no secret once, with its container start', async () => {
+    const applied = await api('PUT', `/api/v1/servers/${plain}`, { name: plain, image: 'mcpd/tiny:dev', replicas: 1, env: [{ name: 'MODE', value: 'plain' }] });
+    assert.ok([200, 201].includes(applied.status), applied.text);
+    assert.equal((await api('POST', `/api/v1/servers/${plain}/start`)).status, 200);
+    const { samples } = await waitForValue(
+      scrape,
+      ({ samples }) => valueOf(samples, 'mcpd_instances', { server: plain, status: 'RUNNING', health: 'healthy' }) === 1,
+      {
+        timeoutMs: 60_000,
+        what: `mcpd_instances{server="${plain}",status="RUNNING",health="healthy"} 1`,
+        describe: ({ samples }) => JSON.stringify(samples.filter((s) => s.labels.server === plain)),
+      },
+    );
+    assert.equal(valueOf(samples, 'mcpd_instance_start_attempts_total', { server: plain }), 1);
+    assert.equal(valueOf(samples, 'mcpd_container_starts_total', { server: plain }), 1);
   });
 
   it('passes promtool check metrics, carries the Temporal SDK series, and names no secret value or instance id', async () => {

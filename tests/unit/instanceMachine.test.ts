@@ -12,6 +12,7 @@ import {
   currentExit,
   detailsLine,
   emptyInbox,
+  envWithoutSecrets,
   failing,
   forceRetryWhileRunning,
   healthChanged,
@@ -63,6 +64,32 @@ const transition = (extra: Partial<HealthTransition>): HealthTransition => ({
 const types = (s: InstanceState) => s.events.map((e) => e.type);
 
 describe('instanceMachine', () => {
+  describe('the env of an attempt', () => {
+    it('needs no resolveEnv when no entry refers to a secret: the values as resolveEnv gives them', () => {
+      assert.deepEqual(
+        envWithoutSecrets([
+          { name: 'MODE', value: 'fast' },
+          { name: 'EMPTY', value: '' },
+        ]),
+        [
+          { name: 'MODE', value: 'fast' },
+          { name: 'EMPTY', value: '' },
+        ],
+      );
+      assert.deepEqual(envWithoutSecrets([]), []);
+    });
+
+    it('has one to pin when any entry refers to a secret', () => {
+      assert.equal(
+        envWithoutSecrets([
+          { name: 'MODE', value: 'fast' },
+          { name: 'TOKEN', secretRef: { name: 'gitea', key: 'token' } },
+        ]),
+        null,
+      );
+    });
+  });
+
   describe('an attempt', () => {
     it('counts the attempt, bumps the container generation and forgets the previous container and health', () => {
       const before: InstanceState = { ...runningState(), health: 'degraded', healthReason: 'slow', retryRequested: true, nextRetryAt: at(30) };
