@@ -165,7 +165,10 @@ export function createProbeActivities({
           // cancelled first or closed with the instance: it waits for no verdict. An answer now would be one more
           // workflow task of the probe and a health signal to its instance per stop (a fleet's delete felt both),
           // so the loop stays, probing nothing, until the next heartbeat's reply brings that end.
-          if (reason instanceof StoppedOnNode) await untilCancelled(context.cancellationSignal, 2 * (context.info.heartbeatTimeoutMs ?? 60_000));
+          if (reason instanceof StoppedOnNode) {
+            // Real time, like the heartbeats that bring the cancellation; bounded in case none comes.
+            await realClock.sleep(2 * (context.info.heartbeatTimeoutMs ?? 60_000), context.cancellationSignal).catch(() => undefined);
+          }
           if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
           throw new CancelledFailure(reason.message);
         }
@@ -179,11 +182,6 @@ export function createProbeActivities({
 }
 
 export type ProbeActivities = ReturnType<typeof createProbeActivities>;
-
-/** Resolves when `signal` aborts or after `maxMs`, whichever comes first. */
-async function untilCancelled(signal: AbortSignal, maxMs: number): Promise<void> {
-  await sleepFor(maxMs, undefined, { signal }).catch(() => undefined);
-}
 
 /** One probe of an instance the caller has just attached (no node state to wait for), as the probe loop sends it. */
 export function probeAttached(proxy: ProxyExecutor, input: ProbeInput, metrics?: McpdMetrics): Promise<ProbeResult> {

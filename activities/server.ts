@@ -53,10 +53,11 @@ export function createServerActivities({ client, eagerStarter }: { client: Clien
     }
   }
 
-  /** The ids among `ids` that visibility lists as running instances of `server`. */
-  async function listedRunning(server: string, ids: Set<string>): Promise<Set<string>> {
-    const running = new Set<string>();
-    for await (const info of client.workflow.list({ query: instanceListQuery({ server }) })) if (ids.has(info.workflowId)) running.add(info.workflowId);
+  /** The ids among `ids` that visibility lists as running instances of `server`, each with its node (McpNode) where it has one. */
+  async function listedRunning(server: string, ids: Set<string>): Promise<Map<string, string | undefined>> {
+    const running = new Map<string, string | undefined>();
+    for await (const info of client.workflow.list({ query: instanceListQuery({ server }) }))
+      if (ids.has(info.workflowId)) running.set(info.workflowId, info.typedSearchAttributes.get(mcpNodeKey));
     return running;
   }
 
@@ -120,7 +121,7 @@ export function createServerActivities({ client, eagerStarter }: { client: Clien
         const listed = await listedRunning(server, waiting);
         const maybeEnded = [...waiting].filter((id) => !listed.has(id));
         const stillRunning = await mapLimit(maybeEnded, STOP_SIGNAL_CONCURRENCY, async (id) => ((await isRunning(id)) ? id : null));
-        waiting = new Set([...listed, ...stillRunning.filter((id): id is string => id !== null)]);
+        waiting = new Set([...listed.keys(), ...stillRunning.filter((id): id is string => id !== null)]);
         context.heartbeat(waiting.size);
         if (waiting.size === 0 || Date.now() >= deadline) return [...waiting];
         await sleep(Math.min(STOP_POLL_MS, deadline - Date.now()), undefined, { signal: context.cancellationSignal });
@@ -129,12 +130,8 @@ export function createServerActivities({ client, eagerStarter }: { client: Clien
 
     /** The node of each of these instances that visibility lists as running (McpNode), so a batch stop can go to their nodes. */
     async instanceNodes({ server, instanceIds }: { server: string; instanceIds: string[] }): Promise<Record<string, string>> {
-      const wanted = new Set(instanceIds);
       const nodes: Record<string, string> = {};
-      for await (const info of client.workflow.list({ query: instanceListQuery({ server }) })) {
-        const node = info.typedSearchAttributes.get(mcpNodeKey);
-        if (wanted.has(info.workflowId) && node !== undefined) nodes[info.workflowId] = node;
-      }
+      for (const [id, node] of await listedRunning(server, new Set(instanceIds))) if (node !== undefined) nodes[id] = node;
       return nodes;
     },
 
