@@ -39,6 +39,16 @@ export const HOST = '127.0.0.1';
  */
 const SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
 
+/**
+ * The dev server re-reads the search attributes from its database on every use, so one
+ * registered while it runs is usable at once. mcpd registers its own at start (below), and
+ * each upsert of a workflow, each visibility write and each visibility query then cost one
+ * more read on the database's single connection: in a start of 300 instances, 31,000 of
+ * them, queued with the writes that start the instances. With the server's own default the
+ * attributes are read once a minute.
+ */
+const DYNAMIC_CONFIG = ['system.forceSearchAttributesCacheRefreshOnRead=false'];
+
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const address = `${HOST}:${options.port}`;
   if (await isPortOpen(HOST, options.port)) {
@@ -48,6 +58,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     throw new Error(`port ${HOST}:${options.uiPort} (Temporal Web UI) is already in use`);
   }
   const args = ['server', 'start-dev', '--ip', HOST, '--port', String(options.port), '--log-level', 'warn'];
+  for (const setting of DYNAMIC_CONFIG) args.push('--dynamic-config-value', setting);
   if (options.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(options.uiPort), '--ui-disable-news-fetch');
   if (options.dbFile) {

@@ -1,6 +1,6 @@
 /**
- * The embedded Temporal dev server registers mcpd's search attributes, keeps its
- * state in SQLite when given a file, and stop() ends it.
+ * The embedded Temporal dev server registers mcpd's search attributes (usable by the
+ * first workflow), keeps its state in SQLite when given a file, and stop() ends it.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { SEARCH_ATTRIBUTES } from '../../src/contracts/searchAttributes';
 import { isPortOpen } from '../../src/embedded/process';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/embedded/temporal';
-import { freePort, testEnv } from '../support/stack';
+import { freePort, testEnv, waitForValue } from '../support/stack';
 
 const run = promisify(execFile);
 
@@ -48,7 +48,29 @@ describe('embedded Temporal dev server', function () {
     const { stdout: attributes } = await temporal(server.address, 'operator', 'search-attribute', 'list', '--output', 'json');
     for (const name of Object.values(SEARCH_ATTRIBUTES)) assert.match(attributes, new RegExp(`"${name}"`), `${name} is registered`);
 
-    await temporal(server.address, 'workflow', 'start', '--type', 't-nothing', '--task-queue', 't-nobody', '--workflow-id', 't-persisted');
+    // The server reads its search attributes once a minute (not on every use): the very first
+    // workflow must still be able to carry them, and be found by them, as mcpd's first instance is.
+    const attribute = `${SEARCH_ATTRIBUTES.server}="t-first"`;
+    await temporal(
+      server.address,
+      'workflow',
+      'start',
+      '--type',
+      't-nothing',
+      '--task-queue',
+      't-nobody',
+      '--workflow-id',
+      't-persisted',
+      '--search-attribute',
+      attribute,
+    );
+    const query = `${SEARCH_ATTRIBUTES.server} = 't-first'`;
+    const address = server.address;
+    const listed = await waitForValue(
+      async () => (await temporal(address, 'workflow', 'list', '--query', query, '--output', 'json')).stdout,
+      (stdout) => stdout.includes('t-persisted'),
+    );
+    assert.match(listed, /t-persisted/);
     await server.stop();
     assert.equal(await isPortOpen('127.0.0.1', port), false, 'stop() ended the server');
 
