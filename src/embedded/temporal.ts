@@ -40,14 +40,22 @@ export const HOST = '127.0.0.1';
 const SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
 
 /**
- * The dev server re-reads the search attributes from its database on every use, so one
- * registered while it runs is usable at once. mcpd registers its own at start (below), and
- * each upsert of a workflow, each visibility write and each visibility query then cost one
- * more read on the database's single connection: in a start of 300 instances, 31,000 of
- * them, queued with the writes that start the instances. With the server's own default the
- * attributes are read once a minute.
+ * Two of the dev server's defaults, set back to what a single host wants:
+ *  - It re-reads the search attributes from its database on every use, so one registered
+ *    while it runs is usable at once. mcpd registers its own at start (below, written to
+ *    the database before the server serves), and each upsert, visibility write and
+ *    visibility query then cost one more read on the database's single connection: in a
+ *    start of 300 instances, 31,000 of them. With the server's own default they are read
+ *    once a minute.
+ *  - It splits every task queue in four partitions, which spread a queue over matching
+ *    hosts; here there is one, and a task waits in its partition until a poller lands
+ *    there, which with the few pollers of a quiet node worker can take a long poll or more.
  */
-const DYNAMIC_CONFIG = ['system.forceSearchAttributesCacheRefreshOnRead=false'];
+const DYNAMIC_CONFIG = [
+  'system.forceSearchAttributesCacheRefreshOnRead=false',
+  'matching.numTaskqueueReadPartitions=1',
+  'matching.numTaskqueueWritePartitions=1',
+];
 
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const address = `${HOST}:${options.port}`;
