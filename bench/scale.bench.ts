@@ -3,7 +3,8 @@
  * of mcpd/tiny:dev (images/tiny, a static Go MCP server) on a real mcpd process
  * (`node dist/src/main.js`, as `npm start` runs it), readiness probe `tools/call echo`
  * every 30 s. It reports the time from apply to all RUNNING and healthy, instances
- * started per second, when the start's burst has drained, the CPU of mcpd and of the
+ * started per second, how busy the machine's cores were during the start (the baseline's
+ * and mcpd's: near 100 % the start waits for CPU), when the start's burst has drained, the CPU of mcpd and of the
  * Temporal dev server over a steady window after that (default 60 s, read from
  * /proc/<pid>/stat), mcpd's RSS, history events per
  * instance-hour (a sample of instance and probe workflows, counted with the Temporal
@@ -36,7 +37,17 @@ import { callApi } from '../tests/support/clients';
 import { parseExposition, valueOf } from '../tests/support/prometheus';
 import type { temporal } from '@temporalio/proto';
 import { startSteps, stepPercentiles, stopSteps, type Step } from './startBreakdown';
-import { FORMULAS, checkGoals, cpuPercentOfCore, cpuTicksFromProcStat, eventsPerInstanceHour, extrapolate, type ScaleMeasurement } from './scaleFigures';
+import {
+  FORMULAS,
+  checkGoals,
+  cpuPercentOfCore,
+  cpuTicksFromProcStat,
+  eventsPerInstanceHour,
+  extrapolate,
+  machineBusyPercent,
+  machineTicksFromProcStat,
+  type ScaleMeasurement,
+} from './scaleFigures';
 
 const IMAGE = 'mcpd/tiny:dev';
 const PROBE_INTERVAL_SECONDS = 30;
@@ -62,6 +73,12 @@ const docker = new Docker();
 let ticksPerSecond = 100;
 
 const cpuTicks = (pid: number) => cpuTicksFromProcStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+const machineTicks = () => machineTicksFromProcStat(fs.readFileSync('/proc/stat', 'utf8'));
+/** The machine's busy CPU seconds and the share of its cores busy since a reading of machineTicks(). */
+function machineSince(before: { busy: number; total: number }): { busyPercent: number; busySeconds: number } {
+  const after = machineTicks();
+  return { busyPercent: machineBusyPercent(before, after), busySeconds: (after.busy - before.busy) / ticksPerSecond };
+}
 
 /** VmRSS of a process in bytes; 0 when it is gone. */
 function rssBytes(pid: number): number {
@@ -155,6 +172,8 @@ async function containerMemory(label: string): Promise<ContainerMemory> {
 
 interface Baseline {
   seconds: number;
+  /** The whole machine while the containers started: how busy its cores were, and its busy CPU seconds. */
+  machine: { busyPercent: number; busySeconds: number };
   /** The same containers stopped and removed (`docker rm -f`, same bound on parallel calls). */
   secondsToRemove: number;
   memory: ContainerMemory;
@@ -165,12 +184,14 @@ interface Baseline {
 async function plainDockerRuns(label: string, suffix: string): Promise<Baseline> {
   const before = memAvailableBytes();
   const started = process.hrtime.bigint();
+  const machineBefore = machineTicks();
   await mapLimit(
     Array.from({ length: REPLICAS }, (_, i) => i),
     START_CONCURRENCY,
     (i) => run('docker', ['run', '-d', '-i', '--init', '--network', 'none', '--label', label, '--name', `t-bench-scale-plain-${suffix}-${i}`, IMAGE]),
   );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const machine = machineSince(machineBefore);
   await sleep(2000);
   const memory = await containerMemory(label);
   const drop = (before - memAvailableBytes()) / REPLICAS;
@@ -182,7 +203,12 @@ async function plainDockerRuns(label: string, suffix: string): Promise<Baseline>
   );
   const secondsToRemove = Number(process.hrtime.bigint() - removing) / 1e9;
   await removeContainers({ label });
-  return { seconds, secondsToRemove, memory, memAvailableDropPerContainer: drop };
+  return { seconds, machine, secondsToRemove, memory, memAvailableDropPerContainer: drop };
+}
+
+/** "97 % (72 s)": how busy the machine's cores were and its busy CPU seconds. */
+function startMachineLine(machine: { busyPercent: number; busySeconds: number }): string {
+  return `${machine.busyPercent.toFixed(0)} % (${machine.busySeconds.toFixed(0)} s)`;
 }
 
 /** Counts workflows matching a visibility query (the bench's Temporal is its own, so nothing else is counted). */
@@ -356,6 +382,7 @@ async function main(): Promise<void> {
     // Which process the start waits on: the CPU each one spends from apply to all healthy.
     const engine = enginePids();
     const startCpu0 = { mcpd: cpuSeconds([pid]), temporal: cpuSeconds([temporal]), engine: cpuSeconds(engine) };
+    const machineBefore = machineTicks();
     const applied = process.hrtime.bigint();
     const appliedAtMs = Date.now();
     const elapsed = () => Number(process.hrtime.bigint() - applied) / 1e9;
@@ -391,6 +418,7 @@ async function main(): Promise<void> {
       temporal: cpuSeconds([temporal]) - startCpu0.temporal,
       engine: cpuSeconds(engine) - startCpu0.engine,
     };
+    const startMachine = machineSince(machineBefore);
     if (!secondsToRunning) secondsToRunning = secondsToHealthy;
     // Visibility can lag; the API's answer (status queries of every instance) is the truth.
     const views = (await api('GET', `/api/v1/instances?server=${server}`)) as { items: { status: string; health: string }[] };
@@ -475,6 +503,11 @@ async function main(): Promise<void> {
         'CPU during the start: mcpd / Temporal / dockerd+containerd',
         `${startCpu.mcpd.toFixed(0)} / ${startCpu.temporal.toFixed(0)} / ${startCpu.engine.toFixed(0)} s`,
         `CPU seconds from apply to all healthy (${(secondsToHealthy * os.cpus().length).toFixed(0)} s of ${os.cpus().length} cores); per instance ${((startCpu.mcpd / REPLICAS) * 1000).toFixed(0)} / ${((startCpu.temporal / REPLICAS) * 1000).toFixed(0)} / ${((startCpu.engine / REPLICAS) * 1000).toFixed(0)} ms`,
+      ],
+      [
+        'machine CPU busy during the start: baseline / mcpd',
+        `${startMachineLine(baseline.machine)} / ${startMachineLine(startMachine)}`,
+        `all ${os.cpus().length} cores, every process and the kernel; near 100 %: the start waits for CPU, and ${(baseline.machine.busySeconds / REPLICAS).toFixed(3)} / ${(startMachine.busySeconds / REPLICAS).toFixed(3)} CPU s per container bound it`,
       ],
       ['CPU idle, mcpd / Temporal', `${pct(cpuIdle.mcpd)} / ${pct(cpuIdle.temporal)}`, `% of one core, ${idleSeconds} s before apply`],
       ['CPU steady, mcpd', pct(cpuSteady.mcpd), `% of one core over ${windowSeconds.toFixed(0)} s`],

@@ -1,6 +1,6 @@
 /**
  * The arithmetic of the scale benchmark (bench/scale.bench.ts), kept pure so it is unit
- * tested: CPU share from /proc/<pid>/stat, the extrapolation to 1,000 instances, and
+ * tested: CPU share from /proc/<pid>/stat and of the machine from /proc/stat, the extrapolation to 1,000 instances, and
  * the goals of issue 9 checked against the measured values.
  */
 
@@ -18,6 +18,24 @@ export function cpuTicksFromProcStat(stat: string): number {
   const stime = Number(fields[12]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`no utime/stime in /proc/<pid>/stat: ${stat.slice(0, 80)}`);
   return utime + stime;
+}
+
+/** The whole machine's CPU time in clock ticks, busy and in all, from the text of /proc/stat (its aggregate "cpu" line). */
+export function machineTicksFromProcStat(stat: string): { busy: number; total: number } {
+  const line = stat.split('\n').find((l) => /^cpu\s/.test(l));
+  if (!line) throw new Error(`no aggregate "cpu" line in /proc/stat: ${stat.slice(0, 80)}`);
+  // user nice system idle iowait irq softirq steal (guest time is already inside user and nice).
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const busy = user + nice + system + irq + softirq + (steal || 0);
+  if (![busy, idle, iowait].every(Number.isFinite)) throw new Error(`unreadable "cpu" line in /proc/stat: ${line.slice(0, 80)}`);
+  return { busy, total: busy + idle + iowait };
+}
+
+/** Percent of the machine's cores busy between two readings of /proc/stat. */
+export function machineBusyPercent(before: { busy: number; total: number }, after: { busy: number; total: number }): number {
+  const total = after.total - before.total;
+  if (total <= 0) throw new RangeError('the second reading must come after the first');
+  return ((after.busy - before.busy) / total) * 100;
 }
 
 /** Percent of one core a process used between two readings of its CPU ticks. */

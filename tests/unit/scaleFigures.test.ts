@@ -1,5 +1,15 @@
 import assert from 'node:assert/strict';
-import { GOALS, checkGoals, cpuPercentOfCore, cpuTicksFromProcStat, eventsPerInstanceHour, extrapolate, type ScaleMeasurement } from '../../bench/scaleFigures';
+import {
+  GOALS,
+  checkGoals,
+  cpuPercentOfCore,
+  cpuTicksFromProcStat,
+  eventsPerInstanceHour,
+  extrapolate,
+  machineBusyPercent,
+  machineTicksFromProcStat,
+  type ScaleMeasurement,
+} from '../../bench/scaleFigures';
 
 const measured: ScaleMeasurement = {
   instances: 200,
@@ -17,6 +27,16 @@ describe('scale benchmark figures', () => {
     const stat = '4242 (node (mcpd) x) S 1 4242 4242 0 -1 4194560 123 0 0 0 1500 250 0 0 20 0 11 0 100 0 0';
     assert.equal(cpuTicksFromProcStat(stat), 1750);
     assert.throws(() => cpuTicksFromProcStat('garbage'), /not a \/proc\/<pid>\/stat line/);
+  });
+
+  it('reads the machine busy and total ticks from /proc/stat and the share of its cores busy between two readings', () => {
+    const before = machineTicksFromProcStat('cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\nintr 1 2');
+    assert.deepEqual(before, { busy: 150, total: 1000 });
+    const after = machineTicksFromProcStat('cpu  250 10 130 810 50 5 5 0 0 0\n');
+    // 250 of the 260 ticks that passed were busy: the machine's cores were 96 % busy.
+    assert.equal(machineBusyPercent(before, after).toFixed(1), '96.2');
+    assert.throws(() => machineTicksFromProcStat('intr 1 2'), /no aggregate "cpu" line/);
+    assert.throws(() => machineBusyPercent(after, after), RangeError);
   });
 
   it('turns ticks into percent of one core and events into events per instance-hour', () => {
