@@ -7,7 +7,7 @@
  */
 import type { HealthStatus } from '../src/contracts/instance';
 import type { ProbeWorkflowInput } from '../src/contracts/messages';
-import { PROBE_DEFAULTS } from '../src/contracts/spec';
+import { PROBE_DEFAULTS } from '../src/contracts/instance';
 
 export interface HealthState {
   health: HealthStatus;

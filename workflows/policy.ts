@@ -7,17 +7,15 @@
  * an empty set.
  */
 import { allHandlersFinished, condition, continueAsNew, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import type { PolicyDocument, PolicySetState, PolicyView } from '../src/contracts/policy';
 import {
   applyPolicyUpdate,
   deletePolicyUpdate,
   POLICY_MAX_COUNT,
   POLICY_MEMO_KEY,
   policySetQuery,
-  type PolicyDocument,
-  type PolicySetState,
   type PolicySetWorkflowInput,
-  type PolicyView,
-} from '../src/contracts/policy';
+} from '../src/contracts/policyMessages';
 
 /** Continue as new past this many events (a change costs a few). */
 const HISTORY_LIMIT = 2_000;

@@ -28,7 +28,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { NodeActivities } from '../activities/node';
 import type { NodeRegistryActivities } from '../activities/nodes';
 import type { ServerActivities } from '../activities/server';
-import { describeFieldErrors, validateSpec, type McpServerSpec } from '../src/contracts/spec';
+import type { McpServerSpec } from '../src/contracts/spec';
 import { instanceId, nodeTaskQueue, TASK_QUEUE, type InstanceView } from '../src/contracts/instance';
 import { mcpHealthKey, mcpInstanceStatusKey, mcpNodeKey, mcpServerKey } from '../src/contracts/searchAttributes';
 import {
@@ -46,6 +46,7 @@ import {
 import { instanceWorkflow, PLACEMENT_PATCH } from './instance';
 import { placeAll } from './placement';
 import { decidePatchesAtRunStart } from './patches';
+import { specValidators } from './specValidation';
 import * as machine from './serverMachine';
 import type { DesiredChange, ServerState } from './serverMachine';
 
@@ -474,6 +475,7 @@ async function statusOrUnknown(id: string): Promise<InstanceView | null | undefi
 
 /** The validator and the handler agree: an invalid spec is rejected with every field error. */
 function parseSpec(input: unknown): McpServerSpec {
+  const { describeFieldErrors, validateSpec } = specValidators();
   const result = validateSpec(input);
   if (!result.ok) throw new Error(describeFieldErrors(result.errors));
   return result.spec;

@@ -5,9 +5,9 @@
  * the query when a client connects to /mcp/virtual/<name>.
  */
 import { allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
-import { describeFieldErrors } from '../src/contracts/spec';
-import { validateVirtualServerSpec, type VirtualServerView, type VirtualServerWorkflowInput } from '../src/contracts/virtualServer';
+import type { VirtualServerView, VirtualServerWorkflowInput } from '../src/contracts/virtualServer';
 import { applyVirtualServerUpdate, deleteVirtualServerUpdate, virtualServerQuery } from '../src/contracts/virtualServerMessages';
+import { specValidators, virtualServerValidators } from './specValidation';
 
 /** Continue as new past this many events even if the server does not suggest it yet. */
 const MAX_HISTORY_EVENTS = 5_000;
@@ -25,7 +25,7 @@ export async function virtualServerWorkflow(input: VirtualServerWorkflowInput): 
   setHandler(
     applyVirtualServerUpdate,
     (raw) => {
-      const spec = validateVirtualServerSpec(raw);
+      const spec = virtualServerValidators().validateVirtualServerSpec(raw);
       if (!spec.ok) throw new Error('unreachable: the validator rejects invalid specs');
       if (JSON.stringify(spec.spec) !== JSON.stringify(view.spec)) {
         view.spec = spec.spec;
@@ -36,8 +36,8 @@ export async function virtualServerWorkflow(input: VirtualServerWorkflowInput): 
     },
     {
       validator: (raw) => {
-        const result = validateVirtualServerSpec(raw);
-        if (!result.ok) throw new Error(`invalid virtual server spec: ${describeFieldErrors(result.errors)}`);
+        const result = virtualServerValidators().validateVirtualServerSpec(raw);
+        if (!result.ok) throw new Error(`invalid virtual server spec: ${specValidators().describeFieldErrors(result.errors)}`);
         if (result.spec.name !== view.name) throw new Error(`name: "${result.spec.name}" does not match the virtual server "${view.name}"`);
       },
     },

@@ -6,17 +6,8 @@
  */
 import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { TASK_QUEUE } from '../contracts/instance';
-import {
-  applyPolicyUpdate,
-  deletePolicyUpdate,
-  POLICY_SET_WORKFLOW_ID,
-  policyDocumentSchema,
-  policySetQuery,
-  type PolicyDocument,
-  type PolicySetState,
-  type PolicyView,
-  type PolicySetWorkflowInput,
-} from '../contracts/policy';
+import { policyDocumentSchema, type PolicyDocument, type PolicySetState, type PolicyView } from '../contracts/policy';
+import { applyPolicyUpdate, deletePolicyUpdate, POLICY_SET_WORKFLOW_ID, policySetQuery, type PolicySetWorkflowInput } from '../contracts/policyMessages';
 import type { ApplyOutcome } from '../contracts/api';
 import { checkPolicyText } from '../policy/engine';
 import { badRequest, notFound, toApiError } from './errors';

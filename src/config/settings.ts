@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseAllowedOrigins } from './origins';
-import { DEFAULT_NODE_CAPACITY, NODE_NAME_PATTERN, parseNodeLabels, type NodeLabels } from '../contracts/node';
+import { DEFAULT_NODE_CAPACITY, NODE_NAME_PATTERN, type NodeLabels } from '../contracts/node';
+import { parseNodeLabels } from '../contracts/nodeSchemas';
 
 export interface Settings {
   dataDir: string;

@@ -8,7 +8,8 @@
 import { z } from 'zod';
 import { AWAIT_STARTED_MAX_SECONDS, DEFAULT_START_WAIT_SECONDS, type HealthStatus, type InstanceStatus, type InstanceView } from './instance';
 import type { ServerView } from './messages';
-import { labelKeySchema, labelValueSchema, NODE_NAME_PATTERN, nodeNameSchema, type NodeView } from './node';
+import { NODE_NAME_PATTERN, type NodeView } from './node';
+import { labelKeySchema, labelValueSchema, nodeNameSchema } from './nodeSchemas';
 import { mcpServerSpecSchema, replicasSchema, secretNameSchema, serverNameSchema, SERVER_NAME_PATTERN } from './spec';
 
 /** True only when A and B are the same type; used below so a schema cannot drift from the interface it describes. */

@@ -7,6 +7,9 @@
 export type InstanceStatus = 'PENDING' | 'STARTING' | 'RUNNING' | 'ERROR' | 'STOPPING' | 'STOPPED';
 export type HealthStatus = 'unknown' | 'healthy' | 'degraded' | 'unhealthy';
 
+/** Probe timing when the spec does not say: a readiness healthCheck's defaults and the liveness probe's settings. */
+export const PROBE_DEFAULTS = { intervalSeconds: 60, timeoutSeconds: 10, failureThreshold: 3 } as const;
+
 export interface InstanceEvent {
   /** ISO-8601 time. */
   at: string;

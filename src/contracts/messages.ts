@@ -212,7 +212,7 @@ export interface ProbeWorkflowInput {
   node: string;
   /** Readiness probe (tools/call of this tool) when set; otherwise liveness (tools/list). */
   healthCheck?: import('./spec').HealthCheck;
-  /** Liveness settings when no healthCheck is set; each falls back to PROBE_DEFAULTS (spec.ts). */
+  /** Liveness settings when no healthCheck is set; each falls back to PROBE_DEFAULTS (instance.ts). */
   intervalSeconds?: number;
   timeoutSeconds?: number;
   failureThreshold?: number;

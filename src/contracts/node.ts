@@ -4,23 +4,18 @@
  * (id `mcp-node:<name>`) alive; its liveness is a heartbeating activity on the
  * node's own task queue, so Ready means "this node's worker is polling and
  * heartbeating right now", judged by Temporal itself.
+ *
+ * No zod here: workflow code imports this module, and every module it imports is
+ * evaluated again for each workflow the worker creates (the zod schemas for node
+ * names and labels are in nodeSchemas.ts).
  */
-import { z } from 'zod';
 
 /** Node names become task queue names (`mcpd-node-<name>`) and workflow ids; host names fit. */
 export const NODE_NAME_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/;
-export const nodeNameSchema = z.string().regex(NODE_NAME_PATTERN, 'must be 1-128 letters, digits, ".", "_" or "-", starting and ending with a letter or digit');
 
 /** Label keys and values as Kubernetes allows them (keys may carry a "prefix/"). */
 export const LABEL_KEY_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/;
 export const LABEL_VALUE_PATTERN = /^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/;
-export const labelKeySchema = z
-  .string()
-  .regex(LABEL_KEY_PATTERN, 'label keys must be 1-63 letters, digits, ".", "_", "/" or "-", starting and ending with a letter or digit');
-export const labelValueSchema = z
-  .string()
-  .regex(LABEL_VALUE_PATTERN, 'label values must be at most 63 letters, digits, ".", "_" or "-", starting and ending with a letter or digit');
-export const nodeLabelsSchema = z.record(labelKeySchema, labelValueSchema);
 export type NodeLabels = Record<string, string>;
 
 /** How many instances a node takes when MCPD_NODE_CAPACITY does not say (REPLICAS.max of one server). */
@@ -92,28 +87,4 @@ export function describePlacement(placement: PlacementSpec | undefined): string 
   const selector = Object.entries(placement?.nodeSelector ?? {});
   if (selector.length) parts.push(`nodeSelector ${selector.map(([k, v]) => `${k}=${v}`).join(',')}`);
   return parts.length ? parts.join(', ') : 'any node';
-}
-
-/**
- * MCPD_NODE_LABELS as labels: "k=v,k=v" (spaces around entries ignored, empty means none).
- * Returns one message naming the bad entry instead of throwing, so settings can report it with the variable.
- */
-export function parseNodeLabels(raw: string): { ok: true; labels: NodeLabels } | { ok: false; error: string } {
-  const labels: NodeLabels = {};
-  for (const entry of raw
-    .split(',')
-    .map((e) => e.trim())
-    .filter(Boolean)) {
-    const eq = entry.indexOf('=');
-    if (eq < 0) return { ok: false, error: `"${entry}" is not key=value` };
-    const key = entry.slice(0, eq).trim();
-    const value = entry.slice(eq + 1).trim();
-    const keyCheck = labelKeySchema.safeParse(key);
-    if (!keyCheck.success) return { ok: false, error: `"${key}": ${keyCheck.error.issues[0].message}` };
-    const valueCheck = labelValueSchema.safeParse(value);
-    if (!valueCheck.success) return { ok: false, error: `"${key}=${value}": ${valueCheck.error.issues[0].message}` };
-    if (key in labels) return { ok: false, error: `"${key}" is given twice` };
-    labels[key] = value;
-  }
-  return { ok: true, labels };
 }

@@ -12,7 +12,6 @@
  *   resource   Mcpd::Tool::"<server>/<tool>" { server, name }, Mcpd::Resource::"<server>/<uri>" { server, uri },
  *              Mcpd::Prompt::"<server>/<prompt>" { server, name }; each in Mcpd::Server::"<server>"
  */
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { SERVER_NAME_PATTERN } from './spec';
 
@@ -20,7 +19,6 @@ export const POLICY_KIND = 'Policy';
 export const POLICY_NAME_PATTERN = SERVER_NAME_PATTERN;
 /** A policy set's text is bounded: it lives in a workflow's memo with every other one. */
 export const POLICY_MAX_CHARS = 64 * 1024;
-export const POLICY_MAX_COUNT = 200;
 
 export const policyNameSchema = z
   .string()
@@ -64,22 +62,6 @@ export const policyViewSchema = z
 export interface PolicySetState {
   revision: number;
   policies: PolicyView[];
-}
-
-// ---- policySetWorkflow -----------------------------------------------------------
-
-export const POLICY_SET_WORKFLOW_ID = 'mcpd-policy-set';
-export const POLICY_MEMO_KEY = 'policySet';
-
-/** Stores the (already validated) policy; the answer says whether it was new, changed or the same. */
-export const applyPolicyUpdate = defineUpdate<{ policy: PolicyView; outcome: 'created' | 'configured' | 'unchanged' }, [PolicyDocument]>('applyPolicy');
-/** Removes a policy; false when there was none by that name. */
-export const deletePolicyUpdate = defineUpdate<boolean, [string]>('deletePolicy');
-export const policySetQuery = defineQuery<PolicySetState>('policySet');
-
-export interface PolicySetWorkflowInput {
-  /** The state carried across continue-as-new. */
-  carried?: PolicySetState;
 }
 
 // ---- Cedar names -----------------------------------------------------------------

@@ -3,7 +3,8 @@
  * workflow carries. Pure: imported by the API, the CLI and workflow code alike.
  */
 import { z } from 'zod';
-import { nodeLabelsSchema, nodeNameSchema } from './node';
+import { PROBE_DEFAULTS } from './instance';
+import { nodeLabelsSchema, nodeNameSchema } from './nodeSchemas';
 import { parsePackageRef } from './packageRef';
 
 /** Server names become workflow ids, container names and tool-name prefixes. */
@@ -49,9 +50,6 @@ export const envEntrySchema = z
   .refine((e) => (e.value === undefined) !== (e.secretRef === undefined), {
     message: 'needs exactly one of "value" or "secretRef"',
   });
-
-/** Probe timing when the spec does not say: a readiness healthCheck's defaults and the liveness probe's settings. */
-export const PROBE_DEFAULTS = { intervalSeconds: 60, timeoutSeconds: 10, failureThreshold: 3 } as const;
 
 export const healthCheckSchema = z.strictObject({
   tool: z.string().min(1),

@@ -6,7 +6,8 @@
  * what policies govern, and /readyz waits for it).
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { POLICY_MEMO_KEY, POLICY_SET_WORKFLOW_ID, type PolicySetState } from '../contracts/policy';
+import type { PolicySetState } from '../contracts/policy';
+import { POLICY_MEMO_KEY, POLICY_SET_WORKFLOW_ID } from '../contracts/policyMessages';
 import type { Logger } from '../logger';
 import type { PolicyEngine } from './engine';
 

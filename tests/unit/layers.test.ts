@@ -99,14 +99,16 @@ interface ImportSite {
   specifier: string;
   line: number;
   typeOnly: boolean;
+  /** require() or import(): evaluated when the code that calls it runs, not when its module loads. */
+  lazy: boolean;
 }
 
 function importsOf(source: SourceFile): ImportSite[] {
   const sf = ts.createSourceFile(source.file, source.text, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
   const sites: ImportSite[] = [];
-  const add = (literal: ts.Expression, typeOnly: boolean) => {
+  const add = (literal: ts.Expression, typeOnly: boolean, lazy = false) => {
     if (!ts.isStringLiteralLike(literal)) return;
-    sites.push({ specifier: literal.text, line: sf.getLineAndCharacterOfPosition(literal.getStart(sf)).line + 1, typeOnly });
+    sites.push({ specifier: literal.text, line: sf.getLineAndCharacterOfPosition(literal.getStart(sf)).line + 1, typeOnly, lazy });
   };
   const visit = (node: ts.Node): void => {
     if (ts.isImportDeclaration(node)) {
@@ -124,7 +126,7 @@ function importsOf(source: SourceFile): ImportSite[] {
     } else if (ts.isCallExpression(node) && node.arguments.length === 1) {
       const isDynamicImport = node.expression.kind === ts.SyntaxKind.ImportKeyword;
       const isRequire = ts.isIdentifier(node.expression) && node.expression.text === 'require';
-      if (isDynamicImport || isRequire) add(node.arguments[0], false);
+      if (isDynamicImport || isRequire) add(node.arguments[0], false, true);
     }
     ts.forEachChild(node, visit);
   };
@@ -174,6 +176,28 @@ function layerViolations(sources: SourceFile[]): string[] {
   return problems;
 }
 
+/**
+ * The packages the workflow bundle evaluates for every workflow: those imported, not as
+ * types and not lazily, by the modules workflows/index.ts reaches through such imports.
+ */
+function packagesEvaluatedPerWorkflow(sources: SourceFile[]): Map<string, string> {
+  const byModule = new Map(sources.map((s) => [s.file.replace(/\.ts$/, ''), s]));
+  const packages = new Map<string, string>();
+  const seen = new Set<string>();
+  const visit = (module: string) => {
+    const source = byModule.get(module);
+    if (!source || seen.has(module)) return;
+    seen.add(module);
+    for (const site of importsOf(source)) {
+      if (site.typeOnly || site.lazy) continue;
+      if (site.specifier.startsWith('.')) visit(path.posix.normalize(path.posix.join(path.posix.dirname(module), site.specifier)).replace(/\.(js|ts)$/, ''));
+      else if (!packages.has(packageOf(site.specifier))) packages.set(packageOf(site.specifier), `${source.file}:${site.line}`);
+    }
+  };
+  visit('workflows/index');
+  return packages;
+}
+
 function sourcesUnder(dir: string): SourceFile[] {
   return fs
     .readdirSync(path.join(REPO_ROOT, dir), { recursive: true, encoding: 'utf8' })
@@ -188,6 +212,12 @@ describe('layers: imports point down the map of docs/architecture.md', () => {
     const sources = SCANNED_DIRS.flatMap(sourcesUnder);
     assert.ok(sources.length > 50, `found only ${sources.length} source files under ${SCANNED_DIRS.join(', ')} of ${REPO_ROOT}`);
     assert.deepEqual(layerViolations(sources), []);
+  });
+
+  it('the workflow bundle loads no zod for each workflow it creates (only the workflows that validate specs load it, when they do)', () => {
+    const packages = packagesEvaluatedPerWorkflow(SCANNED_DIRS.flatMap(sourcesUnder));
+    assert.ok(packages.has('@temporalio/workflow'), 'the walk from workflows/index.ts found the workflow modules');
+    assert.equal(packages.get('zod'), undefined, `zod is imported at the top of a module every workflow evaluates: ${packages.get('zod')}`);
   });
 
   it('names the file, line and rule of an upward import', () => {
