@@ -4,9 +4,9 @@
  * (`node dist/src/main.js`, as `npm start` runs it), readiness probe `tools/call echo`
  * every 30 s. It reports the time from apply to all RUNNING and healthy, instances
  * started per second, how busy the machine's cores were during the start (the baseline's
- * and mcpd's: near 100 % the start waits for CPU), when the start's burst has drained, the CPU of mcpd and of the
- * Temporal dev server over a steady window after that (default 60 s, read from
- * /proc/<pid>/stat), mcpd's RSS, history events per
+ * and mcpd's: near 100 % the start waits for CPU), when the start's burst has drained,
+ * the CPU of mcpd and of the Temporal dev server over a steady window after that
+ * (default 60 s, read from /proc/<pid>/stat), mcpd's RSS, history events per
  * instance-hour (a sample of instance and probe workflows, counted with the Temporal
  * client over the window), the time to delete all with the check that no container
  * and no workflow is left, the same figures extrapolated to 1,000 instances with the
@@ -46,6 +46,7 @@ import {
   extrapolate,
   machineBusyPercent,
   machineTicksFromProcStat,
+  type MachineTicks,
   type ScaleMeasurement,
 } from './scaleFigures';
 
@@ -74,8 +75,14 @@ let ticksPerSecond = 100;
 
 const cpuTicks = (pid: number) => cpuTicksFromProcStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
 const machineTicks = () => machineTicksFromProcStat(fs.readFileSync('/proc/stat', 'utf8'));
-/** The machine's busy CPU seconds and the share of its cores busy since a reading of machineTicks(). */
-function machineSince(before: { busy: number; total: number }): { busyPercent: number; busySeconds: number } {
+/** The whole machine over a stretch of time: how busy its cores were, and its busy CPU seconds. */
+interface MachineCpu {
+  busyPercent: number;
+  busySeconds: number;
+}
+
+/** The machine's CPU since a reading of machineTicks(). */
+function machineSince(before: MachineTicks): MachineCpu {
   const after = machineTicks();
   return { busyPercent: machineBusyPercent(before, after), busySeconds: (after.busy - before.busy) / ticksPerSecond };
 }
@@ -172,8 +179,8 @@ async function containerMemory(label: string): Promise<ContainerMemory> {
 
 interface Baseline {
   seconds: number;
-  /** The whole machine while the containers started: how busy its cores were, and its busy CPU seconds. */
-  machine: { busyPercent: number; busySeconds: number };
+  /** The whole machine while the containers started. */
+  machine: MachineCpu;
   /** The same containers stopped and removed (`docker rm -f`, same bound on parallel calls). */
   secondsToRemove: number;
   memory: ContainerMemory;
@@ -207,7 +214,7 @@ async function plainDockerRuns(label: string, suffix: string): Promise<Baseline>
 }
 
 /** "97 % (72 s)": how busy the machine's cores were and its busy CPU seconds. */
-function startMachineLine(machine: { busyPercent: number; busySeconds: number }): string {
+function startMachineLine(machine: MachineCpu): string {
   return `${machine.busyPercent.toFixed(0)} % (${machine.busySeconds.toFixed(0)} s)`;
 }
 

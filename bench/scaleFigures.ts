@@ -1,7 +1,7 @@
 /**
  * The arithmetic of the scale benchmark (bench/scale.bench.ts), kept pure so it is unit
- * tested: CPU share from /proc/<pid>/stat and of the machine from /proc/stat, the extrapolation to 1,000 instances, and
- * the goals of issue 9 checked against the measured values.
+ * tested: CPU share from /proc/<pid>/stat and of the machine from /proc/stat, the
+ * extrapolation to 1,000 instances, and the goals of issue 9 checked against the measured values.
  */
 
 /** CPU time a process has used, in clock ticks (user + system), from the text of /proc/<pid>/stat. */
@@ -20,8 +20,14 @@ export function cpuTicksFromProcStat(stat: string): number {
   return utime + stime;
 }
 
-/** The whole machine's CPU time in clock ticks, busy and in all, from the text of /proc/stat (its aggregate "cpu" line). */
-export function machineTicksFromProcStat(stat: string): { busy: number; total: number } {
+/** The whole machine's CPU time in clock ticks: busy, and in all. */
+export interface MachineTicks {
+  busy: number;
+  total: number;
+}
+
+/** The machine's ticks from the text of /proc/stat (its aggregate "cpu" line). */
+export function machineTicksFromProcStat(stat: string): MachineTicks {
   const line = stat.split('\n').find((l) => /^cpu\s/.test(l));
   if (!line) throw new Error(`no aggregate "cpu" line in /proc/stat: ${stat.slice(0, 80)}`);
   // user nice system idle iowait irq softirq steal (guest time is already inside user and nice).
@@ -32,7 +38,7 @@ export function machineTicksFromProcStat(stat: string): { busy: number; total: n
 }
 
 /** Percent of the machine's cores busy between two readings of /proc/stat. */
-export function machineBusyPercent(before: { busy: number; total: number }, after: { busy: number; total: number }): number {
+export function machineBusyPercent(before: MachineTicks, after: MachineTicks): number {
   const total = after.total - before.total;
   if (total <= 0) throw new RangeError('the second reading must come after the first');
   return ((after.busy - before.busy) / total) * 100;
